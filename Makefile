@@ -1,0 +1,138 @@
+# Makefile: the only build file of tapegrad (non-recursive; everything lands in build/).
+#
+#   make            library (build/libtapegrad.a, .so), examples, tests, benchmarks
+#   make run        train the char-LM on the bundled corpus for ~2 minutes, then sample
+#   make check      build and run the Check test suite (installs Check if root)
+#   make san        the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make bench      build and run the benchmarks (key=value lines)
+#   make install PREFIX=/usr/local
+#   make BLAS=openblas   route tg_sgemm/tg_dgemm to OpenBLAS (optional backend)
+
+CC      ?= cc
+ifeq ($(origin CC),default)
+CC      := gcc
+endif
+PREFIX  ?= /usr/local
+BUILD   ?= build
+OPT     ?= -O2
+WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
+CFLAGS  ?= $(OPT) -g
+BASE_CFLAGS := -std=c11 $(WARN) -fopenmp -fPIC -I. -D_POSIX_C_SOURCE=200809L -MMD -MP
+LDLIBS  := -fopenmp -lm
+SAN     :=
+
+ifeq ($(BLAS),openblas)
+BASE_CFLAGS += -DTG_USE_OPENBLAS $(shell pkg-config --cflags openblas 2>/dev/null)
+LDLIBS      += $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
+endif
+
+ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(SAN)
+
+LIB_SRC   := $(sort $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c))
+TEST_SRC  := $(sort $(wildcard tests/*.c))
+EX_SRC    := $(sort $(wildcard examples/*.c))
+CHARLM_SRC:= $(sort $(wildcard examples/charlm/*.c))
+BENCH_SRC := $(sort $(wildcard bench/*.c))
+HEADERS   := tapegrad.h $(wildcard tensor/*.h autograd/*.h nn/*.h optim/*.h)
+PUB_HEADERS := $(filter-out %_internal.h,$(HEADERS))
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+LIB_OBJ   := $(call obj,$(LIB_SRC))
+TEST_OBJ  := $(call obj,$(TEST_SRC))
+CHARLM_OBJ:= $(call obj,$(CHARLM_SRC))
+LIB_A     := $(BUILD)/libtapegrad.a
+LIB_SO    := $(BUILD)/libtapegrad.so
+TEST_BIN  := $(BUILD)/tests/tapegrad_tests
+EX_BIN    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
+CHARLM_BIN:= $(if $(CHARLM_SRC),$(BUILD)/examples/charlm)
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+
+CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread)
+
+.PHONY: all lib tests examples bench run check san install clean check-deps
+all: lib examples $(TEST_BIN) $(BENCH_BIN)
+lib: $(LIB_A) $(LIB_SO)
+examples: $(EX_BIN) $(CHARLM_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# Files named *_avx2.c hold AVX2+FMA kernels; they are only called after a CPU check.
+$(BUILD)/obj/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -mavx2 -mfma -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(LIB_SO): $(LIB_OBJ)
+	$(CC) -shared -o $@ $^ $(LDLIBS) $(SAN)
+
+$(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS) $(SAN)
+
+$(BUILD)/examples/charlm: $(CHARLM_OBJ) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS) $(SAN)
+
+$(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(LDLIBS) $(SAN)
+
+$(TEST_OBJ): ALL_CFLAGS += $(CHECK_CFLAGS)
+$(TEST_BIN): $(TEST_OBJ) $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ $(CHECK_LIBS) $(LDLIBS) $(SAN)
+
+# Check is the only test dependency: install it when we can, else say how.
+check-deps:
+	@if ! pkg-config --exists check 2>/dev/null; then \
+	    if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	        echo "installing Check: apt-get install -y check pkg-config"; \
+	        (apt-get install -y check pkg-config || \
+	         (apt-get update && apt-get install -y check pkg-config)) >/dev/null; \
+	    else \
+	        echo "Check (the C unit test framework) is missing; install it with:"; \
+	        echo "    sudo apt-get install -y check pkg-config"; exit 1; \
+	    fi; \
+	fi
+
+check: check-deps
+	@$(MAKE) --no-print-directory $(TEST_BIN) examples
+	$(TEST_BIN)
+
+san: check-deps
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	         -fno-omit-frame-pointer" $(BUILD)/san/tests/tapegrad_tests
+	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+	    $(BUILD)/san/tests/tapegrad_tests
+
+bench: $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do echo "# $$b"; $$b || exit 1; done
+
+run: examples
+	$(BUILD)/examples/charlm train --time-limit 120 --save $(BUILD)/charlm.ckpt
+	$(BUILD)/examples/charlm sample --model $(BUILD)/charlm.ckpt --len 500
+
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/tapegrad
+	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	for h in $(PUB_HEADERS); do \
+	    install -D -m 644 $$h $(DESTDIR)$(PREFIX)/include/tapegrad/$$h; done
+	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' \
+	    'includedir=$${prefix}/include/tapegrad' '' 'Name: tapegrad' \
+	    'Description: tensors with tape-based autodiff and recurrent cells' \
+	    'Version: 0.1.0' 'Cflags: -I$${includedir} -fopenmp' \
+	    'Libs: -L$${libdir} -ltapegrad -fopenmp -lm' \
+	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tapegrad.pc
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

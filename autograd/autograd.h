@@ -1,0 +1,150 @@
+/* autograd/autograd.h: the tape (arena + node list), the ops it records, and backward. */
+#ifndef TG_AUTOGRAD_AUTOGRAD_H
+#define TG_AUTOGRAD_AUTOGRAD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "tensor/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * Usage: every op takes the tape first and returns a tensor owned by the tape.
+ *
+ *     tg_tape *tape = tg_tape_new();
+ *     tg_tensor *y = tg_tanh(tape, tg_matmul(tape, x, w));   // NULL flows through
+ *     tg_tensor *loss = tg_mean(tape, y);
+ *     if (tg_backward(tape, loss) != TG_OK)                  // checked once
+ *         fprintf(stderr, "%s\n", tg_tape_errmsg(tape));
+ *     tg_tape_reset(tape);                                   // O(1), keeps the memory
+ *
+ * Errors are sticky: the first failing op records a status and a message naming
+ * the op and the shapes, and returns NULL; every later op on the tape returns NULL.
+ */
+typedef struct tg_tape tg_tape;
+
+/* A new, empty tape with gradient recording on. NULL when out of memory. */
+tg_tape *tg_tape_new(void);
+
+/* Forgets every node and tensor recorded since the last reset, clears the error,
+   and keeps the arena's memory, so the next step allocates nothing. O(1). */
+void tg_tape_reset(tg_tape *tape);
+
+/* Frees the tape and everything it owns. NULL is a no-op. */
+void tg_tape_free(tg_tape *tape);
+
+/* The first error recorded since the last reset (TG_OK when none). */
+tg_status tg_tape_status(const tg_tape *tape);
+
+/* The message of the first error, e.g. "matmul: (50,193) @ (192,128): inner dimensions
+   differ"; "" when there is none. Valid until the next reset. */
+const char *tg_tape_errmsg(const tg_tape *tape);
+
+/* false: inference mode. Ops compute their results but keep no nodes and no gradients
+   flow (like torch.no_grad()). true (the default): record for backward. */
+void tg_tape_set_grad_enabled(tg_tape *tape, bool enabled);
+bool tg_tape_grad_enabled(const tg_tape *tape);
+
+/* Runs backward from loss (a one-element tensor recorded on this tape): seeds
+   dloss = 1 and walks the nodes newest first, ADDING into the gradients of every
+   tensor that requires them (parameters and requires_grad leaves accumulate across
+   calls, as in PyTorch; call zero_grad between steps).
+   Returns the tape's sticky error if it has one, TG_ERR_NULL for a NULL loss,
+   TG_ERR_SHAPE when loss has more than one element, TG_ERR_ARG when it is not on the
+   tape or gradients are disabled; TG_ERR_NOMEM when gradient buffers cannot be had. */
+tg_status tg_backward(tg_tape *tape, tg_tensor *loss);
+
+/* A zero-filled tensor owned by the tape (dies at reset): scratch inputs such as
+   an initial hidden state. NULL (and a sticky error) on bad shape or no memory. */
+tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape);
+
+/* Bytes of arena memory in use now, and the most ever in use (since tg_tape_new). */
+size_t tg_tape_bytes_used(const tg_tape *tape);
+size_t tg_tape_bytes_peak(const tg_tape *tape);
+/* Number of malloc calls the tape has made since tg_tape_new (for "no malloc per step"). */
+int64_t tg_tape_mallocs(const tg_tape *tape);
+
+/* Caps the arena at limit bytes (0: no cap). Past the cap an op fails with
+   TG_ERR_NOMEM exactly as a failed malloc would: for testing out-of-memory paths. */
+void tg_tape_set_memory_limit(tg_tape *tape, size_t limit);
+
+/* ---- observing named steps ------------------------------------------------
+ * Cells name their intermediate results (tg_name(tape, f, "forget")); a program that
+ * wants to see them (gate viewers, diagnostics) installs an observer, which is called
+ * with the name and the tensor each time a named result is computed. Without an
+ * observer tg_name costs one branch. The tensor is only valid during the call.
+ */
+typedef void (*tg_observer_fn)(void *user, const char *name, const tg_tensor *t);
+void tg_tape_set_observer(tg_tape *tape, tg_observer_fn fn, void *user);
+/* Reports t under name to the tape's observer, if any; returns t (NULL passes through). */
+tg_tensor *tg_name(tg_tape *tape, tg_tensor *t, const char *name);
+
+/* ---- ops ------------------------------------------------------------------
+ * Tape first, result owned by the tape, NULL + sticky error on failure.
+ * All operands share one dtype (no promotion: a mix is TG_ERR_DTYPE); shapes that
+ * do not fit the op are TG_ERR_SHAPE; bad indices, dims and ranges are TG_ERR_ARG.
+ */
+
+/* Elementwise a (op) b with NumPy broadcasting (shapes aligned from the right,
+   dims of size 1 stretch). Backward reduces over the broadcast dims. */
+tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_div(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+
+tg_tensor *tg_scale(tg_tape *tape, tg_tensor *x, double s);      /* s * x */
+tg_tensor *tg_add_scalar(tg_tape *tape, tg_tensor *x, double s); /* x + s */
+
+/* Pointwise functions. sigmoid and tanh compute their backward from the output. */
+tg_tensor *tg_neg(tg_tape *tape, tg_tensor *x);     /* -x                         */
+tg_tensor *tg_sigmoid(tg_tape *tape, tg_tensor *x); /* 1 / (1 + e^-x)             */
+tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *x);    /* tanh x                      */
+tg_tensor *tg_relu(tg_tape *tape, tg_tensor *x);    /* max(x, 0); gradient 0 at 0 */
+tg_tensor *tg_exp(tg_tape *tape, tg_tensor *x);     /* e^x                         */
+tg_tensor *tg_log(tg_tape *tape, tg_tensor *x);     /* ln x (x <= 0 gives -inf/NaN, as libm) */
+
+/* (M,K) @ (K,N) -> (M,N). */
+tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+/* x @ w + b in one node: x (M,K), w (K,N), b (N) broadcast over rows -> (M,N).
+   Same values as tg_add(tg_matmul(x, w), b); b may be NULL (then it is x @ w). */
+tg_tensor *tg_affine(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b);
+/* 2-D transpose: (M,N) -> (N,M). */
+tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x);
+/* Same elements, new shape (numel must agree). */
+tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape);
+/* Joins a and b along dim; every other dim must agree. */
+tg_tensor *tg_concat(tg_tape *tape, tg_tensor *a, tg_tensor *b, int dim);
+/* Joins n >= 1 tensors along dim (every other dim must agree), one node for all. */
+tg_tensor *tg_concat_n(tg_tape *tape, tg_tensor *const *xs, int n, int dim);
+/* x[..., start:start+len, ...] along dim (len >= 1, within bounds). */
+tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int dim, int64_t start, int64_t len);
+
+tg_tensor *tg_sum(tg_tape *tape, tg_tensor *x);              /* all elements -> (1) */
+tg_tensor *tg_mean(tg_tape *tape, tg_tensor *x);             /* all elements -> (1) */
+tg_tensor *tg_sum_dim(tg_tape *tape, tg_tensor *x, int dim); /* keeps dim, size 1   */
+
+/* Over the last dim, numerically stable (max subtracted). */
+tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x);
+tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x);
+
+/* Mean over rows of -log softmax(logits)[row, targets[row]]: logits (N,C) -> (1).
+   Fused and stable (logits of +-1000 stay finite). targets (N values in [0,C)) are
+   copied, so the caller may reuse the buffer at once. Like torch's cross_entropy. */
+tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, const int32_t *targets);
+
+/* Rows of table (V,D) picked by idx (n values in [0,V)) -> (n,D). idx is copied.
+   Gradients of repeated indices accumulate. */
+tg_tensor *tg_embedding(tg_tape *tape, tg_tensor *table, const int32_t *idx, int64_t n);
+
+/* Inverted dropout: each element is zeroed with probability p and the others are
+   scaled by 1/(1-p); the mask comes from rng (deterministic for a seed).
+   p == 0 returns x itself. p must be in [0, 1). */
+tg_tensor *tg_dropout(tg_tape *tape, tg_tensor *x, double p, tg_rng *rng);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TG_AUTOGRAD_AUTOGRAD_H */

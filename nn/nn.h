@@ -1,0 +1,185 @@
+/* nn/nn.h: layers, RNN/LSTM/GRU cells composed from ops as the illustrated guide writes
+   them, stacked recurrent networks, and a character-level language model. */
+#ifndef TG_NN_NN_H
+#define TG_NN_NN_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "autograd/autograd.h"
+#include "autograd/params.h"
+#include "tensor/tensor.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Legend: B batch, T time, I input, H hidden, V vocab, E embedding. */
+
+/* ---- initialisation ------------------------------------------------------- */
+typedef enum tg_init_kind {
+    TG_INIT_TORCH,    /* PyTorch's default: uniform(-1/sqrt(n), 1/sqrt(n)), n = hidden size
+                         for cells, fan_in for a plain linear; biases too              */
+    TG_INIT_UNIFORM,  /* uniform(-scale, scale) for weights and biases (char-rnn: 0.08) */
+    TG_INIT_XAVIER    /* Glorot uniform: +-sqrt(6/(fan_in+fan_out)) weights, zero biases */
+} tg_init_kind;
+
+typedef struct tg_init {
+    tg_init_kind kind;
+    double scale;          /* TG_INIT_UNIFORM's bound                       */
+    bool forget_bias_one;  /* LSTM: set the forget gate's bias to 1 afterwards */
+} tg_init;
+
+/* ---- linear --------------------------------------------------------------- */
+typedef struct tg_linear {
+    tg_tensor *w;   /* (in, out) */
+    tg_tensor *b;   /* (out)     */
+} tg_linear;
+
+/* Adds "<name>.w" (in,out) and "<name>.b" (out) to ps and initialises them from rng.
+   fan is the n of TG_INIT_TORCH (pass in for a plain layer, H for a cell's gate).
+   Returns TG_ERR_NULL / TG_ERR_ARG / TG_ERR_NOMEM. */
+tg_status tg_linear_init(tg_linear *l, tg_params *ps, const char *name, int in, int out,
+                         int fan, const tg_init *init, tg_rng *rng);
+
+/* x @ w + b: x (B,in) -> (B,out). NULL + sticky error on failure. */
+tg_tensor *tg_linear_apply(tg_tape *tape, const tg_linear *l, tg_tensor *x);
+
+/* ---- cells -----------------------------------------------------------------
+ * combine = concat(prev_h, x) along dim 1, so the first H rows of every weight
+ * multiply prev_h and the next I rows multiply x. Every weight is (H+I, H).
+ */
+typedef struct tg_rnn_cell {
+    int input_size, hidden_size;
+    tg_linear layer;                          /* (H+I) -> H */
+} tg_rnn_cell;
+
+typedef struct tg_lstm_cell {
+    int input_size, hidden_size;
+    tg_linear forget, candidate, input, output; /* each (H+I) -> H */
+} tg_lstm_cell;
+
+typedef struct tg_gru_cell {
+    int input_size, hidden_size;
+    tg_linear update, reset, candidate;         /* each (H+I) -> H */
+} tg_gru_cell;
+
+typedef struct tg_lstm_state {
+    tg_tensor *h;   /* (B,H) */
+    tg_tensor *c;   /* (B,H) */
+} tg_lstm_state;
+
+/* Parameters are named "<prefix>.<gate>.w" / ".b". Return TG_ERR_* as tg_linear_init. */
+tg_status tg_rnn_cell_init(tg_rnn_cell *cell, tg_params *ps, const char *prefix,
+                           int input_size, int hidden_size, const tg_init *init, tg_rng *rng);
+tg_status tg_lstm_cell_init(tg_lstm_cell *cell, tg_params *ps, const char *prefix,
+                            int input_size, int hidden_size, const tg_init *init, tg_rng *rng);
+tg_status tg_gru_cell_init(tg_gru_cell *cell, tg_params *ps, const char *prefix,
+                           int input_size, int hidden_size, const tg_init *init, tg_rng *rng);
+
+/* One time step. x (B,I), h and c (B,H) -> the new h (and c), owned by the tape.
+   Intermediate gates are reported to the tape's observer under their guide names
+   ("forget", "candidate", "input", "cell", "output", "hidden"; GRU: "update", "reset",
+   "candidate", "hidden"). NULL (both fields NULL for LSTM) + sticky error on failure. */
+tg_tensor    *tg_rnn_cell_step(tg_tape *tape, const tg_rnn_cell *cell, tg_tensor *x,
+                               tg_tensor *h);
+tg_lstm_state tg_lstm_cell_step(tg_tape *tape, const tg_lstm_cell *cell, tg_tensor *x,
+                                tg_lstm_state s);
+tg_tensor    *tg_gru_cell_step(tg_tape *tape, const tg_gru_cell *cell, tg_tensor *x,
+                               tg_tensor *h);
+
+/* ---- stacked recurrent network --------------------------------------------- */
+typedef enum tg_cell_kind { TG_CELL_RNN, TG_CELL_LSTM, TG_CELL_GRU } tg_cell_kind;
+
+/* "rnn", "lstm", "gru"; and back (returns -1 for an unknown name). */
+const char *tg_cell_kind_name(tg_cell_kind kind);
+int         tg_cell_kind_parse(const char *name);
+
+#define TG_MAX_LAYERS 16
+
+typedef struct tg_cell {
+    tg_cell_kind kind;
+    union {
+        tg_rnn_cell  rnn;
+        tg_lstm_cell lstm;
+        tg_gru_cell  gru;
+    } u;
+} tg_cell;
+
+typedef struct tg_rnn_stack {
+    tg_cell_kind kind;
+    int layers, input_size, hidden_size;
+    double dropout;                 /* between layers, in training only */
+    tg_cell cells[TG_MAX_LAYERS];   /* layer 0 reads I, the others H    */
+} tg_rnn_stack;
+
+/* The recurrent state of every layer: h[l] (B,H), and c[l] (B,H) for LSTM (else NULL). */
+typedef struct tg_stack_state {
+    int layers;
+    tg_tensor *h[TG_MAX_LAYERS];
+    tg_tensor *c[TG_MAX_LAYERS];
+} tg_stack_state;
+
+/* Adds cells "<prefix>.<l>.<gate>" for l = 0..layers-1 (1 <= layers <= TG_MAX_LAYERS).
+   Returns TG_ERR_ARG for bad sizes or dropout outside [0,1), else as tg_linear_init. */
+tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
+                            tg_cell_kind kind, int layers, int input_size, int hidden_size,
+                            double dropout, const tg_init *init, tg_rng *rng);
+
+/* One time step through every layer: x (B,I); state holds each layer's h (and c) in and
+   is updated in place to the new tape-owned tensors. Returns the top layer's h (B,H).
+   Dropout (with rng) applies to the input of layers 1.. when training is true. */
+tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
+                             tg_stack_state *state, bool training, tg_rng *rng);
+
+/* Caller-owned zero state for batch B (tg_tensor_new tensors); free with _free.
+   NULL when out of memory. */
+tg_stack_state *tg_stack_state_new(const tg_rnn_stack *s, tg_dtype dtype, int64_t batch);
+void            tg_stack_state_free(tg_stack_state *st);
+void            tg_stack_state_zero(tg_stack_state *st);
+/* Copies src's tensors' values into dst's (the detach at a TBPTT window boundary).
+   Returns TG_ERR_SHAPE when they do not match. */
+tg_status       tg_stack_state_copy(tg_stack_state *dst, const tg_stack_state *src);
+
+/* ---- character-level language model ----------------------------------------
+ * tokens -> (one-hot | embedding) -> rnn stack -> linear head -> logits (.., V)
+ */
+typedef struct tg_charlm_config {
+    tg_cell_kind cell;
+    int vocab;       /* V                                        */
+    int layers;
+    int hidden;      /* H                                        */
+    int embed;       /* E; 0 means one-hot input (I = V)         */
+    double dropout;
+} tg_charlm_config;
+
+typedef struct tg_charlm {
+    tg_charlm_config cfg;
+    tg_tensor   *embedding;   /* (V,E), or NULL for one-hot input */
+    tg_rnn_stack rnn;
+    tg_linear    head;        /* H -> V                           */
+} tg_charlm;
+
+/* Builds the model's parameters into ps (which must be empty or hold other names):
+   "embed" (V,E) if any, "rnn.<l>.<gate>.w/b", "head.w/b". */
+tg_status tg_charlm_init(tg_charlm *m, tg_params *ps, const tg_charlm_config *cfg,
+                         const tg_init *init, tg_rng *rng);
+
+/* Mean cross-entropy over all B*T positions. inputs and targets are (B,T) row-major
+   token ids in [0,V) (row b is a contiguous stream). state (caller-owned, from
+   tg_stack_state_new(&m->rnn, dtype, B)) is read as the initial state and, on success,
+   overwritten with the final state: the detached carry for truncated BPTT.
+   NULL + sticky error on failure (bad token ids are TG_ERR_ARG). */
+tg_tensor *tg_charlm_loss(tg_tape *tape, const tg_charlm *m, const int32_t *inputs,
+                          const int32_t *targets, int64_t B, int64_t T,
+                          tg_stack_state *state, bool training, tg_rng *rng);
+
+/* One step for generation: tokens (B) -> logits (B,V) on the tape; state (caller-owned)
+   is advanced in place (copied out of the tape). Dropout off. */
+tg_tensor *tg_charlm_step(tg_tape *tape, const tg_charlm *m, const int32_t *tokens,
+                          int64_t B, tg_stack_state *state);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TG_NN_NN_H */

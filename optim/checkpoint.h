@@ -1,0 +1,52 @@
+/* optim/checkpoint.h: one versioned, checksummed, atomically written file holding
+   parameters, optimizer state and caller metadata. */
+#ifndef TG_OPTIM_CHECKPOINT_H
+#define TG_OPTIM_CHECKPOINT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "autograd/params.h"
+#include "optim/optim.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/*
+ * File format (all integers little-endian, fixed width; floats as IEEE bit patterns):
+ * magic "TAPEGRAD", u32 version, then sections (params, optimizer, metadata), then a
+ * CRC-32 of everything before it. No timestamps, no paths: the same state always
+ * writes the same bytes. Writing goes to "<path>.tmp", is fsync'ed and renamed over
+ * path, so a crash mid-save leaves the previous file intact.
+ *
+ * err/errsize (may be NULL/0) receive a one-line message on failure, e.g.
+ * "checkpoint.bin: truncated at byte 812 (expected 4096 bytes)".
+ */
+
+/* Saves ps, opt (may be NULL: no optimizer state) and meta (meta_size bytes, may be 0).
+   Returns TG_ERR_NULL, TG_ERR_IO (cannot write; the previous file is untouched). */
+tg_status tg_checkpoint_save(const char *path, tg_params *ps, const tg_optim *opt,
+                             const void *meta, size_t meta_size, char *err, size_t errsize);
+
+/* Reads only the metadata, after validating the whole file (so a program can rebuild
+   its model from it before calling tg_checkpoint_load). *meta is malloc'ed (caller
+   frees; NULL when meta_size is 0). Returns TG_ERR_IO, TG_ERR_FORMAT, TG_ERR_NOMEM. */
+tg_status tg_checkpoint_read_meta(const char *path, void **meta, size_t *meta_size,
+                                  char *err, size_t errsize);
+
+/* Loads values into ps (whose names, dtypes and shapes must match the file's exactly)
+   and, when opt is not NULL, the optimizer state (kind must match; its config, lr and
+   step count are restored). Nothing is modified unless the whole file is valid.
+   Returns TG_ERR_IO, TG_ERR_FORMAT (corrupt, truncated, extended, other version),
+   TG_ERR_SHAPE (model mismatch), TG_ERR_NOMEM. */
+tg_status tg_checkpoint_load(const char *path, tg_params *ps, tg_optim *opt,
+                             char *err, size_t errsize);
+
+/* CRC-32 (IEEE 802.3, as zlib's crc32) of n bytes, continuing from crc (start with 0). */
+uint32_t tg_crc32(uint32_t crc, const void *data, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TG_OPTIM_CHECKPOINT_H */

@@ -1,0 +1,89 @@
+/* optim/optim.h: SGD, Adam, AdamW, RMSprop, Adagrad (torch.optim's update rules),
+   gradient clipping and learning-rate schedules. */
+#ifndef TG_OPTIM_OPTIM_H
+#define TG_OPTIM_OPTIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "autograd/params.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tg_optim_kind { TG_SGD, TG_ADAM, TG_ADAMW, TG_RMSPROP, TG_ADAGRAD } tg_optim_kind;
+
+/* "sgd", "adam", "adamw", "rmsprop", "adagrad"; and back (-1 for an unknown name). */
+const char *tg_optim_kind_name(tg_optim_kind kind);
+int         tg_optim_kind_parse(const char *name);
+
+typedef struct tg_optim_config {
+    tg_optim_kind kind;
+    double lr, weight_decay;
+    double momentum, dampening; bool nesterov;        /* SGD, RMSprop (momentum) */
+    double beta1, beta2, eps;                         /* Adam, AdamW (eps: all)  */
+    double alpha; bool centered;                      /* RMSprop                 */
+    double lr_decay, initial_accumulator_value;       /* Adagrad                 */
+} tg_optim_config;
+
+/* torch 1.13's defaults for kind: SGD lr 0.01 (torch has no default; this is ours),
+   Adam/AdamW lr 1e-3 betas (0.9,0.999) eps 1e-8 (AdamW weight_decay 1e-2),
+   RMSprop lr 1e-2 alpha 0.99 eps 1e-8, Adagrad lr 1e-2 eps 1e-10. */
+tg_optim_config tg_optim_defaults(tg_optim_kind kind);
+
+typedef struct tg_optim tg_optim;
+
+/* An optimizer over every parameter of ps (ps must outlive it), with zeroed state.
+   NULL on a NULL argument, an invalid config (negative lr, eps, momentum, betas outside
+   [0,1), nesterov without momentum or with dampening, unknown kind) or out of memory. */
+tg_optim *tg_optim_new(tg_params *ps, const tg_optim_config *cfg);
+
+/* One update of every parameter from its gradient, exactly as torch.optim does.
+   Returns TG_ERR_NONFINITE (parameters untouched) when a gradient holds NaN or inf,
+   TG_ERR_NULL for NULL. */
+tg_status tg_optim_step(tg_optim *opt);
+
+void    tg_optim_set_lr(tg_optim *opt, double lr);
+double  tg_optim_get_lr(const tg_optim *opt);
+/* Steps taken so far (restored by checkpoints). */
+int64_t tg_optim_steps(const tg_optim *opt);
+const tg_optim_config *tg_optim_get_config(const tg_optim *opt);
+void    tg_optim_free(tg_optim *opt);
+
+/* torch's clip_grad_norm_: norm = sqrt(sum of g^2) over all gradients (summed in double,
+   in a fixed order); when max_norm / (norm + 1e-6) < 1 every gradient is multiplied by it.
+   Returns the norm before clipping. A non-finite norm is returned and NOT applied. */
+double tg_clip_grad_norm(tg_params *ps, double max_norm);
+
+/* Clamps every gradient element to [-clip, clip] (char-rnn's grad_clip). */
+void tg_clip_grad_value(tg_params *ps, double clip);
+
+/* ---- learning-rate schedules -------------------------------------------------
+ * lr(step), step counted from 0; apply with tg_optim_set_lr before each step.
+ */
+typedef enum tg_schedule_kind {
+    TG_SCHED_CONSTANT,     /* base_lr                                                   */
+    TG_SCHED_STEP,         /* base_lr * gamma^floor(step / step_size)  (StepLR)         */
+    TG_SCHED_EXPONENTIAL,  /* base_lr * gamma^step                     (ExponentialLR)  */
+    TG_SCHED_COSINE        /* linear warmup from 0 over warmup_steps, then cosine from
+                              base_lr to min_lr at total_steps (held after)             */
+} tg_schedule_kind;
+
+typedef struct tg_schedule {
+    tg_schedule_kind kind;
+    double  base_lr;
+    double  gamma;          /* STEP, EXPONENTIAL */
+    int64_t step_size;      /* STEP (>= 1)       */
+    int64_t warmup_steps;   /* COSINE            */
+    int64_t total_steps;    /* COSINE            */
+    double  min_lr;         /* COSINE            */
+} tg_schedule;
+
+/* The learning rate at step (>= 0). */
+double tg_schedule_lr(const tg_schedule *s, int64_t step);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TG_OPTIM_OPTIM_H */

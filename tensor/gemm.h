@@ -1,0 +1,32 @@
+/* tensor/gemm.h: general matrix multiply, row-major, the BLAS semantics without the BLAS. */
+#ifndef TG_TENSOR_GEMM_H
+#define TG_TENSOR_GEMM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* C = alpha * op(A) @ op(B) + beta * C, all row-major.
+ *   op(A) is (M,K): A is (M,K) with row stride lda, or, when trans_a, A is (K,M).
+ *   op(B) is (K,N): B is (K,N) with row stride ldb, or, when trans_b, B is (N,K).
+ *   C is (M,N) with row stride ldc. beta == 0 never reads C (NaNs in C are ignored).
+ * Deterministic: each element of C is summed in an order that depends only on
+ * (M,N,K) and the build, never on the number of threads (no split-K across threads).
+ * Sizes <= 0 for M or N are a no-op; K == 0 scales C by beta. */
+void tg_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+              float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+              float beta, float *C, int64_t ldc);
+void tg_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+              double alpha, const double *A, int64_t lda, const double *B, int64_t ldb,
+              double beta, double *C, int64_t ldc);
+
+/* Which implementation runs: "avx2-fma", "portable" or "openblas". */
+const char *tg_gemm_backend(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* TG_TENSOR_GEMM_H */

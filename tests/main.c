@@ -1,0 +1,19 @@
+/* tests/main.c: runs every suite of the tapegrad test binary (Check, forking per test). */
+#include <stdlib.h>
+
+#include "tests/tests.h"
+
+int main(void)
+{
+    /* No OpenMP code may run here: libgomp's pool does not survive Check's fork(). */
+    Suite *(*const suites[])(void) = {
+        tensor_suite, ops_suite, gradcheck_suite,
+    };
+    SRunner *sr = srunner_create(NULL);
+    for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)
+        srunner_add_suite(sr, suites[i]());
+    srunner_run_all(sr, CK_NORMAL);
+    int failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

@@ -1,0 +1,26 @@
+/* tests/tests.h: the suites of the one Check binary, and small helpers they share. */
+#ifndef TG_TESTS_TESTS_H
+#define TG_TESTS_TESTS_H
+
+#include <check.h>
+#include <math.h>
+
+#include "tapegrad.h"
+
+/* One suite per module; tests/main.c runs them all. */
+Suite *tensor_suite(void);
+Suite *ops_suite(void);
+Suite *gradcheck_suite(void);
+Suite *nn_suite(void);
+Suite *optim_suite(void);
+Suite *checkpoint_suite(void);
+
+/* |a - b| <= tol, with both values printed on failure. */
+#define ck_close(a, b, tol)                                                          \
+    do {                                                                             \
+        double ck_a_ = (double)(a), ck_b_ = (double)(b);                             \
+        ck_assert_msg(fabs(ck_a_ - ck_b_) <= (tol), "%s = %.17g, expected %.17g (tol %g)", \
+                      #a, ck_a_, ck_b_, (double)(tol));                              \
+    } while (0)
+
+#endif /* TG_TESTS_TESTS_H */
