@@ -1,0 +1,26 @@
+/* tensor/tensor_internal.h: helpers shared by tensor/ and autograd/ (not public). */
+#ifndef TG_TENSOR_TENSOR_INTERNAL_H
+#define TG_TENSOR_TENSOR_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor/tensor.h"
+
+/* a*b into *out; true (and *out untouched) when it overflows size_t. */
+bool tg_mul_overflows(size_t a, size_t b, size_t *out);
+
+/* Validates dtype/ndim/shape and computes numel and byte size with overflow checks.
+   TG_ERR_ARG bad dtype or ndim, TG_ERR_SHAPE a dim < 1, TG_ERR_NOMEM too large. */
+tg_status tg_shape_check(tg_dtype dtype, int ndim, const int64_t *shape, int64_t *numel,
+                         size_t *bytes);
+
+/* Fills the header fields (dims past ndim are set to 1). */
+void tg_tensor_set_shape(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *shape,
+                         int64_t numel);
+
+/* Work (elements, roughly flops) below which a kernel stays on one thread. */
+#define TG_PAR_THRESHOLD 32768
+
+#endif /* TG_TENSOR_TENSOR_INTERNAL_H */
