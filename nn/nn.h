@@ -26,7 +26,7 @@ typedef enum tg_init_kind {
 
 typedef struct tg_init {
     tg_init_kind kind;
-    double scale;          /* TG_INIT_UNIFORM's bound                       */
+    double scale;          /* TG_INIT_UNIFORM's bound (0 means char-rnn's 0.08) */
     bool forget_bias_one;  /* LSTM: set the forget gate's bias to 1 afterwards */
 } tg_init;
 
@@ -38,12 +38,30 @@ typedef struct tg_linear {
 
 /* Adds "<name>.w" (in,out) and "<name>.b" (out) to ps and initialises them from rng.
    fan is the n of TG_INIT_TORCH (pass in for a plain layer, H for a cell's gate).
-   Returns TG_ERR_NULL / TG_ERR_ARG / TG_ERR_NOMEM. */
+   init NULL means TG_INIT_TORCH. Values are drawn in a fixed order (w row-major, then b),
+   so a seed always gives the same parameters.
+   Returns TG_ERR_NULL / TG_ERR_ARG (bad sizes, a name that is taken or longer than
+   61 bytes, a negative scale) / TG_ERR_NOMEM. */
 tg_status tg_linear_init(tg_linear *l, tg_params *ps, const char *name, int in, int out,
                          int fan, const tg_init *init, tg_rng *rng);
 
+/* Adds an embedding table name (vocab, dim) to ps and stores it in *table: N(0,1) for
+   TG_INIT_TORCH (torch.nn.Embedding), U(-scale, scale) for TG_INIT_UNIFORM, Glorot
+   uniform over (vocab, dim) for TG_INIT_XAVIER. Returns TG_ERR_* as tg_linear_init. */
+tg_status tg_embedding_init(tg_tensor **table, tg_params *ps, const char *name, int vocab,
+                            int dim, const tg_init *init, tg_rng *rng);
+
 /* x @ w + b: x (B,in) -> (B,out). NULL + sticky error on failure. */
 tg_tensor *tg_linear_apply(tg_tape *tape, const tg_linear *l, tg_tensor *x);
+
+/* A pointwise op such as tg_sigmoid or tg_tanh. */
+typedef tg_tensor *(*tg_unary_op)(tg_tape *tape, tg_tensor *x);
+
+/* One gate of a cell: act(x @ w + b), reported to the tape's observer under name
+   (which may be NULL). x (B,in) -> (B,out), owned by the tape.
+   NULL + sticky error on failure (TG_ERR_NULL for a NULL act or layer). */
+tg_tensor *tg_gate(tg_tape *tape, tg_unary_op act, const tg_linear *l, tg_tensor *x,
+                   const char *name);
 
 /* ---- cells -----------------------------------------------------------------
  * combine = concat(prev_h, x) along dim 1, so the first H rows of every weight
@@ -128,7 +146,10 @@ tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
 
 /* One time step through every layer: x (B,I); state holds each layer's h (and c) in and
    is updated in place to the new tape-owned tensors. Returns the top layer's h (B,H).
-   Dropout (with rng) applies to the input of layers 1.. when training is true. */
+   Dropout (with rng) applies to the input of layers 1.. when training is true.
+   Because its pointers are replaced, step a working copy of a caller-owned state
+   (tg_stack_state cur = *owned; ...; tg_stack_state_copy(owned, &cur) to detach);
+   a NULL h[l] (or c[l]) is read as zeros. On failure state is left unchanged. */
 tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
                              tg_stack_state *state, bool training, tg_rng *rng);
 

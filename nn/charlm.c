@@ -1,0 +1,156 @@
+/* nn/charlm.c: the character-level language model: tokens -> one-hot or embedding ->
+   recurrent stack -> linear head -> cross-entropy over every time step. */
+#include <string.h>
+
+#include "nn/nn.h"
+#include "nn/nn_internal.h"
+
+/* Legend: B batch, T time, I input (V or E), H hidden, V vocab, E embedding. */
+
+tg_status tg_charlm_init(tg_charlm *m, tg_params *ps, const tg_charlm_config *cfg,
+                         const tg_init *init, tg_rng *rng)
+{
+    if (!m || !ps || !cfg || !rng)
+        return TG_ERR_NULL;
+    if ((unsigned)cfg->cell > TG_CELL_GRU || cfg->vocab < 1 || cfg->hidden < 1 ||
+        cfg->layers < 1 || cfg->layers > TG_MAX_LAYERS || cfg->embed < 0 ||
+        !(cfg->dropout >= 0 && cfg->dropout < 1))
+        return TG_ERR_ARG;
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    tg_status st = TG_OK;
+    if (cfg->embed > 0)
+        st = tg_embedding_init(&m->embedding, ps, "embed", cfg->vocab, cfg->embed, init,
+                               rng);                                             /* (V,E) */
+    int in = cfg->embed > 0 ? cfg->embed : cfg->vocab;
+    if (st == TG_OK)
+        st = tg_rnn_stack_init(&m->rnn, ps, "rnn", cfg->cell, cfg->layers, in, cfg->hidden,
+                               cfg->dropout, init, rng);
+    if (st == TG_OK)
+        st = tg_linear_init(&m->head, ps, "head", cfg->hidden, cfg->vocab, cfg->hidden,
+                            init, rng);                                         /* H -> V */
+    return st;
+}
+
+/* The model's input for one time step: tokens (B ids, already checked) as a one-hot
+   (B,V) tape tensor, or their embedding rows (B,E). */
+static tg_tensor *step_input(tg_tape *tape, const tg_charlm *m, const int32_t *tokens,
+                             int64_t B)
+{
+    if (m->embedding)
+        return tg_embedding(tape, m->embedding, tokens, B);
+    int64_t V = m->cfg.vocab;
+    tg_tensor *x = tg_tape_tensor(tape, m->head.w->dtype, 2, (const int64_t[]){ B, V });
+    if (x)
+        for (int64_t b = 0; b < B; b++)
+            tg_tensor_set(x, b * V + tokens[b], 1.0);
+    return x;
+}
+
+/* Checks a state against the model for batch B: layers, and each h (and c) (B,H) of
+   dtype. Records TG_ERR_SHAPE naming who and returns false on a mismatch. */
+static bool check_state(tg_tape *tape, const char *who, const tg_charlm *m,
+                        const tg_stack_state *state, int64_t B)
+{
+    tg_dtype dt = m->head.w->dtype;
+    bool lstm = m->cfg.cell == TG_CELL_LSTM;
+    if (state->layers != m->rnn.layers) {
+        tg_fail(tape, TG_ERR_SHAPE, who, "state has %d layers, the model %d",
+                state->layers, m->rnn.layers);
+        return false;
+    }
+    for (int l = 0; l < state->layers; l++) {
+        if (!nn_is_matrix(state->h[l], dt, B, m->cfg.hidden) ||
+            (lstm && !nn_is_matrix(state->c[l], dt, B, m->cfg.hidden))) {
+            tg_fail(tape, TG_ERR_SHAPE, who, "state of layer %d is not (%lld,%d) %s %s",
+                    l, (long long)B, m->cfg.hidden, dt == TG_F64 ? "float64" : "float32",
+                    lstm ? "h and c" : "h");
+            return false;
+        }
+    }
+    return true;
+}
+
+/* Checks n token ids against [0,V); records TG_ERR_ARG naming the first bad one. */
+static bool check_ids(tg_tape *tape, const char *who, const char *what, const int32_t *ids,
+                      int64_t n, int64_t V)
+{
+    for (int64_t i = 0; i < n; i++) {
+        if (ids[i] < 0 || ids[i] >= V) {
+            tg_fail(tape, TG_ERR_ARG, who, "%s[%lld] = %d is outside the vocabulary [0,%lld)",
+                    what, (long long)i, (int)ids[i], (long long)V);
+            return false;
+        }
+    }
+    return true;
+}
+
+tg_tensor *tg_charlm_loss(tg_tape *tape, const tg_charlm *m, const int32_t *inputs,
+                          const int32_t *targets, int64_t B, int64_t T,
+                          tg_stack_state *state, bool training, tg_rng *rng)
+{
+    const char *who = "charlm_loss";
+    if (!m || !inputs || !targets || !state)
+        return tg_fail(tape, TG_ERR_NULL, who, "NULL %s",
+                       !m ? "model" : !inputs ? "inputs" : !targets ? "targets" : "state");
+    if (!m->head.w)
+        return tg_fail(tape, TG_ERR_ARG, who, "the model is not initialised");
+    if (B < 1 || T < 1)
+        return tg_fail(tape, TG_ERR_ARG, who, "B = %lld, T = %lld (both must be >= 1)",
+                       (long long)B, (long long)T);
+    int64_t V = m->cfg.vocab, n = B * T;
+    if (!check_state(tape, who, m, state, B) ||
+        !check_ids(tape, who, "inputs", inputs, n, V) ||
+        !check_ids(tape, who, "targets", targets, n, V))
+        return NULL;
+
+    /* time-major copies: row t*B + b is stream b at time t */
+    int32_t *in_tm = tg_arena_alloc(tape, (size_t)n * sizeof *in_tm, false, who);  /* (T,B) */
+    int32_t *tg_tm = tg_arena_alloc(tape, (size_t)n * sizeof *tg_tm, false, who);  /* (T,B) */
+    tg_tensor **tops = tg_arena_alloc(tape, (size_t)T * sizeof *tops, false, who); /* T of (B,H) */
+    if (!in_tm || !tg_tm || !tops)
+        return NULL;
+    for (int64_t b = 0; b < B; b++) {
+        for (int64_t t = 0; t < T; t++) {
+            in_tm[t * B + b] = inputs[b * T + t];
+            tg_tm[t * B + b] = targets[b * T + t];
+        }
+    }
+
+    tg_stack_state cur = *state;                   /* stepped on the tape; copied back */
+    for (int64_t t = 0; t < T; t++) {
+        tg_tensor *x = step_input(tape, m, in_tm + t * B, B);                 /* (B,I) */
+        tops[t] = tg_rnn_stack_step(tape, &m->rnn, x, &cur, training, rng);   /* (B,H) */
+        if (!tops[t])
+            return NULL;
+    }
+    tg_tensor *hs     = tg_concat_n(tape, tops, (int)T, 0);                   /* (T*B,H) */
+    tg_tensor *logits = tg_linear_apply(tape, &m->head, hs);                  /* (T*B,V) */
+    tg_tensor *loss   = tg_cross_entropy(tape, logits, tg_tm);                /* (1) */
+    if (loss && tg_stack_state_copy(state, &cur) != TG_OK)
+        return tg_fail(tape, TG_ERR_SHAPE, who, "cannot copy the final state out");
+    return loss;
+}
+
+tg_tensor *tg_charlm_step(tg_tape *tape, const tg_charlm *m, const int32_t *tokens,
+                          int64_t B, tg_stack_state *state)
+{
+    const char *who = "charlm_step";
+    if (!m || !tokens || !state)
+        return tg_fail(tape, TG_ERR_NULL, who, "NULL %s",
+                       !m ? "model" : !tokens ? "tokens" : "state");
+    if (!m->head.w)
+        return tg_fail(tape, TG_ERR_ARG, who, "the model is not initialised");
+    if (B < 1)
+        return tg_fail(tape, TG_ERR_ARG, who, "B = %lld (must be >= 1)", (long long)B);
+    if (!check_state(tape, who, m, state, B) ||
+        !check_ids(tape, who, "tokens", tokens, B, m->cfg.vocab))
+        return NULL;
+    tg_stack_state cur = *state;
+    tg_tensor *x      = step_input(tape, m, tokens, B);                       /* (B,I) */
+    tg_tensor *top    = tg_rnn_stack_step(tape, &m->rnn, x, &cur, false, NULL); /* (B,H) */
+    tg_tensor *logits = tg_linear_apply(tape, &m->head, top);                 /* (B,V) */
+    if (logits && tg_stack_state_copy(state, &cur) != TG_OK)
+        return tg_fail(tape, TG_ERR_SHAPE, who, "cannot copy the state out");
+    return logits;
+}

@@ -1,0 +1,50 @@
+/* nn/gru.c: the GRU cell in its classic form (reset applied before the candidate's matmul). */
+#include <stdio.h>
+
+#include "nn/nn.h"
+#include "nn/nn_internal.h"
+
+/* Legend: B batch, I input, H hidden. */
+
+tg_status tg_gru_cell_init(tg_gru_cell *cell, tg_params *ps, const char *prefix,
+                           int input_size, int hidden_size, const tg_init *init, tg_rng *rng)
+{
+    if (!cell || !prefix)
+        return TG_ERR_NULL;
+    if (input_size < 1 || hidden_size < 1)
+        return TG_ERR_ARG;
+    const char *names[3] = { "update", "reset", "candidate" };
+    tg_linear *gates[3] = { &cell->update, &cell->reset, &cell->candidate };
+    int in = hidden_size + input_size;
+    for (int g = 0; g < 3; g++) {
+        char name[80];
+        snprintf(name, sizeof name, "%s.%s", prefix, names[g]);
+        tg_status st = tg_linear_init(gates[g], ps, name, in, hidden_size, hidden_size,
+                                      init, rng);                       /* (H+I) -> H */
+        if (st != TG_OK)
+            return st;
+    }
+    cell->input_size = input_size;
+    cell->hidden_size = hidden_size;
+    return TG_OK;
+}
+
+tg_tensor *tg_gru_cell_step(tg_tape *tape, const tg_gru_cell *cell, tg_tensor *x,
+                            tg_tensor *h)
+{
+    if (!cell)
+        return tg_fail(tape, TG_ERR_NULL, "gru_cell_step", "NULL cell");
+    if (!nn_check_step(tape, "gru_cell_step", x, h, NULL, cell->input_size,
+                       cell->hidden_size))
+        return NULL;
+    /* x (B,I); h and every gate (B,H) */
+    tg_tensor *combine   = tg_concat(tape, h, x, 1);                           /* (B,H+I) */
+    tg_tensor *update    = tg_gate(tape, tg_sigmoid, &cell->update, combine, "update");
+    tg_tensor *reset     = tg_gate(tape, tg_sigmoid, &cell->reset, combine, "reset");
+    tg_tensor *reset_in  = tg_concat(tape, tg_mul(tape, reset, h), x, 1);      /* (B,H+I) */
+    tg_tensor *candidate = tg_gate(tape, tg_tanh, &cell->candidate, reset_in, "candidate");
+    tg_tensor *keep      = tg_add_scalar(tape, tg_scale(tape, update, -1.0), 1.0); /* 1-z */
+    tg_tensor *hidden    = tg_name(tape, tg_add(tape, tg_mul(tape, keep, h),
+                                                tg_mul(tape, update, candidate)), "hidden");
+    return hidden;
+}

@@ -1,0 +1,53 @@
+/* nn/linear.c: the linear layer (x @ w + b as one affine node), a cell's gate, and the
+   small helpers the other nn/ files share. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "nn/nn.h"
+#include "nn/nn_internal.h"
+
+/* Legend: B batch, in/out the layer's sizes. */
+
+tg_tensor *tg_linear_apply(tg_tape *tape, const tg_linear *l, tg_tensor *x)
+{
+    if (!l)
+        return tg_fail(tape, TG_ERR_NULL, "linear", "NULL layer");
+    return tg_affine(tape, x, l->w, l->b);                  /* (B,in) @ (in,out) + (out) */
+}
+
+tg_tensor *tg_gate(tg_tape *tape, tg_unary_op act, const tg_linear *l, tg_tensor *x,
+                   const char *name)
+{
+    if (!act)
+        return tg_fail(tape, TG_ERR_NULL, "gate", "%s: NULL activation", name ? name : "");
+    tg_tensor *g = act(tape, tg_linear_apply(tape, l, x));
+    return name ? tg_name(tape, g, name) : g;
+}
+
+bool nn_is_matrix(const tg_tensor *t, tg_dtype dtype, int64_t rows, int64_t cols)
+{
+    return t && t->dtype == dtype && t->ndim == 2 && t->shape[0] == rows &&
+           t->shape[1] == cols;
+}
+
+bool nn_check_step(tg_tape *tape, const char *who, const tg_tensor *x, const tg_tensor *h,
+                   const tg_tensor *c, int input_size, int hidden_size)
+{
+    if (!x || !h)
+        return true;
+    int64_t B = x->shape[0];
+    bool ok = x->ndim == 2 && x->shape[1] == input_size &&
+              h->ndim == 2 && h->shape[0] == B && h->shape[1] == hidden_size &&
+              (!c || (c->ndim == 2 && c->shape[0] == B && c->shape[1] == hidden_size));
+    if (!ok) {
+        char xs[64], hs[64], cs[64] = "";
+        tg_shape_str(x, xs, sizeof xs);
+        tg_shape_str(h, hs, sizeof hs);
+        if (c)
+            tg_shape_str(c, cs, sizeof cs);
+        tg_fail(tape, TG_ERR_SHAPE, who, "x %s, h %s%s%s do not fit input_size %d, "
+                "hidden_size %d (want x (B,%d), h (B,%d))", xs, hs, c ? ", c " : "",
+                cs, input_size, hidden_size, input_size, hidden_size);
+    }
+    return ok;
+}

@@ -1,0 +1,39 @@
+/* nn/rnn.c: the plain (Elman) RNN cell, h' = tanh(layer(concat(h, x))). */
+#include <stdio.h>
+
+#include "nn/nn.h"
+#include "nn/nn_internal.h"
+
+/* Legend: B batch, I input, H hidden. */
+
+tg_status tg_rnn_cell_init(tg_rnn_cell *cell, tg_params *ps, const char *prefix,
+                           int input_size, int hidden_size, const tg_init *init, tg_rng *rng)
+{
+    if (!cell || !prefix)
+        return TG_ERR_NULL;
+    if (input_size < 1 || hidden_size < 1)
+        return TG_ERR_ARG;
+    char name[80];
+    snprintf(name, sizeof name, "%s.layer", prefix);
+    int in = hidden_size + input_size;
+    tg_status st = tg_linear_init(&cell->layer, ps, name, in, hidden_size, hidden_size,
+                                  init, rng);                           /* (H+I) -> H */
+    if (st != TG_OK)
+        return st;
+    cell->input_size = input_size;
+    cell->hidden_size = hidden_size;
+    return TG_OK;
+}
+
+tg_tensor *tg_rnn_cell_step(tg_tape *tape, const tg_rnn_cell *cell, tg_tensor *x,
+                            tg_tensor *h)
+{
+    if (!cell)
+        return tg_fail(tape, TG_ERR_NULL, "rnn_cell_step", "NULL cell");
+    if (!nn_check_step(tape, "rnn_cell_step", x, h, NULL, cell->input_size,
+                       cell->hidden_size))
+        return NULL;
+    tg_tensor *combine = tg_concat(tape, h, x, 1);                             /* (B,H+I) */
+    tg_tensor *hidden  = tg_gate(tape, tg_tanh, &cell->layer, combine, "hidden"); /* (B,H) */
+    return hidden;
+}
