@@ -1,0 +1,202 @@
+/* bench/bench_gemm.c: GFLOP/s of tg_sgemm on the shapes training runs, side by side with OpenBLAS. */
+/*
+ * Prints one key=value line per shape:
+ *   gemm M= K= N= ta= tb= gflops= [openblas_gflops= ratio= maxrel=]
+ * gflops counts 2*M*N*K flops per call and is the best (over several batches) of the
+ * batch-average rate, at TG_BENCH_THREADS threads (default 2) for both libraries.
+ * OpenBLAS is not linked: when libopenblas.so.0 can be dlopen'ed at run time (Debian's
+ * libopenblas0), its cblas_sgemm is timed in the same run on the same data, and
+ * ratio = gflops / openblas_gflops. TG_BENCH_NO_OPENBLAS=1 skips it, TG_BENCH_QUICK=1
+ * shortens the runs, TG_BENCH_SHAPES=1024 runs only the shapes whose M is that number.
+ */
+#include <dlfcn.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+
+#include "tensor/gemm.h"
+
+typedef struct shape {
+    int64_t M, K, N;
+    int ta, tb;
+    const char *what;
+} shape;
+
+/* The products one training step of the char-LM runs (batch 50, seq 50, vocab 65):
+ * per gate layer x@W (M=50, K=H+I, N=H), its backward dX = dY@W^T and dW = X^T@dY, and
+ * the output head over all B*T = 2500 rows, forward and backward. */
+static const shape shapes[] = {
+    {50, 193, 128, 0, 0, "h128 layer1 forward"},
+    {50, 128, 193, 0, 1, "h128 layer1 backward dX"},
+    {193, 50, 128, 1, 0, "h128 layer1 backward dW"},
+    {50, 256, 128, 0, 0, "h128 layer2 forward"},
+    {50, 128, 256, 0, 1, "h128 layer2 backward dX"},
+    {256, 50, 128, 1, 0, "h128 layer2 backward dW"},
+    {2500, 128, 65, 0, 0, "h128 head forward"},
+    {2500, 65, 128, 0, 1, "h128 head backward dX"},
+    {128, 2500, 65, 1, 0, "h128 head backward dW"},
+    {50, 577, 512, 0, 0, "h512 layer1 forward"},
+    {50, 512, 577, 0, 1, "h512 layer1 backward dX"},
+    {577, 50, 512, 1, 0, "h512 layer1 backward dW"},
+    {50, 1024, 512, 0, 0, "h512 layer2 forward"},
+    {50, 512, 1024, 0, 1, "h512 layer2 backward dX"},
+    {1024, 50, 512, 1, 0, "h512 layer2 backward dW"},
+    {2500, 512, 65, 0, 0, "h512 head forward"},
+    {2500, 65, 512, 0, 1, "h512 head backward dX"},
+    {512, 2500, 65, 1, 0, "h512 head backward dW"},
+    {1024, 1024, 1024, 0, 0, "square"},
+    {1024, 1024, 1024, 1, 0, "square A^T"},
+    {1024, 1024, 1024, 0, 1, "square B^T"},
+};
+
+typedef void (*cblas_sgemm_fn)(int, int, int, int, int, int, float, const float *, int,
+                               const float *, int, float, float *, int);
+typedef void (*set_threads_fn)(int);
+
+static cblas_sgemm_fn ob_sgemm;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void pause_ms(int ms)
+{
+    struct timespec ts = {0, ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void load_openblas(int threads)
+{
+    const char *skip = getenv("TG_BENCH_NO_OPENBLAS");
+    if (skip && *skip && strcmp(skip, "0") != 0)
+        return;
+    void *h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        h = dlopen("libopenblas.so", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        printf("# openblas not found (%s): timing tapegrad only\n", dlerror());
+        return;
+    }
+    void *sym = dlsym(h, "cblas_sgemm");
+    if (!sym)
+        return;
+    memcpy(&ob_sgemm, &sym, sizeof ob_sgemm);   /* object -> function pointer, POSIX-style */
+    void *st = dlsym(h, "openblas_set_num_threads");
+    if (st) {
+        set_threads_fn f;
+        memcpy(&f, &st, sizeof f);
+        f(threads);
+    }
+    void *cn = dlsym(h, "openblas_get_corename");
+    if (cn) {
+        char *(*g)(void);
+        memcpy(&g, &cn, sizeof g);
+        printf("# openblas core=%s threads=%d\n", g(), threads);
+    }
+}
+
+/* One call of the chosen implementation: C = A op B (alpha 1, beta 0). */
+static void call(int lib, const shape *s, const float *A, const float *B, float *C)
+{
+    int64_t lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
+    if (lib == 0) {
+        tg_sgemm(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
+    } else {
+        /* CblasRowMajor = 101, CblasNoTrans = 111, CblasTrans = 112 */
+        ob_sgemm(101, s->ta ? 112 : 111, s->tb ? 112 : 111, (int)s->M, (int)s->N, (int)s->K,
+                 1.0f, A, (int)lda, B, (int)ldb, 0.0f, C, (int)s->N);
+    }
+}
+
+/* Best batch-average GFLOP/s over `batches` batches of about `batch_s` seconds each. */
+static double time_lib(int lib, const shape *s, const float *A, const float *B, float *C,
+                       int batches, double batch_s)
+{
+    double flops = 2.0 * (double)s->M * (double)s->N * (double)s->K;
+    /* Warm up and size the batch. */
+    double t0 = now();
+    int n = 0;
+    do {
+        call(lib, s, A, B, C);
+        n++;
+    } while (now() - t0 < 0.02);
+    int per = (int)(batch_s / ((now() - t0) / n)) + 1;
+    double best = 0;
+    for (int b = 0; b < batches; b++) {
+        double t = now();
+        for (int i = 0; i < per; i++)
+            call(lib, s, A, B, C);
+        double rate = flops * per / (now() - t) * 1e-9;
+        if (rate > best)
+            best = rate;
+    }
+    return best;
+}
+
+int main(void)
+{
+    int threads = 2;
+    const char *e = getenv("TG_BENCH_THREADS");
+    if (e && atoi(e) > 0)
+        threads = atoi(e);
+    const char *q = getenv("TG_BENCH_QUICK");
+    int quick = q && *q && strcmp(q, "0") != 0;
+    int batches = quick ? 3 : 7;
+    double batch_s = quick ? 0.03 : 0.08;
+    const char *only = getenv("TG_BENCH_SHAPES");
+    omp_set_num_threads(threads);
+    printf("# bench_gemm backend=%s threads=%d (2*M*N*K flops per call)\n", tg_gemm_backend(),
+           threads);
+    load_openblas(threads);
+
+    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+        const shape *s = &shapes[si];
+        if (only && atoll(only) != s->M)
+            continue;
+        size_t na = (size_t)(s->M * s->K), nb = (size_t)(s->K * s->N), nc = (size_t)(s->M * s->N);
+        float *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B);
+        float *C = malloc(nc * sizeof *C), *C2 = malloc(nc * sizeof *C2);
+        if (!A || !B || !C || !C2) {
+            fprintf(stderr, "bench_gemm: out of memory\n");
+            return 1;
+        }
+        unsigned r = 12345u + (unsigned)si;
+        for (size_t i = 0; i < na; i++) {
+            r = r * 1664525u + 1013904223u;
+            A[i] = (float)((r >> 8) * (1.0 / 16777216.0) - 0.5);
+        }
+        for (size_t i = 0; i < nb; i++) {
+            r = r * 1664525u + 1013904223u;
+            B[i] = (float)((r >> 8) * (1.0 / 16777216.0) - 0.5);
+        }
+        double own = time_lib(0, s, A, B, C, batches, batch_s);
+        printf("gemm M=%lld K=%lld N=%lld ta=%d tb=%d gflops=%.1f", (long long)s->M,
+               (long long)s->K, (long long)s->N, s->ta, s->tb, own);
+        if (ob_sgemm) {
+            pause_ms(30);   /* let the other library's idle threads go to sleep */
+            double ob = time_lib(1, s, A, B, C2, batches, batch_s);
+            double maxrel = 0;
+            for (size_t i = 0; i < nc; i++) {
+                double d = fabs((double)C[i] - (double)C2[i]) / (fabs((double)C2[i]) + 1e-3);
+                if (d > maxrel)
+                    maxrel = d;
+            }
+            printf(" openblas_gflops=%.1f ratio=%.2f maxrel=%.1e", ob, own / ob, maxrel);
+            pause_ms(30);
+        }
+        printf("  # %s\n", s->what);
+        fflush(stdout);
+        free(A);
+        free(B);
+        free(C);
+        free(C2);
+    }
+    return 0;
+}

@@ -1,0 +1,214 @@
+/* tensor/gemm.c: tg_sgemm/tg_dgemm front end, run-time kernel choice, portable kernels. */
+#include "tensor/gemm.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <omp.h>
+
+#include "tensor/gemm_internal.h"
+
+#ifdef TG_USE_OPENBLAS
+#include <cblas.h>
+#endif
+
+/* ---- per-thread scratch ------------------------------------------------------------ */
+
+/* Grow-only; lives until the thread ends (one buffer per calling thread, so concurrent
+ * callers never share it). */
+static _Thread_local struct {
+    void *p;
+    size_t cap;
+} scratch;
+
+void *tg__gemm_scratch(size_t bytes)
+{
+    if (bytes <= scratch.cap)
+        return scratch.p;
+    size_t cap = bytes + bytes / 4 + 4096;
+    cap = (cap + 63) / 64 * 64;
+    void *p = aligned_alloc(64, cap);
+    if (!p)
+        return NULL;
+    free(scratch.p);
+    scratch.p = p;
+    scratch.cap = cap;
+    return p;
+}
+
+/* ---- portable micro-kernels (plain C; used without AVX2+FMA, and as the reference) ---- */
+
+#define TG_PORTABLE_KERNEL(NAME, T, MR, NR)                                               \
+    static void NAME(int64_t kc, const T *restrict a, const T *restrict b, T *restrict c, \
+                     int64_t ldc, T alpha, T beta, bool overwrite)                         \
+    {                                                                                      \
+        T acc[MR][NR];                                                                     \
+        for (int i = 0; i < MR; i++)                                                       \
+            for (int j = 0; j < NR; j++)                                                   \
+                acc[i][j] = 0;                                                             \
+        for (int64_t k = 0; k < kc; k++) {                                                 \
+            for (int i = 0; i < MR; i++) {                                                 \
+                T ai = a[k * MR + i];                                                      \
+                for (int j = 0; j < NR; j++)                                               \
+                    acc[i][j] += ai * b[k * NR + j];                                       \
+            }                                                                              \
+        }                                                                                  \
+        for (int i = 0; i < MR; i++) {                                                     \
+            T *cr = c + i * ldc;                                                           \
+            if (overwrite) {                                                               \
+                for (int j = 0; j < NR; j++)                                               \
+                    cr[j] = alpha * acc[i][j];                                             \
+            } else {                                                                       \
+                for (int j = 0; j < NR; j++)                                               \
+                    cr[j] = alpha * acc[i][j] + beta * cr[j];                              \
+            }                                                                              \
+        }                                                                                  \
+    }
+
+TG_PORTABLE_KERNEL(sgemm_kernel_4x8, float, 4, 8)
+TG_PORTABLE_KERNEL(dgemm_kernel_4x4, double, 4, 4)
+
+#define GD_T float
+#define GD_ENTRY tg__sgemm_portable
+#define GD_P(x) sp_##x
+#define GD_MR 4
+#define GD_NR 8
+#define GD_MC 128
+#define GD_KC 256
+#define GD_NC 2048
+#define GD_KERNEL sgemm_kernel_4x8
+#include "tensor/gemm_driver_internal.h"
+#undef GD_T
+#undef GD_ENTRY
+#undef GD_P
+#undef GD_MR
+#undef GD_NR
+#undef GD_MC
+#undef GD_KC
+#undef GD_NC
+#undef GD_KERNEL
+
+#define GD_T double
+#define GD_ENTRY tg__dgemm_portable
+#define GD_P(x) dp_##x
+#define GD_MR 4
+#define GD_NR 4
+#define GD_MC 96
+#define GD_KC 256
+#define GD_NC 2048
+#define GD_KERNEL dgemm_kernel_4x4
+#include "tensor/gemm_driver_internal.h"
+#undef GD_T
+#undef GD_ENTRY
+#undef GD_P
+#undef GD_MR
+#undef GD_NR
+#undef GD_MC
+#undef GD_KC
+#undef GD_NC
+#undef GD_KERNEL
+
+/* ---- dispatch ---------------------------------------------------------------------- */
+
+static bool have_avx2_fma(void)
+{
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    static int cached = -1;           /* benign race: every thread computes the same */
+    if (cached < 0) {
+        __builtin_cpu_init();
+        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    }
+    return cached == 1;
+#else
+    return false;
+#endif
+}
+
+const char *tg_gemm_backend(void)
+{
+#ifdef TG_USE_OPENBLAS
+    return "openblas";
+#else
+    return have_avx2_fma() ? "avx2-fma" : "portable";
+#endif
+}
+
+/* C = beta*C over an M x N block (beta == 0 writes zeros without reading C). */
+#define TG_SCALE_C(T, M, N, beta, C, ldc)                                                 \
+    do {                                                                                   \
+        for (int64_t i_ = 0; i_ < (M); i_++) {                                             \
+            T *r_ = (C) + i_ * (ldc);                                                      \
+            if ((beta) == 0) {                                                             \
+                for (int64_t j_ = 0; j_ < (N); j_++)                                       \
+                    r_[j_] = 0;                                                            \
+            } else if ((beta) != 1) {                                                      \
+                for (int64_t j_ = 0; j_ < (N); j_++)                                       \
+                    r_[j_] *= (beta);                                                      \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+
+/* Last resort when the pack buffers cannot be allocated: unblocked, no extra memory. */
+#define TG_NAIVE_GEMM(T, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)            \
+    do {                                                                                   \
+        for (int64_t i_ = 0; i_ < (M); i_++) {                                             \
+            for (int64_t j_ = 0; j_ < (N); j_++) {                                         \
+                T s_ = 0;                                                                  \
+                for (int64_t k_ = 0; k_ < (K); k_++) {                                     \
+                    T a_ = (ta) ? (A)[k_ * (lda) + i_] : (A)[i_ * (lda) + k_];             \
+                    T b_ = (tb) ? (B)[j_ * (ldb) + k_] : (B)[k_ * (ldb) + j_];             \
+                    s_ += a_ * b_;                                                         \
+                }                                                                          \
+                T *c_ = (C) + i_ * (ldc) + j_;                                             \
+                *c_ = (beta) == 0 ? (alpha) * s_ : (alpha) * s_ + (beta) * *c_;            \
+            }                                                                              \
+        }                                                                                  \
+    } while (0)
+
+void tg_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+              float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+              float beta, float *C, int64_t ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0 || alpha == 0) {
+        TG_SCALE_C(float, M, N, beta, C, ldc);
+        return;
+    }
+#ifdef TG_USE_OPENBLAS
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K,
+                alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+#else
+    bool ok = have_avx2_fma()
+                  ? tg__sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+                  : tg__sgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta,
+                                       C, ldc);
+    if (!ok)
+        TG_NAIVE_GEMM(float, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}
+
+void tg_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+              double alpha, const double *A, int64_t lda, const double *B, int64_t ldb,
+              double beta, double *C, int64_t ldc)
+{
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0 || alpha == 0) {
+        TG_SCALE_C(double, M, N, beta, C, ldc);
+        return;
+    }
+#ifdef TG_USE_OPENBLAS
+    cblas_dgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K,
+                alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
+#else
+    bool ok = have_avx2_fma()
+                  ? tg__dgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
+                  : tg__dgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta,
+                                       C, ldc);
+    if (!ok)
+        TG_NAIVE_GEMM(double, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}

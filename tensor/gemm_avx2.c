@@ -1,0 +1,240 @@
+/* tensor/gemm_avx2.c: AVX2+FMA register-tiled GEMM micro-kernels (f32 6x16, f64 6x8). */
+/*
+ * Compiled with -mavx2 -mfma; tg_sgemm/tg_dgemm only call in here after checking the CPU.
+ * Each kernel keeps a 6-row tile of C in 12 ymm accumulators: per k step it loads one
+ * row of the packed B panel (two vectors), broadcasts the 6 packed A values and issues
+ * 12 independent FMAs, enough to hide the FMA latency on two FMA pipes.
+ */
+#include <immintrin.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <omp.h>
+
+#include "tensor/gemm_internal.h"
+
+/* Accumulates the kc-deep product of a (kc x 6) and b (kc x 16) panels into a 6x16 tile. */
+static inline __attribute__((always_inline)) void
+sgemm_kernel_6x16(int64_t kc, const float *restrict a, const float *restrict b,
+                  float *restrict c, int64_t ldc, float alpha, float beta, bool overwrite)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+    __m256 c40 = _mm256_setzero_ps(), c41 = _mm256_setzero_ps();
+    __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 t;
+        t = _mm256_broadcast_ss(a + 0);
+        c00 = _mm256_fmadd_ps(t, b0, c00);
+        c01 = _mm256_fmadd_ps(t, b1, c01);
+        t = _mm256_broadcast_ss(a + 1);
+        c10 = _mm256_fmadd_ps(t, b0, c10);
+        c11 = _mm256_fmadd_ps(t, b1, c11);
+        t = _mm256_broadcast_ss(a + 2);
+        c20 = _mm256_fmadd_ps(t, b0, c20);
+        c21 = _mm256_fmadd_ps(t, b1, c21);
+        t = _mm256_broadcast_ss(a + 3);
+        c30 = _mm256_fmadd_ps(t, b0, c30);
+        c31 = _mm256_fmadd_ps(t, b1, c31);
+        t = _mm256_broadcast_ss(a + 4);
+        c40 = _mm256_fmadd_ps(t, b0, c40);
+        c41 = _mm256_fmadd_ps(t, b1, c41);
+        t = _mm256_broadcast_ss(a + 5);
+        c50 = _mm256_fmadd_ps(t, b0, c50);
+        c51 = _mm256_fmadd_ps(t, b1, c51);
+        a += 6;
+        b += 16;
+    }
+    const __m256 va = _mm256_set1_ps(alpha);
+#define TG_STORE_ROW(r, x0, x1)                                                          \
+    do {                                                                                 \
+        float *cr_ = c + (r) * ldc;                                                      \
+        __m256 y0_ = _mm256_mul_ps(va, x0), y1_ = _mm256_mul_ps(va, x1);                 \
+        if (!overwrite) {                                                                \
+            const __m256 vb_ = _mm256_set1_ps(beta);                                     \
+            y0_ = _mm256_add_ps(y0_, _mm256_mul_ps(vb_, _mm256_loadu_ps(cr_)));          \
+            y1_ = _mm256_add_ps(y1_, _mm256_mul_ps(vb_, _mm256_loadu_ps(cr_ + 8)));      \
+        }                                                                                \
+        _mm256_storeu_ps(cr_, y0_);                                                      \
+        _mm256_storeu_ps(cr_ + 8, y1_);                                                  \
+    } while (0)
+    TG_STORE_ROW(0, c00, c01);
+    TG_STORE_ROW(1, c10, c11);
+    TG_STORE_ROW(2, c20, c21);
+    TG_STORE_ROW(3, c30, c31);
+    TG_STORE_ROW(4, c40, c41);
+    TG_STORE_ROW(5, c50, c51);
+#undef TG_STORE_ROW
+}
+
+/* Accumulates the kc-deep product of a (kc x 6) and b (kc x 8) panels into a 6x8 tile. */
+static inline __attribute__((always_inline)) void
+dgemm_kernel_6x8(int64_t kc, const double *restrict a, const double *restrict b,
+                 double *restrict c, int64_t ldc, double alpha, double beta, bool overwrite)
+{
+    __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
+    __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
+    __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
+    __m256d c30 = _mm256_setzero_pd(), c31 = _mm256_setzero_pd();
+    __m256d c40 = _mm256_setzero_pd(), c41 = _mm256_setzero_pd();
+    __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; k++) {
+        __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+        __m256d t;
+        t = _mm256_broadcast_sd(a + 0);
+        c00 = _mm256_fmadd_pd(t, b0, c00);
+        c01 = _mm256_fmadd_pd(t, b1, c01);
+        t = _mm256_broadcast_sd(a + 1);
+        c10 = _mm256_fmadd_pd(t, b0, c10);
+        c11 = _mm256_fmadd_pd(t, b1, c11);
+        t = _mm256_broadcast_sd(a + 2);
+        c20 = _mm256_fmadd_pd(t, b0, c20);
+        c21 = _mm256_fmadd_pd(t, b1, c21);
+        t = _mm256_broadcast_sd(a + 3);
+        c30 = _mm256_fmadd_pd(t, b0, c30);
+        c31 = _mm256_fmadd_pd(t, b1, c31);
+        t = _mm256_broadcast_sd(a + 4);
+        c40 = _mm256_fmadd_pd(t, b0, c40);
+        c41 = _mm256_fmadd_pd(t, b1, c41);
+        t = _mm256_broadcast_sd(a + 5);
+        c50 = _mm256_fmadd_pd(t, b0, c50);
+        c51 = _mm256_fmadd_pd(t, b1, c51);
+        a += 6;
+        b += 8;
+    }
+    const __m256d va = _mm256_set1_pd(alpha);
+#define TG_STORE_ROW(r, x0, x1)                                                          \
+    do {                                                                                 \
+        double *cr_ = c + (r) * ldc;                                                     \
+        __m256d y0_ = _mm256_mul_pd(va, x0), y1_ = _mm256_mul_pd(va, x1);                \
+        if (!overwrite) {                                                                \
+            const __m256d vb_ = _mm256_set1_pd(beta);                                    \
+            y0_ = _mm256_add_pd(y0_, _mm256_mul_pd(vb_, _mm256_loadu_pd(cr_)));          \
+            y1_ = _mm256_add_pd(y1_, _mm256_mul_pd(vb_, _mm256_loadu_pd(cr_ + 4)));      \
+        }                                                                                \
+        _mm256_storeu_pd(cr_, y0_);                                                      \
+        _mm256_storeu_pd(cr_ + 4, y1_);                                                  \
+    } while (0)
+    TG_STORE_ROW(0, c00, c01);
+    TG_STORE_ROW(1, c10, c11);
+    TG_STORE_ROW(2, c20, c21);
+    TG_STORE_ROW(3, c30, c31);
+    TG_STORE_ROW(4, c40, c41);
+    TG_STORE_ROW(5, c50, c51);
+#undef TG_STORE_ROW
+}
+
+/* ---- packing with in-register 8x8 transposes ----------------------------------------- */
+
+/* Transposes the 8x8 block held in r[0..7] (row i in r[i]) in place. */
+static inline __attribute__((always_inline)) void transpose8x8(__m256 r[8])
+{
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 s0 = _mm256_shuffle_ps(t0, t2, 0x44), s1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 s2 = _mm256_shuffle_ps(t1, t3, 0x44), s3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 s4 = _mm256_shuffle_ps(t4, t6, 0x44), s5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 s6 = _mm256_shuffle_ps(t5, t7, 0x44), s7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(s0, s4, 0x20);
+    r[1] = _mm256_permute2f128_ps(s1, s5, 0x20);
+    r[2] = _mm256_permute2f128_ps(s2, s6, 0x20);
+    r[3] = _mm256_permute2f128_ps(s3, s7, 0x20);
+    r[4] = _mm256_permute2f128_ps(s0, s4, 0x31);
+    r[5] = _mm256_permute2f128_ps(s1, s5, 0x31);
+    r[6] = _mm256_permute2f128_ps(s2, s6, 0x31);
+    r[7] = _mm256_permute2f128_ps(s3, s7, 0x31);
+}
+
+/* dst[k*6 + i] = src[i*lda + k] for i < 6, k < kc: 6 rows of A into an MR=6 panel. */
+static void spack_a_rows6(const float *src, int64_t lda, int64_t kc, float *dst)
+{
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 6; i++)
+            r[i] = _mm256_loadu_ps(src + i * lda + k);
+        r[6] = r[7] = _mm256_setzero_ps();
+        transpose8x8(r);
+        float *d = dst + k * 6;
+        /* Each 8-wide store spills 2 lanes into the next k's slot, which the next store
+         * overwrites; the last one stores exactly 6. */
+        for (int q = 0; q < 7; q++)
+            _mm256_storeu_ps(d + q * 6, r[q]);
+        _mm_storeu_ps(d + 42, _mm256_castps256_ps128(r[7]));
+        _mm_storel_pi((__m64 *)(void *)(d + 46), _mm256_extractf128_ps(r[7], 1));
+    }
+    for (; k < kc; k++)
+        for (int i = 0; i < 6; i++)
+            dst[k * 6 + i] = src[i * lda + k];
+}
+
+/* dst[k*16 + j] = src[j*ldb + k] for j < 16, k < kc: 16 rows of B^T into an NR=16 panel. */
+static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst)
+{
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8) {
+        for (int h = 0; h < 2; h++) {
+            __m256 r[8];
+            for (int j = 0; j < 8; j++)
+                r[j] = _mm256_loadu_ps(src + (h * 8 + j) * ldb + k);
+            transpose8x8(r);
+            for (int q = 0; q < 8; q++)
+                _mm256_store_ps(dst + (k + q) * 16 + h * 8, r[q]);
+        }
+    }
+    for (; k < kc; k++)
+        for (int j = 0; j < 16; j++)
+            dst[k * 16 + j] = src[j * ldb + k];
+}
+
+#define GD_T float
+#define GD_ENTRY tg__sgemm_avx2
+#define GD_P(x) sa_##x
+#define GD_MR 6
+#define GD_NR 16
+#define GD_MC 144
+#define GD_KC 256
+#define GD_NC 4080
+#define GD_KERNEL sgemm_kernel_6x16
+#define GD_PACK_A_ROWS spack_a_rows6
+#define GD_PACK_B_COLS spack_b_cols16
+#include "tensor/gemm_driver_internal.h"
+#undef GD_T
+#undef GD_ENTRY
+#undef GD_P
+#undef GD_MR
+#undef GD_NR
+#undef GD_MC
+#undef GD_KC
+#undef GD_NC
+#undef GD_KERNEL
+#undef GD_PACK_A_ROWS
+#undef GD_PACK_B_COLS
+
+#define GD_T double
+#define GD_ENTRY tg__dgemm_avx2
+#define GD_P(x) da_##x
+#define GD_MR 6
+#define GD_NR 8
+#define GD_MC 72
+#define GD_KC 256
+#define GD_NC 4080
+#define GD_KERNEL dgemm_kernel_6x8
+#include "tensor/gemm_driver_internal.h"
+#undef GD_T
+#undef GD_ENTRY
+#undef GD_P
+#undef GD_MR
+#undef GD_NR
+#undef GD_MC
+#undef GD_KC
+#undef GD_NC
+#undef GD_KERNEL

@@ -1,0 +1,33 @@
+/* tensor/gemm_internal.h: private glue between the GEMM front end and its kernel files. */
+#ifndef TG_TENSOR_GEMM_INTERNAL_H
+#define TG_TENSOR_GEMM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A 64-byte aligned scratch buffer of at least `bytes` bytes, owned by the calling
+ * thread and reused by every later call from it (grow-only, never freed before the
+ * thread ends). Returns NULL when it cannot be allocated. */
+void *tg__gemm_scratch(size_t bytes);
+
+/* Products with fewer multiply-adds than this run on the calling thread only. */
+#define TG_GEMM_PAR_MIN_FMAS ((int64_t)96 * 1024)
+
+/* The blocked drivers, one per (type, kernel). Preconditions (checked by tg_sgemm /
+ * tg_dgemm): M, N, K >= 1, alpha != 0, pointers valid. Return false only when the
+ * pack buffers cannot be allocated (C untouched then). */
+bool tg__sgemm_portable(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb,
+                        float beta, float *C, int64_t ldc);
+bool tg__dgemm_portable(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+                        const double *A, int64_t lda, const double *B, int64_t ldb,
+                        double beta, double *C, int64_t ldc);
+bool tg__sgemm_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float *A, int64_t lda, const float *B, int64_t ldb,
+                    float beta, float *C, int64_t ldc);
+bool tg__dgemm_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+                    const double *A, int64_t lda, const double *B, int64_t ldb,
+                    double beta, double *C, int64_t ldc);
+
+#endif /* TG_TENSOR_GEMM_INTERNAL_H */
