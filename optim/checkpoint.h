@@ -24,8 +24,13 @@ extern "C" {
  * "checkpoint.bin: truncated at byte 812 (expected 4096 bytes)".
  */
 
-/* Saves ps, opt (may be NULL: no optimizer state) and meta (meta_size bytes, may be 0).
-   Returns TG_ERR_NULL, TG_ERR_IO (cannot write; the previous file is untouched). */
+/* Saves ps, opt (may be NULL: no optimizer state; else it must have been made over ps)
+   and meta (meta_size bytes, at most 1 GiB, may be 0). The file holds the parameter
+   values (not the gradients), the optimizer's kind, config (lr included), step count and
+   state buffers, and the metadata bytes verbatim.
+   Returns TG_ERR_NULL, TG_ERR_ARG (opt not made over ps, metadata over 1 GiB),
+   TG_ERR_NOMEM, TG_ERR_IO (cannot write; the previous file is untouched and the temporary
+   file removed; the message carries the system's reason). */
 tg_status tg_checkpoint_save(const char *path, tg_params *ps, const tg_optim *opt,
                              const void *meta, size_t meta_size, char *err, size_t errsize);
 
@@ -39,7 +44,9 @@ tg_status tg_checkpoint_read_meta(const char *path, void **meta, size_t *meta_si
    and, when opt is not NULL, the optimizer state (kind must match; its config, lr and
    step count are restored). Nothing is modified unless the whole file is valid.
    Returns TG_ERR_IO, TG_ERR_FORMAT (corrupt, truncated, extended, other version),
-   TG_ERR_SHAPE (model mismatch), TG_ERR_NOMEM. */
+   TG_ERR_SHAPE (model mismatch: parameter count, names or shapes), TG_ERR_DTYPE (f32 file,
+   f64 model or the reverse), TG_ERR_ARG (opt not made over ps, file without optimizer
+   state while opt is given, other optimizer kind), TG_ERR_NULL, TG_ERR_NOMEM. */
 tg_status tg_checkpoint_load(const char *path, tg_params *ps, tg_optim *opt,
                              char *err, size_t errsize);
 

@@ -4,6 +4,7 @@
 #define TG_OPTIM_OPTIM_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "autograd/params.h"
@@ -32,6 +33,12 @@ typedef struct tg_optim_config {
    RMSprop lr 1e-2 alpha 0.99 eps 1e-8, Adagrad lr 1e-2 eps 1e-10. */
 tg_optim_config tg_optim_defaults(tg_optim_kind kind);
 
+/* Checks cfg the way tg_optim_new does (torch's rules, and every field finite) and, on
+   failure, writes a one-line reason to err (may be NULL/0), e.g.
+   "adam: invalid beta2 1 (must be in [0, 1))". Only the fields of cfg->kind are checked.
+   Returns TG_OK, TG_ERR_NULL for NULL cfg, TG_ERR_ARG for an invalid config. */
+tg_status tg_optim_config_check(const tg_optim_config *cfg, char *err, size_t errsize);
+
 typedef struct tg_optim tg_optim;
 
 /* An optimizer over every parameter of ps (ps must outlive it), with zeroed state.
@@ -41,7 +48,9 @@ tg_optim *tg_optim_new(tg_params *ps, const tg_optim_config *cfg);
 
 /* One update of every parameter from its gradient, exactly as torch.optim does.
    Returns TG_ERR_NONFINITE (parameters untouched) when a gradient holds NaN or inf,
-   TG_ERR_NULL for NULL. */
+   TG_ERR_NULL for NULL; also (parameters untouched) TG_ERR_ARG when the lr set by
+   tg_optim_set_lr is negative or not finite, TG_ERR_SHAPE when parameters were added to
+   ps after tg_optim_new. */
 tg_status tg_optim_step(tg_optim *opt);
 
 void    tg_optim_set_lr(tg_optim *opt, double lr);
@@ -53,10 +62,13 @@ void    tg_optim_free(tg_optim *opt);
 
 /* torch's clip_grad_norm_: norm = sqrt(sum of g^2) over all gradients (summed in double,
    in a fixed order); when max_norm / (norm + 1e-6) < 1 every gradient is multiplied by it.
-   Returns the norm before clipping. A non-finite norm is returned and NOT applied. */
+   Returns the norm before clipping (0 for NULL or no gradients). A non-finite norm is
+   returned and NOT applied; nothing is applied either when max_norm is negative or NaN. */
 double tg_clip_grad_norm(tg_params *ps, double max_norm);
 
-/* Clamps every gradient element to [-clip, clip] (char-rnn's grad_clip). */
+/* Clamps every gradient element to [-clip, clip] (char-rnn's grad_clip); NaN elements
+   stay NaN (torch.clamp's rule, so tg_optim_step still reports them). A negative or NaN
+   clip, or a NULL ps, changes nothing. */
 void tg_clip_grad_value(tg_params *ps, double clip);
 
 /* ---- learning-rate schedules -------------------------------------------------
@@ -80,7 +92,11 @@ typedef struct tg_schedule {
     double  min_lr;         /* COSINE            */
 } tg_schedule;
 
-/* The learning rate at step (>= 0). */
+/* The learning rate at step (>= 0). COSINE: base_lr*step/warmup_steps while
+   step < warmup_steps, then min_lr + (base_lr-min_lr)*(1+cos(pi*p))/2 with
+   p = (step-warmup_steps)/(total_steps-warmup_steps), min_lr from total_steps on.
+   Returns NaN (which tg_optim_step then refuses) for NULL, a negative step, an unknown
+   kind, step_size < 1, or negative warmup_steps. */
 double tg_schedule_lr(const tg_schedule *s, int64_t step);
 
 #ifdef __cplusplus
