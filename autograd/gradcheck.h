@@ -17,7 +17,7 @@ extern "C" {
 typedef tg_tensor *(*tg_loss_fn)(tg_tape *tape, void *user);
 
 typedef struct tg_gradcheck_opts {
-    double  eps;            /* finite-difference step; 0 means 1e-6                      */
+    double  eps;            /* finite-difference step; 0 means 1e-5                      */
     double  floor;          /* rel. error denominator is max(|analytic|, |numeric|, floor);
                                0 means 1e-3 (below it the error is effectively absolute)  */
     double  tolerance;      /* pass when every relative error <= tolerance; 0 means 1e-7 */

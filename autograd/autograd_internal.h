@@ -1,0 +1,106 @@
+/* autograd/autograd_internal.h: nodes, ops, the arena and the helpers every op file uses. */
+#ifndef TG_AUTOGRAD_AUTOGRAD_INTERNAL_H
+#define TG_AUTOGRAD_AUTOGRAD_INTERNAL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "autograd/autograd.h"
+#include "tensor/tensor_internal.h"
+
+typedef struct tg_node tg_node;
+
+/* What an op is: its name (used in error messages) and its two halves. Backward
+   always ADDS into the gradients of the inputs that have one (in->grad != NULL). */
+typedef struct tg_op {
+    const char *name;
+    void (*forward)(tg_node *n);
+    void (*backward)(tg_node *n);
+} tg_op;
+
+enum { TG_NODE_INLINE_IN = 3 };
+
+/* One recorded op application. Recording order is a topological order, so backward
+   simply walks prev pointers from the newest node. */
+struct tg_node {
+    const tg_op *op;
+    tg_node     *prev;                      /* recorded just before this one       */
+    tg_tape     *tape;
+    tg_tensor   *out;
+    tg_tensor  **in;                        /* nin inputs (in_inline or arena)     */
+    int          nin;
+    tg_tensor   *in_inline[TG_NODE_INLINE_IN];
+    double       scalar;                    /* op argument: scale, p, ...          */
+    int64_t      arg[4];                    /* op arguments: dim, start, len, ...  */
+    void        *aux;                       /* op data kept in the arena           */
+};
+
+/* Records the first error on the tape (later ones are ignored). Returns NULL so an op
+   can `return tg_fail(...)`. The message is prefixed with "<op>: ". */
+tg_tensor *tg_fail(tg_tape *tape, tg_status status, const char *op, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Arena allocation (64-byte aligned), dies at reset. NULL + TG_ERR_NOMEM recorded for
+   op on failure. zero: clear the bytes. */
+void *tg_arena_alloc(tg_tape *tape, size_t bytes, bool zero, const char *op);
+
+/* Begins recording op over inputs: checks the tape is usable, no input is NULL and all
+   share one dtype. Returns a node (in the arena) or NULL with the error recorded. */
+tg_node *tg_node_begin(tg_tape *tape, const tg_op *op, int nin, tg_tensor *const *in);
+
+/* Gives n an output of the given shape (tape-owned, uninitialised unless zero).
+   Returns false (error recorded) on bad shape or no memory. */
+bool tg_node_output(tg_node *n, int ndim, const int64_t *shape, bool zero);
+
+/* Makes the output a view of x's data with a new shape (no copy). */
+bool tg_node_output_view(tg_node *n, const tg_tensor *x, int ndim, const int64_t *shape);
+
+/* Runs n's forward, then links it into the tape when gradients are enabled and an
+   input requires them (the output then requires them too). Returns n->out. */
+tg_tensor *tg_node_finish(tg_node *n);
+
+/* "(2,3)" for messages; uses one of a few rotating static buffers. */
+const char *tg_shp(const tg_tensor *t);
+
+/* Parallel-for helpers: split only when the work pays for the fork/join. */
+#define TG_PRAGMA(x) _Pragma(#x)
+#define TG_PARALLEL_FOR(work) TG_PRAGMA(omp parallel for schedule(static) if ((work) > TG_PAR_THRESHOLD))
+
+/* Runs the statements once with T = float or double, matching dtype: kernels are
+   written once. <tgmath.h> picks expf/exp etc. from T. */
+#define TG_DISPATCH(dtype, ...)                                                   \
+    do {                                                                          \
+        if ((dtype) == TG_F64) {                                                  \
+            typedef double T;                                                     \
+            __VA_ARGS__                                                           \
+        } else {                                                                  \
+            typedef float T;                                                      \
+            __VA_ARGS__                                                           \
+        }                                                                         \
+    } while (0)
+
+/* ---- the pointwise op tables --------------------------------------------------
+ * Unary: X(name, forward y = f(x, s), backward: dx += df(g, x, y, s)). s is the op's
+ * scalar (scale, add_scalar), unused by the others. tests/test_ops.c expands the same
+ * table into forward and gradient checks, so a new row is tested automatically.
+ */
+#define TG_UNARY_OPS(X)                                        \
+    X(neg,        -x,                    -g)                   \
+    X(scale,      (T)s * x,              (T)s * g)             \
+    X(add_scalar, x + (T)s,              g)                    \
+    X(sigmoid,    1 / (1 + exp(-x)),     g * y * (1 - y))      \
+    X(tanh,       tanh(x),               g * (1 - y * y))      \
+    X(relu,       x > 0 ? x : 0,         x > 0 ? g : 0)        \
+    X(exp,        exp(x),                g * y)                \
+    X(log,        log(x),                g / x)
+
+/* Binary with broadcasting: X(name, c = f(a, b), da += ga(g, a, b), db += gb(g, a, b)) */
+#define TG_BINARY_OPS(X)                                       \
+    X(add, a + b, g,         g)                                \
+    X(sub, a - b, g,         -g)                               \
+    X(mul, a * b, g * b,     g * a)                            \
+    X(div, a / b, g / b,     -g * a / (b * b))
+
+#endif /* TG_AUTOGRAD_AUTOGRAD_INTERNAL_H */

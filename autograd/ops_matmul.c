@@ -1,0 +1,160 @@
+/* autograd/ops_matmul.c: matmul, affine (x @ w + b as one node) and transpose. */
+#include "autograd/autograd_internal.h"
+#include "tensor/gemm.h"
+
+/* C = alpha * op(A) @ op(B) + beta * C for either dtype (all pointers of dtype). */
+static void gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
+                 const void *A, int64_t lda, const void *B, int64_t ldb, double beta,
+                 void *C, int64_t ldc)
+{
+    if (dt == TG_F64)
+        tg_dgemm(ta, tb, M, N, K, 1.0, A, lda, B, ldb, beta, C, ldc);
+    else
+        tg_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C, ldc);
+}
+
+/* ---- matmul ---------------------------------------------------------------------
+ * forward:   C = A @ B        A: (M,K)  B: (K,N)  C: (M,N)
+ * backward:  dA += dC @ B^T   dB += A^T @ dC    (gemm accumulates straight into grads)
+ */
+static void matmul_forward(tg_node *n)
+{
+    const tg_tensor *a = n->in[0], *b = n->in[1];
+    int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
+    gemm(a->dtype, false, false, M, N, K, a->data, K, b->data, N, 0.0, n->out->data, N);
+}
+
+static void matmul_backward(tg_node *n)
+{
+    const tg_tensor *a = n->in[0], *b = n->in[1];
+    int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
+    if (a->grad)
+        gemm(a->dtype, false, true, M, K, N, n->out->grad, N, b->data, N, 1.0, a->grad, K);
+    if (b->grad)
+        gemm(a->dtype, true, false, K, N, M, a->data, K, n->out->grad, N, 1.0, b->grad, N);
+}
+
+static const tg_op op_matmul = { "matmul", matmul_forward, matmul_backward };
+
+static bool check_matmul(tg_tape *tape, const char *op, const tg_tensor *a, const tg_tensor *b)
+{
+    if (a->ndim != 2 || b->ndim != 2) {
+        tg_fail(tape, TG_ERR_SHAPE, op, "%s @ %s: operands must be 2-D", tg_shp(a), tg_shp(b));
+        return false;
+    }
+    if (a->shape[1] != b->shape[0]) {
+        tg_fail(tape, TG_ERR_SHAPE, op, "%s @ %s: inner dimensions differ", tg_shp(a),
+                tg_shp(b));
+        return false;
+    }
+    return true;
+}
+
+tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
+{
+    tg_tensor *in[2] = { a, b };
+    tg_node *n = tg_node_begin(tape, &op_matmul, 2, in);
+    if (!n || !check_matmul(tape, "matmul", a, b))
+        return NULL;
+    if (!tg_node_output(n, 2, (int64_t[]){ a->shape[0], b->shape[1] }, false))
+        return NULL;
+    return tg_node_finish(n);
+}
+
+/* ---- affine ----------------------------------------------------------------------
+ * forward:   Y = X @ W + b     X: (M,K)  W: (K,N)  b: (N) added to every row  Y: (M,N)
+ * backward:  dX += dY @ W^T   dW += X^T @ dY   db[j] += sum_i dY[i,j] (rows in order)
+ */
+static void affine_forward(tg_node *n)
+{
+    const tg_tensor *x = n->in[0], *w = n->in[1];
+    int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
+    if (n->nin == 3) {
+        TG_DISPATCH(x->dtype,
+            const T *b = n->in[2]->data;
+            T *y = n->out->data;
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++)
+                    y[i * N + j] = b[j];);
+    }
+    gemm(x->dtype, false, false, M, N, K, x->data, K, w->data, N, n->nin == 3 ? 1.0 : 0.0,
+         n->out->data, N);
+}
+
+static void affine_backward(tg_node *n)
+{
+    const tg_tensor *x = n->in[0], *w = n->in[1];
+    int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
+    if (x->grad)
+        gemm(x->dtype, false, true, M, K, N, n->out->grad, N, w->data, N, 1.0, x->grad, K);
+    if (w->grad)
+        gemm(x->dtype, true, false, K, N, M, x->data, K, n->out->grad, N, 1.0, w->grad, N);
+    if (n->nin == 3 && n->in[2]->grad) {
+        TG_DISPATCH(x->dtype,
+            const T *g = n->out->grad;
+            T *db = n->in[2]->grad;
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++)
+                    db[j] += g[i * N + j];);
+    }
+}
+
+static const tg_op op_affine = { "affine", affine_forward, affine_backward };
+
+tg_tensor *tg_affine(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b)
+{
+    tg_tensor *in[3] = { x, w, b };
+    tg_node *n = tg_node_begin(tape, &op_affine, b ? 3 : 2, in);
+    if (!n || !check_matmul(tape, "affine", x, w))
+        return NULL;
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[1]))
+        return tg_fail(tape, TG_ERR_SHAPE, "affine", "bias %s does not match %s @ %s",
+                       tg_shp(b), tg_shp(x), tg_shp(w));
+    if (!tg_node_output(n, 2, (int64_t[]){ x->shape[0], w->shape[1] }, false))
+        return NULL;
+    return tg_node_finish(n);
+}
+
+/* ---- transpose -------------------------------------------------------------------
+ * forward:   Y[j,i] = X[i,j]      X: (M,N)  Y: (N,M)
+ * backward:  dX[i,j] += dY[j,i]
+ */
+static void transpose_forward(tg_node *n)
+{
+    int64_t M = n->in[0]->shape[0], N = n->in[0]->shape[1];
+    TG_DISPATCH(n->out->dtype,
+        const T *x = n->in[0]->data;
+        T *y = n->out->data;
+        TG_PARALLEL_FOR(M * N)
+        for (int64_t j = 0; j < N; j++)
+            for (int64_t i = 0; i < M; i++)
+                y[j * M + i] = x[i * N + j];);
+}
+
+static void transpose_backward(tg_node *n)
+{
+    int64_t M = n->in[0]->shape[0], N = n->in[0]->shape[1];
+    if (!n->in[0]->grad)
+        return;
+    TG_DISPATCH(n->out->dtype,
+        const T *g = n->out->grad;
+        T *dx = n->in[0]->grad;
+        TG_PARALLEL_FOR(M * N)
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                dx[i * N + j] += g[j * M + i];);
+}
+
+static const tg_op op_transpose = { "transpose", transpose_forward, transpose_backward };
+
+tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x)
+{
+    tg_node *n = tg_node_begin(tape, &op_transpose, 1, &x);
+    if (!n)
+        return NULL;
+    if (x->ndim != 2)
+        return tg_fail(tape, TG_ERR_SHAPE, "transpose", "%s: operand must be 2-D", tg_shp(x));
+    if (!tg_node_output(n, 2, (int64_t[]){ x->shape[1], x->shape[0] }, false))
+        return NULL;
+    return tg_node_finish(n);
+}

@@ -1,0 +1,218 @@
+/* autograd/ops_pointwise.c: elementwise ops: the unary table and broadcasting binaries. */
+#include <tgmath.h>
+
+#include "autograd/autograd_internal.h"
+
+/* ---- unary ops (one row each in TG_UNARY_OPS) -------------------------------------
+ * forward:   y[i] = f(x[i])
+ * backward:  dx[i] += f'(x[i]) * dy[i]   (written with y where cheaper: sigmoid, tanh, exp)
+ */
+#define UNARY_KERNELS(name, fwd, bwd)                                             \
+    static void name##_forward(tg_node *n)                                        \
+    {                                                                             \
+        int64_t len = n->out->numel;                                              \
+        double s = n->scalar;                                                     \
+        (void)s;                                                                  \
+        TG_DISPATCH(n->out->dtype,                                                \
+            const T *xs = n->in[0]->data;                                         \
+            T *ys = n->out->data;                                                 \
+            TG_PARALLEL_FOR(len * 8)                                              \
+            for (int64_t i = 0; i < len; i++) {                                   \
+                T x = xs[i];                                                      \
+                ys[i] = fwd;                                                      \
+            });                                                                   \
+    }                                                                             \
+    static void name##_backward(tg_node *n)                                       \
+    {                                                                             \
+        int64_t len = n->out->numel;                                              \
+        double s = n->scalar;                                                     \
+        (void)s;                                                                  \
+        if (!n->in[0]->grad)                                                      \
+            return;                                                               \
+        TG_DISPATCH(n->out->dtype,                                                \
+            const T *xs = n->in[0]->data;                                         \
+            const T *ys = n->out->data;                                           \
+            const T *gs = n->out->grad;                                           \
+            T *dx = n->in[0]->grad;                                               \
+            TG_PARALLEL_FOR(len * 4)                                              \
+            for (int64_t i = 0; i < len; i++) {                                   \
+                T x = xs[i], y = ys[i], g = gs[i];                                \
+                (void)x; (void)y;                                                 \
+                dx[i] += bwd;                                                     \
+            });                                                                   \
+    }                                                                             \
+    static const tg_op op_##name = { #name, name##_forward, name##_backward };
+TG_UNARY_OPS(UNARY_KERNELS)
+#undef UNARY_KERNELS
+
+static tg_tensor *unary(tg_tape *tape, const tg_op *op, tg_tensor *x, double s)
+{
+    tg_node *n = tg_node_begin(tape, op, 1, &x);
+    if (!n)
+        return NULL;
+    n->scalar = s;
+    if (!tg_node_output(n, x->ndim, x->shape, false))
+        return NULL;
+    return tg_node_finish(n);
+}
+
+tg_tensor *tg_neg(tg_tape *t, tg_tensor *x)                { return unary(t, &op_neg, x, 0); }
+tg_tensor *tg_scale(tg_tape *t, tg_tensor *x, double s)    { return unary(t, &op_scale, x, s); }
+tg_tensor *tg_add_scalar(tg_tape *t, tg_tensor *x, double s)
+{
+    return unary(t, &op_add_scalar, x, s);
+}
+tg_tensor *tg_sigmoid(tg_tape *t, tg_tensor *x)            { return unary(t, &op_sigmoid, x, 0); }
+tg_tensor *tg_tanh(tg_tape *t, tg_tensor *x)               { return unary(t, &op_tanh, x, 0); }
+tg_tensor *tg_relu(tg_tape *t, tg_tensor *x)               { return unary(t, &op_relu, x, 0); }
+tg_tensor *tg_exp(tg_tape *t, tg_tensor *x)                { return unary(t, &op_exp, x, 0); }
+tg_tensor *tg_log(tg_tape *t, tg_tensor *x)                { return unary(t, &op_log, x, 0); }
+
+/* ---- binary ops with NumPy broadcasting (one row each in TG_BINARY_OPS) ---------------
+ * Shapes are aligned from the right and padded to 4 dims; a dim of size 1 stretches.
+ * forward:   c[i] = f(a[ia], b[ib])       ia, ib: i with broadcast dims pinned to 0
+ * backward:  da[ia] += ga(g, a, b)   db[ib] += gb(g, a, b)   summed over broadcast dims
+ * Operands with the full result shape take a flat (parallel) path; a broadcast operand
+ * is reduced serially in index order, so results never depend on the thread count.
+ */
+typedef struct bcast {
+    int64_t shape[4];           /* result, padded to 4 dims */
+    int64_t sa[4], sb[4];       /* element strides of a and b (0 on broadcast dims) */
+    bool    a_full, b_full;     /* operand has the result's shape */
+} bcast;
+
+static void pad4(const tg_tensor *t, int64_t out[4])
+{
+    for (int d = 0; d < 4; d++)
+        out[d] = 1;
+    for (int d = 0; d < t->ndim; d++)
+        out[4 - t->ndim + d] = t->shape[d];
+}
+
+static void strides4(const int64_t shape[4], const int64_t res[4], int64_t st[4])
+{
+    int64_t s = 1;
+    for (int d = 3; d >= 0; d--) {
+        st[d] = shape[d] == 1 && res[d] != 1 ? 0 : s;
+        s *= shape[d];
+    }
+}
+
+/* The element offsets of a and b for flat result index i. */
+static inline void bcast_offsets(const bcast *bc, int64_t i, int64_t *ia, int64_t *ib)
+{
+    int64_t oa = 0, ob = 0;
+    for (int d = 3; d >= 0; d--) {
+        int64_t k = i % bc->shape[d];
+        i /= bc->shape[d];
+        oa += k * bc->sa[d];
+        ob += k * bc->sb[d];
+    }
+    *ia = oa;
+    *ib = ob;
+}
+
+#define BINARY_KERNELS(name, fwd, ga, gb)                                         \
+    static void name##_forward(tg_node *n)                                        \
+    {                                                                             \
+        const bcast *bc = n->aux;                                                 \
+        int64_t len = n->out->numel;                                              \
+        bool flat = bc->a_full && bc->b_full;                                     \
+        TG_DISPATCH(n->out->dtype,                                                \
+            const T *as = n->in[0]->data;                                         \
+            const T *bs = n->in[1]->data;                                         \
+            T *cs = n->out->data;                                                 \
+            TG_PARALLEL_FOR(len * 2)                                              \
+            for (int64_t i = 0; i < len; i++) {                                   \
+                int64_t ia = i, ib = i;                                           \
+                if (!flat)                                                        \
+                    bcast_offsets(bc, i, &ia, &ib);                               \
+                T a = as[ia], b = bs[ib];                                         \
+                cs[i] = fwd;                                                      \
+            });                                                                   \
+    }                                                                             \
+    static void name##_backward(tg_node *n)                                       \
+    {                                                                             \
+        const bcast *bc = n->aux;                                                 \
+        int64_t len = n->out->numel;                                              \
+        TG_DISPATCH(n->out->dtype,                                                \
+            const T *as = n->in[0]->data;                                         \
+            const T *bs = n->in[1]->data;                                         \
+            const T *gs = n->out->grad;                                           \
+            T *da = n->in[0]->grad;                                               \
+            T *db = n->in[1]->grad;                                               \
+            bool flat = bc->a_full && bc->b_full;                                 \
+            if (da && bc->a_full) {                                               \
+                TG_PARALLEL_FOR(len * 2)                                          \
+                for (int64_t i = 0; i < len; i++) {                               \
+                    int64_t ia = i, ib = i;                                       \
+                    if (!flat)                                                    \
+                        bcast_offsets(bc, i, &ia, &ib);                           \
+                    T a = as[ia], b = bs[ib], g = gs[i];                          \
+                    (void)a; (void)b;                                             \
+                    da[ia] += ga;                                                 \
+                }                                                                 \
+            }                                                                     \
+            if (db && bc->b_full) {                                               \
+                TG_PARALLEL_FOR(len * 2)                                          \
+                for (int64_t i = 0; i < len; i++) {                               \
+                    int64_t ia = i, ib = i;                                       \
+                    if (!flat)                                                    \
+                        bcast_offsets(bc, i, &ia, &ib);                           \
+                    T a = as[ia], b = bs[ib], g = gs[i];                          \
+                    (void)a; (void)b;                                             \
+                    db[ib] += gb;                                                 \
+                }                                                                 \
+            }                                                                     \
+            for (int64_t i = 0; i < len && ((da && !bc->a_full) || (db && !bc->b_full)); \
+                 i++) {                                                           \
+                int64_t ia, ib;                                                   \
+                bcast_offsets(bc, i, &ia, &ib);                                   \
+                T a = as[ia], b = bs[ib], g = gs[i];                              \
+                (void)a; (void)b;                                                 \
+                if (da && !bc->a_full)                                            \
+                    da[ia] += ga;                                                 \
+                if (db && !bc->b_full)                                            \
+                    db[ib] += gb;                                                 \
+            });                                                                   \
+    }                                                                             \
+    static const tg_op op_##name = { #name, name##_forward, name##_backward };
+TG_BINARY_OPS(BINARY_KERNELS)
+#undef BINARY_KERNELS
+
+static tg_tensor *binary(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b)
+{
+    tg_tensor *in[2] = { a, b };
+    tg_node *n = tg_node_begin(tape, op, 2, in);
+    if (!n)
+        return NULL;
+    bcast *bc = tg_arena_alloc(tape, sizeof *bc, true, op->name);
+    if (!bc)
+        return NULL;
+    int64_t pa[4], pb[4];
+    pad4(a, pa);
+    pad4(b, pb);
+    for (int d = 0; d < 4; d++) {
+        if (pa[d] != pb[d] && pa[d] != 1 && pb[d] != 1)
+            return tg_fail(tape, TG_ERR_SHAPE, op->name, "%s and %s do not broadcast",
+                           tg_shp(a), tg_shp(b));
+        bc->shape[d] = pa[d] > pb[d] ? pa[d] : pb[d];
+    }
+    strides4(pa, bc->shape, bc->sa);
+    strides4(pb, bc->shape, bc->sb);
+    int ndim = a->ndim > b->ndim ? a->ndim : b->ndim;
+    int64_t shape[4];
+    for (int d = 0; d < ndim; d++)
+        shape[d] = bc->shape[4 - ndim + d];
+    bc->a_full = a->numel == bc->shape[0] * bc->shape[1] * bc->shape[2] * bc->shape[3];
+    bc->b_full = b->numel == bc->shape[0] * bc->shape[1] * bc->shape[2] * bc->shape[3];
+    n->aux = bc;
+    if (!tg_node_output(n, ndim, shape, false))
+        return NULL;
+    return tg_node_finish(n);
+}
+
+tg_tensor *tg_add(tg_tape *t, tg_tensor *a, tg_tensor *b) { return binary(t, &op_add, a, b); }
+tg_tensor *tg_sub(tg_tape *t, tg_tensor *a, tg_tensor *b) { return binary(t, &op_sub, a, b); }
+tg_tensor *tg_mul(tg_tape *t, tg_tensor *a, tg_tensor *b) { return binary(t, &op_mul, a, b); }
+tg_tensor *tg_div(tg_tape *t, tg_tensor *a, tg_tensor *b) { return binary(t, &op_div, a, b); }

@@ -1,0 +1,361 @@
+/* autograd/tape.c: the tape: an arena of growable chunks, the node list, errors, backward. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "autograd/autograd_internal.h"
+
+enum { ALIGN = 64, CHUNK_MIN = 1 << 20, MSG_LEN = 256 };
+
+/* One block of arena memory; chunks are kept across resets and reused in order. */
+typedef struct chunk {
+    struct chunk *next;
+    size_t size, used;
+    unsigned char *base;    /* ALIGN-aligned start of the usable bytes */
+} chunk;
+
+struct tg_tape {
+    chunk   *first, *cur;
+    tg_node *last;          /* newest recorded node */
+    bool     grad_enabled;
+    tg_status status;
+    char     msg[MSG_LEN];
+    size_t   used, peak, limit, reserved;
+    int64_t  mallocs;
+    tg_observer_fn observer;
+    void    *observer_user;
+};
+
+tg_tape *tg_tape_new(void)
+{
+    tg_tape *t = calloc(1, sizeof *t);
+    if (t)
+        t->grad_enabled = true;
+    return t;
+}
+
+void tg_tape_reset(tg_tape *tape)
+{
+    if (!tape)
+        return;
+    tape->cur = tape->first;
+    if (tape->cur)
+        tape->cur->used = 0;
+    tape->last = NULL;
+    tape->used = 0;
+    tape->status = TG_OK;
+    tape->msg[0] = '\0';
+}
+
+void tg_tape_free(tg_tape *tape)
+{
+    if (!tape)
+        return;
+    for (chunk *c = tape->first, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    free(tape);
+}
+
+tg_status tg_tape_status(const tg_tape *tape)
+{
+    return tape ? tape->status : TG_ERR_NULL;
+}
+
+const char *tg_tape_errmsg(const tg_tape *tape)
+{
+    return tape ? tape->msg : "NULL tape";
+}
+
+void tg_tape_set_grad_enabled(tg_tape *tape, bool enabled)
+{
+    if (tape)
+        tape->grad_enabled = enabled;
+}
+
+bool tg_tape_grad_enabled(const tg_tape *tape)
+{
+    return tape && tape->grad_enabled;
+}
+
+size_t tg_tape_bytes_used(const tg_tape *tape)
+{
+    return tape ? tape->used : 0;
+}
+
+size_t tg_tape_bytes_peak(const tg_tape *tape)
+{
+    return tape ? tape->peak : 0;
+}
+
+int64_t tg_tape_mallocs(const tg_tape *tape)
+{
+    return tape ? tape->mallocs : 0;
+}
+
+void tg_tape_set_memory_limit(tg_tape *tape, size_t limit)
+{
+    if (tape)
+        tape->limit = limit;
+}
+
+void tg_tape_set_observer(tg_tape *tape, tg_observer_fn fn, void *user)
+{
+    if (tape) {
+        tape->observer = fn;
+        tape->observer_user = user;
+    }
+}
+
+tg_tensor *tg_name(tg_tape *tape, tg_tensor *t, const char *name)
+{
+    if (tape && t && tape->observer)
+        tape->observer(tape->observer_user, name, t);
+    return t;
+}
+
+tg_tensor *tg_fail(tg_tape *tape, tg_status status, const char *op, const char *fmt, ...)
+{
+    if (!tape || tape->status != TG_OK)
+        return NULL;
+    tape->status = status;
+    int n = snprintf(tape->msg, MSG_LEN, "%s: ", op);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(tape->msg + n, MSG_LEN - (size_t)n, fmt, ap);
+    va_end(ap);
+    return NULL;
+}
+
+const char *tg_shp(const tg_tensor *t)
+{
+    static _Thread_local char bufs[4][64];
+    static _Thread_local int next;
+    char *b = bufs[next++ & 3];
+    return tg_shape_str(t, b, 64);
+}
+
+/* ---- arena -------------------------------------------------------------------
+ * Bump allocation in the current chunk; when it is full, move to the next kept chunk
+ * (or malloc a new one after it). Reset rewinds to the first chunk: O(1), no free.
+ */
+static chunk *chunk_new(tg_tape *tape, size_t need)
+{
+    size_t size = need + ALIGN > CHUNK_MIN ? need + ALIGN : CHUNK_MIN;
+    if (tape->limit && tape->reserved + size > tape->limit)
+        return NULL;
+    chunk *c = malloc(sizeof *c + size);
+    if (!c)
+        return NULL;
+    tape->mallocs++;
+    tape->reserved += size;
+    uintptr_t p = (uintptr_t)(c + 1);
+    c->base = (unsigned char *)((p + ALIGN - 1) & ~(uintptr_t)(ALIGN - 1));
+    c->size = size - (size_t)(c->base - (unsigned char *)(c + 1));
+    c->used = 0;
+    c->next = NULL;
+    return c;
+}
+
+void *tg_arena_alloc(tg_tape *tape, size_t bytes, bool zero, const char *op)
+{
+    size_t need = (bytes + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    if (need < bytes) {
+        tg_fail(tape, TG_ERR_NOMEM, op, "allocation of %zu bytes overflows", bytes);
+        return NULL;
+    }
+    chunk *c = tape->cur;
+    while (!c || c->size - c->used < need) {
+        if (c && c->next && c->next->size >= need) {
+            c = c->next;            /* a kept chunk from an earlier step */
+            c->used = 0;
+            continue;
+        }
+        chunk *fresh = chunk_new(tape, need);
+        if (!fresh) {
+            tg_fail(tape, TG_ERR_NOMEM, op, "out of memory allocating %zu bytes on the tape",
+                    bytes);
+            return NULL;
+        }
+        if (!c) {
+            fresh->next = tape->first;
+            tape->first = fresh;
+        } else {
+            fresh->next = c->next;
+            c->next = fresh;
+        }
+        c = fresh;
+    }
+    tape->cur = c;
+    void *p = c->base + c->used;
+    c->used += need;
+    tape->used += need;
+    if (tape->used > tape->peak)
+        tape->peak = tape->used;
+    if (zero)
+        memset(p, 0, bytes);
+    return p;
+}
+
+tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape)
+{
+    if (!tape || tape->status != TG_OK)
+        return NULL;
+    int64_t numel;
+    size_t bytes;
+    tg_status st = tg_shape_check(dtype, ndim, shape, &numel, &bytes);
+    if (st != TG_OK)
+        return tg_fail(tape, st, "tape_tensor", "invalid dtype, ndim %d or shape", ndim);
+    tg_tensor *t = tg_arena_alloc(tape, sizeof *t, true, "tape_tensor");
+    void *data = t ? tg_arena_alloc(tape, bytes, true, "tape_tensor") : NULL;
+    if (!data)
+        return NULL;
+    tg_tensor_set_shape(t, dtype, ndim, shape, numel);
+    t->data = data;
+    t->flags = TG_FLAG_TAPE;
+    return t;
+}
+
+/* ---- recording ------------------------------------------------------------------- */
+tg_node *tg_node_begin(tg_tape *tape, const tg_op *op, int nin, tg_tensor *const *in)
+{
+    if (!tape || tape->status != TG_OK)
+        return NULL;
+    for (int i = 0; i < nin; i++) {
+        if (!in[i]) {
+            tg_fail(tape, TG_ERR_NULL, op->name, "operand %d is NULL", i + 1);
+            return NULL;
+        }
+        if (in[i]->dtype != in[0]->dtype) {
+            tg_fail(tape, TG_ERR_DTYPE, op->name, "operand %d is %s but operand 1 is %s",
+                    i + 1, in[i]->dtype == TG_F64 ? "f64" : "f32",
+                    in[0]->dtype == TG_F64 ? "f64" : "f32");
+            return NULL;
+        }
+    }
+    tg_node *n = tg_arena_alloc(tape, sizeof *n, true, op->name);
+    if (!n)
+        return NULL;
+    n->op = op;
+    n->tape = tape;
+    n->nin = nin;
+    n->in = n->in_inline;
+    if (nin > TG_NODE_INLINE_IN) {
+        n->in = tg_arena_alloc(tape, (size_t)nin * sizeof *n->in, false, op->name);
+        if (!n->in)
+            return NULL;
+    }
+    for (int i = 0; i < nin; i++)
+        n->in[i] = in[i];
+    return n;
+}
+
+bool tg_node_output(tg_node *n, int ndim, const int64_t *shape, bool zero)
+{
+    tg_tape *tape = n->tape;
+    int64_t numel;
+    size_t bytes;
+    tg_status st = tg_shape_check(n->in[0]->dtype, ndim, shape, &numel, &bytes);
+    if (st != TG_OK) {
+        tg_fail(tape, st, n->op->name, "result shape is invalid or too large");
+        return false;
+    }
+    tg_tensor *t = tg_arena_alloc(tape, sizeof *t, true, n->op->name);
+    void *data = t ? tg_arena_alloc(tape, bytes, zero, n->op->name) : NULL;
+    if (!data)
+        return false;
+    tg_tensor_set_shape(t, n->in[0]->dtype, ndim, shape, numel);
+    t->data = data;
+    t->flags = TG_FLAG_TAPE;
+    n->out = t;
+    return true;
+}
+
+bool tg_node_output_view(tg_node *n, const tg_tensor *x, int ndim, const int64_t *shape)
+{
+    tg_tensor *t = tg_arena_alloc(n->tape, sizeof *t, true, n->op->name);
+    if (!t)
+        return false;
+    tg_tensor_set_shape(t, x->dtype, ndim, shape, x->numel);
+    t->data = x->data;
+    t->flags = TG_FLAG_TAPE | TG_FLAG_VIEW;
+    n->out = t;
+    return true;
+}
+
+tg_tensor *tg_node_finish(tg_node *n)
+{
+    tg_tape *tape = n->tape;
+    n->op->forward(n);
+    if (tape->status != TG_OK)
+        return NULL;
+    if (!tape->grad_enabled)
+        return n->out;
+    for (int i = 0; i < n->nin; i++) {
+        if (n->in[i]->flags & TG_FLAG_REQUIRES_GRAD) {
+            n->out->flags |= TG_FLAG_REQUIRES_GRAD;
+            n->prev = tape->last;
+            tape->last = n;
+            break;
+        }
+    }
+    return n->out;
+}
+
+/* ---- backward ---------------------------------------------------------------------
+ * Gradients of tape tensors live in the arena and are zeroed at the start of every
+ * backward; gradients of caller-owned tensors (parameters) accumulate across calls.
+ */
+static bool ensure_grad(tg_tape *tape, tg_tensor *t)
+{
+    if (t->grad || !(t->flags & TG_FLAG_REQUIRES_GRAD))
+        return true;
+    if (!(t->flags & TG_FLAG_TAPE))
+        return true;    /* a caller-owned tensor without a buffer gets no gradient */
+    t->grad = tg_arena_alloc(tape, (size_t)t->numel * tg_dtype_size(t->dtype), true,
+                             "backward");
+    return t->grad != NULL;
+}
+
+tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
+{
+    if (!tape)
+        return TG_ERR_NULL;
+    if (tape->status != TG_OK)
+        return tape->status;
+    if (!loss) {
+        tg_fail(tape, TG_ERR_NULL, "backward", "loss is NULL");
+        return tape->status;
+    }
+    if (loss->numel != 1) {
+        tg_fail(tape, TG_ERR_SHAPE, "backward", "loss %s must have exactly one element",
+                tg_shp(loss));
+        return tape->status;
+    }
+    if (!tape->grad_enabled || !(loss->flags & TG_FLAG_TAPE)
+        || !(loss->flags & TG_FLAG_REQUIRES_GRAD)) {
+        tg_fail(tape, TG_ERR_ARG, "backward",
+                "loss was not recorded with gradients (grad disabled, or nothing in it "
+                "requires grad)");
+        return tape->status;
+    }
+    for (tg_node *n = tape->last; n; n = n->prev)
+        if (n->out->grad)
+            memset(n->out->grad, 0, (size_t)n->out->numel * tg_dtype_size(n->out->dtype));
+    if (!ensure_grad(tape, loss))
+        return tape->status;
+    if (loss->dtype == TG_F64)
+        *(double *)loss->grad += 1.0;
+    else
+        *(float *)loss->grad += 1.0f;
+    for (tg_node *n = tape->last; n; n = n->prev) {
+        if (!n->out->grad)
+            continue;   /* nothing downstream of this node reached the loss */
+        for (int i = 0; i < n->nin; i++)
+            if (!ensure_grad(tape, n->in[i]))
+                return tape->status;
+        n->op->backward(n);
+    }
+    return tape->status;
+}

@@ -1,0 +1,912 @@
+/* tests/test_ops.c: the ops suite: forward values, float64 gradient checks (generated from
+   the op tables), broadcasting, errors, accumulation, tape memory, determinism. */
+#include <stdlib.h>
+#include <string.h>
+#include <tgmath.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "autograd/autograd_internal.h"
+#include "tests/tests.h"
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+static tg_tensor *mk(tg_dtype dt, int ndim, const int64_t *shape, const double *vals)
+{
+    tg_tensor *t = tg_tensor_new(dt, ndim, shape);
+    ck_assert_ptr_nonnull(t);
+    if (vals)
+        tg_tensor_fill_values(t, vals);
+    return t;
+}
+
+/* A float64 leaf with requires_grad, uniform in [lo, hi). */
+static tg_tensor *rnd(int ndim, const int64_t *shape, double lo, double hi, uint64_t seed)
+{
+    tg_rng r;
+    tg_rng_seed(&r, seed);
+    tg_tensor *t = mk(TG_F64, ndim, shape, NULL);
+    tg_tensor_fill_uniform(t, &r, lo, hi);
+    ck_assert_int_eq(tg_tensor_requires_grad(t), TG_OK);
+    return t;
+}
+
+static void expect_values(const tg_tensor *t, const double *want, double tol)
+{
+    ck_assert_ptr_nonnull(t);
+    for (int64_t i = 0; i < t->numel; i++)
+        ck_assert_msg(fabs(tg_tensor_get(t, i) - want[i]) <= tol,
+                      "element %lld = %.17g, expected %.17g", (long long)i,
+                      tg_tensor_get(t, i), want[i]);
+}
+
+/* Gradient-check harness: loss = sum(op(inputs) * weights), weights fixed and random so
+   every output element gets a different upstream gradient. */
+typedef tg_tensor *(*build_fn)(tg_tape *tape, tg_tensor **in, double s);
+typedef struct gc_case {
+    build_fn   build;
+    tg_tensor **in;
+    double     s;
+    tg_tensor *w;       /* made on first call, shaped like the op's output */
+} gc_case;
+
+static tg_tensor *gc_loss(tg_tape *tape, void *user)
+{
+    gc_case *c = user;
+    tg_tensor *y = c->build(tape, c->in, c->s);
+    if (!y)
+        return NULL;
+    if (!c->w) {
+        tg_rng r;
+        tg_rng_seed(&r, 99);
+        c->w = tg_tensor_new(TG_F64, y->ndim, y->shape);
+        tg_tensor_fill_uniform(c->w, &r, -1, 1);
+    }
+    return tg_sum(tape, tg_mul(tape, y, c->w));
+}
+
+static double gradcheck_case(build_fn build, tg_tensor **in, int nin, double s)
+{
+    gc_case c = { build, in, s, NULL };
+    tg_gradcheck_result res;
+    tg_status st = tg_gradcheck(in, nin, gc_loss, &c, NULL, &res, NULL);
+    ck_assert_msg(st == TG_OK, "gradcheck failed to run: %s", tg_status_str(st));
+    ck_assert_msg(res.passed, "worst rel err %.3g at tensor %d index %lld: analytic %.12g "
+                  "numeric %.12g", res.max_rel_err, res.worst_tensor,
+                  (long long)res.worst_index, res.analytic, res.numeric);
+    tg_tensor_free(c.w);
+    return res.max_rel_err;
+}
+
+static void free_all(tg_tensor **ts, int n)
+{
+    for (int i = 0; i < n; i++)
+        tg_tensor_free(ts[i]);
+}
+
+/* ---- pointwise: forward values and table-generated gradient checks ---------------------- */
+
+START_TEST(test_unary_forward_known_values)
+{
+    tg_tape *tape = tg_tape_new();
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        double tol = d ? 1e-15 : 1e-6;
+        tg_tensor *x = mk(dt, 1, (int64_t[]){ 3 }, (double[]){ -1.0, 0.5, 2.0 });
+        expect_values(tg_neg(tape, x), (double[]){ 1.0, -0.5, -2.0 }, tol);
+        expect_values(tg_scale(tape, x, 3.0), (double[]){ -3.0, 1.5, 6.0 }, tol);
+        expect_values(tg_add_scalar(tape, x, 1.0), (double[]){ 0.0, 1.5, 3.0 }, tol);
+        expect_values(tg_sigmoid(tape, x),
+                      (double[]){ 0.2689414213699951, 0.6224593312018546, 0.8807970779778823 },
+                      tol);
+        expect_values(tg_tanh(tape, x),
+                      (double[]){ -0.7615941559557649, 0.46211715726000974, 0.9640275800758169 },
+                      tol);
+        expect_values(tg_relu(tape, x), (double[]){ 0.0, 0.5, 2.0 }, tol);
+        expect_values(tg_exp(tape, x),
+                      (double[]){ 0.36787944117144233, 1.6487212707001282, 7.38905609893065 },
+                      tol * 8);
+        tg_tensor *p = mk(dt, 1, (int64_t[]){ 3 }, (double[]){ 0.5, 1.0, 10.0 });
+        expect_values(tg_log(tape, p),
+                      (double[]){ -0.6931471805599453, 0.0, 2.302585092994046 }, tol * 4);
+        ck_assert_int_eq(tg_tape_status(tape), TG_OK);
+        tg_tensor_free(x);
+        tg_tensor_free(p);
+        tg_tape_reset(tape);
+    }
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_sigmoid_tanh_saturate_finite)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = mk(TG_F32, 1, (int64_t[]){ 2 }, (double[]){ -1000, 1000 });
+    expect_values(tg_sigmoid(tape, x), (double[]){ 0, 1 }, 0);
+    expect_values(tg_tanh(tape, x), (double[]){ -1, 1 }, 0);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* One builder per unary table row; each is gradient-checked by the loop test below. */
+#define UNARY_BUILDER(name, fwd, bwd)                                              \
+    static tg_tensor *build_##name(tg_tape *t, tg_tensor **in, double s)           \
+    {                                                                              \
+        return unary_public_##name(t, in[0], s);                                   \
+    }
+static tg_tensor *unary_public_neg(tg_tape *t, tg_tensor *x, double s)
+{ (void)s; return tg_neg(t, x); }
+static tg_tensor *unary_public_scale(tg_tape *t, tg_tensor *x, double s)
+{ return tg_scale(t, x, s); }
+static tg_tensor *unary_public_add_scalar(tg_tape *t, tg_tensor *x, double s)
+{ return tg_add_scalar(t, x, s); }
+static tg_tensor *unary_public_sigmoid(tg_tape *t, tg_tensor *x, double s)
+{ (void)s; return tg_sigmoid(t, x); }
+static tg_tensor *unary_public_tanh(tg_tape *t, tg_tensor *x, double s)
+{ (void)s; return tg_tanh(t, x); }
+static tg_tensor *unary_public_relu(tg_tape *t, tg_tensor *x, double s)
+{ (void)s; return tg_relu(t, x); }
+static tg_tensor *unary_public_exp(tg_tape *t, tg_tensor *x, double s)
+{ (void)s; return tg_exp(t, x); }
+static tg_tensor *unary_public_log(tg_tape *t, tg_tensor *x, double s)
+{ (void)s; return tg_log(t, x); }
+TG_UNARY_OPS(UNARY_BUILDER)
+
+/* Every row of the table, so adding a row without a checked builder fails to compile. */
+#define UNARY_ENTRY(name, fwd, bwd) { #name, build_##name },
+static const struct { const char *name; build_fn build; } unary_cases[] = {
+    TG_UNARY_OPS(UNARY_ENTRY)
+};
+
+START_TEST(test_unary_gradcheck_table)
+{
+    for (size_t k = 0; k < sizeof unary_cases / sizeof unary_cases[0]; k++) {
+        /* log needs x > 0, relu stays away from its kink */
+        tg_tensor *x = rnd(2, (int64_t[]){ 3, 5 }, 0.2, 2.0, 7 + k);
+        for (int64_t i = 0; i < x->numel; i += 2)
+            if (strcmp(unary_cases[k].name, "log") != 0)
+                ((double *)x->data)[i] *= -1;
+        double err = gradcheck_case(unary_cases[k].build, &x, 1, 1.7);
+        printf("gradcheck %-10s max_rel_err=%.3g\n", unary_cases[k].name, err);
+        tg_tensor_free(x);
+    }
+}
+END_TEST
+
+/* ---- binary ops: broadcasting forward and gradient checks -------------------------------- */
+#define BINARY_BUILDER(name, fwd, ga, gb)                                           \
+    static tg_tensor *build_##name(tg_tape *t, tg_tensor **in, double s)            \
+    {                                                                               \
+        (void)s;                                                                    \
+        return tg_##name(t, in[0], in[1]);                                          \
+    }
+TG_BINARY_OPS(BINARY_BUILDER)
+#define BINARY_ENTRY(name, fwd, ga, gb) { #name, build_##name },
+static const struct { const char *name; build_fn build; } binary_cases[] = {
+    TG_BINARY_OPS(BINARY_ENTRY)
+};
+
+START_TEST(test_binary_broadcast_forward)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = mk(TG_F64, 2, (int64_t[]){ 2, 3 }, (double[]){ 1, 2, 3, 4, 5, 6 });
+    tg_tensor *row = mk(TG_F64, 1, (int64_t[]){ 3 }, (double[]){ 10, 20, 30 });
+    tg_tensor *col = mk(TG_F64, 2, (int64_t[]){ 2, 1 }, (double[]){ 2, 4 });
+    tg_tensor *one = mk(TG_F64, 1, (int64_t[]){ 1 }, (double[]){ 0.5 });
+    expect_values(tg_add(tape, a, row), (double[]){ 11, 22, 33, 14, 25, 36 }, 0);
+    expect_values(tg_sub(tape, row, a), (double[]){ 9, 18, 27, 6, 15, 24 }, 0);
+    expect_values(tg_mul(tape, a, col), (double[]){ 2, 4, 6, 16, 20, 24 }, 0);
+    expect_values(tg_div(tape, a, one), (double[]){ 2, 4, 6, 8, 10, 12 }, 0);
+    tg_tensor *outer = tg_mul(tape, col, row);   /* (2,1) * (3) -> (2,3) */
+    ck_assert_int_eq(outer->ndim, 2);
+    ck_assert_int_eq(outer->shape[0], 2);
+    ck_assert_int_eq(outer->shape[1], 3);
+    expect_values(outer, (double[]){ 20, 40, 60, 40, 80, 120 }, 0);
+    tg_tensor *a4 = mk(TG_F64, 4, (int64_t[]){ 2, 1, 2, 1 }, (double[]){ 1, 2, 3, 4 });
+    tg_tensor *b4 = mk(TG_F64, 3, (int64_t[]){ 3, 1, 2 }, (double[]){ 1, 2, 3, 4, 5, 6 });
+    tg_tensor *c4 = tg_add(tape, a4, b4);      /* -> (2,3,2,2) */
+    ck_assert_int_eq(c4->numel, 24);
+    ck_close(tg_tensor_get(c4, 0), 2, 0);      /* a[0,0,0,0] + b[0,0,0] */
+    ck_close(tg_tensor_get(c4, 23), 10, 0);    /* a[1,0,1,0] + b[2,0,1] = 4 + 6 */
+    ck_assert_int_eq(tg_tape_status(tape), TG_OK);
+    tg_tensor *xs[] = { a, row, col, one, a4, b4 };
+    free_all(xs, 6);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_binary_gradcheck_table_broadcasting)
+{
+    /* pairs of shapes: equal, row, column, scalar, 3-D/4-D mixes */
+    static const struct { int na; int64_t a[4]; int nb; int64_t b[4]; } shapes[] = {
+        { 2, { 3, 4 }, 2, { 3, 4 } },
+        { 2, { 3, 4 }, 1, { 4 } },
+        { 1, { 4 }, 2, { 3, 4 } },
+        { 2, { 3, 1 }, 2, { 1, 4 } },
+        { 2, { 3, 4 }, 1, { 1 } },
+        { 3, { 2, 1, 3 }, 2, { 4, 1 } },
+        { 4, { 2, 1, 2, 3 }, 3, { 3, 1, 3 } },
+    };
+    for (size_t k = 0; k < sizeof binary_cases / sizeof binary_cases[0]; k++) {
+        double worst = 0;
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            tg_tensor *in[2] = {
+                rnd(shapes[s].na, shapes[s].a, 0.5, 2.0, 11 + s),
+                rnd(shapes[s].nb, shapes[s].b, 0.5, 2.0, 23 + s),
+            };
+            double err = gradcheck_case(binary_cases[k].build, in, 2, 0);
+            worst = err > worst ? err : worst;
+            free_all(in, 2);
+        }
+        printf("gradcheck %-10s max_rel_err=%.3g\n", binary_cases[k].name, worst);
+    }
+}
+END_TEST
+
+START_TEST(test_same_tensor_both_operands)
+{
+    tg_tensor *x = rnd(1, (int64_t[]){ 5 }, -1, 1, 3);
+    tg_tensor *in[2] = { x, x };
+    gradcheck_case(build_mul, in, 1, 0);    /* x*x: both halves land in one buffer */
+    tg_tensor_free(x);
+}
+END_TEST
+
+/* ---- matmul, affine, transpose ------------------------------------------------------------- */
+static tg_tensor *build_matmul(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_matmul(t, in[0], in[1]); }
+static tg_tensor *build_affine(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_affine(t, in[0], in[1], in[2]); }
+static tg_tensor *build_affine_nobias(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_affine(t, in[0], in[1], NULL); }
+static tg_tensor *build_transpose(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_transpose(t, in[0]); }
+
+START_TEST(test_matmul_forward_known)
+{
+    tg_tape *tape = tg_tape_new();
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        tg_tensor *a = mk(dt, 2, (int64_t[]){ 2, 3 }, (double[]){ 1, 2, 3, 4, 5, 6 });
+        tg_tensor *b = mk(dt, 2, (int64_t[]){ 3, 2 }, (double[]){ 7, 8, 9, 10, 11, 12 });
+        tg_tensor *bias = mk(dt, 1, (int64_t[]){ 2 }, (double[]){ 0.5, -1 });
+        expect_values(tg_matmul(tape, a, b), (double[]){ 58, 64, 139, 154 }, 0);
+        expect_values(tg_affine(tape, a, b, bias), (double[]){ 58.5, 63, 139.5, 153 }, 0);
+        expect_values(tg_transpose(tape, a), (double[]){ 1, 4, 2, 5, 3, 6 }, 0);
+        ck_assert_int_eq(tg_tape_status(tape), TG_OK);
+        tg_tensor_free(a); tg_tensor_free(b); tg_tensor_free(bias);
+    }
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_matmul_affine_transpose_gradcheck)
+{
+    tg_tensor *in[3] = { rnd(2, (int64_t[]){ 4, 5 }, -1, 1, 1),
+                         rnd(2, (int64_t[]){ 5, 3 }, -1, 1, 2),
+                         rnd(1, (int64_t[]){ 3 }, -1, 1, 3) };
+    double e1 = gradcheck_case(build_matmul, in, 2, 0);
+    double e2 = gradcheck_case(build_affine, in, 3, 0);
+    double e3 = gradcheck_case(build_affine_nobias, in, 2, 0);
+    double e4 = gradcheck_case(build_transpose, in, 1, 0);
+    printf("gradcheck matmul max_rel_err=%.3g affine=%.3g/%.3g transpose=%.3g\n", e1, e2, e3,
+           e4);
+    free_all(in, 3);
+}
+END_TEST
+
+/* f32 and f64 agree on odd shapes (f32 error grows ~ sqrt(K) * 6e-8 relative). */
+START_TEST(test_matmul_f32_f64_agree_odd_shapes)
+{
+    static const int64_t shapes[][3] = { { 1, 1, 1 }, { 7, 13, 9 }, { 513, 257, 1031 } };
+    tg_tape *tape = tg_tape_new();
+    for (size_t s = 0; s < 3; s++) {
+        int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+        tg_rng r;
+        tg_rng_seed(&r, 5 + s);
+        tg_tensor *a64 = mk(TG_F64, 2, (int64_t[]){ M, K }, NULL);
+        tg_tensor *b64 = mk(TG_F64, 2, (int64_t[]){ K, N }, NULL);
+        tg_tensor_fill_uniform(a64, &r, -1, 1);
+        tg_tensor_fill_uniform(b64, &r, -1, 1);
+        tg_tensor *a32 = mk(TG_F32, 2, a64->shape, NULL);
+        tg_tensor *b32 = mk(TG_F32, 2, b64->shape, NULL);
+        /* the same f32-representable values in both */
+        for (int64_t i = 0; i < a64->numel; i++) {
+            tg_tensor_set(a32, i, tg_tensor_get(a64, i));
+            tg_tensor_set(a64, i, tg_tensor_get(a32, i));
+        }
+        for (int64_t i = 0; i < b64->numel; i++) {
+            tg_tensor_set(b32, i, tg_tensor_get(b64, i));
+            tg_tensor_set(b64, i, tg_tensor_get(b32, i));
+        }
+        tg_tensor *c64 = tg_matmul(tape, a64, b64), *c32 = tg_matmul(tape, a32, b32);
+        ck_assert_ptr_nonnull(c64);
+        ck_assert_ptr_nonnull(c32);
+        double worst = 0;
+        for (int64_t i = 0; i < c64->numel; i++) {
+            double e = fabs(tg_tensor_get(c64, i) - tg_tensor_get(c32, i));
+            worst = e > worst ? e : worst;
+        }
+        ck_assert_msg(worst <= 1e-6 * sqrt((double)K) * 4, "%lldx%lldx%lld: %g",
+                      (long long)M, (long long)K, (long long)N, worst);
+        /* and f64 against a naive sum for a few entries */
+        for (int64_t t = 0; t < 5; t++) {
+            int64_t i = (t * 7919) % M, j = (t * 104729) % N;
+            double acc = 0;
+            for (int64_t k = 0; k < K; k++)
+                acc += tg_tensor_get(a64, i * K + k) * tg_tensor_get(b64, k * N + j);
+            ck_close(tg_tensor_get(c64, i * N + j), acc, 1e-12 * K);
+        }
+        tg_tensor_free(a64); tg_tensor_free(b64); tg_tensor_free(a32); tg_tensor_free(b32);
+        tg_tape_reset(tape);
+    }
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* ---- shape ops ---------------------------------------------------------------------------- */
+static tg_tensor *build_reshape(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_tanh(t, tg_reshape(t, in[0], 3, (int64_t[]){ 2, 3, 2 })); }
+static tg_tensor *build_concat0(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_concat(t, in[0], in[1], 0); }
+static tg_tensor *build_concat1(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_concat(t, in[0], in[2], 1); }
+static tg_tensor *build_concat_n(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; tg_tensor *xs[4] = { in[0], in[1], in[0], in[1] }; return tg_concat_n(t, xs, 4, 0); }
+static tg_tensor *build_slice0(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_slice(t, in[0], 0, 1, 2); }
+static tg_tensor *build_slice1(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_slice(t, in[0], 1, 2, 2); }
+
+START_TEST(test_shape_ops_forward)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = mk(TG_F32, 2, (int64_t[]){ 2, 2 }, (double[]){ 1, 2, 3, 4 });
+    tg_tensor *b = mk(TG_F32, 2, (int64_t[]){ 2, 1 }, (double[]){ 5, 6 });
+    tg_tensor *c = mk(TG_F32, 2, (int64_t[]){ 1, 2 }, (double[]){ 7, 8 });
+    expect_values(tg_concat(tape, a, b, 1), (double[]){ 1, 2, 5, 3, 4, 6 }, 0);
+    expect_values(tg_concat(tape, a, c, 0), (double[]){ 1, 2, 3, 4, 7, 8 }, 0);
+    tg_tensor *xs[3] = { c, a, c };
+    tg_tensor *cn = tg_concat_n(tape, xs, 3, 0);
+    ck_assert_int_eq(cn->shape[0], 4);
+    expect_values(cn, (double[]){ 7, 8, 1, 2, 3, 4, 7, 8 }, 0);
+    expect_values(tg_slice(tape, a, 1, 1, 1), (double[]){ 2, 4 }, 0);
+    expect_values(tg_slice(tape, a, 0, 1, 1), (double[]){ 3, 4 }, 0);
+    tg_tensor *r = tg_reshape(tape, a, 1, (int64_t[]){ 4 });
+    ck_assert_int_eq(r->ndim, 1);
+    expect_values(r, (double[]){ 1, 2, 3, 4 }, 0);
+    ck_assert_ptr_eq(r->data, a->data);   /* a view, no copy */
+    ck_assert_int_eq(tg_tape_status(tape), TG_OK);
+    tg_tensor_free(a); tg_tensor_free(b); tg_tensor_free(c);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_shape_ops_gradcheck)
+{
+    tg_tensor *in[3] = { rnd(2, (int64_t[]){ 3, 4 }, -1, 1, 1),
+                         rnd(2, (int64_t[]){ 2, 4 }, -1, 1, 2),
+                         rnd(2, (int64_t[]){ 3, 2 }, -1, 1, 3) };
+    double worst = 0, e;
+    e = gradcheck_case(build_reshape, in, 1, 0); worst = fmax(worst, e);
+    e = gradcheck_case(build_concat0, in, 2, 0); worst = fmax(worst, e);
+    e = gradcheck_case(build_concat1, in, 3, 0); worst = fmax(worst, e);
+    e = gradcheck_case(build_concat_n, in, 2, 0); worst = fmax(worst, e);
+    e = gradcheck_case(build_slice0, in, 1, 0); worst = fmax(worst, e);
+    e = gradcheck_case(build_slice1, in, 1, 0); worst = fmax(worst, e);
+    printf("gradcheck shape ops (reshape concat concat_n slice) max_rel_err=%.3g\n", worst);
+    free_all(in, 3);
+}
+END_TEST
+
+/* ---- reductions, softmax, cross-entropy ------------------------------------------------------ */
+static tg_tensor *build_sum(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_sum(t, tg_tanh(t, in[0])); }
+static tg_tensor *build_mean(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_mean(t, tg_tanh(t, in[0])); }
+static tg_tensor *build_sum_dim(tg_tape *t, tg_tensor **in, double s)
+{ return tg_sum_dim(t, in[0], (int)s); }
+static tg_tensor *build_softmax(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_softmax(t, in[0]); }
+static tg_tensor *build_log_softmax(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_log_softmax(t, in[0]); }
+static const int32_t ce_targets[4] = { 2, 0, 4, 4 };
+static tg_tensor *build_ce(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_cross_entropy(t, in[0], ce_targets); }
+static const int32_t emb_idx[5] = { 1, 3, 1, 0, 1 };
+static tg_tensor *build_embedding(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_embedding(t, in[0], emb_idx, 5); }
+
+START_TEST(test_reductions_forward)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = mk(TG_F64, 3, (int64_t[]){ 2, 2, 3 },
+                      (double[]){ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 });
+    expect_values(tg_sum(tape, x), (double[]){ 78 }, 0);
+    expect_values(tg_mean(tape, x), (double[]){ 6.5 }, 0);
+    expect_values(tg_sum_dim(tape, x, 0), (double[]){ 8, 10, 12, 14, 16, 18 }, 0);
+    expect_values(tg_sum_dim(tape, x, 1), (double[]){ 5, 7, 9, 17, 19, 21 }, 0);
+    tg_tensor *s2 = tg_sum_dim(tape, x, 2);
+    ck_assert_int_eq(s2->ndim, 3);
+    ck_assert_int_eq(s2->shape[2], 1);
+    expect_values(s2, (double[]){ 6, 15, 24, 33 }, 0);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_softmax_and_cross_entropy_forward)
+{
+    tg_tape *tape = tg_tape_new();
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        double tol = d ? 1e-15 : 1e-6;
+        tg_tensor *x = mk(dt, 2, (int64_t[]){ 2, 3 }, (double[]){ 1, 2, 3, 0, 0, 0 });
+        /* softmax(1,2,3) = (0.0900306, 0.2447285, 0.6652410) */
+        expect_values(tg_softmax(tape, x),
+                      (double[]){ 0.09003057317038046, 0.24472847105479764, 0.6652409557748219,
+                                  1.0 / 3, 1.0 / 3, 1.0 / 3 }, tol);
+        expect_values(tg_log_softmax(tape, x),
+                      (double[]){ -2.4076059644443806, -1.4076059644443806,
+                                  -0.40760596444438046, -1.0986122886681098,
+                                  -1.0986122886681098, -1.0986122886681098 }, tol * 4);
+        /* cross_entropy: mean of -log p[target]: (1.4076059644443806 + 1.0986122886681098)/2 */
+        expect_values(tg_cross_entropy(tape, x, (int32_t[]){ 1, 2 }),
+                      (double[]){ 1.2531091265562452 }, tol * 2);
+        tg_tensor_free(x);
+    }
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_cross_entropy_extreme_logits_finite)
+{
+    tg_tape *tape = tg_tape_new();
+    for (int d = 0; d < 2; d++) {
+        tg_tensor *x = mk(d ? TG_F64 : TG_F32, 2, (int64_t[]){ 2, 3 },
+                          (double[]){ 1000, -1000, 0, -1000, 1000, 1000 });
+        tg_tensor_requires_grad(x);
+        tg_tensor *loss = tg_cross_entropy(tape, x, (int32_t[]){ 1, 2 });
+        /* row 0: 2000; row 1: log 2 */
+        expect_values(loss, (double[]){ (2000 + 0.6931471805599453) / 2 }, 1e-3);
+        ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
+        for (int64_t i = 0; i < 6; i++)
+            ck_assert(isfinite(tg_tensor_grad_get(x, i)));
+        ck_close(tg_tensor_grad_get(x, 0), 0.5, 1e-6);     /* (1 - 0)/2 */
+        ck_close(tg_tensor_grad_get(x, 1), -0.5, 1e-6);    /* (0 - 1)/2 */
+        tg_tensor *sm = tg_log_softmax(tape, x);
+        for (int64_t i = 0; i < 6; i++)
+            ck_assert(!isnan(tg_tensor_get(sm, i)));
+        tg_tensor_free(x);
+        tg_tape_reset(tape);
+    }
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_reduce_softmax_ce_embedding_gradcheck)
+{
+    tg_tensor *x = rnd(3, (int64_t[]){ 2, 3, 4 }, -2, 2, 1);
+    tg_tensor *l = rnd(2, (int64_t[]){ 4, 5 }, -3, 3, 2);
+    double e[8];
+    e[0] = gradcheck_case(build_sum, &x, 1, 0);
+    e[1] = gradcheck_case(build_mean, &x, 1, 0);
+    e[2] = fmax(fmax(gradcheck_case(build_sum_dim, &x, 1, 0),
+                     gradcheck_case(build_sum_dim, &x, 1, 1)),
+                gradcheck_case(build_sum_dim, &x, 1, 2));
+    e[3] = gradcheck_case(build_softmax, &l, 1, 0);
+    e[4] = gradcheck_case(build_log_softmax, &l, 1, 0);
+    e[5] = gradcheck_case(build_ce, &l, 1, 0);
+    e[6] = gradcheck_case(build_embedding, &l, 1, 0);
+    printf("gradcheck sum=%.3g mean=%.3g sum_dim=%.3g softmax=%.3g log_softmax=%.3g "
+           "cross_entropy=%.3g embedding=%.3g\n", e[0], e[1], e[2], e[3], e[4], e[5], e[6]);
+    tg_tensor_free(x);
+    tg_tensor_free(l);
+}
+END_TEST
+
+START_TEST(test_embedding_repeated_indices_accumulate)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *w = mk(TG_F32, 2, (int64_t[]){ 3, 2 }, (double[]){ 1, 2, 3, 4, 5, 6 });
+    tg_tensor_requires_grad(w);
+    int32_t idx[4] = { 2, 0, 2, 2 };
+    tg_tensor *y = tg_embedding(tape, w, idx, 4);
+    idx[0] = 99;    /* the op copied the indices: reusing the buffer is safe */
+    expect_values(y, (double[]){ 5, 6, 1, 2, 5, 6, 5, 6 }, 0);
+    ck_assert_int_eq(tg_backward(tape, tg_sum(tape, y)), TG_OK);
+    expect_values(&(tg_tensor){ .dtype = TG_F32, .numel = 6, .data = w->grad },
+                  (double[]){ 1, 1, 0, 0, 3, 3 }, 0);
+    tg_tensor_free(w);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_dropout)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_rng r1, r2;
+    tg_rng_seed(&r1, 5);
+    tg_rng_seed(&r2, 5);
+    tg_tensor *x = mk(TG_F64, 2, (int64_t[]){ 100, 100 }, NULL);
+    tg_tensor_fill(x, 1.0);
+    tg_tensor_requires_grad(x);
+    ck_assert_ptr_eq(tg_dropout(tape, x, 0.0, &r1), x);
+    tg_tensor *y = tg_dropout(tape, x, 0.25, &r1);
+    tg_tensor *y2 = tg_dropout(tape, x, 0.25, &r2);
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < y->numel; i++) {
+        double v = tg_tensor_get(y, i);
+        ck_assert(v == 0.0 || fabs(v - 1 / 0.75) < 1e-15);
+        zeros += v == 0.0;
+        ck_assert(v == tg_tensor_get(y2, i));   /* same seed, same mask */
+    }
+    ck_close((double)zeros / 10000, 0.25, 0.02);
+    ck_assert_int_eq(tg_backward(tape, tg_sum(tape, y)), TG_OK);
+    for (int64_t i = 0; i < y->numel; i++)
+        ck_close(tg_tensor_grad_get(x, i), tg_tensor_get(y, i), 0);
+    ck_assert_ptr_null(tg_dropout(tape, x, 1.0, &r1));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* ---- autograd semantics ------------------------------------------------------------------------ */
+START_TEST(test_fanout_and_repeated_backward_accumulate)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = mk(TG_F64, 1, (int64_t[]){ 2 }, (double[]){ 3, -2 });
+    tg_tensor_requires_grad(x);
+    /* y = sum(x*x + 3x): dy/dx = 2x + 3 */
+    tg_tensor *y = tg_sum(tape, tg_add(tape, tg_mul(tape, x, x), tg_scale(tape, x, 3)));
+    ck_assert_int_eq(tg_backward(tape, y), TG_OK);
+    ck_close(tg_tensor_grad_get(x, 0), 9, 0);
+    ck_close(tg_tensor_grad_get(x, 1), -1, 0);
+    ck_assert_int_eq(tg_backward(tape, y), TG_OK);  /* accumulates, like PyTorch */
+    ck_close(tg_tensor_grad_get(x, 0), 18, 0);
+    ck_close(tg_tensor_grad_get(x, 1), -2, 0);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_constants_get_no_gradient)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = mk(TG_F64, 1, (int64_t[]){ 2 }, (double[]){ 1, 2 });
+    tg_tensor *c = mk(TG_F64, 1, (int64_t[]){ 2 }, (double[]){ 5, 6 });
+    tg_tensor_requires_grad(x);
+    tg_tensor *y = tg_sum(tape, tg_mul(tape, x, c));
+    ck_assert_int_eq(tg_backward(tape, y), TG_OK);
+    ck_assert_ptr_null(c->grad);
+    ck_close(tg_tensor_grad_get(x, 1), 6, 0);
+    /* a loss built only from constants has nothing to differentiate */
+    tg_tensor *k = tg_sum(tape, c);
+    ck_assert_int_eq(tg_backward(tape, k), TG_ERR_ARG);
+    tg_tensor_free(x);
+    tg_tensor_free(c);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_grad_disabled_records_nothing)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = mk(TG_F32, 1, (int64_t[]){ 3 }, (double[]){ 1, 2, 3 });
+    tg_tensor_requires_grad(x);
+    tg_tape_set_grad_enabled(tape, false);
+    ck_assert(!tg_tape_grad_enabled(tape));
+    tg_tensor *y = tg_sum(tape, tg_tanh(tape, x));
+    ck_assert_ptr_nonnull(y);
+    ck_assert(!(y->flags & TG_FLAG_REQUIRES_GRAD));
+    ck_assert_int_eq(tg_backward(tape, y), TG_ERR_ARG);
+    tg_tape_set_grad_enabled(tape, true);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* ---- errors: sticky, NULL-propagating, never a crash --------------------------------------------- */
+START_TEST(test_errors_are_sticky_and_clear_on_reset)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = mk(TG_F32, 2, (int64_t[]){ 50, 193 }, NULL);
+    tg_tensor *b = mk(TG_F32, 2, (int64_t[]){ 192, 128 }, NULL);
+    tg_tensor *c = mk(TG_F64, 2, (int64_t[]){ 50, 193 }, NULL);
+    ck_assert_ptr_null(tg_matmul(tape, a, b));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_SHAPE);
+    ck_assert_str_eq(tg_tape_errmsg(tape), "matmul: (50,193) @ (192,128): inner dimensions differ");
+    /* later errors do not overwrite the first; every op now returns NULL */
+    ck_assert_ptr_null(tg_add(tape, a, c));
+    ck_assert_ptr_null(tg_tanh(tape, a));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_SHAPE);
+    ck_assert_int_eq(tg_backward(tape, NULL), TG_ERR_SHAPE);
+    tg_tape_reset(tape);
+    ck_assert_int_eq(tg_tape_status(tape), TG_OK);
+    ck_assert_str_eq(tg_tape_errmsg(tape), "");
+    ck_assert_ptr_nonnull(tg_tanh(tape, a));
+    /* dtype mix */
+    ck_assert_ptr_null(tg_add(tape, a, c));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_DTYPE);
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "add: operand 2 is f64"));
+    tg_tensor_free(a); tg_tensor_free(b); tg_tensor_free(c);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_null_in_null_out)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = mk(TG_F32, 1, (int64_t[]){ 3 }, NULL);
+    /* a forward pass written straight through, checked once */
+    tg_tensor *y = tg_sum(tape, tg_mul(tape, tg_tanh(tape, NULL), x));
+    ck_assert_ptr_null(y);
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    ck_assert_str_eq(tg_tape_errmsg(tape), "tanh: operand 1 is NULL");
+    ck_assert_int_eq(tg_backward(tape, y), TG_ERR_NULL);
+    /* NULL tape: NULL result, no crash */
+    ck_assert_ptr_null(tg_tanh(NULL, x));
+    ck_assert_ptr_null(tg_concat_n(NULL, NULL, 0, 0));
+    ck_assert_int_eq(tg_backward(NULL, x), TG_ERR_NULL);
+    ck_assert_int_eq(tg_tape_status(NULL), TG_ERR_NULL);
+    tg_tape_reset(NULL);
+    tg_tape_free(NULL);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* Each call must fail with the given status and a message starting with the op's name. */
+#define EXPECT_FAIL(tape, call, status, prefix)                                          \
+    do {                                                                                 \
+        tg_tape_reset(tape);                                                             \
+        ck_assert_ptr_null(call);                                                        \
+        ck_assert_int_eq(tg_tape_status(tape), status);                                  \
+        ck_assert_msg(strncmp(tg_tape_errmsg(tape), prefix, strlen(prefix)) == 0,       \
+                      "message '%s' should start with '%s'", tg_tape_errmsg(tape), prefix); \
+    } while (0)
+
+START_TEST(test_every_op_rejects_bad_shapes_and_args)
+{
+    tg_tape *t = tg_tape_new();
+    tg_tensor *m23 = mk(TG_F32, 2, (int64_t[]){ 2, 3 }, NULL);
+    tg_tensor *m43 = mk(TG_F32, 2, (int64_t[]){ 4, 3 }, NULL);
+    tg_tensor *v3 = mk(TG_F32, 1, (int64_t[]){ 3 }, NULL);
+    tg_tensor *v2 = mk(TG_F32, 1, (int64_t[]){ 2 }, NULL);
+    tg_tensor *m22 = mk(TG_F32, 2, (int64_t[]){ 2, 2 }, NULL);
+    EXPECT_FAIL(t, tg_add(t, m23, m43), TG_ERR_SHAPE, "add: (2,3) and (4,3) do not broadcast");
+    EXPECT_FAIL(t, tg_mul(t, m23, v2), TG_ERR_SHAPE, "mul:");
+    EXPECT_FAIL(t, tg_matmul(t, v3, m23), TG_ERR_SHAPE, "matmul: (3) @ (2,3): operands must");
+    EXPECT_FAIL(t, tg_affine(t, m23, m23, v3), TG_ERR_SHAPE, "affine:");
+    EXPECT_FAIL(t, tg_affine(t, m22, m23, v2), TG_ERR_SHAPE, "affine: bias (2)");
+    EXPECT_FAIL(t, tg_transpose(t, v3), TG_ERR_SHAPE, "transpose:");
+    EXPECT_FAIL(t, tg_reshape(t, m23, 2, (int64_t[]){ 4, 2 }), TG_ERR_SHAPE, "reshape:");
+    EXPECT_FAIL(t, tg_reshape(t, m23, 5, (int64_t[]){ 1, 1, 1, 2, 3 }), TG_ERR_SHAPE, "reshape:");
+    EXPECT_FAIL(t, tg_reshape(t, m23, 2, NULL), TG_ERR_NULL, "reshape:");
+    EXPECT_FAIL(t, tg_concat(t, m23, m43, 1), TG_ERR_SHAPE, "concat: (2,3) and (4,3)");
+    EXPECT_FAIL(t, tg_concat(t, m23, v3, 0), TG_ERR_SHAPE, "concat:");
+    EXPECT_FAIL(t, tg_concat(t, m23, m43, 2), TG_ERR_ARG, "concat: dim 2");
+    EXPECT_FAIL(t, tg_concat_n(t, NULL, 0, 0), TG_ERR_ARG, "concat:");
+    EXPECT_FAIL(t, tg_slice(t, m23, 1, 2, 2), TG_ERR_ARG, "slice: [2, 4) out of range");
+    EXPECT_FAIL(t, tg_slice(t, m23, 0, -1, 1), TG_ERR_ARG, "slice:");
+    EXPECT_FAIL(t, tg_slice(t, m23, 0, 0, 0), TG_ERR_ARG, "slice:");
+    EXPECT_FAIL(t, tg_slice(t, m23, 3, 0, 1), TG_ERR_ARG, "slice: dim 3");
+    EXPECT_FAIL(t, tg_sum_dim(t, m23, -1), TG_ERR_ARG, "sum_dim:");
+    EXPECT_FAIL(t, tg_cross_entropy(t, m23, (int32_t[]){ 0, 3 }), TG_ERR_ARG,
+                "cross_entropy: target 3 at row 1 out of range [0,3)");
+    EXPECT_FAIL(t, tg_cross_entropy(t, m23, (int32_t[]){ -1, 0 }), TG_ERR_ARG, "cross_entropy:");
+    EXPECT_FAIL(t, tg_cross_entropy(t, v3, (int32_t[]){ 0 }), TG_ERR_SHAPE, "cross_entropy:");
+    EXPECT_FAIL(t, tg_cross_entropy(t, m23, NULL), TG_ERR_NULL, "cross_entropy:");
+    EXPECT_FAIL(t, tg_embedding(t, m23, (int32_t[]){ 0, 2 }, 2), TG_ERR_ARG,
+                "embedding: index 2 at position 1 out of range [0,2)");
+    EXPECT_FAIL(t, tg_embedding(t, m23, (int32_t[]){ 0 }, 0), TG_ERR_ARG, "embedding:");
+    EXPECT_FAIL(t, tg_embedding(t, v3, (int32_t[]){ 0 }, 1), TG_ERR_SHAPE, "embedding:");
+    EXPECT_FAIL(t, tg_embedding(t, m23, NULL, 1), TG_ERR_NULL, "embedding:");
+    EXPECT_FAIL(t, tg_dropout(t, m23, -0.1, NULL), TG_ERR_ARG, "dropout:");
+    EXPECT_FAIL(t, tg_dropout(t, m23, 0.5, NULL), TG_ERR_NULL, "dropout:");
+    EXPECT_FAIL(t, tg_tape_tensor(t, TG_F32, 0, (int64_t[]){ 1 }), TG_ERR_ARG, "tape_tensor:");
+    tg_tensor *xs[] = { m23, m43, v3, v2, m22 };
+    free_all(xs, 5);
+    tg_tape_free(t);
+}
+END_TEST
+
+START_TEST(test_backward_rejects_non_scalar)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = mk(TG_F32, 1, (int64_t[]){ 3 }, NULL);
+    tg_tensor_requires_grad(x);
+    tg_tensor *y = tg_tanh(tape, x);
+    ck_assert_int_eq(tg_backward(tape, y), TG_ERR_SHAPE);
+    ck_assert_str_eq(tg_tape_errmsg(tape), "backward: loss (3) must have exactly one element");
+    tg_tape_reset(tape);
+    ck_assert_int_eq(tg_backward(tape, NULL), TG_ERR_NULL);
+    tg_tape_reset(tape);
+    ck_assert_int_eq(tg_backward(tape, x), TG_ERR_SHAPE);   /* not even a scalar */
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+/* ---- tape memory ------------------------------------------------------------------------------- */
+static tg_tensor *small_step(tg_tape *tape, tg_tensor *w, tg_tensor *x)
+{
+    tg_tensor *h = tg_tanh(tape, tg_matmul(tape, x, w));
+    return tg_mean(tape, tg_mul(tape, h, h));
+}
+
+START_TEST(test_reset_reuses_memory_no_malloc)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *w = mk(TG_F32, 2, (int64_t[]){ 64, 64 }, NULL);
+    tg_tensor *x = mk(TG_F32, 2, (int64_t[]){ 50, 64 }, NULL);
+    tg_rng r;
+    tg_rng_seed(&r, 1);
+    tg_tensor_fill_uniform(w, &r, -0.1, 0.1);
+    tg_tensor_fill_uniform(x, &r, -1, 1);
+    tg_tensor_requires_grad(w);
+    ck_assert_int_eq(tg_backward(tape, small_step(tape, w, x)), TG_OK);
+    size_t peak = tg_tape_bytes_peak(tape);
+    int64_t mallocs = tg_tape_mallocs(tape);
+    ck_assert(peak > 0 && mallocs > 0);
+    for (int step = 0; step < 10; step++) {
+        tg_tape_reset(tape);
+        ck_assert_int_eq(tg_tape_bytes_used(tape), 0);
+        ck_assert_int_eq(tg_backward(tape, small_step(tape, w, x)), TG_OK);
+    }
+    ck_assert_int_eq(tg_tape_mallocs(tape), mallocs);   /* no malloc after the first step */
+    ck_assert_int_eq(tg_tape_bytes_peak(tape), peak);   /* and no growth */
+    tg_tensor_free(w);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_large_allocations_grow_chunks)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *big = tg_tape_tensor(tape, TG_F64, 2, (int64_t[]){ 1024, 1024 }); /* 8 MiB */
+    ck_assert_ptr_nonnull(big);
+    ck_assert_int_eq(((uintptr_t)big->data) % 64, 0);
+    ck_assert(tg_tape_bytes_used(tape) >= (size_t)8 << 20);
+    tg_tensor *huge = tg_tape_tensor(tape, TG_F64, 2, (int64_t[]){ (int64_t)1 << 40,
+                                                                    (int64_t)1 << 40 });
+    ck_assert_ptr_null(huge);
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NOMEM);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_memory_limit_gives_nomem)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tape_set_memory_limit(tape, 4 << 20);
+    tg_tensor *x = mk(TG_F32, 2, (int64_t[]){ 1024, 1024 }, NULL);   /* 4 MiB */
+    tg_tensor_requires_grad(x);
+    tg_tensor *y = tg_tanh(tape, x);
+    tg_tensor *z = tg_tanh(tape, y);     /* would need 8 MiB of tape */
+    ck_assert_ptr_null(z);
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NOMEM);
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "out of memory"));
+    ck_assert_int_eq(tg_backward(tape, tg_sum(tape, z)), TG_ERR_NOMEM);
+    /* the limit also covers gradient buffers made during backward */
+    tg_tape_reset(tape);
+    tg_tape_set_memory_limit(tape, 0);
+    ck_assert_ptr_nonnull(tg_tanh(tape, tg_tanh(tape, x)));
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+static void count_gate_calls(void *user, const char *name, const tg_tensor *t)
+{
+    ck_assert_str_eq(name, "gate");
+    ck_assert_int_eq(t->numel, 2);
+    (*(int *)user)++;
+}
+
+START_TEST(test_observer_sees_named_steps)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = mk(TG_F32, 1, (int64_t[]){ 2 }, (double[]){ 0, 1 });
+    int calls = 0;
+    tg_name(tape, x, "ignored");          /* no observer: nothing happens */
+    tg_tape_set_observer(tape, count_gate_calls, &calls);
+    ck_assert_ptr_eq(tg_name(tape, x, "gate"), x);
+    ck_assert_ptr_null(tg_name(tape, NULL, "gate"));
+    ck_assert_int_eq(calls, 1);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
+
+/* ---- determinism: any thread count gives the same bits ------------------------------------------ */
+static void run_chain(int threads, tg_tensor *w, tg_tensor *x, float *out, float *grad)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+    tg_tape *tape = tg_tape_new();
+    tg_tensor_zero_grad(w);
+    tg_tensor *h = tg_sigmoid(tape, tg_matmul(tape, x, w));
+    tg_tensor *s = tg_softmax(tape, tg_mul(tape, h, tg_tanh(tape, h)));
+    tg_tensor *loss = tg_cross_entropy(tape, tg_log(tape, tg_add_scalar(tape, s, 1)),
+                                       (int32_t[512]){ 0 });
+    ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
+    memcpy(out, s->data, (size_t)s->numel * sizeof(float));
+    memcpy(grad, w->grad, (size_t)w->numel * sizeof(float));
+    tg_tape_free(tape);
+}
+
+START_TEST(test_thread_count_determinism)
+{
+    tg_rng r;
+    tg_rng_seed(&r, 3);
+    tg_tensor *w = mk(TG_F32, 2, (int64_t[]){ 300, 400 }, NULL);
+    tg_tensor *x = mk(TG_F32, 2, (int64_t[]){ 512, 300 }, NULL);
+    tg_tensor_fill_uniform(w, &r, -0.1, 0.1);
+    tg_tensor_fill_uniform(x, &r, -1, 1);
+    tg_tensor_requires_grad(w);
+    size_t n = 512 * 400;
+    float *o1 = malloc(n * 4), *o2 = malloc(n * 4), *g1 = malloc(n * 4), *g2 = malloc(n * 4);
+    run_chain(1, w, x, o1, g1);
+    run_chain(2, w, x, o2, g2);
+    ck_assert_int_eq(memcmp(o1, o2, n * 4), 0);
+    ck_assert_int_eq(memcmp(g1, g2, 300 * 400 * 4), 0);
+    free(o1); free(o2); free(g1); free(g2);
+    tg_tensor_free(w);
+    tg_tensor_free(x);
+}
+END_TEST
+
+Suite *ops_suite(void)
+{
+    Suite *s = suite_create("ops");
+    TCase *fw = tcase_create("forward");
+    tcase_add_test(fw, test_unary_forward_known_values);
+    tcase_add_test(fw, test_sigmoid_tanh_saturate_finite);
+    tcase_add_test(fw, test_binary_broadcast_forward);
+    tcase_add_test(fw, test_matmul_forward_known);
+    tcase_add_test(fw, test_shape_ops_forward);
+    tcase_add_test(fw, test_reductions_forward);
+    tcase_add_test(fw, test_softmax_and_cross_entropy_forward);
+    tcase_add_test(fw, test_cross_entropy_extreme_logits_finite);
+    tcase_add_test(fw, test_embedding_repeated_indices_accumulate);
+    tcase_add_test(fw, test_dropout);
+    suite_add_tcase(s, fw);
+
+    TCase *gc = tcase_create("gradcheck");
+    tcase_set_timeout(gc, 60);
+    tcase_add_test(gc, test_unary_gradcheck_table);
+    tcase_add_test(gc, test_binary_gradcheck_table_broadcasting);
+    tcase_add_test(gc, test_same_tensor_both_operands);
+    tcase_add_test(gc, test_matmul_affine_transpose_gradcheck);
+    tcase_add_test(gc, test_matmul_f32_f64_agree_odd_shapes);
+    tcase_add_test(gc, test_shape_ops_gradcheck);
+    tcase_add_test(gc, test_reduce_softmax_ce_embedding_gradcheck);
+    suite_add_tcase(s, gc);
+
+    TCase *ag = tcase_create("autograd");
+    tcase_set_timeout(ag, 60);
+    tcase_add_test(ag, test_fanout_and_repeated_backward_accumulate);
+    tcase_add_test(ag, test_constants_get_no_gradient);
+    tcase_add_test(ag, test_grad_disabled_records_nothing);
+    tcase_add_test(ag, test_errors_are_sticky_and_clear_on_reset);
+    tcase_add_test(ag, test_null_in_null_out);
+    tcase_add_test(ag, test_every_op_rejects_bad_shapes_and_args);
+    tcase_add_test(ag, test_backward_rejects_non_scalar);
+    tcase_add_test(ag, test_reset_reuses_memory_no_malloc);
+    tcase_add_test(ag, test_large_allocations_grow_chunks);
+    tcase_add_test(ag, test_memory_limit_gives_nomem);
+    tcase_add_test(ag, test_observer_sees_named_steps);
+    tcase_add_test(ag, test_thread_count_determinism);
+    suite_add_tcase(s, ag);
+    return s;
+}
