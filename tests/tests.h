@@ -14,6 +14,7 @@ Suite *gradcheck_suite(void);
 Suite *nn_suite(void);
 Suite *optim_suite(void);
 Suite *checkpoint_suite(void);
+Suite *gemm_suite(void);
 
 /* |a - b| <= tol, with both values printed on failure. */
 #define ck_close(a, b, tol)                                                          \

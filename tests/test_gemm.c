@@ -1,0 +1,357 @@
+/* tests/test_gemm.c: tg_sgemm/tg_dgemm against a naive double-precision reference. */
+#include <math.h>
+#include <omp.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tensor/gemm_internal.h"
+#include "tests/tests.h"
+
+/* ---- helpers --------------------------------------------------------------------------- */
+
+typedef enum impl { IMPL_PUBLIC, IMPL_PORTABLE } impl;
+
+typedef struct gcase {
+    int64_t M, N, K;
+    bool ta, tb;
+    double alpha, beta;
+    int64_t pad;          /* extra columns in every leading dimension (lda, ldb, ldc) */
+} gcase;
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static double urand(void)   /* uniform in [-1, 1) */
+{
+    rng_state = rng_state * 6364136223846793005ull + 1442695040888963407ull;
+    return (double)(rng_state >> 11) * (2.0 / 9007199254740992.0) - 1.0;
+}
+
+/* Storage of op(X) that is (rows, cols): X itself is (rows, cols), or (cols, rows) when
+ * transposed; padded to ld = stored cols + pad. */
+static int64_t stored_rows(int64_t rows, int64_t cols, bool t) { return t ? cols : rows; }
+static int64_t stored_ld(int64_t rows, int64_t cols, bool t, int64_t pad)
+{
+    return (t ? rows : cols) + pad;
+}
+
+/* Fills n doubles: random values, and NaN in the padding columns (which must never be read,
+ * except C's padding which must never be written). */
+static double *make_matrix(int64_t srows, int64_t scols, int64_t ld)
+{
+    size_t n = (size_t)(srows * ld);
+    double *m = malloc((n ? n : 1) * sizeof *m);
+    ck_assert_ptr_nonnull(m);
+    for (int64_t r = 0; r < srows; r++)
+        for (int64_t c = 0; c < ld; c++)
+            m[r * ld + c] = c < scols ? urand() : NAN;
+    return m;
+}
+
+/* Runs one case in f32 or f64 through the chosen implementation and checks every element
+ * against a double-precision reference with a bound scaled by K and the magnitudes. */
+static void run_case(const gcase *g, bool f64, impl which, bool nan_c)
+{
+    const int64_t M = g->M, N = g->N, K = g->K;
+    int64_t lda = stored_ld(M, K, g->ta, g->pad), ldb = stored_ld(K, N, g->tb, g->pad);
+    int64_t ldc = N + g->pad;
+    int64_t ar = stored_rows(M, K, g->ta), br = stored_rows(K, N, g->tb);
+    double *A = make_matrix(ar, g->ta ? M : K, lda);
+    double *B = make_matrix(br, g->tb ? K : N, ldb);
+    double *C0 = make_matrix(M, N, ldc);
+    if (nan_c)
+        for (int64_t i = 0; i < M * ldc; i++)
+            C0[i] = NAN;
+    size_t na = (size_t)(ar * lda), nb = (size_t)(br * ldb), nc = (size_t)(M * ldc);
+
+    /* Run in the requested precision. */
+    double *C = malloc((nc ? nc : 1) * sizeof *C);
+    ck_assert_ptr_nonnull(C);
+    if (f64) {
+        memcpy(C, C0, nc * sizeof *C);
+        if (which == IMPL_PUBLIC)
+            tg_dgemm(g->ta, g->tb, M, N, K, g->alpha, A, lda, B, ldb, g->beta, C, ldc);
+        else
+            ck_assert(tg__dgemm_portable(g->ta, g->tb, M, N, K, g->alpha, A, lda, B, ldb,
+                                         g->beta, C, ldc));
+    } else {
+        float *Af = malloc((na ? na : 1) * sizeof *Af), *Bf = malloc((nb ? nb : 1) * sizeof *Bf);
+        float *Cf = malloc((nc ? nc : 1) * sizeof *Cf);
+        ck_assert(Af && Bf && Cf);
+        for (size_t i = 0; i < na; i++)
+            Af[i] = (float)A[i], A[i] = (double)Af[i];
+        for (size_t i = 0; i < nb; i++)
+            Bf[i] = (float)B[i], B[i] = (double)Bf[i];
+        for (size_t i = 0; i < nc; i++)
+            Cf[i] = (float)C0[i], C0[i] = (double)Cf[i];
+        if (which == IMPL_PUBLIC)
+            tg_sgemm(g->ta, g->tb, M, N, K, (float)g->alpha, Af, lda, Bf, ldb, (float)g->beta,
+                     Cf, ldc);
+        else
+            ck_assert(tg__sgemm_portable(g->ta, g->tb, M, N, K, (float)g->alpha, Af, lda, Bf,
+                                         ldb, (float)g->beta, Cf, ldc));
+        for (size_t i = 0; i < nc; i++)
+            C[i] = Cf[i];
+        free(Af);
+        free(Bf);
+        free(Cf);
+    }
+
+    const double eps = f64 ? 1.1102230246251565e-16 : 5.9604644775390625e-08;
+    for (int64_t i = 0; i < M; i++) {
+        for (int64_t j = 0; j < ldc; j++) {
+            double got = C[i * ldc + j];
+            if (j >= N) {   /* padding: untouched (NaN stays NaN) */
+                ck_assert_msg(isnan(got), "C padding (%lld,%lld) was written",
+                              (long long)i, (long long)j);
+                continue;
+            }
+            double s = 0, mag = 0;
+            for (int64_t k = 0; k < K; k++) {
+                double a = g->ta ? A[k * lda + i] : A[i * lda + k];
+                double b = g->tb ? B[j * ldb + k] : B[k * ldb + j];
+                s += a * b;
+                mag += fabs(a * b);
+            }
+            double c0 = C0[i * ldc + j];
+            double want = g->alpha * s, bound = fabs(g->alpha) * mag;
+            if (g->beta != 0) {
+                want += g->beta * c0;
+                bound += fabs(g->beta * c0);
+            }
+            double tol = (2.0 * (double)K + 4.0) * eps * bound + 1e-300;
+            ck_assert_msg(fabs(got - want) <= tol,
+                          "%s %s M=%lld N=%lld K=%lld ta=%d tb=%d alpha=%g beta=%g pad=%lld: "
+                          "C(%lld,%lld) = %.17g, expected %.17g (tol %g)",
+                          f64 ? "f64" : "f32", which == IMPL_PUBLIC ? "public" : "portable",
+                          (long long)M, (long long)N, (long long)K, g->ta, g->tb, g->alpha,
+                          g->beta, (long long)g->pad, (long long)i, (long long)j, got, want,
+                          tol);
+        }
+    }
+    free(A);
+    free(B);
+    free(C0);
+    free(C);
+}
+
+/* Every transpose combination of (M,N,K), in both precisions and both implementations. */
+static void run_all(int64_t M, int64_t N, int64_t K, double alpha, double beta, int64_t pad,
+                    bool nan_c)
+{
+    for (int t = 0; t < 4; t++) {
+        gcase g = {M, N, K, t & 1, (t >> 1) & 1, alpha, beta, pad};
+        for (int f = 0; f < 2; f++) {
+            run_case(&g, f, IMPL_PUBLIC, nan_c);
+            run_case(&g, f, IMPL_PORTABLE, nan_c);
+        }
+    }
+}
+
+/* ---- tests ------------------------------------------------------------------------------ */
+
+START_TEST(test_gemm_backend_name)
+{
+    const char *b = tg_gemm_backend();
+    ck_assert_ptr_nonnull(b);
+    ck_assert(strcmp(b, "avx2-fma") == 0 || strcmp(b, "portable") == 0 ||
+              strcmp(b, "openblas") == 0);
+}
+END_TEST
+
+START_TEST(test_gemm_tiny_shapes)
+{
+    run_all(1, 1, 1, 1.0, 0.0, 0, false);
+    run_all(7, 13, 9, 1.0, 0.0, 0, false);
+    run_all(2, 3, 1, 1.0, 0.0, 0, false);
+    run_all(1, 40, 5, 1.0, 0.0, 0, false);
+    run_all(40, 1, 5, 1.0, 0.0, 0, false);
+}
+END_TEST
+
+/* Shapes on both sides of the micro-tile edges (MR 4/6, NR 4/8/16) and of the K slices. */
+START_TEST(test_gemm_tile_edges)
+{
+    static const int64_t ms[] = {5, 6, 7, 12, 13};
+    static const int64_t ns[] = {15, 16, 17, 33};
+    static const int64_t ks[] = {1, 8, 9};
+    for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
+        for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
+            for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c++)
+                run_all(ms[a], ns[b], ks[c], 1.0, 0.0, 0, false);
+}
+END_TEST
+
+/* K around the slice depth (256): one, two and three slices, equal and unequal. */
+START_TEST(test_gemm_k_slices)
+{
+    static const int64_t ks[] = {255, 256, 257, 513, 577};
+    for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c++)
+        run_all(13, 19, ks[c], 1.0, 0.0, 0, false);
+}
+END_TEST
+
+/* Several row blocks (MC 72..144) and a column block boundary (NC 2048/4080). */
+START_TEST(test_gemm_blocks)
+{
+    run_all(300, 21, 11, 1.0, 0.0, 0, false);
+    run_all(7, 4100, 5, 1.0, 0.0, 0, false);
+}
+END_TEST
+
+START_TEST(test_gemm_large_odd)
+{
+    /* 513x257x1031 (M x N x K) in f32 and f64, all four transposes, public kernels. */
+    for (int t = 0; t < 4; t++) {
+        gcase g = {513, 257, 1031, t & 1, (t >> 1) & 1, 1.0, 0.0, 0};
+        run_case(&g, false, IMPL_PUBLIC, false);
+        run_case(&g, true, IMPL_PUBLIC, false);
+    }
+    gcase g = {513, 257, 1031, true, true, 0.5, -1.0, 3};
+    run_case(&g, false, IMPL_PORTABLE, false);
+}
+END_TEST
+
+START_TEST(test_gemm_alpha_beta)
+{
+    run_all(11, 21, 37, -0.5, 1.0, 0, false);     /* accumulate */
+    run_all(11, 21, 37, 2.0, 0.25, 0, false);
+    run_all(11, 21, 300, 1.0, -1.0, 0, false);    /* beta applied once over 2 K slices */
+    run_all(11, 21, 37, 1.0, 0.0, 0, true);       /* beta 0: NaN in C is never read */
+    run_all(50, 70, 300, 0.75, 0.0, 0, true);
+}
+END_TEST
+
+START_TEST(test_gemm_leading_dims)
+{
+    run_all(9, 17, 13, 1.0, 0.0, 3, false);
+    run_all(50, 33, 130, 1.5, 1.0, 5, false);
+    run_all(13, 40, 300, 1.0, 0.0, 1, true);
+}
+END_TEST
+
+/* alpha == 0 or K == 0 scale C by beta without reading A or B; M or N == 0 do nothing. */
+START_TEST(test_gemm_degenerate)
+{
+    float A[4] = {NAN, NAN, NAN, NAN}, B[4] = {NAN, NAN, NAN, NAN};
+    float C[4] = {1, 2, 3, 4};
+    tg_sgemm(false, false, 2, 2, 2, 0.0f, A, 2, B, 2, 0.5f, C, 2);
+    ck_assert(C[0] == 0.5f && C[1] == 1.0f && C[2] == 1.5f && C[3] == 2.0f);
+    tg_sgemm(false, false, 2, 2, 0, 1.0f, A, 2, B, 2, 2.0f, C, 2);
+    ck_assert(C[0] == 1.0f && C[3] == 4.0f);
+    float Cn[4] = {NAN, NAN, NAN, NAN};
+    tg_sgemm(true, true, 2, 2, 0, 1.0f, A, 2, B, 2, 0.0f, Cn, 2);
+    for (int i = 0; i < 4; i++)
+        ck_assert(Cn[i] == 0.0f);
+    tg_sgemm(false, false, 0, 2, 2, 1.0f, A, 2, B, 2, 0.0f, C, 2);
+    tg_sgemm(false, false, 2, 0, 2, 1.0f, A, 2, B, 2, 0.0f, C, 2);
+    tg_sgemm(false, false, -1, 2, 2, 1.0f, A, 2, B, 2, 0.0f, C, 2);
+    ck_assert(C[0] == 1.0f && C[1] == 2.0f && C[2] == 3.0f && C[3] == 4.0f);
+
+    double Ad[1] = {NAN}, Bd[1] = {NAN}, Cd[1] = {3.0};
+    tg_dgemm(false, false, 1, 1, 1, 0.0, Ad, 1, Bd, 1, -1.0, Cd, 1);
+    ck_assert(Cd[0] == -3.0);
+    tg_dgemm(false, false, 1, 1, 0, 1.0, Ad, 1, Bd, 1, 0.0, Cd, 1);
+    ck_assert(Cd[0] == 0.0);
+}
+END_TEST
+
+/* Exact products: small integers sum exactly in any order, so results are exact. */
+START_TEST(test_gemm_exact_integers)
+{
+    enum { M = 23, N = 37, K = 301 };
+    static float A[M * K], B[K * N], C[M * N];
+    for (int i = 0; i < M * K; i++)
+        A[i] = (float)((i * 7) % 5 - 2);
+    for (int i = 0; i < K * N; i++)
+        B[i] = (float)((i * 3) % 7 - 3);
+    tg_sgemm(false, false, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            long s = 0;
+            for (int k = 0; k < K; k++)
+                s += (long)A[i * K + k] * (long)B[k * N + j];
+            ck_assert_msg(C[i * N + j] == (float)s, "C(%d,%d) = %g, expected %ld", i, j,
+                          (double)C[i * N + j], s);
+        }
+}
+END_TEST
+
+/* Runs the same products with 1 and with 2 OpenMP threads: outputs must match bit for bit. */
+static void determinism_case(int64_t M, int64_t N, int64_t K, bool ta, bool tb, float beta,
+                             impl which)
+{
+    size_t na = (size_t)(M * K), nb = (size_t)(K * N), nc = (size_t)(M * N);
+    float *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B);
+    float *C1 = malloc(nc * sizeof *C1), *C2 = malloc(nc * sizeof *C2);
+    double *Ad = malloc(na * sizeof *Ad), *Bd = malloc(nb * sizeof *Bd);
+    double *D1 = malloc(nc * sizeof *D1), *D2 = malloc(nc * sizeof *D2);
+    ck_assert(A && B && C1 && C2 && Ad && Bd && D1 && D2);
+    for (size_t i = 0; i < na; i++)
+        Ad[i] = urand(), A[i] = (float)Ad[i];
+    for (size_t i = 0; i < nb; i++)
+        Bd[i] = urand(), B[i] = (float)Bd[i];
+    for (size_t i = 0; i < nc; i++)
+        D1[i] = D2[i] = urand(), C1[i] = C2[i] = (float)D1[i];
+    int64_t lda = ta ? M : K, ldb = tb ? K : N;
+    for (int pass = 0; pass < 2; pass++) {
+        omp_set_num_threads(pass == 0 ? 1 : 2);
+        float *C = pass == 0 ? C1 : C2;
+        double *D = pass == 0 ? D1 : D2;
+        if (which == IMPL_PUBLIC) {
+            tg_sgemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, beta, C, N);
+            tg_dgemm(ta, tb, M, N, K, 0.5, Ad, lda, Bd, ldb, beta, D, N);
+        } else {
+            ck_assert(tg__sgemm_portable(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, beta, C, N));
+            ck_assert(tg__dgemm_portable(ta, tb, M, N, K, 0.5, Ad, lda, Bd, ldb, beta, D, N));
+        }
+    }
+    ck_assert_msg(memcmp(C1, C2, nc * sizeof *C1) == 0,
+                  "f32 %lldx%lldx%lld ta=%d tb=%d differs between 1 and 2 threads",
+                  (long long)M, (long long)N, (long long)K, ta, tb);
+    ck_assert_msg(memcmp(D1, D2, nc * sizeof *D1) == 0,
+                  "f64 %lldx%lldx%lld ta=%d tb=%d differs between 1 and 2 threads",
+                  (long long)M, (long long)N, (long long)K, ta, tb);
+    free(A);
+    free(B);
+    free(C1);
+    free(C2);
+    free(Ad);
+    free(Bd);
+    free(D1);
+    free(D2);
+}
+
+START_TEST(test_gemm_thread_determinism)
+{
+    /* The training shapes and odd ones, large enough to run in parallel. */
+    for (int t = 0; t < 4; t++) {
+        bool ta = t & 1, tb = (t >> 1) & 1;
+        determinism_case(50, 128, 193, ta, tb, 0.0f, IMPL_PUBLIC);
+        determinism_case(193, 128, 50, ta, tb, 1.0f, IMPL_PUBLIC);
+        determinism_case(301, 77, 577, ta, tb, 1.0f, IMPL_PUBLIC);
+        determinism_case(1000, 65, 129, ta, tb, 0.0f, IMPL_PUBLIC);
+        determinism_case(97, 301, 300, ta, tb, 0.5f, IMPL_PORTABLE);
+    }
+}
+END_TEST
+
+Suite *gemm_suite(void)
+{
+    Suite *s = suite_create("gemm");
+    TCase *tc = tcase_create("gemm");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_gemm_backend_name);
+    tcase_add_test(tc, test_gemm_tiny_shapes);
+    tcase_add_test(tc, test_gemm_tile_edges);
+    tcase_add_test(tc, test_gemm_k_slices);
+    tcase_add_test(tc, test_gemm_blocks);
+    tcase_add_test(tc, test_gemm_large_odd);
+    tcase_add_test(tc, test_gemm_alpha_beta);
+    tcase_add_test(tc, test_gemm_leading_dims);
+    tcase_add_test(tc, test_gemm_degenerate);
+    tcase_add_test(tc, test_gemm_exact_integers);
+    tcase_add_test(tc, test_gemm_thread_determinism);
+    suite_add_tcase(s, tc);
+    return s;
+}
