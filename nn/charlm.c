@@ -85,6 +85,32 @@ static bool check_ids(tg_tape *tape, const char *who, const char *what, const in
     return true;
 }
 
+/* A tape copy of the caller's tensor t (NULL stays NULL). The ops of the first step read
+   the initial state again during backward, and the caller's tensors are overwritten with
+   the final state before that, so the tape must hold its own copy. */
+static tg_tensor *tape_copy(tg_tape *tape, const tg_tensor *t)
+{
+    if (!t)
+        return NULL;
+    tg_tensor *c = tg_tape_tensor(tape, t->dtype, t->ndim, t->shape);
+    if (c)
+        memcpy(c->data, t->data, (size_t)t->numel * tg_dtype_size(t->dtype));
+    return c;
+}
+
+/* The working state for a pass: dst's tensors are tape copies of src's. */
+static bool state_on_tape(tg_tape *tape, const tg_stack_state *src, tg_stack_state *dst)
+{
+    *dst = *src;
+    for (int l = 0; l < src->layers; l++) {
+        dst->h[l] = tape_copy(tape, src->h[l]);
+        dst->c[l] = tape_copy(tape, src->c[l]);
+        if (!dst->h[l] || (src->c[l] && !dst->c[l]))
+            return false;
+    }
+    return true;
+}
+
 tg_tensor *tg_charlm_loss(tg_tape *tape, const tg_charlm *m, const int32_t *inputs,
                           const int32_t *targets, int64_t B, int64_t T,
                           tg_stack_state *state, bool training, tg_rng *rng)
@@ -117,7 +143,9 @@ tg_tensor *tg_charlm_loss(tg_tape *tape, const tg_charlm *m, const int32_t *inpu
         }
     }
 
-    tg_stack_state cur = *state;                   /* stepped on the tape; copied back */
+    tg_stack_state cur;                            /* stepped on the tape; copied back */
+    if (!state_on_tape(tape, state, &cur))
+        return NULL;
     for (int64_t t = 0; t < T; t++) {
         tg_tensor *x = step_input(tape, m, in_tm + t * B, B);                 /* (B,I) */
         tops[t] = tg_rnn_stack_step(tape, &m->rnn, x, &cur, training, rng);   /* (B,H) */
@@ -146,7 +174,9 @@ tg_tensor *tg_charlm_step(tg_tape *tape, const tg_charlm *m, const int32_t *toke
     if (!check_state(tape, who, m, state, B) ||
         !check_ids(tape, who, "tokens", tokens, B, m->cfg.vocab))
         return NULL;
-    tg_stack_state cur = *state;
+    tg_stack_state cur;
+    if (!state_on_tape(tape, state, &cur))
+        return NULL;
     tg_tensor *x      = step_input(tape, m, tokens, B);                       /* (B,I) */
     tg_tensor *top    = tg_rnn_stack_step(tape, &m->rnn, x, &cur, false, NULL); /* (B,H) */
     tg_tensor *logits = tg_linear_apply(tape, &m->head, top);                 /* (B,V) */

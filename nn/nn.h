@@ -148,7 +148,8 @@ tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
    is updated in place to the new tape-owned tensors. Returns the top layer's h (B,H).
    Dropout (with rng) applies to the input of layers 1.. when training is true.
    Because its pointers are replaced, step a working copy of a caller-owned state
-   (tg_stack_state cur = *owned; ...; tg_stack_state_copy(owned, &cur) to detach);
+   (tg_stack_state cur = *owned; ...; tg_stack_state_copy(owned, &cur) to detach, but
+   only after tg_backward: backward reads the initial state's values again);
    a NULL h[l] (or c[l]) is read as zeros. On failure state is left unchanged. */
 tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
                              tg_stack_state *state, bool training, tg_rng *rng);
