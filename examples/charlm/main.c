@@ -1,0 +1,73 @@
+/* examples/charlm/main.c: charlm, a character-level language model on tapegrad: the
+   command dispatch (train, sample, eval, gradcheck) and error messages. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "examples/charlm/charlm.h"
+
+static const char *error_prefix = "charlm";
+
+void set_error_prefix(const char *cmd)
+{
+    error_prefix = cmd;
+}
+
+void errorf(const char *fmt, ...)
+{
+    fflush(stdout);
+    fprintf(stderr, "charlm %s: ", error_prefix);
+    va_list ap;
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        options_usage(stderr, CMD_COUNT);
+        return EXIT_USAGE;
+    }
+    const char *first = argv[1];
+    if (strcmp(first, "--help") == 0 || strcmp(first, "-h") == 0 ||
+        strcmp(first, "help") == 0) {
+        if (argc > 2 && strcmp(first, "help") == 0) {
+            charlm_cmd c = cmd_parse(argv[2]);
+            if (c == CMD_COUNT) {
+                fprintf(stderr, "charlm: unknown command '%s' (see charlm --help)\n", argv[2]);
+                return EXIT_USAGE;
+            }
+            options_usage(stdout, c);
+            return EXIT_OK;
+        }
+        options_usage(stdout, CMD_COUNT);
+        return EXIT_OK;
+    }
+    if (strcmp(first, "--version") == 0) {
+        printf("charlm (tapegrad) 0.1.0, gemm backend %s\n", tg_gemm_backend());
+        return EXIT_OK;
+    }
+    charlm_cmd cmd = cmd_parse(first);
+    if (cmd == CMD_COUNT) {
+        fprintf(stderr, "charlm: unknown command '%s' (commands: train, sample, eval, "
+                        "gradcheck; see charlm --help)\n", first);
+        return EXIT_USAGE;
+    }
+    set_error_prefix(cmd_name(cmd));
+    charlm_opts o;
+    int rc = options_parse(cmd, argc - 1, argv + 1, &o);
+    if (rc < 0)
+        return EXIT_OK; /* --help */
+    if (rc != EXIT_OK)
+        return rc;
+    apply_threads(&o);
+    switch (cmd) {
+    case CMD_TRAIN: return cmd_train(&o);
+    case CMD_SAMPLE: return cmd_sample(&o);
+    case CMD_EVAL: return cmd_eval(&o);
+    case CMD_GRADCHECK: return cmd_gradcheck(&o);
+    default: return EXIT_USAGE;
+    }
+}

@@ -1,0 +1,556 @@
+/* examples/charlm/options.c: the command-line options of every subcommand (one table
+   drives getopt_long, validation and the --help text), defaults, and the data path. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "examples/charlm/charlm.h"
+
+#define T_ (1u << CMD_TRAIN)
+#define S_ (1u << CMD_SAMPLE)
+#define E_ (1u << CMD_EVAL)
+#define G_ (1u << CMD_GRADCHECK)
+#define ALL_ (T_ | S_ | E_ | G_)
+
+typedef struct opt_spec {
+    opt_id id;
+    const char *name;
+    const char *arg;   /* value placeholder, NULL for a flag */
+    unsigned cmds;     /* the commands that take it          */
+    const char *help;
+} opt_spec;
+
+static const opt_spec SPECS[] = {
+    {OPT_DATA, "data", "FILE", T_ | E_ | G_,
+     "UTF-8 text (default: the bundled examples/data/tinyshakespeare.txt)"},
+    {OPT_MODEL, "model", "FILE", S_ | E_, "checkpoint written by 'charlm train --save' (required)"},
+    {OPT_CELL, "cell", "KIND", T_ | G_, "recurrent cell: lstm, gru or rnn (default lstm)"},
+    {OPT_LAYERS, "layers", "N", T_ | G_, "stacked recurrent layers, 1..16 (default 2)"},
+    {OPT_HIDDEN, "hidden", "N", T_ | G_, "hidden units per layer (default 128)"},
+    {OPT_EMBED, "embed", "N", T_ | G_, "embedding size; 0 feeds one-hot characters (default 0)"},
+    {OPT_DROPOUT, "dropout", "X", T_ | G_, "dropout between layers, 0 <= X < 1 (default 0)"},
+    {OPT_INIT, "init", "KIND", T_ | G_,
+     "weight init: uniform (+-init-scale, char-rnn), torch (+-1/sqrt(hidden)) or xavier "
+     "(default uniform)"},
+    {OPT_INIT_SCALE, "init-scale", "X", T_ | G_, "bound of --init uniform (default 0.08)"},
+    {OPT_FORGET_BIAS, "forget-bias-one", NULL, T_ | G_, "LSTM: start the forget-gate bias at 1"},
+    {OPT_SEQ, "seq", "N", T_ | G_,
+     "characters per truncated-BPTT window (default 50; gradcheck: 4)"},
+    {OPT_BATCH, "batch", "N", T_ | G_, "parallel streams per step (default 50; gradcheck: 2)"},
+    {OPT_STEPS, "steps", "N", T_, "total optimizer steps, also when resuming (default 2000)"},
+    {OPT_TIME_LIMIT, "time-limit", "SECONDS", T_,
+     "stop cleanly after this much wall time, save and summarise (default: none)"},
+    {OPT_OPTIM, "optim", "NAME", T_, "rmsprop, adam, adamw, sgd or adagrad (default rmsprop)"},
+    {OPT_LR, "lr", "X", T_, "learning rate (default 2e-3)"},
+    {OPT_CLIP, "clip", "X", T_, "clip the global gradient norm to X; 0: off (default 5)"},
+    {OPT_CLIP_VALUE, "clip-value", "X", T_, "clamp each gradient to [-X, X]; 0: off (default 0)"},
+    {OPT_LR_DECAY, "lr-decay", "X", T_, "multiply the learning rate by X ... (default 1: off)"},
+    {OPT_LR_DECAY_EVERY, "lr-decay-every", "N", T_, "... every N steps (default: every epoch)"},
+    {OPT_VAL_FRAC, "val-frac", "X", T_ | E_,
+     "the last X of the text is validation data, 0 <= X < 1 (default 0.1; eval: the model's)"},
+    {OPT_EVAL_EVERY, "eval-every", "N", T_, "validate every N steps; 0: only at the end "
+                                            "(default 500)"},
+    {OPT_SAVE, "save", "FILE", T_, "write the checkpoint here at the end (and on SIGINT)"},
+    {OPT_SAVE_EVERY, "save-every", "N", T_, "also save every N steps (needs --save; default 0)"},
+    {OPT_RESUME, "resume", "FILE", T_,
+     "continue bit-exactly from a checkpoint (model, data position, optimizer, RNG)"},
+    {OPT_LOG, "log", "FILE.csv", T_, "CSV: step,loss,val_loss,lr,grad_norm,tokens_per_s"},
+    {OPT_PLOT, "plot", "FILE.svg", T_, "SVG plot of the training and validation loss"},
+    {OPT_PRINT_EVERY, "print-every", "N", T_,
+     "without a terminal, a progress line every N steps (default 100)"},
+    {OPT_QUIET, "quiet", NULL, T_, "print only the final summary line"},
+    {OPT_LEN, "len", "N", S_, "characters to generate after the prime text (default 500)"},
+    {OPT_PRIME, "prime", "TEXT", S_, "text to start from; it is printed first (default none)"},
+    {OPT_TEMPERATURE, "temperature", "X", S_,
+     "divide the logits by X > 0; lower is more conservative (default 1)"},
+    {OPT_TOP_K, "top-k", "N", S_, "sample among the N most likely characters; 0: all "
+                                  "(default 0)"},
+    {OPT_TOP_P, "top-p", "X", S_, "sample from the smallest set with probability >= X, "
+                                  "0 < X <= 1 (default 1)"},
+    {OPT_ARGMAX, "argmax", NULL, S_, "always take the most likely character (greedy)"},
+    {OPT_SPLIT, "split", "WHICH", E_, "val: the validation split (default); all: the whole file"},
+    {OPT_EPS, "eps", "X", G_, "finite-difference step (default 1e-6)"},
+    {OPT_TOLERANCE, "tolerance", "X", G_, "largest relative error that passes (default 1e-6)"},
+    {OPT_MAX_PER_TENSOR, "max-per-tensor", "N", G_,
+     "check at most N elements of each parameter, spread evenly; 0: all (default 64)"},
+    {OPT_SEED, "seed", "N", T_ | S_ | G_,
+     "random seed: init, dropout, sampling; the same seed gives the same result (default 1)"},
+    {OPT_THREADS, "threads", "N", ALL_, "OpenMP threads (default: all cores); results do not "
+                                        "depend on it"},
+    {OPT_HELP, "help", NULL, ALL_, "show this help and exit"},
+};
+#define NSPECS ((int)(sizeof SPECS / sizeof SPECS[0]))
+
+static const char *const CMD_NAMES[CMD_COUNT] = {"train", "sample", "eval", "gradcheck"};
+
+static const char *const CMD_SYNOPSIS[CMD_COUNT] = {
+    "train a character-level language model",
+    "generate text from a trained model, streamed to stdout",
+    "validation loss (nats/char), bits/char and perplexity of a trained model",
+    "check the model's gradients numerically (float64, tiny batch)",
+};
+
+const char *cmd_name(charlm_cmd cmd)
+{
+    return cmd < CMD_COUNT ? CMD_NAMES[cmd] : "charlm";
+}
+
+charlm_cmd cmd_parse(const char *s)
+{
+    for (int c = 0; c < CMD_COUNT; c++)
+        if (strcmp(s, CMD_NAMES[c]) == 0)
+            return (charlm_cmd)c;
+    return CMD_COUNT;
+}
+
+/* Prints text wrapped at width, each continuation line indented by indent. */
+static void wrap(FILE *f, const char *text, int col, int indent, int width)
+{
+    const char *p = text;
+    while (*p) {
+        const char *end = p;
+        const char *brk = NULL;
+        while (*end && col + (end - p) < width) {
+            if (*end == ' ')
+                brk = end;
+            end++;
+        }
+        if (!*end || !brk)
+            brk = end;
+        fprintf(f, "%.*s", (int)(brk - p), p);
+        p = brk;
+        while (*p == ' ')
+            p++;
+        if (*p) {
+            fprintf(f, "\n%*s", indent, "");
+            col = indent;
+        }
+    }
+    fputc('\n', f);
+}
+
+void options_usage(FILE *f, charlm_cmd cmd)
+{
+    if (cmd >= CMD_COUNT) {
+        fprintf(f, "usage: charlm COMMAND [OPTIONS]\n\n"
+                   "A character-level language model (RNN, LSTM, GRU) built on tapegrad.\n\n"
+                   "Commands:\n");
+        for (int c = 0; c < CMD_COUNT; c++)
+            fprintf(f, "  %-10s  %s\n", CMD_NAMES[c], CMD_SYNOPSIS[c]);
+        fprintf(f, "\n'charlm COMMAND --help' lists a command's options.\n\n"
+                   "Examples:\n"
+                   "  charlm train --steps 2000 --save lm.ckpt --plot loss.svg\n"
+                   "  charlm train --resume lm.ckpt --steps 4000 --save lm.ckpt\n"
+                   "  charlm sample --model lm.ckpt --len 500 --temperature 0.8\n"
+                   "  charlm eval --model lm.ckpt\n"
+                   "  charlm gradcheck --cell gru --hidden 16\n\n"
+                   "Exit status: 0 success, 1 runtime error (I/O, corrupt file, NaN loss, "
+                   "failed check),\n2 usage error, 130 interrupted.\n");
+        return;
+    }
+    fprintf(f, "usage: charlm %s [OPTIONS]\n\n", CMD_NAMES[cmd]);
+    switch (cmd) {
+    case CMD_TRAIN:
+        fprintf(f, "Trains with truncated backpropagation through time: the batch rows read "
+                   "contiguous\nstreams of the training text and the hidden state is carried "
+                   "from one window to\nthe next (char-rnn's scheme). The last line is\n"
+                   "  train: steps=N loss=X val_loss=X tokens_per_s=X elapsed_s=X\n"
+                   "where loss is the mean training loss of the last 20 steps and val_loss the "
+                   "mean\ncross-entropy (nats/char) over seq-length chunks of the validation "
+                   "split, each\nfrom a zero state. SIGINT/SIGTERM finish the current step, "
+                   "save (--save) and\nexit 130. Defaults are char-rnn's.\n\n");
+        break;
+    case CMD_SAMPLE:
+        fprintf(f, "Prints the prime text, then --len generated characters as they come.\n\n");
+        break;
+    case CMD_EVAL:
+        fprintf(f, "Evaluates the model on --data as training validated it (non-overlapping "
+                   "chunks of the\nmodel's sequence length, each from a zero state). The last "
+                   "line is\n  eval: loss=X bpc=X perplexity=X chars=N\n\n");
+        break;
+    case CMD_GRADCHECK:
+        fprintf(f, "Builds the configured model in float64 (vocabulary from --data), runs a "
+                   "--batch x --seq\nbatch through it, and compares every parameter's "
+                   "gradient with central\ndifferences. Prints each parameter's worst relative "
+                   "error, then\n  gradcheck: params=N max_rel_err=X\nand exits 0 only if all "
+                   "pass.\n\n");
+        break;
+    default:
+        break;
+    }
+    fprintf(f, "Options:\n");
+    for (int i = 0; i < NSPECS; i++) {
+        const opt_spec *s = &SPECS[i];
+        if (!(s->cmds & (1u << cmd)))
+            continue;
+        char left[64];
+        snprintf(left, sizeof left, "  --%s%s%s", s->name, s->arg ? " " : "",
+                 s->arg ? s->arg : "");
+        int col = fprintf(f, "%-28s", left);
+        if (col > 28) {
+            fprintf(f, "\n%28s", "");
+            col = 28;
+        }
+        wrap(f, s->help, col, 28, 96);
+    }
+}
+
+/* ---- value parsing ------------------------------------------------------------------ */
+static int bad_value(charlm_cmd cmd, const char *opt, const char *want, const char *got)
+{
+    fprintf(stderr, "charlm %s: --%s: expected %s, got '%s'\n", cmd_name(cmd), opt, want, got);
+    return EXIT_USAGE;
+}
+
+static int parse_int(charlm_cmd cmd, const char *opt, const char *s, int64_t lo, int64_t hi,
+                     const char *want, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < lo || v > hi)
+        return bad_value(cmd, opt, want, s);
+    *out = v;
+    return EXIT_OK;
+}
+
+static int parse_u64(charlm_cmd cmd, const char *opt, const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    const char *p = s;
+    while (*p == ' ')
+        p++;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end != '\0' || *p == '-')
+        return bad_value(cmd, opt, "a non-negative integer", s);
+    *out = v;
+    return EXIT_OK;
+}
+
+/* lo/hi bounds; lo_open/hi_open exclude them. */
+static int parse_real(charlm_cmd cmd, const char *opt, const char *s, double lo, bool lo_open,
+                      double hi, bool hi_open, const char *want, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !isfinite(v) || v < lo || (lo_open && v == lo) ||
+        v > hi || (hi_open && v == hi))
+        return bad_value(cmd, opt, want, s);
+    *out = v;
+    return EXIT_OK;
+}
+
+static void defaults(charlm_cmd cmd, charlm_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->cmd = cmd;
+    charlm_config *c = &o->cfg;
+    c->cell = TG_CELL_LSTM;
+    c->layers = 2;
+    c->hidden = 128;
+    c->embed = 0;
+    c->dropout = 0.0;
+    c->init = TG_INIT_UNIFORM;
+    c->init_scale = 0.08;
+    c->forget_bias_one = false;
+    c->seq = cmd == CMD_GRADCHECK ? 4 : 50;
+    c->batch = cmd == CMD_GRADCHECK ? 2 : 50;
+    c->optim = TG_RMSPROP;
+    c->lr = 2e-3;
+    c->clip = 5.0;
+    c->clip_value = 0.0;
+    c->lr_decay = 1.0;
+    c->lr_decay_every = 0;
+    c->val_frac = 0.1;
+    c->seed = 1;
+    o->data = NULL;
+    o->split = "val";
+    o->prime = "";
+    o->steps = 2000;
+    o->eval_every = 500;
+    o->save_every = 0;
+    o->print_every = 100;
+    o->len = 500;
+    o->top_k = 0;
+    o->max_per_tensor = 64;
+    o->time_limit = 0.0;
+    o->temperature = 1.0;
+    o->top_p = 1.0;
+    o->eps = 1e-6;
+    o->tolerance = 1e-6;
+    o->threads = 0;
+}
+
+static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_opts *o)
+{
+    charlm_config *c = &o->cfg;
+    int64_t i = 0;
+    double d = 0;
+    int rc = EXIT_OK;
+    const char *n = s->name;
+    switch (s->id) {
+    case OPT_DATA: o->data = v; break;
+    case OPT_MODEL: o->model = v; break;
+    case OPT_SAVE: o->save = v; break;
+    case OPT_RESUME: o->resume = v; break;
+    case OPT_LOG: o->log = v; break;
+    case OPT_PLOT: o->plot = v; break;
+    case OPT_PRIME: o->prime = v; break;
+    case OPT_QUIET: o->quiet = true; break;
+    case OPT_ARGMAX: o->argmax = true; break;
+    case OPT_FORGET_BIAS: c->forget_bias_one = true; break;
+    case OPT_CELL: {
+        int k = tg_cell_kind_parse(v);
+        if (k < 0)
+            return bad_value(cmd, n, "lstm, gru or rnn", v);
+        c->cell = (tg_cell_kind)k;
+        break;
+    }
+    case OPT_OPTIM: {
+        int k = tg_optim_kind_parse(v);
+        if (k < 0)
+            return bad_value(cmd, n, "rmsprop, adam, adamw, sgd or adagrad", v);
+        c->optim = (tg_optim_kind)k;
+        break;
+    }
+    case OPT_INIT:
+        if (strcmp(v, "uniform") == 0)
+            c->init = TG_INIT_UNIFORM;
+        else if (strcmp(v, "torch") == 0)
+            c->init = TG_INIT_TORCH;
+        else if (strcmp(v, "xavier") == 0)
+            c->init = TG_INIT_XAVIER;
+        else
+            return bad_value(cmd, n, "uniform, torch or xavier", v);
+        break;
+    case OPT_SPLIT:
+        if (strcmp(v, "val") != 0 && strcmp(v, "all") != 0)
+            return bad_value(cmd, n, "val or all", v);
+        o->split = v;
+        break;
+    case OPT_LAYERS:
+        rc = parse_int(cmd, n, v, 1, TG_MAX_LAYERS, "an integer from 1 to 16", &i);
+        c->layers = (int)i;
+        break;
+    case OPT_HIDDEN:
+        rc = parse_int(cmd, n, v, 1, 65536, "an integer from 1 to 65536", &i);
+        c->hidden = (int)i;
+        break;
+    case OPT_EMBED:
+        rc = parse_int(cmd, n, v, 0, 65536, "an integer from 0 to 65536", &i);
+        c->embed = (int)i;
+        break;
+    case OPT_SEQ:
+        rc = parse_int(cmd, n, v, 1, 1000000, "a positive integer", &i);
+        c->seq = (int)i;
+        break;
+    case OPT_BATCH:
+        rc = parse_int(cmd, n, v, 1, 1000000, "a positive integer", &i);
+        c->batch = (int)i;
+        break;
+    case OPT_DROPOUT:
+        rc = parse_real(cmd, n, v, 0, false, 1, true, "a number in [0, 1)", &c->dropout);
+        break;
+    case OPT_INIT_SCALE:
+        rc = parse_real(cmd, n, v, 0, true, 100, false, "a number in (0, 100]", &c->init_scale);
+        break;
+    case OPT_LR:
+        rc = parse_real(cmd, n, v, 0, true, 1e3, false, "a number > 0", &c->lr);
+        break;
+    case OPT_CLIP:
+        rc = parse_real(cmd, n, v, 0, false, 1e300, false, "a number >= 0", &c->clip);
+        break;
+    case OPT_CLIP_VALUE:
+        rc = parse_real(cmd, n, v, 0, false, 1e300, false, "a number >= 0", &c->clip_value);
+        break;
+    case OPT_LR_DECAY:
+        rc = parse_real(cmd, n, v, 0, true, 1, false, "a number in (0, 1]", &c->lr_decay);
+        break;
+    case OPT_LR_DECAY_EVERY:
+        rc = parse_int(cmd, n, v, 1, INT64_MAX / 4, "a positive integer", &c->lr_decay_every);
+        break;
+    case OPT_VAL_FRAC:
+        rc = parse_real(cmd, n, v, 0, false, 0.9, false, "a number in [0, 0.9]", &c->val_frac);
+        break;
+    case OPT_SEED:
+        rc = parse_u64(cmd, n, v, &c->seed);
+        break;
+    case OPT_STEPS:
+        rc = parse_int(cmd, n, v, 1, INT64_MAX / 4, "a positive integer", &o->steps);
+        break;
+    case OPT_EVAL_EVERY:
+        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->eval_every);
+        break;
+    case OPT_SAVE_EVERY:
+        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->save_every);
+        break;
+    case OPT_PRINT_EVERY:
+        rc = parse_int(cmd, n, v, 1, INT64_MAX / 4, "a positive integer", &o->print_every);
+        break;
+    case OPT_LEN:
+        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->len);
+        break;
+    case OPT_TOP_K:
+        rc = parse_int(cmd, n, v, 0, INT32_MAX, "a non-negative integer", &o->top_k);
+        break;
+    case OPT_MAX_PER_TENSOR:
+        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer",
+                       &o->max_per_tensor);
+        break;
+    case OPT_THREADS:
+        rc = parse_int(cmd, n, v, 1, 4096, "an integer from 1 to 4096", &i);
+        o->threads = (int)i;
+        break;
+    case OPT_TIME_LIMIT:
+        rc = parse_real(cmd, n, v, 0, true, 1e9, false, "a number of seconds > 0",
+                        &o->time_limit);
+        break;
+    case OPT_TEMPERATURE:
+        rc = parse_real(cmd, n, v, 0, true, 1e6, false, "a number > 0", &o->temperature);
+        break;
+    case OPT_TOP_P:
+        rc = parse_real(cmd, n, v, 0, true, 1, false, "a number in (0, 1]", &o->top_p);
+        break;
+    case OPT_EPS:
+        rc = parse_real(cmd, n, v, 0, true, 1, false, "a number in (0, 1]", &o->eps);
+        break;
+    case OPT_TOLERANCE:
+        rc = parse_real(cmd, n, v, 0, true, 1e6, false, "a number > 0", &o->tolerance);
+        break;
+    case OPT_HELP:
+    case OPT_COUNT:
+        break;
+    }
+    (void)d;
+    return rc;
+}
+
+int options_parse(charlm_cmd cmd, int argc, char **argv, charlm_opts *o)
+{
+    defaults(cmd, o);
+    struct option longopts[NSPECS + 1];
+    const opt_spec *by_val[NSPECS];
+    int n = 0;
+    for (int i = 0; i < NSPECS; i++) {
+        if (!(SPECS[i].cmds & (1u << cmd)))
+            continue;
+        longopts[n] = (struct option){SPECS[i].name,
+                                      SPECS[i].arg ? required_argument : no_argument, NULL,
+                                      256 + n};
+        by_val[n] = &SPECS[i];
+        n++;
+    }
+    longopts[n] = (struct option){NULL, 0, NULL, 0};
+
+    opterr = 0;
+    optind = 1;
+    for (;;) {
+        int idx = -1;
+        int c = getopt_long(argc, argv, ":h", longopts, &idx);
+        if (c == -1)
+            break;
+        if (c == 'h') {
+            options_usage(stdout, cmd);
+            return -1;
+        }
+        if (c == ':') {
+            fprintf(stderr, "charlm %s: option %s needs a value (see charlm %s --help)\n",
+                    cmd_name(cmd), argv[optind - 1], cmd_name(cmd));
+            return EXIT_USAGE;
+        }
+        if (c == '?') {
+            const char *arg = argv[optind - 1];
+            char name[64] = "";
+            if (optopt == 0 && strncmp(arg, "--", 2) == 0) {
+                snprintf(name, sizeof name, "%s", arg + 2);
+                char *eq = strchr(name, '=');
+                if (eq)
+                    *eq = '\0';
+                for (int i = 0; i < NSPECS; i++) {
+                    if (strcmp(SPECS[i].name, name) == 0) {
+                        fprintf(stderr, "charlm %s: option --%s does not apply to '%s' "
+                                        "(see charlm %s --help)\n",
+                                cmd_name(cmd), name, cmd_name(cmd), cmd_name(cmd));
+                        return EXIT_USAGE;
+                    }
+                }
+                fprintf(stderr, "charlm %s: unknown or ambiguous option '--%s' "
+                                "(see charlm %s --help)\n", cmd_name(cmd), name, cmd_name(cmd));
+            } else if (optopt) {
+                fprintf(stderr, "charlm %s: unknown option '-%c' (see charlm %s --help)\n",
+                        cmd_name(cmd), optopt, cmd_name(cmd));
+            } else {
+                fprintf(stderr, "charlm %s: unknown option '%s' (see charlm %s --help)\n",
+                        cmd_name(cmd), arg, cmd_name(cmd));
+            }
+            return EXIT_USAGE;
+        }
+        if (c < 256 || c >= 256 + n)
+            continue;
+        const opt_spec *s = by_val[c - 256];
+        if (s->id == OPT_HELP) {
+            options_usage(stdout, cmd);
+            return -1;
+        }
+        o->given[s->id] = true;
+        int rc = set_value(cmd, s, s->arg ? optarg : NULL, o);
+        if (rc != EXIT_OK)
+            return rc;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "charlm %s: unexpected argument '%s' (see charlm %s --help)\n",
+                cmd_name(cmd), argv[optind], cmd_name(cmd));
+        return EXIT_USAGE;
+    }
+    if ((cmd == CMD_SAMPLE || cmd == CMD_EVAL) && !o->model) {
+        fprintf(stderr, "charlm %s: --model FILE is required (see charlm %s --help)\n",
+                cmd_name(cmd), cmd_name(cmd));
+        return EXIT_USAGE;
+    }
+    if (cmd == CMD_TRAIN && o->save_every > 0 && !o->save) {
+        fprintf(stderr, "charlm train: --save-every needs --save FILE\n");
+        return EXIT_USAGE;
+    }
+    if (!o->data)
+        o->data = default_data_path();
+    return EXIT_OK;
+}
+
+const char *default_data_path(void)
+{
+    static const char rel[] = "examples/data/tinyshakespeare.txt";
+    static char buf[PATH_MAX + 64];
+    if (access(rel, R_OK) == 0)
+        return rel;
+    char exe[PATH_MAX];
+    ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (k > 0) {
+        exe[k] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = '\0';
+            /* build/examples/charlm -> ../../examples/data */
+            snprintf(buf, sizeof buf, "%s/../../%s", exe, rel);
+            if (access(buf, R_OK) == 0)
+                return buf;
+        }
+    }
+    return rel;
+}
+
+void apply_threads(const charlm_opts *o)
+{
+    int n = o->threads;
+    if (n <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (int)cores : 1;
+    }
+    tg_set_num_threads(n);
+}

@@ -1,0 +1,607 @@
+/* examples/charlm/train.c: 'charlm train': truncated BPTT over char-rnn batches, periodic
+   validation, checkpoints with exact resume, logs, plots, signals and the summary line. */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "examples/charlm/charlm.h"
+
+#define SUMMARY_WINDOW 20 /* the summary's loss is the mean of this many last steps */
+
+static volatile sig_atomic_t stop_signal = 0;
+
+/* Records the signal and restores the default action, so a second one ends the process. */
+static void on_signal(int sig)
+{
+    stop_signal = sig;
+    signal(sig, SIG_DFL);
+}
+
+typedef struct trainer {
+    const charlm_opts *o;
+    charlm_config cfg;
+    corpus data;
+    int64_t ntrain, nval;
+    batcher bt;
+    tg_params *ps;
+    tg_charlm m;
+    tg_optim *opt;
+    tg_stack_state *state;   /* the carried (detached) hidden state, (B,H) per layer */
+    tg_tape *tape;
+    tg_rng rng;              /* dropout                                             */
+    tg_schedule sched;
+    int64_t step;            /* optimizer steps taken                               */
+    int64_t cursor;          /* the next window of the streams                       */
+    int32_t *inputs, *targets;
+    float *loss;             /* loss of steps 1..n_loss                             */
+    int64_t n_loss, cap_loss;
+    int64_t *val_step;       /* periodic validation results                         */
+    double *val_loss;
+    int64_t n_val, cap_val;
+    FILE *log;
+    progress prog;
+} trainer;
+
+/* ---- history ---------------------------------------------------------------------- */
+static bool push_loss(trainer *t, float v)
+{
+    if (t->n_loss == t->cap_loss) {
+        int64_t cap = t->cap_loss ? 2 * t->cap_loss : 1024;
+        float *nb = realloc(t->loss, (size_t)cap * sizeof *nb);
+        if (!nb)
+            return false;
+        t->loss = nb;
+        t->cap_loss = cap;
+    }
+    t->loss[t->n_loss++] = v;
+    return true;
+}
+
+static bool push_val(trainer *t, int64_t step, double v)
+{
+    if (t->n_val == t->cap_val) {
+        int64_t cap = t->cap_val ? 2 * t->cap_val : 64;
+        int64_t *ns = realloc(t->val_step, (size_t)cap * sizeof *ns);
+        if (!ns)
+            return false;
+        t->val_step = ns;
+        double *nv = realloc(t->val_loss, (size_t)cap * sizeof *nv);
+        if (!nv)
+            return false;
+        t->val_loss = nv;
+        t->cap_val = cap;
+    }
+    t->val_step[t->n_val] = step;
+    t->val_loss[t->n_val] = v;
+    t->n_val++;
+    return true;
+}
+
+/* ---- checkpoints -------------------------------------------------------------------- */
+static int save_checkpoint(trainer *t, const char *path)
+{
+    charlm_meta meta = {0};
+    meta.cfg = t->cfg;
+    meta.data_bytes = t->data.bytes;
+    meta.data_crc = t->data.crc;
+    meta.V = t->data.V;
+    meta.vocab = t->data.vocab;
+    meta.step = t->step;
+    meta.cursor = t->cursor;
+    meta.rng = t->rng;
+    meta.state_layers = t->cfg.layers;
+    meta.state_hidden = t->cfg.hidden;
+    meta.state_batch = t->cfg.batch;
+    meta.state_has_c = t->cfg.cell == TG_CELL_LSTM;
+    int64_t per = (int64_t)t->cfg.batch * t->cfg.hidden;
+    size_t ns = (size_t)(per * t->cfg.layers);
+    float *h = malloc(ns * sizeof *h);
+    float *c = meta.state_has_c ? malloc(ns * sizeof *c) : NULL;
+    if (!h || (meta.state_has_c && !c)) {
+        free(h);
+        free(c);
+        errorf("out of memory saving '%s'", path);
+        return EXIT_RUNTIME;
+    }
+    for (int l = 0; l < t->cfg.layers; l++) {
+        memcpy(h + l * per, t->state->h[l]->data, (size_t)per * sizeof *h);
+        if (c)
+            memcpy(c + l * per, t->state->c[l]->data, (size_t)per * sizeof *c);
+    }
+    meta.h = h;
+    meta.c = c;
+    meta.n_loss = t->n_loss;
+    meta.loss = t->loss;
+    meta.n_val = t->n_val;
+    meta.val_step = t->val_step;
+    meta.val_loss = t->val_loss;
+    unsigned char *buf = NULL;
+    size_t size = 0;
+    int rc = meta_encode(&meta, &buf, &size);
+    free(h);
+    free(c);
+    if (rc != EXIT_OK) {
+        errorf("out of memory saving '%s'", path);
+        return rc;
+    }
+    char err[512] = "";
+    tg_status st = tg_checkpoint_save(path, t->ps, t->opt, buf, size, err, sizeof err);
+    free(buf);
+    if (st != TG_OK) {
+        errorf("%s", err[0] ? err : tg_status_str(st));
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
+/* Model and data options given with --resume must agree with the checkpoint. */
+static int check_resume_options(const charlm_opts *o, const charlm_config *saved)
+{
+    const charlm_config *c = &o->cfg;
+    struct {
+        opt_id id;
+        const char *name;
+        bool same;
+        double mine, theirs;
+    } checks[] = {
+        {OPT_CELL, "cell", c->cell == saved->cell, c->cell, saved->cell},
+        {OPT_LAYERS, "layers", c->layers == saved->layers, c->layers, saved->layers},
+        {OPT_HIDDEN, "hidden", c->hidden == saved->hidden, c->hidden, saved->hidden},
+        {OPT_EMBED, "embed", c->embed == saved->embed, c->embed, saved->embed},
+        {OPT_DROPOUT, "dropout", c->dropout == saved->dropout, c->dropout, saved->dropout},
+        {OPT_INIT, "init", c->init == saved->init, c->init, saved->init},
+        {OPT_INIT_SCALE, "init-scale", c->init_scale == saved->init_scale, c->init_scale,
+         saved->init_scale},
+        {OPT_FORGET_BIAS, "forget-bias-one", c->forget_bias_one == saved->forget_bias_one,
+         c->forget_bias_one, saved->forget_bias_one},
+        {OPT_SEQ, "seq", c->seq == saved->seq, c->seq, saved->seq},
+        {OPT_BATCH, "batch", c->batch == saved->batch, c->batch, saved->batch},
+        {OPT_OPTIM, "optim", c->optim == saved->optim, c->optim, saved->optim},
+        {OPT_VAL_FRAC, "val-frac", c->val_frac == saved->val_frac, c->val_frac,
+         saved->val_frac},
+        {OPT_SEED, "seed", c->seed == saved->seed, (double)c->seed, (double)saved->seed},
+    };
+    for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
+        if (o->given[checks[i].id] && !checks[i].same) {
+            const char *what = checks[i].id == OPT_CELL ? tg_cell_kind_name(saved->cell)
+                             : checks[i].id == OPT_OPTIM ? tg_optim_kind_name(saved->optim)
+                                                         : NULL;
+            char theirs[64];
+            if (what)
+                snprintf(theirs, sizeof theirs, "%s", what);
+            else
+                snprintf(theirs, sizeof theirs, "%g", checks[i].theirs);
+            errorf("--%s differs from the checkpoint's (%s); model, batch and data options "
+                   "cannot change when resuming",
+                   checks[i].name, theirs);
+            return EXIT_USAGE;
+        }
+    }
+    return EXIT_OK;
+}
+
+/* Reads the resume checkpoint's metadata into meta and the config into t->cfg. */
+static int resume_config(trainer *t, charlm_meta *meta)
+{
+    const charlm_opts *o = t->o;
+    void *buf = NULL;
+    size_t size = 0;
+    char err[512] = "";
+    tg_status st = tg_checkpoint_read_meta(o->resume, &buf, &size, err, sizeof err);
+    if (st != TG_OK) {
+        errorf("--resume: %s", err[0] ? err : tg_status_str(st));
+        return EXIT_RUNTIME;
+    }
+    int rc = meta_decode(buf, size, meta, err, sizeof err);
+    free(buf);
+    if (rc != EXIT_OK) {
+        errorf("--resume: %s: %s", o->resume, err);
+        return rc;
+    }
+    rc = check_resume_options(o, &meta->cfg);
+    if (rc != EXIT_OK) {
+        meta_free(meta);
+        return rc;
+    }
+    t->cfg = meta->cfg;
+    /* the optimisation schedule may be changed on purpose */
+    if (o->given[OPT_LR])
+        t->cfg.lr = o->cfg.lr;
+    if (o->given[OPT_CLIP])
+        t->cfg.clip = o->cfg.clip;
+    if (o->given[OPT_CLIP_VALUE])
+        t->cfg.clip_value = o->cfg.clip_value;
+    if (o->given[OPT_LR_DECAY])
+        t->cfg.lr_decay = o->cfg.lr_decay;
+    if (o->given[OPT_LR_DECAY_EVERY])
+        t->cfg.lr_decay_every = o->cfg.lr_decay_every;
+    return EXIT_OK;
+}
+
+/* Restores the training state of meta (after the model and optimizer exist). */
+static int resume_state(trainer *t, charlm_meta *meta)
+{
+    const corpus *d = &t->data;
+    if (meta->data_bytes != d->bytes || meta->data_crc != d->crc || meta->V != d->V ||
+        memcmp(meta->vocab, d->vocab, (size_t)d->V * sizeof *d->vocab) != 0) {
+        errorf("--resume: %s was trained on other data (%llu bytes, CRC %08x) than %s "
+               "(%llu bytes, CRC %08x)",
+               t->o->resume, (unsigned long long)meta->data_bytes, (unsigned)meta->data_crc,
+               t->o->data, (unsigned long long)d->bytes, (unsigned)d->crc);
+        return EXIT_RUNTIME;
+    }
+    if (meta->cursor >= t->bt.windows) {
+        errorf("--resume: %s: data cursor %lld is out of range (%lld windows)", t->o->resume,
+               (long long)meta->cursor, (long long)t->bt.windows);
+        return EXIT_RUNTIME;
+    }
+    char err[512] = "";
+    tg_status st = tg_checkpoint_load(t->o->resume, t->ps, t->opt, err, sizeof err);
+    if (st != TG_OK) {
+        errorf("--resume: %s", err[0] ? err : tg_status_str(st));
+        return EXIT_RUNTIME;
+    }
+    int64_t per = (int64_t)t->cfg.batch * t->cfg.hidden;
+    for (int l = 0; l < t->cfg.layers; l++) {
+        memcpy(t->state->h[l]->data, meta->h + l * per, (size_t)per * sizeof(float));
+        if (t->state->c[l])
+            memcpy(t->state->c[l]->data, meta->c + l * per, (size_t)per * sizeof(float));
+    }
+    t->step = meta->step;
+    t->cursor = meta->cursor;
+    t->rng = meta->rng;
+    for (int64_t i = 0; i < meta->n_loss; i++)
+        if (!push_loss(t, meta->loss[i]))
+            goto nomem;
+    for (int64_t i = 0; i < meta->n_val; i++)
+        if (!push_val(t, meta->val_step[i], meta->val_loss[i]))
+            goto nomem;
+    return EXIT_OK;
+nomem:
+    errorf("out of memory");
+    return EXIT_RUNTIME;
+}
+
+/* ---- logging -------------------------------------------------------------------------- */
+static int open_log(trainer *t)
+{
+    const char *path = t->o->log;
+    struct stat sb;
+    bool append = t->o->resume && stat(path, &sb) == 0 && sb.st_size > 0;
+    t->log = fopen(path, append ? "a" : "w");
+    if (!t->log) {
+        errorf("cannot write '%s': %s", path, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    if (!append)
+        fprintf(t->log, "step,loss,val_loss,lr,grad_norm,tokens_per_s\n");
+    return EXIT_OK;
+}
+
+static double recent_loss(const trainer *t)
+{
+    if (t->n_loss == 0)
+        return NAN;
+    int64_t k = t->n_loss < SUMMARY_WINDOW ? t->n_loss : SUMMARY_WINDOW;
+    double s = 0;
+    for (int64_t i = t->n_loss - k; i < t->n_loss; i++)
+        s += t->loss[i];
+    return s / (double)k;
+}
+
+static int validate(trainer *t, double *loss)
+{
+    char err[512];
+    int64_t chars;
+    int rc = eval_loss(&t->m, t->data.ids + t->ntrain, t->nval, t->cfg.seq, loss, &chars, err,
+                       sizeof err);
+    if (rc != EXIT_OK)
+        errorf("%s", err);
+    return rc;
+}
+
+static int write_plot(trainer *t, int64_t final_step, double final_val)
+{
+    /* the periodic points, plus the final one when it is not among them */
+    int64_t n = t->n_val;
+    bool extra = isfinite(final_val) && (n == 0 || t->val_step[n - 1] != final_step);
+    if (extra && !push_val(t, final_step, final_val)) {
+        errorf("out of memory");
+        return EXIT_RUNTIME;
+    }
+    char title[160], err[512];
+    snprintf(title, sizeof title, "charlm: %s %d x %d, seq %d, batch %d, %s lr %g",
+             tg_cell_kind_name(t->cfg.cell), t->cfg.layers, t->cfg.hidden, t->cfg.seq,
+             t->cfg.batch, tg_optim_kind_name(t->cfg.optim), t->cfg.lr);
+    int rc = plot_write_svg(t->o->plot, t->loss, t->n_loss, 1, t->val_step, t->val_loss,
+                            t->n_val, title, err, sizeof err);
+    if (extra)
+        t->n_val--;
+    if (rc != EXIT_OK)
+        errorf("%s", err);
+    return rc;
+}
+
+static void trainer_free(trainer *t)
+{
+    if (t->log)
+        fclose(t->log);
+    tg_tape_free(t->tape);
+    tg_stack_state_free(t->state);
+    tg_optim_free(t->opt);
+    tg_params_free(t->ps);
+    corpus_free(&t->data);
+    free(t->inputs);
+    free(t->targets);
+    free(t->loss);
+    free(t->val_step);
+    free(t->val_loss);
+}
+
+static void fmt_count(int64_t n, char *buf, size_t size)
+{
+    if (n >= 10000000)
+        snprintf(buf, size, "%.1fM", (double)n / 1e6);
+    else if (n >= 10000)
+        snprintf(buf, size, "%.1fk", (double)n / 1e3);
+    else
+        snprintf(buf, size, "%lld", (long long)n);
+}
+
+int cmd_train(const charlm_opts *o)
+{
+    double t_start = now_s();
+    trainer tr;
+    memset(&tr, 0, sizeof tr);
+    trainer *t = &tr;
+    t->o = o;
+    t->cfg = o->cfg;
+    charlm_meta meta;
+    memset(&meta, 0, sizeof meta);
+    char err[600];
+    int rc;
+
+    if (o->resume && (rc = resume_config(t, &meta)) != EXIT_OK)
+        return rc;
+    progress_init(&t->prog, o->quiet, o->print_every);
+
+    /* data */
+    rc = corpus_load(o->data, NULL, 0, &t->data, err, sizeof err);
+    if (rc != EXIT_OK) {
+        errorf("%s", err);
+        goto out;
+    }
+    t->nval = corpus_val_count(t->data.n, t->cfg.val_frac);
+    t->ntrain = t->data.n - t->nval;
+    if (!batcher_init(&t->bt, t->data.ids, t->ntrain, t->cfg.batch, t->cfg.seq)) {
+        errorf("%s is too short: %lld training characters cannot fill %d streams of %d + 1 "
+               "(need at least %lld; try a smaller --batch or --seq)",
+               o->data, (long long)t->ntrain, t->cfg.batch, t->cfg.seq,
+               (long long)t->cfg.batch * (t->cfg.seq + 1));
+        rc = EXIT_RUNTIME;
+        goto out;
+    }
+    if (t->nval > 0 && t->nval < (int64_t)t->cfg.seq + 1) {
+        errorf("%s is too short: the validation split has %lld characters, fewer than one "
+               "window of %d + 1 (use a larger --val-frac, or 0 for none)",
+               o->data, (long long)t->nval, t->cfg.seq);
+        rc = EXIT_RUNTIME;
+        goto out;
+    }
+
+    /* model, optimizer, state */
+    rc = model_build(&t->cfg, t->data.V, TG_F32, &t->ps, &t->m, err, sizeof err);
+    if (rc != EXIT_OK) {
+        errorf("%s", err);
+        goto out;
+    }
+    tg_optim_config oc = model_optim_config(&t->cfg);
+    t->opt = tg_optim_new(t->ps, &oc);
+    t->state = tg_stack_state_new(&t->m.rnn, TG_F32, t->cfg.batch);
+    t->tape = tg_tape_new();
+    t->inputs = malloc((size_t)t->cfg.batch * (size_t)t->cfg.seq * sizeof *t->inputs);
+    t->targets = malloc((size_t)t->cfg.batch * (size_t)t->cfg.seq * sizeof *t->targets);
+    if (!t->opt || !t->state || !t->tape || !t->inputs || !t->targets) {
+        errorf("cannot set up training (out of memory or invalid optimizer settings)");
+        rc = EXIT_RUNTIME;
+        goto out;
+    }
+    tg_rng_seed(&t->rng, t->cfg.seed ^ 0x9E3779B97F4A7C15ull);
+    if (o->resume && (rc = resume_state(t, &meta)) != EXIT_OK)
+        goto out;
+    t->sched = (tg_schedule){.kind = TG_SCHED_STEP, .base_lr = t->cfg.lr,
+                             .gamma = t->cfg.lr_decay,
+                             .step_size = t->cfg.lr_decay_every > 0 ? t->cfg.lr_decay_every
+                                                                    : t->bt.windows};
+    if (o->log && (rc = open_log(t)) != EXIT_OK)
+        goto out;
+
+    char nparams[32];
+    fmt_count(tg_params_numel(t->ps), nparams, sizeof nparams);
+    progress_printf(&t->prog, "model: %s %d x %d, vocabulary %d (%s input), %s parameters\n",
+                    tg_cell_kind_name(t->cfg.cell), t->cfg.layers, t->cfg.hidden, t->data.V,
+                    t->cfg.embed ? "embedded" : "one-hot", nparams);
+    progress_printf(&t->prog, "data: %s: %lld characters (%lld bytes), %lld for training, "
+                              "%lld for validation\n",
+                    o->data, (long long)t->data.n, (long long)t->data.bytes,
+                    (long long)t->ntrain, (long long)t->nval);
+    if (t->data.replaced)
+        progress_printf(&t->prog, "data: %lld invalid UTF-8 sequences read as U+FFFD\n",
+                        (long long)t->data.replaced);
+    progress_printf(&t->prog, "training: %d streams x %d characters, %lld windows per epoch, "
+                              "%s lr %g, clip %g, %d threads\n",
+                    t->cfg.batch, t->cfg.seq, (long long)t->bt.windows,
+                    tg_optim_kind_name(t->cfg.optim), t->cfg.lr, t->cfg.clip,
+                    tg_get_num_threads());
+    if (o->resume)
+        progress_printf(&t->prog, "resumed from %s at step %lld\n", o->resume,
+                        (long long)t->step);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0;
+    struct sigaction old_int, old_term;
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+
+    const int64_t B = t->cfg.batch, T = t->cfg.seq;
+    const int64_t first_step = t->step;
+    double train_time = 0.0;
+    int64_t val_at = -1;      /* step of the last validation */
+    double val_last = NAN;
+    bool time_up = false;
+    rc = EXIT_OK;
+    while (t->step < o->steps && !stop_signal) {
+        double t0 = now_s();
+        int64_t step = t->step + 1;   /* 1-based number of the step being taken */
+        double lr = tg_schedule_lr(&t->sched, t->step);
+        batcher_fill(&t->bt, t->cursor, t->inputs, t->targets);
+        tg_tape_reset(t->tape);
+        tg_tensor *loss = tg_charlm_loss(t->tape, &t->m, t->inputs, t->targets, B, T,
+                                         t->state, true, &t->rng);
+        if (!loss) {
+            errorf("step %lld: %s", (long long)step, tg_tape_errmsg(t->tape));
+            rc = EXIT_RUNTIME;
+            break;
+        }
+        double lv = tg_tensor_get(loss, 0);
+        if (!isfinite(lv)) {
+            progress_end(&t->prog);
+            errorf("step %lld: the loss is %s; stopping without saving (the last checkpoint "
+                   "written, if any, is kept)", (long long)step, isnan(lv) ? "NaN" : "infinite");
+            rc = EXIT_RUNTIME;
+            break;
+        }
+        tg_params_zero_grad(t->ps);
+        tg_status st = tg_backward(t->tape, loss);
+        if (st != TG_OK) {
+            errorf("step %lld: backward failed: %s", (long long)step,
+                   tg_tape_errmsg(t->tape)[0] ? tg_tape_errmsg(t->tape) : tg_status_str(st));
+            rc = EXIT_RUNTIME;
+            break;
+        }
+        double gnorm = tg_clip_grad_norm(t->ps, t->cfg.clip > 0 ? t->cfg.clip : INFINITY);
+        if (!isfinite(gnorm)) {
+            progress_end(&t->prog);
+            errorf("step %lld: the gradient norm is %s; stopping without saving (the last "
+                   "checkpoint written, if any, is kept)",
+                   (long long)step, isnan(gnorm) ? "NaN" : "infinite");
+            rc = EXIT_RUNTIME;
+            break;
+        }
+        if (t->cfg.clip_value > 0)
+            tg_clip_grad_value(t->ps, t->cfg.clip_value);
+        tg_optim_set_lr(t->opt, lr);
+        st = tg_optim_step(t->opt);
+        if (st != TG_OK) {
+            errorf("step %lld: optimizer step failed: %s", (long long)step, tg_status_str(st));
+            rc = EXIT_RUNTIME;
+            break;
+        }
+        t->step = step;
+        if (++t->cursor == t->bt.windows) {
+            t->cursor = 0;                    /* a new epoch: the streams restart */
+            tg_stack_state_zero(t->state);
+        }
+        if (!push_loss(t, (float)lv)) {
+            errorf("out of memory");
+            rc = EXIT_RUNTIME;
+            break;
+        }
+        train_time += now_s() - t0;
+        double tok_s = (double)((step - first_step) * B * T) / train_time;
+
+        double val = NAN;
+        if (o->eval_every > 0 && step % o->eval_every == 0 && t->nval > 0) {
+            if ((rc = validate(t, &val)) != EXIT_OK)
+                break;
+            val_at = step;
+            val_last = val;
+            if (!push_val(t, step, val)) {
+                errorf("out of memory");
+                rc = EXIT_RUNTIME;
+                break;
+            }
+            progress_printf(&t->prog, "step %lld: val_loss %.4f (%.4f bits/char)\n",
+                            (long long)step, val, val / log(2.0));
+        }
+        if (t->log) {
+            fprintf(t->log, "%lld,%.6f,", (long long)step, lv);
+            if (isfinite(val))
+                fprintf(t->log, "%.6f", val);
+            fprintf(t->log, ",%.6g,%.6f,%.1f\n", lr, gnorm, tok_s);
+        }
+        double elapsed = now_s() - t_start;
+        double per_step = train_time / (double)(step - first_step);
+        double eta = per_step * (double)(o->steps - step);
+        if (o->time_limit > 0 && o->time_limit - elapsed < eta)
+            eta = o->time_limit - elapsed;
+        progress_step(&t->prog, step, o->steps, lv, tok_s, eta, lr);
+        if (o->save_every > 0 && step % o->save_every == 0 && step < o->steps) {
+            if ((rc = save_checkpoint(t, o->save)) != EXIT_OK)
+                break;
+        }
+        if (o->time_limit > 0 && elapsed >= o->time_limit) {
+            time_up = true;
+            break;
+        }
+    }
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
+    progress_end(&t->prog);
+    if (t->log)
+        fflush(t->log);
+
+    if (rc != EXIT_OK) {
+        if (o->plot && t->n_loss > 0)
+            write_plot(t, t->step, NAN);
+        goto out;
+    }
+    bool interrupted = stop_signal != 0;
+    if (interrupted)
+        progress_printf(&t->prog, "%s: stopped after step %lld\n",
+                        stop_signal == SIGINT ? "interrupted" : "terminated",
+                        (long long)t->step);
+    else if (time_up)
+        progress_printf(&t->prog, "time limit of %g s reached after step %lld\n",
+                        o->time_limit, (long long)t->step);
+
+    /* the final validation (skipped when interrupted: the user wants out) */
+    if (!interrupted && t->nval > 0 && val_at != t->step) {
+        double v;
+        if ((rc = validate(t, &v)) != EXIT_OK)
+            goto out;
+        val_at = t->step;
+        val_last = v;
+        progress_printf(&t->prog, "step %lld: val_loss %.4f (%.4f bits/char)\n",
+                        (long long)t->step, v, v / log(2.0));
+    }
+    if (o->save) {
+        if ((rc = save_checkpoint(t, o->save)) != EXIT_OK)
+            goto out;
+        progress_printf(&t->prog, "saved %s (step %lld)\n", o->save, (long long)t->step);
+    }
+    if (o->plot && (rc = write_plot(t, val_at, val_last)) != EXIT_OK)
+        goto out;
+    if (t->log && ferror(t->log)) {
+        errorf("writing '%s' failed", o->log);
+        rc = EXIT_RUNTIME;
+        goto out;
+    }
+    double tokens = (double)((t->step - first_step) * B * T);
+    printf("train: steps=%lld loss=%.6f val_loss=%.6f tokens_per_s=%.1f elapsed_s=%.1f\n",
+           (long long)t->step, recent_loss(t), val_last,
+           train_time > 0 ? tokens / train_time : 0.0, now_s() - t_start);
+    fflush(stdout);
+    rc = interrupted ? EXIT_INTERRUPTED : EXIT_OK;
+out:
+    meta_free(&meta);
+    trainer_free(t);
+    return rc;
+}
