@@ -102,9 +102,18 @@ check-deps:
 	    fi; \
 	fi
 
+CONTRACT_BIN := $(BUILD)/tests/contract_app
+# An outside program: only the public headers and the static library.
+$(CONTRACT_BIN): tests/contract/app.c $(LIB_A)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) $(CFLAGS) $(SAN) -I. -o $@ $< $(LIB_A) $(LDLIBS)
+
 check: check-deps
-	@$(MAKE) --no-print-directory $(TEST_BIN) examples
+	@$(MAKE) --no-print-directory $(TEST_BIN) $(CONTRACT_BIN) examples
 	$(TEST_BIN)
+	$(CONTRACT_BIN)
+	@if [ -x $(BUILD)/examples/charlm ] && [ -f tests/charlm_smoke.sh ]; then \
+	    bash tests/charlm_smoke.sh $(BUILD)/examples/charlm; fi
 
 san: check-deps
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san OPT=-O1 \
