@@ -75,7 +75,6 @@ TG_PORTABLE_KERNEL(dgemm_kernel_4x4, double, 4, 4)
 #define GD_NR 8
 #define GD_MC 128
 #define GD_KC 256
-#define GD_NC 2048
 #define GD_KERNEL sgemm_kernel_4x8
 #include "tensor/gemm_driver_internal.h"
 #undef GD_T
@@ -85,7 +84,6 @@ TG_PORTABLE_KERNEL(dgemm_kernel_4x4, double, 4, 4)
 #undef GD_NR
 #undef GD_MC
 #undef GD_KC
-#undef GD_NC
 #undef GD_KERNEL
 
 #define GD_T double
@@ -95,7 +93,6 @@ TG_PORTABLE_KERNEL(dgemm_kernel_4x4, double, 4, 4)
 #define GD_NR 4
 #define GD_MC 96
 #define GD_KC 256
-#define GD_NC 2048
 #define GD_KERNEL dgemm_kernel_4x4
 #include "tensor/gemm_driver_internal.h"
 #undef GD_T
@@ -105,7 +102,6 @@ TG_PORTABLE_KERNEL(dgemm_kernel_4x4, double, 4, 4)
 #undef GD_NR
 #undef GD_MC
 #undef GD_KC
-#undef GD_NC
 #undef GD_KERNEL
 
 /* ---- dispatch ---------------------------------------------------------------------- */

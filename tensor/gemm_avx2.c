@@ -202,7 +202,6 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
 #define GD_NR 16
 #define GD_MC 144
 #define GD_KC 256
-#define GD_NC 4080
 #define GD_KERNEL sgemm_kernel_6x16
 #define GD_PACK_A_ROWS spack_a_rows6
 #define GD_PACK_B_COLS spack_b_cols16
@@ -214,7 +213,6 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
 #undef GD_NR
 #undef GD_MC
 #undef GD_KC
-#undef GD_NC
 #undef GD_KERNEL
 #undef GD_PACK_A_ROWS
 #undef GD_PACK_B_COLS
@@ -226,7 +224,6 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
 #define GD_NR 8
 #define GD_MC 72
 #define GD_KC 256
-#define GD_NC 4080
 #define GD_KERNEL dgemm_kernel_6x8
 #include "tensor/gemm_driver_internal.h"
 #undef GD_T
@@ -236,5 +233,4 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
 #undef GD_NR
 #undef GD_MC
 #undef GD_KC
-#undef GD_NC
 #undef GD_KERNEL
