@@ -1,0 +1,771 @@
+/* tests/test_checkpoint.c: checkpoint round trips, byte-identical saves, and refusal of
+   truncated, corrupted, extended, foreign and mismatched files, and of unwritable paths. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "tests/tests.h"
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static char tmpdir[64];
+
+static void make_tmpdir(void)
+{
+    strcpy(tmpdir, "/tmp/tg_ckpt_XXXXXX");
+    ck_assert_ptr_nonnull(mkdtemp(tmpdir));
+}
+
+/* tmpdir/name in a static rotating buffer (a few may be live at once). */
+static const char *tpath(const char *name)
+{
+    static char bufs[4][160];
+    static int k;
+    char *b = bufs[k++ % 4];
+    snprintf(b, sizeof bufs[0], "%s/%s", tmpdir, name);
+    return b;
+}
+
+/* Removes the files the tests create, then the directory. */
+static void remove_tmpdir(void)
+{
+    const char *names[] = { "a.ckpt", "b.ckpt", "c.ckpt", "bad.ckpt", "a.ckpt.tmp",
+                            "b.ckpt.tmp", "dir.ckpt/x", "dir.ckpt.tmp" };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        remove(tpath(names[i]));
+    rmdir(tpath("a.ckpt.tmp"));
+    rmdir(tpath("dir.ckpt"));
+    ck_assert_int_eq(rmdir(tmpdir), 0);
+}
+
+static unsigned char *read_all(const char *path, size_t *size)
+{
+    FILE *f = fopen(path, "rb");
+    ck_assert_msg(f != NULL, "cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc((size_t)n + 1);
+    ck_assert_int_eq(fread(b, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    *size = (size_t)n;
+    return b;
+}
+
+static void write_all(const char *path, const void *data, size_t n)
+{
+    remove(path);   /* ext4 flushes a file truncated and rewritten in place on close */
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(fwrite(data, 1, n, f), n);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Recomputes the trailing CRC-32 of a checkpoint image. */
+static void fix_crc(unsigned char *b, size_t n)
+{
+    uint32_t c = tg_crc32(0, b, n - 4);
+    for (int i = 0; i < 4; i++)
+        b[n - 4 + (size_t)i] = (unsigned char)(c >> (8 * i));
+}
+
+static void put_le(unsigned char *b, uint64_t v, int bytes)
+{
+    for (int i = 0; i < bytes; i++)
+        b[i] = (unsigned char)(v >> (8 * i));
+}
+
+static bool one_line(const char *msg)
+{
+    return msg[0] != '\0' && strchr(msg, '\n') == NULL;
+}
+
+/* A small model of every rank: "embed" (5,3), "conv" (2,1,2,3), "bias" (3), "h" (2,2). */
+static tg_params *model(tg_dtype dt, uint64_t seed)
+{
+    tg_params *ps = tg_params_new(dt);
+    ck_assert_ptr_nonnull(tg_params_add(ps, "embed", 2, (const int64_t[]){ 5, 3 }));
+    ck_assert_ptr_nonnull(tg_params_add(ps, "conv", 4, (const int64_t[]){ 2, 1, 2, 3 }));
+    ck_assert_ptr_nonnull(tg_params_add(ps, "bias", 1, (const int64_t[]){ 3 }));
+    ck_assert_ptr_nonnull(tg_params_add(ps, "h", 2, (const int64_t[]){ 2, 2 }));
+    tg_rng rng;
+    tg_rng_seed(&rng, seed);
+    for (int i = 0; i < tg_params_count(ps); i++)
+        tg_tensor_fill_uniform(tg_params_at(ps, i), &rng, -1.0, 1.0);
+    return ps;
+}
+
+/* A config of kind k that uses every state buffer the kind has. */
+static tg_optim_config full_config(tg_optim_kind k)
+{
+    tg_optim_config c = tg_optim_defaults(k);
+    c.lr = 0.05;
+    c.weight_decay = 0.01;
+    if (k == TG_SGD) {
+        c.momentum = 0.9;
+        c.nesterov = true;
+    } else if (k == TG_RMSPROP) {
+        c.centered = true;
+        c.momentum = 0.5;
+    } else if (k == TG_ADAGRAD) {
+        c.lr_decay = 0.01;
+        c.initial_accumulator_value = 0.1;
+    }
+    return c;
+}
+
+/* n training steps with gradients drawn from rng, global-norm clipped at 1. */
+static void train(tg_params *ps, tg_optim *opt, tg_rng *rng, int n)
+{
+    for (int s = 0; s < n; s++) {
+        for (int i = 0; i < tg_params_count(ps); i++) {
+            tg_tensor *t = tg_params_at(ps, i);
+            for (int64_t k = 0; k < t->numel; k++) {
+                double g = tg_rng_normal(rng);
+                if (t->dtype == TG_F64)
+                    ((double *)t->grad)[k] = g;
+                else
+                    ((float *)t->grad)[k] = (float)g;
+            }
+        }
+        tg_clip_grad_norm(ps, 1.0);
+        ck_assert_int_eq(tg_optim_step(opt), TG_OK);
+    }
+}
+
+/* True when every parameter of a and b has the same bytes. */
+static bool same_values(tg_params *a, tg_params *b)
+{
+    if (tg_params_count(a) != tg_params_count(b))
+        return false;
+    for (int i = 0; i < tg_params_count(a); i++) {
+        tg_tensor *x = tg_params_at(a, i), *y = tg_params_at(b, i);
+        if (x->numel != y->numel || x->dtype != y->dtype
+            || memcmp(x->data, y->data, (size_t)x->numel * tg_dtype_size(x->dtype)) != 0)
+            return false;
+    }
+    return true;
+}
+
+static bool files_equal(const char *p, const char *q)
+{
+    size_t n, m;
+    unsigned char *a = read_all(p, &n), *b = read_all(q, &m);
+    bool eq = n == m && memcmp(a, b, n) == 0;
+    free(a);
+    free(b);
+    return eq;
+}
+
+static const char META[] = "config: hidden=4 layers=2; vocab: abc; rng+cursor+h";
+
+/* Saves a trained small model (Adam, 3 steps) with META to tpath(name); returns its
+   params and optimizer through the pointers. */
+static void save_small(const char *name, tg_params **ps_out, tg_optim **opt_out)
+{
+    tg_params *ps = model(TG_F32, 1);
+    tg_optim_config c = full_config(TG_ADAM);
+    tg_optim *opt = tg_optim_new(ps, &c);
+    tg_rng rng;
+    tg_rng_seed(&rng, 2);
+    train(ps, opt, &rng, 3);
+    char err[256];
+    ck_assert_int_eq(tg_checkpoint_save(tpath(name), ps, opt, META, sizeof META, err,
+                                        sizeof err), TG_OK);
+    ck_assert_str_eq(err, "");
+    *ps_out = ps;
+    *opt_out = opt;
+}
+
+/* ---- tests -------------------------------------------------------------------------- */
+
+START_TEST(test_crc32)
+{
+    ck_assert_uint_eq(tg_crc32(0, "123456789", 9), 0xCBF43926u);
+    ck_assert_uint_eq(tg_crc32(0, "", 0), 0u);
+    ck_assert_uint_eq(tg_crc32(tg_crc32(0, "1234", 4), "56789", 5), 0xCBF43926u);
+    ck_assert_uint_eq(tg_crc32(0, "The quick brown fox jumps over the lazy dog", 43),
+                      0x414FA339u);
+}
+END_TEST
+
+/* Train 5 steps, save, load into fresh params and a fresh optimizer of the same kind but
+   another config, continue 5 steps in both: bit-identical. Loop: 5 kinds x 2 dtypes. */
+START_TEST(test_roundtrip_bit_exact)
+{
+    tg_optim_kind kind = (tg_optim_kind)(_i / 2);
+    tg_dtype dt = _i % 2 ? TG_F64 : TG_F32;
+    make_tmpdir();
+    tg_params *a = model(dt, 10);
+    tg_optim_config ca = full_config(kind);
+    tg_optim *oa = tg_optim_new(a, &ca);
+    tg_rng rng;
+    tg_rng_seed(&rng, 11);
+    train(a, oa, &rng, 5);
+    tg_optim_set_lr(oa, 0.0375);   /* the lr a schedule set is restored too */
+    char err[256];
+    ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), a, oa, META, sizeof META, err,
+                                        sizeof err), TG_OK);
+
+    tg_params *b = model(dt, 99);          /* other values */
+    tg_optim_config cb = tg_optim_defaults(kind);   /* other config, other buffers */
+    tg_optim *ob = tg_optim_new(b, &cb);
+    ck_assert(!same_values(a, b));
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), b, ob, err, sizeof err), TG_OK);
+    ck_assert_str_eq(err, "");
+    ck_assert(same_values(a, b));
+    ck_assert_int_eq(tg_optim_steps(ob), 5);
+    ck_assert(tg_optim_get_lr(ob) == 0.0375);
+    const tg_optim_config *ra = tg_optim_get_config(oa), *rb = tg_optim_get_config(ob);
+    ck_assert(ra->kind == rb->kind && ra->weight_decay == rb->weight_decay);
+    ck_assert(ra->momentum == rb->momentum && ra->nesterov == rb->nesterov);
+    ck_assert(ra->centered == rb->centered && ra->beta1 == rb->beta1);
+    ck_assert(ra->beta2 == rb->beta2 && ra->eps == rb->eps && ra->alpha == rb->alpha);
+    ck_assert(ra->lr_decay == rb->lr_decay && ra->dampening == rb->dampening);
+    ck_assert(ra->initial_accumulator_value == rb->initial_accumulator_value);
+
+    /* the same state writes the same bytes */
+    ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), b, ob, META, sizeof META, err,
+                                        sizeof err), TG_OK);
+    ck_assert(files_equal(tpath("a.ckpt"), tpath("b.ckpt")));
+
+    tg_rng rng_b = rng;
+    train(a, oa, &rng, 5);
+    train(b, ob, &rng_b, 5);
+    ck_assert(same_values(a, b));
+    ck_assert_int_eq(tg_optim_steps(ob), 10);
+
+    tg_optim_free(oa);
+    tg_optim_free(ob);
+    tg_params_free(a);
+    tg_params_free(b);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_same_state_same_bytes)
+{
+    make_tmpdir();
+    tg_params *ps;
+    tg_optim *opt;
+    save_small("a.ckpt", &ps, &opt);
+    char err[256];
+    ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), ps, opt, META, sizeof META, err,
+                                        sizeof err), TG_OK);
+    ck_assert(files_equal(tpath("a.ckpt"), tpath("b.ckpt")));
+    /* saving over an existing file replaces it and leaves no temporary behind */
+    ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), ps, opt, META, sizeof META, err,
+                                        sizeof err), TG_OK);
+    ck_assert(files_equal(tpath("a.ckpt"), tpath("b.ckpt")));
+    ck_assert_int_eq(access(tpath("a.ckpt.tmp"), F_OK), -1);
+
+    /* the layout: magic, version 1, total size, CRC of everything before it */
+    size_t n;
+    unsigned char *b = read_all(tpath("a.ckpt"), &n);
+    ck_assert_int_eq(memcmp(b, "TAPEGRAD", 8), 0);
+    ck_assert(b[8] == 1 && b[9] == 0 && b[10] == 0 && b[11] == 0);
+    uint64_t total = 0;
+    for (int i = 0; i < 8; i++)
+        total |= (uint64_t)b[16 + i] << (8 * i);
+    ck_assert_uint_eq(total, n);
+    uint32_t crc = 0;
+    for (int i = 0; i < 4; i++)
+        crc |= (uint32_t)b[n - 4 + (size_t)i] << (8 * i);
+    ck_assert_uint_eq(crc, tg_crc32(0, b, n - 4));
+    /* the metadata is stored verbatim just before the CRC */
+    ck_assert_int_eq(memcmp(b + n - 4 - sizeof META, META, sizeof META), 0);
+    free(b);
+
+    /* params only (no optimizer, no metadata) is a smaller, still valid file */
+    ck_assert_int_eq(tg_checkpoint_save(tpath("c.ckpt"), ps, NULL, NULL, 0, err,
+                                        sizeof err), TG_OK);
+    tg_params *q = model(TG_F32, 5);
+    ck_assert_int_eq(tg_checkpoint_load(tpath("c.ckpt"), q, NULL, err, sizeof err), TG_OK);
+    ck_assert(same_values(ps, q));
+    tg_params_free(q);
+    tg_optim_free(opt);
+    tg_params_free(ps);
+    remove_tmpdir();
+}
+END_TEST
+
+/* Loads path into a fresh sentinel model + optimizer and checks it is refused with want
+   and modifies nothing; also read_meta refuses it. */
+static void expect_refused(const char *path, tg_status want, const char *what)
+{
+    tg_params *ps = model(TG_F32, 77);
+    tg_params *ref = model(TG_F32, 77);
+    tg_optim_config c = tg_optim_defaults(TG_ADAM);
+    tg_optim *opt = tg_optim_new(ps, &c);
+    char err[256] = "";
+    tg_status st = tg_checkpoint_load(path, ps, opt, err, sizeof err);
+    ck_assert_msg(st == want, "%s: status %d (%s), expected %d", what, st, err, want);
+    ck_assert_msg(one_line(err), "%s: message '%s'", what, err);
+    ck_assert_msg(same_values(ps, ref), "%s: parameters modified", what);
+    ck_assert_int_eq(tg_optim_steps(opt), 0);
+    ck_assert(tg_optim_get_lr(opt) == c.lr);
+    void *meta = (void *)1;
+    size_t msize = 1;
+    if (want == TG_ERR_FORMAT) {
+        ck_assert_int_eq(tg_checkpoint_read_meta(path, &meta, &msize, err, sizeof err),
+                         TG_ERR_FORMAT);
+        ck_assert(meta == NULL && msize == 0);
+    }
+    tg_optim_free(opt);
+    tg_params_free(ps);
+    tg_params_free(ref);
+}
+
+START_TEST(test_truncated_at_every_offset)
+{
+    make_tmpdir();
+    tg_params *ps;
+    tg_optim *opt;
+    save_small("a.ckpt", &ps, &opt);
+    size_t n;
+    unsigned char *b = read_all(tpath("a.ckpt"), &n);
+    for (size_t k = 0; k < n; k++) {
+        char what[64];
+        snprintf(what, sizeof what, "truncated to %zu of %zu bytes", k, n);
+        write_all(tpath("bad.ckpt"), b, k);
+        expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, what);
+    }
+    /* the message says what happened */
+    write_all(tpath("bad.ckpt"), b, n - 100);
+    char err[256];
+    ck_assert_int_eq(tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err),
+                     TG_ERR_FORMAT);
+    char want[200];
+    snprintf(want, sizeof want, "%s: truncated at byte %zu (expected %zu bytes)",
+             tpath("bad.ckpt"), n - 100, n);
+    ck_assert_str_eq(err, want);
+    free(b);
+    tg_optim_free(opt);
+    tg_params_free(ps);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_bit_flips)
+{
+    make_tmpdir();
+    tg_params *ps;
+    tg_optim *opt;
+    save_small("a.ckpt", &ps, &opt);
+    size_t n;
+    unsigned char *b = read_all(tpath("a.ckpt"), &n);
+    for (size_t k = 0; k < n; k++) {
+        for (int bit = 0; bit < 8; bit++) {
+            char what[64];
+            snprintf(what, sizeof what, "bit %d of byte %zu flipped", bit, k);
+            b[k] ^= (unsigned char)(1u << bit);
+            write_all(tpath("bad.ckpt"), b, n);
+            expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, what);
+            b[k] ^= (unsigned char)(1u << bit);
+        }
+    }
+    /* a flipped payload bit is reported as a checksum mismatch */
+    b[n / 2] ^= 0x10;
+    write_all(tpath("bad.ckpt"), b, n);
+    char err[256];
+    ck_assert_int_eq(tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err),
+                     TG_ERR_FORMAT);
+    ck_assert_msg(strstr(err, "checksum mismatch") != NULL, "%s", err);
+    free(b);
+    tg_optim_free(opt);
+    tg_params_free(ps);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_magic_version_extended)
+{
+    make_tmpdir();
+    tg_params *ps;
+    tg_optim *opt;
+    save_small("a.ckpt", &ps, &opt);
+    size_t n;
+    unsigned char *b = read_all(tpath("a.ckpt"), &n);
+    unsigned char *c = malloc(n + 1000);
+    char err[256];
+
+    /* wrong magic (with a valid CRC) */
+    memcpy(c, b, n);
+    memcpy(c, "TAPEGRAF", 8);
+    fix_crc(c, n);
+    write_all(tpath("bad.ckpt"), c, n);
+    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "wrong magic");
+    tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err);
+    ck_assert_msg(strstr(err, "not a tapegrad checkpoint") != NULL, "%s", err);
+    write_all(tpath("bad.ckpt"), "hello", 5);
+    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "a text file");
+
+    /* other versions (with a valid CRC) */
+    for (uint32_t v = 0; v < 4; v++) {
+        if (v == 1)
+            continue;
+        memcpy(c, b, n);
+        put_le(c + 8, v, 4);
+        fix_crc(c, n);
+        write_all(tpath("bad.ckpt"), c, n);
+        expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "other version");
+        tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err);
+        char want[64];
+        snprintf(want, sizeof want, "format version %u is not supported", v);
+        ck_assert_msg(strstr(err, want) != NULL, "%s", err);
+    }
+
+    /* extended by 1 and by 1000 bytes */
+    memcpy(c, b, n);
+    memset(c + n, 0, 1000);
+    write_all(tpath("bad.ckpt"), c, n + 1);
+    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "extended by 1 byte");
+    tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err);
+    ck_assert_msg(strstr(err, "1 unexpected bytes after the end") != NULL, "%s", err);
+    write_all(tpath("bad.ckpt"), c, n + 1000);
+    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "extended by 1000 bytes");
+    /* extended with the size field and CRC patched to match: the structure check sees
+       bytes nothing accounts for */
+    memcpy(c, b, n - 4);
+    memset(c + n - 4, 'x', 8);
+    put_le(c + 16, n + 8, 8);
+    fix_crc(c, n + 8);
+    write_all(tpath("bad.ckpt"), c, n + 8);
+    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "consistently extended");
+    free(c);
+    free(b);
+    tg_optim_free(opt);
+    tg_params_free(ps);
+    remove_tmpdir();
+}
+END_TEST
+
+/* Files whose CRC is valid but whose counts and lengths are absurd: refused without
+   allocating what they claim. Offsets follow the layout in optim/checkpoint.c. */
+START_TEST(test_crafted_counts)
+{
+    make_tmpdir();
+    tg_params *ps;
+    tg_optim *opt;
+    save_small("a.ckpt", &ps, &opt);
+    size_t n;
+    unsigned char *b = read_all(tpath("a.ckpt"), &n);
+    unsigned char *c = malloc(n);
+    struct { size_t off; uint64_t v; int bytes; const char *what; } cases[] = {
+        { 12, 2, 4, "dtype code 2" },
+        { 24, 0xffffffffu, 4, "4 billion parameters" },
+        { 24, 5, 4, "one parameter more" },
+        { 24, 3, 4, "one parameter less" },
+        { 28, 2, 4, "optimizer flag 2" },
+        { 28, 0, 4, "optimizer flag cleared" },
+        { 32, (uint64_t)1 << 40, 8, "1 TiB of metadata" },
+        { 32, 0, 8, "metadata size 0" },
+        { 40, 0, 4, "empty name" },
+        { 40, 64, 4, "64-byte name" },
+        { 40, 0xffffffffu, 4, "4 GiB name" },
+        { 49, 5, 4, "ndim 5" },
+        { 49, 0, 4, "ndim 0" },
+        { 53, 0, 8, "a zero dimension" },
+        { 53, (uint64_t)1 << 62, 8, "2^62 rows" },
+        { 53, 6, 8, "one row more" },
+    };
+    /* sanity: the first descriptor is "embed" at 40, its ndim at 49, first dim at 53 */
+    ck_assert(b[40] == 5 && memcmp(b + 44, "embed", 5) == 0 && b[49] == 2 && b[53] == 5);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(c, b, n);
+        put_le(c + cases[i].off, cases[i].v, cases[i].bytes);
+        fix_crc(c, n);
+        write_all(tpath("bad.ckpt"), c, n);
+        expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, cases[i].what);
+    }
+    free(c);
+    free(b);
+    tg_optim_free(opt);
+    tg_params_free(ps);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_model_mismatch)
+{
+    make_tmpdir();
+    tg_params *ps;
+    tg_optim *opt;
+    save_small("a.ckpt", &ps, &opt);
+    char err[256];
+
+    /* other shape of "bias" */
+    tg_params *q = tg_params_new(TG_F32);
+    tg_params_add(q, "embed", 2, (const int64_t[]){ 5, 3 });
+    tg_params_add(q, "conv", 4, (const int64_t[]){ 2, 1, 2, 3 });
+    tg_params_add(q, "bias", 1, (const int64_t[]){ 4 });
+    tg_params_add(q, "h", 2, (const int64_t[]){ 2, 2 });
+    tg_tensor_fill(tg_params_at(q, 0), 0.5);
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, NULL, err, sizeof err),
+                     TG_ERR_SHAPE);
+    char want[256];
+    snprintf(want, sizeof want, "%s: parameter 2 is 'bias' (3) in the file but 'bias' (4) "
+             "in the model", tpath("a.ckpt"));
+    ck_assert_str_eq(err, want);
+    ck_assert(tg_tensor_get(tg_params_at(q, 0), 0) == 0.5f);   /* untouched */
+    tg_params_free(q);
+
+    /* same shapes, other name */
+    q = tg_params_new(TG_F32);
+    tg_params_add(q, "embed", 2, (const int64_t[]){ 5, 3 });
+    tg_params_add(q, "conv", 4, (const int64_t[]){ 2, 1, 2, 3 });
+    tg_params_add(q, "bias", 1, (const int64_t[]){ 3 });
+    tg_params_add(q, "c", 2, (const int64_t[]){ 2, 2 });
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, NULL, err, sizeof err),
+                     TG_ERR_SHAPE);
+    ck_assert_msg(strstr(err, "'h' (2,2) in the file but 'c' (2,2)") != NULL, "%s", err);
+    tg_params_free(q);
+
+    /* same shape, transposed 2-D */
+    q = tg_params_new(TG_F32);
+    tg_params_add(q, "embed", 2, (const int64_t[]){ 3, 5 });
+    tg_params_add(q, "conv", 4, (const int64_t[]){ 2, 1, 2, 3 });
+    tg_params_add(q, "bias", 1, (const int64_t[]){ 3 });
+    tg_params_add(q, "h", 2, (const int64_t[]){ 2, 2 });
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, NULL, err, sizeof err),
+                     TG_ERR_SHAPE);
+    tg_params_free(q);
+
+    /* fewer parameters */
+    q = tg_params_new(TG_F32);
+    tg_params_add(q, "embed", 2, (const int64_t[]){ 5, 3 });
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, NULL, err, sizeof err),
+                     TG_ERR_SHAPE);
+    ck_assert_msg(strstr(err, "holds 4 parameters, the model has 1") != NULL, "%s", err);
+    tg_params_free(q);
+
+    /* f64 model, f32 file */
+    q = model(TG_F64, 3);
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, NULL, err, sizeof err),
+                     TG_ERR_DTYPE);
+    ck_assert(one_line(err));
+    tg_params_free(q);
+
+    tg_optim_free(opt);
+    tg_params_free(ps);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_optimizer_mismatch)
+{
+    make_tmpdir();
+    tg_params *ps;
+    tg_optim *opt;
+    save_small("a.ckpt", &ps, &opt);   /* Adam state */
+    char err[256];
+
+    tg_params *q = model(TG_F32, 3), *ref = model(TG_F32, 3);
+    tg_optim_config c = tg_optim_defaults(TG_SGD);
+    tg_optim *sgd = tg_optim_new(q, &c);
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, sgd, err, sizeof err),
+                     TG_ERR_ARG);
+    ck_assert_msg(strstr(err, "holds adam state, the optimizer is sgd") != NULL, "%s", err);
+    ck_assert(same_values(q, ref));
+    /* an optimizer made over other params */
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), ps, sgd, err, sizeof err),
+                     TG_ERR_ARG);
+    ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), ps, sgd, NULL, 0, err, sizeof err),
+                     TG_ERR_ARG);
+    ck_assert(one_line(err));
+    ck_assert_int_eq(access(tpath("b.ckpt"), F_OK), -1);
+
+    /* a file without optimizer state cannot restore an optimizer ... */
+    ck_assert_int_eq(tg_checkpoint_save(tpath("c.ckpt"), ps, NULL, NULL, 0, err, sizeof err),
+                     TG_OK);
+    ck_assert_int_eq(tg_checkpoint_load(tpath("c.ckpt"), q, sgd, err, sizeof err),
+                     TG_ERR_ARG);
+    ck_assert_msg(strstr(err, "holds no optimizer state") != NULL, "%s", err);
+    ck_assert(same_values(q, ref));
+    /* ... but a file with one loads into params alone */
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, NULL, err, sizeof err), TG_OK);
+    ck_assert(same_values(q, ps));
+
+    tg_optim_free(sgd);
+    tg_params_free(q);
+    tg_params_free(ref);
+    tg_optim_free(opt);
+    tg_params_free(ps);
+    remove_tmpdir();
+}
+END_TEST
+
+/* Every failure to write returns TG_ERR_IO with the system's reason, leaves the previous
+   file intact and no temporary file behind. */
+START_TEST(test_unwritable)
+{
+    make_tmpdir();
+    tg_params *ps;
+    tg_optim *opt;
+    save_small("a.ckpt", &ps, &opt);
+    size_t n0;
+    unsigned char *before = read_all(tpath("a.ckpt"), &n0);
+    tg_optim_set_lr(opt, 0.5);   /* another state, so a save would change the bytes */
+    char err[256], want[256];
+
+    /* no such directory */
+    ck_assert_int_eq(tg_checkpoint_save("/nonexistent-dir-tapegrad/x.ckpt", ps, opt, NULL,
+                                        0, err, sizeof err), TG_ERR_IO);
+    ck_assert_msg(strstr(err, strerror(ENOENT)) != NULL && one_line(err), "%s", err);
+
+    /* the temporary name is taken by a directory: open fails */
+    ck_assert_int_eq(mkdir(tpath("a.ckpt.tmp"), 0700), 0);
+    ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), ps, opt, META, sizeof META, err,
+                                        sizeof err), TG_ERR_IO);
+    snprintf(want, sizeof want, "%s: cannot open %s: %s", tpath("a.ckpt"),
+             tpath("a.ckpt.tmp"), strerror(EISDIR));
+    ck_assert_str_eq(err, want);
+    ck_assert_int_eq(rmdir(tpath("a.ckpt.tmp")), 0);
+    size_t n1;
+    unsigned char *after = read_all(tpath("a.ckpt"), &n1);
+    ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
+    free(after);
+
+    /* the disk is full mid-write (the temporary is a link to /dev/full) */
+    if (access("/dev/full", W_OK) == 0) {
+        ck_assert_int_eq(symlink("/dev/full", tpath("a.ckpt.tmp")), 0);
+        ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), ps, opt, META, sizeof META,
+                                            err, sizeof err), TG_ERR_IO);
+        ck_assert_msg(strstr(err, strerror(ENOSPC)) != NULL && one_line(err), "%s", err);
+        struct stat sb;
+        ck_assert_int_eq(lstat(tpath("a.ckpt.tmp"), &sb), -1);   /* removed */
+        after = read_all(tpath("a.ckpt"), &n1);
+        ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
+        free(after);
+    }
+
+    /* the target is a directory: the rename fails, the temporary is removed */
+    ck_assert_int_eq(mkdir(tpath("dir.ckpt"), 0700), 0);
+    write_all(tpath("dir.ckpt/x"), "keep", 4);
+    ck_assert_int_eq(tg_checkpoint_save(tpath("dir.ckpt"), ps, opt, NULL, 0, err,
+                                        sizeof err), TG_ERR_IO);
+    ck_assert_msg(strstr(err, "cannot rename") != NULL && one_line(err), "%s", err);
+    ck_assert_int_eq(access(tpath("dir.ckpt.tmp"), F_OK), -1);
+    ck_assert_int_eq(access(tpath("dir.ckpt/x"), F_OK), 0);
+
+    /* the old file still loads and restores the old state */
+    tg_params *q = model(TG_F32, 1);
+    tg_optim_config c = tg_optim_defaults(TG_ADAM);
+    tg_optim *oq = tg_optim_new(q, &c);
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, oq, err, sizeof err), TG_OK);
+    ck_assert(tg_optim_get_lr(oq) == 0.05);
+    tg_optim_free(oq);
+    tg_params_free(q);
+    free(before);
+    tg_optim_free(opt);
+    tg_params_free(ps);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_read_meta)
+{
+    make_tmpdir();
+    tg_params *ps;
+    tg_optim *opt;
+    save_small("a.ckpt", &ps, &opt);
+    void *meta = NULL;
+    size_t size = 0;
+    char err[256];
+    ck_assert_int_eq(tg_checkpoint_read_meta(tpath("a.ckpt"), &meta, &size, err,
+                                             sizeof err), TG_OK);
+    ck_assert_uint_eq(size, sizeof META);
+    ck_assert_int_eq(memcmp(meta, META, sizeof META), 0);
+    free(meta);
+
+    /* no metadata: NULL, 0 */
+    ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), ps, opt, NULL, 0, err, sizeof err),
+                     TG_OK);
+    ck_assert_int_eq(tg_checkpoint_read_meta(tpath("b.ckpt"), &meta, &size, err,
+                                             sizeof err), TG_OK);
+    ck_assert(meta == NULL && size == 0);
+
+    /* a few MiB of binary metadata (larger than the writer's buffer) */
+    size_t big = 3u << 20;
+    unsigned char *m = malloc(big);
+    for (size_t i = 0; i < big; i++)
+        m[i] = (unsigned char)(i * 2654435761u >> 13);
+    ck_assert_int_eq(tg_checkpoint_save(tpath("c.ckpt"), ps, opt, m, big, err, sizeof err),
+                     TG_OK);
+    ck_assert_int_eq(tg_checkpoint_read_meta(tpath("c.ckpt"), &meta, &size, err,
+                                             sizeof err), TG_OK);
+    ck_assert(size == big && memcmp(meta, m, big) == 0);
+    free(meta);
+    free(m);
+
+    /* missing file, NULL arguments */
+    ck_assert_int_eq(tg_checkpoint_read_meta(tpath("missing.ckpt"), &meta, &size, err,
+                                             sizeof err), TG_ERR_IO);
+    ck_assert_msg(strstr(err, strerror(ENOENT)) != NULL && one_line(err), "%s", err);
+    ck_assert_int_eq(tg_checkpoint_read_meta(NULL, &meta, &size, err, sizeof err),
+                     TG_ERR_NULL);
+    ck_assert_int_eq(tg_checkpoint_read_meta(tpath("a.ckpt"), NULL, &size, NULL, 0),
+                     TG_ERR_NULL);
+    /* a directory is not a checkpoint */
+    ck_assert_int_eq(tg_checkpoint_read_meta(tmpdir, &meta, &size, err, sizeof err),
+                     TG_ERR_IO);
+    tg_optim_free(opt);
+    tg_params_free(ps);
+    remove_tmpdir();
+}
+END_TEST
+
+START_TEST(test_null_arguments)
+{
+    make_tmpdir();
+    tg_params *ps = model(TG_F32, 1);
+    char err[256];
+    ck_assert_int_eq(tg_checkpoint_save(NULL, ps, NULL, NULL, 0, err, sizeof err),
+                     TG_ERR_NULL);
+    ck_assert(one_line(err));
+    ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), NULL, NULL, NULL, 0, err,
+                                        sizeof err), TG_ERR_NULL);
+    ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), ps, NULL, NULL, 5, NULL, 0),
+                     TG_ERR_NULL);
+    ck_assert_int_eq(tg_checkpoint_load(NULL, ps, NULL, err, sizeof err), TG_ERR_NULL);
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), NULL, NULL, err, sizeof err),
+                     TG_ERR_NULL);
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), ps, NULL, err, sizeof err),
+                     TG_ERR_IO);
+    ck_assert_int_eq(access(tpath("a.ckpt"), F_OK), -1);
+    /* a tiny error buffer is filled, truncated, and terminated */
+    char small[8];
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), ps, NULL, small, sizeof small),
+                     TG_ERR_IO);
+    ck_assert_uint_eq(strlen(small), 7);
+    tg_params_free(ps);
+    remove_tmpdir();
+}
+END_TEST
+
+Suite *checkpoint_suite(void)
+{
+    Suite *s = suite_create("checkpoint");
+    TCase *tc = tcase_create("roundtrip");
+    tcase_add_test(tc, test_crc32);
+    tcase_add_loop_test(tc, test_roundtrip_bit_exact, 0, 10);
+    tcase_add_test(tc, test_same_state_same_bytes);
+    tcase_add_test(tc, test_read_meta);
+    tcase_add_test(tc, test_null_arguments);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("refused");
+    tcase_add_test(tc, test_truncated_at_every_offset);
+    tcase_add_test(tc, test_bit_flips);
+    tcase_add_test(tc, test_magic_version_extended);
+    tcase_add_test(tc, test_crafted_counts);
+    tcase_add_test(tc, test_model_mismatch);
+    tcase_add_test(tc, test_optimizer_mismatch);
+    tcase_add_test(tc, test_unwritable);
+    tcase_set_timeout(tc, 120);
+    suite_add_tcase(s, tc);
+    return s;
+}
