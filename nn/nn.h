@@ -201,6 +201,63 @@ tg_tensor *tg_charlm_loss(tg_tape *tape, const tg_charlm *m, const int32_t *inpu
 tg_tensor *tg_charlm_step(tg_tape *tape, const tg_charlm *m, const int32_t *tokens,
                           int64_t B, tg_stack_state *state);
 
+/* ---- recording named activations ---------------------------------------------
+ * A recorder is a tape observer (autograd.h, tg_tape_set_observer) that keeps a copy of
+ * every result reported through tg_name, one series per (layer, name): row k of a series
+ * is the k-th report of that name in that layer, with the shape of one report (B,H for
+ * a cell's gate). Gate viewers and other diagnostics read the series after a forward.
+ *
+ * Layers are known from the order of the reports: within one time step the cells of a
+ * stack report in layer order and a cell reports each of its names once, so a name that
+ * repeats within the current group of reports starts the next group, and group g belongs
+ * to layer g % layers. Nothing in the cells is special-cased: any step function that
+ * names each result once per call is recorded the same way (layers = 1 for a lone cell).
+ *
+ *     tg_recorder *rec = tg_recorder_new(m.rnn.layers);
+ *     tg_recorder_attach(rec, tape);
+ *     for (t = 0; t < T; t++) { tg_tape_reset(tape); tg_charlm_step(tape, &m, &ids[t], 1, st); }
+ *     tg_series f;
+ *     tg_recorder_get(rec, 1, "forget", &f);   // f.rows == T, tg_series_at(&f, t, unit)
+ */
+typedef struct tg_recorder tg_recorder;
+
+/* A read-only view of one series; data is valid until the next report, clear or free. */
+typedef struct tg_series {
+    const char *name;             /* as reported (the recorder's copy)            */
+    int layer;
+    tg_dtype dtype;               /* of the reported tensors                      */
+    int ndim;
+    int64_t shape[TG_MAX_DIMS];   /* of one report                                */
+    int64_t width;                /* elements per report                          */
+    int64_t rows;                 /* reports recorded                             */
+    const void *data;             /* rows x width values of dtype, row-major      */
+} tg_series;
+
+/* A recorder for a stack of layers (1 <= layers <= TG_MAX_LAYERS); free with _free.
+   NULL for a bad layer count or when out of memory. */
+tg_recorder *tg_recorder_new(int layers);
+void         tg_recorder_free(tg_recorder *r);
+/* Installs r as tape's observer (replacing any other); r NULL removes the observer.
+   r must outlive its attachment. */
+void         tg_recorder_attach(tg_recorder *r, tg_tape *tape);
+/* The observer function itself (user is the recorder), for programs that chain observers.
+   Ignores NULL names and tensors. */
+void         tg_recorder_observe(void *user, const char *name, const tg_tensor *t);
+/* Forgets every row (keeping the memory) and restarts at layer 0 with the status cleared. */
+void         tg_recorder_clear(tg_recorder *r);
+/* The first error, after which nothing more is recorded: TG_ERR_NOMEM, TG_ERR_SHAPE (a
+   report whose dtype or shape differs from its series'), TG_ERR_ARG (more than 256
+   series, or a name longer than 63 bytes); TG_ERR_NULL for a NULL recorder. */
+tg_status    tg_recorder_status(const tg_recorder *r);
+/* Number of series, in order of their first report. */
+int          tg_recorder_count(const tg_recorder *r);
+/* Describes series i (0 <= i < count) in *out. TG_ERR_NULL / TG_ERR_ARG (bad index). */
+tg_status    tg_recorder_series(const tg_recorder *r, int i, tg_series *out);
+/* Describes the series (layer, name) in *out. TG_ERR_NULL / TG_ERR_ARG (no such series). */
+tg_status    tg_recorder_get(const tg_recorder *r, int layer, const char *name, tg_series *out);
+/* Element j (0 <= j < width) of row (0 <= row < rows) as a double; indices unchecked. */
+double       tg_series_at(const tg_series *s, int64_t row, int64_t j);
+
 #ifdef __cplusplus
 }
 #endif
