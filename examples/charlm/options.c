@@ -74,7 +74,7 @@ static const opt_spec SPECS[] = {
                                   "0 < X <= 1 (default 1)"},
     {OPT_ARGMAX, "argmax", NULL, S_, "always take the most likely character (greedy)"},
     {OPT_SPLIT, "split", "WHICH", E_, "val: the validation split (default); all: the whole file"},
-    {OPT_EPS, "eps", "X", G_, "finite-difference step (default 1e-6)"},
+    {OPT_EPS, "eps", "X", G_, "finite-difference step (default 1e-5)"},
     {OPT_TOLERANCE, "tolerance", "X", G_, "largest relative error that passes (default 1e-6)"},
     {OPT_MAX_PER_TENSOR, "max-per-tensor", "N", G_,
      "check at most N elements of each parameter, spread evenly; 0: all (default 64)"},
@@ -283,7 +283,7 @@ static void defaults(charlm_cmd cmd, charlm_opts *o)
     o->time_limit = 0.0;
     o->temperature = 1.0;
     o->top_p = 1.0;
-    o->eps = 1e-6;
+    o->eps = 1e-5;
     o->tolerance = 1e-6;
     o->threads = 0;
 }
@@ -362,7 +362,7 @@ static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_op
         rc = parse_real(cmd, n, v, 0, true, 100, false, "a number in (0, 100]", &c->init_scale);
         break;
     case OPT_LR:
-        rc = parse_real(cmd, n, v, 0, true, 1e3, false, "a number > 0", &c->lr);
+        rc = parse_real(cmd, n, v, 0, true, 1e300, false, "a number > 0", &c->lr);
         break;
     case OPT_CLIP:
         rc = parse_real(cmd, n, v, 0, false, 1e300, false, "a number >= 0", &c->clip);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "examples/charlm/charlm.h"
 
@@ -266,6 +267,25 @@ nomem:
     return EXIT_RUNTIME;
 }
 
+/* Fails early (before hours of training) when path's directory cannot be written. */
+static int check_writable(const char *path)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        snprintf(dir, sizeof dir, ".");
+    else if (slash == dir)
+        dir[1] = '\0';
+    else
+        *slash = '\0';
+    if (access(dir, W_OK) != 0) {
+        errorf("--save %s: cannot write to directory '%s': %s", path, dir, strerror(errno));
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
 /* ---- logging -------------------------------------------------------------------------- */
 static int open_log(trainer *t)
 {
@@ -367,6 +387,10 @@ int cmd_train(const charlm_opts *o)
 
     if (o->resume && (rc = resume_config(t, &meta)) != EXIT_OK)
         return rc;
+    if (o->save && (rc = check_writable(o->save)) != EXIT_OK) {
+        meta_free(&meta);
+        return rc;
+    }
     progress_init(&t->prog, o->quiet, o->print_every);
 
     /* data */

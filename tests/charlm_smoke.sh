@@ -1,0 +1,194 @@
+#!/bin/sh
+# tests/charlm_smoke.sh: end-to-end smoke test of the charlm tool on a tiny model (train,
+# exact resume, sample, eval, gradcheck, logs, signals and every error path's exit code).
+#
+#   tests/charlm_smoke.sh build/examples/charlm [corpus]
+#
+# Builds nothing. The corpus defaults to the bundled examples/data/tinyshakespeare.txt,
+# of which only the first 30 kB are used. Prints "charlm smoke: N passed, M failed" last
+# and exits nonzero when anything failed.
+set -u
+
+BIN=${1:?usage: tests/charlm_smoke.sh path/to/charlm [corpus]}
+case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
+CORPUS=${2:-$(dirname "$0")/../examples/data/tinyshakespeare.txt}
+[ -x "$BIN" ] || { echo "charlm smoke: $BIN is not an executable" >&2; exit 1; }
+[ -r "$CORPUS" ] || { echo "charlm smoke: cannot read $CORPUS" >&2; exit 1; }
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/charlm_smoke.XXXXXX") || exit 1
+trap 'rm -rf "$TMP"' EXIT INT TERM
+head -c 30000 "$CORPUS" > "$TMP/small.txt"
+D=$TMP/small.txt
+TINY="--data $D --hidden 16 --layers 2 --seq 8 --batch 4 --eval-every 10 --quiet"
+
+pass=0
+fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
+
+# run NAME EXPECTED_EXIT ARGS...: runs charlm, keeps stdout/stderr in $TMP/NAME.{out,err}
+run() {
+    name=$1 want=$2
+    shift 2
+    "$BIN" "$@" > "$TMP/$name.out" 2> "$TMP/$name.err"
+    got=$?
+    if [ "$got" -eq "$want" ]; then
+        ok
+        return 0
+    fi
+    bad "$name: exit $got, expected $want: charlm $*"
+    sed 's/^/    /' "$TMP/$name.err" | head -5 >&2
+    return 1
+}
+
+# expect NAME REGEX FILE: the last line of FILE matches the extended regex
+last_line_is() {
+    if tail -n 1 "$3" | grep -Eq "$2"; then ok; else
+        bad "$1: last line '$(tail -n 1 "$3")' does not match $2"; fi
+}
+
+# one_line_error NAME: stderr of NAME is exactly one non-empty line
+one_line_error() {
+    if [ "$(wc -l < "$TMP/$1.err")" -eq 1 ] && [ -s "$TMP/$1.err" ]; then ok; else
+        bad "$1: expected a one-line message on stderr, got: $(cat "$TMP/$1.err")"; fi
+}
+
+num='[0-9]+(\.[0-9]+)?'
+
+# ---- help -------------------------------------------------------------------------------
+run help 0 --help && grep -q train "$TMP/help.out" && ok || bad "charlm --help"
+for c in train sample eval gradcheck; do
+    run "help_$c" 0 $c --help && grep -q -- "--threads" "$TMP/help_$c.out" && ok ||
+        bad "charlm $c --help does not document --threads"
+done
+
+# ---- train, exact resume -----------------------------------------------------------------
+run train30 0 train $TINY --steps 30 --save "$TMP/straight.ckpt" --log "$TMP/log.csv" \
+    --plot "$TMP/loss.svg"
+last_line_is train30 "^train: steps=30 loss=$num val_loss=$num tokens_per_s=$num elapsed_s=$num\$" \
+    "$TMP/train30.out"
+[ "$(wc -l < "$TMP/train30.out")" -eq 1 ] && ok || bad "--quiet printed more than the summary"
+head -n 1 "$TMP/log.csv" | grep -qx 'step,loss,val_loss,lr,grad_norm,tokens_per_s' && ok ||
+    bad "CSV header"
+[ "$(wc -l < "$TMP/log.csv")" -eq 31 ] && ok || bad "CSV should have 30 rows"
+grep -q '^10,[0-9.]*,[0-9.]\+,' "$TMP/log.csv" && ok || bad "CSV row 10 lacks val_loss"
+grep -q '<svg' "$TMP/loss.svg" && grep -q '</svg>' "$TMP/loss.svg" &&
+    grep -q 'loss (nats/char)' "$TMP/loss.svg" && ok || bad "SVG plot"
+
+run train15 0 train $TINY --steps 15 --save "$TMP/resumed.ckpt"
+last_line_is train15 "^train: steps=15 " "$TMP/train15.out"
+run resume30 0 train $TINY --steps 30 --resume "$TMP/resumed.ckpt" --save "$TMP/resumed.ckpt"
+last_line_is resume30 "^train: steps=30 " "$TMP/resume30.out"
+cmp -s "$TMP/straight.ckpt" "$TMP/resumed.ckpt" && ok ||
+    bad "30 steps straight and 15 + resumed 15 wrote different checkpoints"
+# the same summary (apart from timings)
+[ "$(cut -d' ' -f1-4 < "$TMP/train30.out")" = "$(cut -d' ' -f1-4 < "$TMP/resume30.out")" ] &&
+    ok || bad "resumed summary differs"
+
+run threads1 0 train $TINY --steps 12 --threads 1 --save "$TMP/t1.ckpt"
+run threads2 0 train $TINY --steps 12 --threads 2 --save "$TMP/t2.ckpt"
+cmp -s "$TMP/t1.ckpt" "$TMP/t2.ckpt" && ok || bad "--threads 1 and 2 trained differently"
+
+for cell in gru rnn; do
+    run "train_$cell" 0 train $TINY --cell $cell --embed 8 --dropout 0.2 --optim adam \
+        --steps 10 --save "$TMP/$cell.ckpt"
+    run "sample_$cell" 0 sample --model "$TMP/$cell.ckpt" --len 20
+done
+
+# time limit: stops cleanly, saves, summarises
+run timelimit 0 train $TINY --steps 100000000 --time-limit 1 --save "$TMP/tl.ckpt"
+last_line_is timelimit "^train: steps=[0-9]+ loss=$num val_loss=$num " "$TMP/timelimit.out"
+[ -s "$TMP/tl.ckpt" ] && ok || bad "--time-limit did not save"
+
+# SIGINT: finishes the step, saves, exits 130; the checkpoint resumes
+"$BIN" train $TINY --steps 100000000 --save "$TMP/int.ckpt" > "$TMP/int.out" 2>&1 &
+pid=$!
+sleep 1
+kill -INT $pid
+wait $pid
+rc=$?
+[ $rc -eq 130 ] && ok || bad "SIGINT: exit $rc, expected 130"
+run eval_int 0 eval --model "$TMP/int.ckpt" --data "$D"
+run resume_int 0 train $TINY --resume "$TMP/int.ckpt" --steps 1 --eval-every 0
+
+# ---- sample -------------------------------------------------------------------------------
+M=$TMP/straight.ckpt
+run sample_a 0 sample --model "$M" --len 60 --seed 7 --prime "ROMEO:"
+run sample_b 0 sample --model "$M" --len 60 --seed 7 --prime "ROMEO:"
+cmp -s "$TMP/sample_a.out" "$TMP/sample_b.out" && ok || bad "same seed, different samples"
+[ "$(head -c 6 "$TMP/sample_a.out")" = "ROMEO:" ] && ok || bad "sample does not start with --prime"
+[ "$(wc -c < "$TMP/sample_a.out")" -eq 66 ] && ok || bad "sample length is not prime + --len"
+run sample_c 0 sample --model "$M" --len 60 --seed 8 --prime "ROMEO:"
+cmp -s "$TMP/sample_a.out" "$TMP/sample_c.out" && bad "seeds 7 and 8 gave the same sample" || ok
+run sample_argmax 0 sample --model "$M" --len 30 --argmax
+run sample_topk 0 sample --model "$M" --len 30 --top-k 3 --temperature 0.7
+run sample_topp 0 sample --model "$M" --len 30 --top-p 0.5
+
+# ---- eval ---------------------------------------------------------------------------------
+run eval 0 eval --model "$M" --data "$D"
+last_line_is eval "^eval: loss=$num bpc=$num perplexity=$num chars=[0-9]+\$" "$TMP/eval.out"
+tv=$(sed -n 's/.* val_loss=\([^ ]*\) .*/\1/p' "$TMP/train30.out")
+ev=$(sed -n 's/^eval: loss=\([^ ]*\) .*/\1/p' "$TMP/eval.out")
+[ -n "$tv" ] && [ "$tv" = "$ev" ] && ok || bad "eval loss $ev differs from train's val_loss $tv"
+run eval_all 0 eval --model "$M" --data "$D" --split all
+
+# ---- gradcheck ------------------------------------------------------------------------------
+for cell in lstm gru rnn; do
+    run "gradcheck_$cell" 0 gradcheck --data "$D" --cell $cell --hidden 6 --layers 2
+    last_line_is "gradcheck_$cell" "^gradcheck: params=[0-9]+ max_rel_err=" \
+        "$TMP/gradcheck_$cell.out"
+done
+run gradcheck_embed 0 gradcheck --data "$D" --hidden 5 --embed 4 --dropout 0.25
+
+# ---- data -----------------------------------------------------------------------------------
+# invalid UTF-8 becomes U+FFFD, never a crash
+{ head -c 3000 "$D"; printf '\377\376\200 caf\303\251 \342\202 x\n'; head -c 3000 "$D"; } \
+    > "$TMP/bad_utf8.txt"
+run utf8 0 train --data "$TMP/bad_utf8.txt" --hidden 8 --layers 1 --seq 8 --batch 4 \
+    --steps 5 --save "$TMP/utf8.ckpt"
+grep -q 'U+FFFD' "$TMP/utf8.out" && ok || bad "invalid UTF-8 not reported"
+run utf8_sample 0 sample --model "$TMP/utf8.ckpt" --len 20 --prime "café"
+
+# ---- usage errors: exit 2 with one line --------------------------------------------------------
+i=0
+for args in "train --hidden -5" "train --layers 0" "train --cell foo" "train --lr -1" \
+    "train --val-frac 2" "train --steps x" "train --dropout 1" "train --optim nadam" \
+    "train --bogus" "train stray" "train --hidden" "sample" "sample --model $M --temperature 0" \
+    "sample --model $M --top-p 1.5" "sample --model $M --top-k -1" "eval --model $M --split x" \
+    "gradcheck --eps 0" "train --save-every 5" "frobnicate" "sample --model $M --prime Ω" \
+    "train $TINY --resume $M --hidden 32 --steps 40" "train --threads 0"; do
+    i=$((i + 1))
+    run "usage$i" 2 $args && one_line_error "usage$i"
+done
+
+# ---- runtime errors: exit 1 with one line ------------------------------------------------------
+: > "$TMP/empty.txt"
+printf 'tiny' > "$TMP/short.txt"
+printf 'not a checkpoint at all\n' > "$TMP/junk.ckpt"
+head -c 200 "$M" > "$TMP/trunc.ckpt"
+cp "$M" "$TMP/flip.ckpt"
+size=$(wc -c < "$M")
+printf '\125' | dd of="$TMP/flip.ckpt" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+cmp -s "$M" "$TMP/flip.ckpt" && printf '\252' |
+    dd of="$TMP/flip.ckpt" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+head -c 20000 "$CORPUS" | tail -c 10000 > "$TMP/other.txt"
+i=0
+for args in "train --data $TMP/missing.txt" "train --data $TMP/empty.txt" \
+    "train --data $TMP/short.txt" "train --data $TMP" "sample --model $TMP/missing.ckpt" \
+    "sample --model $TMP/junk.ckpt" "sample --model $TMP/trunc.ckpt" \
+    "eval --model $TMP/flip.ckpt --data $D" "eval --model $M --data $TMP/bad_utf8.txt" \
+    "train $TINY --resume $TMP/trunc.ckpt" "train $TINY --resume $M --data $TMP/other.txt" \
+    "train $TINY --steps 5 --save $TMP/nodir/x.ckpt"; do
+    i=$((i + 1))
+    run "runtime$i" 1 $args && one_line_error "runtime$i"
+done
+
+# a diverging run stops at a NaN/inf loss, names the step, and keeps the last checkpoint
+cp "$M" "$TMP/keep.ckpt"
+run nan 1 train --data "$D" --hidden 16 --layers 1 --seq 8 --batch 4 --optim sgd --lr 1e100 \
+    --clip 0 --steps 200 --save "$TMP/keep.ckpt" --quiet
+grep -Eq 'step [0-9]+: .*(NaN|infinite)' "$TMP/nan.err" && ok || bad "NaN message: $(cat "$TMP/nan.err")"
+cmp -s "$M" "$TMP/keep.ckpt" && ok || bad "the last good checkpoint was overwritten"
+
+echo "charlm smoke: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
