@@ -1,0 +1,206 @@
+/* bench/bench_charlm.c: one char-LM training step (forward, backward, clip, optimizer), timed. */
+/*
+ * Prints, for the default model (2-layer LSTM, batch 50, seq 50, one-hot input, vocab 65,
+ * RMSprop, clip 5) at hidden 128 and 512:
+ *   charlm cell= layers= hidden= batch= seq= threads= ms_per_step= tokens_per_s= gflops=
+ *          fraction_of_gemm_peak= flops_per_step= fwd_ms= bwd_ms= opt_ms=
+ *          tape_peak_bytes= tape_peak_growth= mallocs_per_step=
+ * and before them the GEMM peak it is compared with:
+ *   gemm_peak M=1024 K=1024 N=1024 gflops=
+ * FLOPs are counted from the model's matmul shapes only: per time step and layer, each of
+ * the G gates (LSTM 4, GRU 3, RNN 1) is (B, H+I) @ (H+I, H), i.e. 2*B*(H+I)*H; the head is
+ * (B*T, H) @ (H, V), 2*B*T*H*V; backward counts twice the forward (dX and dW), so a step is
+ * 3x the forward matmul FLOPs. gflops = flops_per_step / time per step, and
+ * fraction_of_gemm_peak = gflops / the 1024^3 tg_sgemm rate measured in the same run.
+ * ms_per_step is the median of the timed steps (after 3 warm-up steps); tape_peak_growth
+ * is the change of tg_tape_bytes_peak over the timed steps, mallocs_per_step the tape's
+ * malloc calls per timed step (both 0 when the arena is reused as designed).
+ * Environment: TG_BENCH_THREADS (default 2), TG_BENCH_QUICK=1 (fewer steps),
+ * TG_BENCH_HIDDEN (e.g. "128" or "128,512", the default), TG_BENCH_CELL (lstm|gru|rnn).
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tapegrad.h"
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void die(const char *what, const char *msg)
+{
+    fprintf(stderr, "bench_charlm: %s: %s\n", what, msg);
+    exit(1);
+}
+
+/* Best batch-average GFLOP/s of a 1024^3 tg_sgemm. */
+static double gemm_peak(bool quick)
+{
+    const int64_t n = 1024;
+    float *a = malloc((size_t)(n * n) * sizeof *a), *b = malloc((size_t)(n * n) * sizeof *b);
+    float *c = malloc((size_t)(n * n) * sizeof *c);
+    if (!a || !b || !c)
+        die("gemm", "out of memory");
+    for (int64_t i = 0; i < n * n; i++) {
+        a[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
+        b[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
+    }
+    double best = 0;
+    int batches = quick ? 3 : 7;
+    for (int r = 0; r < batches + 1; r++) {
+        int per = 4;
+        double t = now();
+        for (int i = 0; i < per; i++)
+            tg_sgemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double g = 2.0 * (double)n * (double)n * (double)n * per / (now() - t) * 1e-9;
+        if (r > 0 && g > best)   /* the first batch warms up */
+            best = g;
+    }
+    free(a);
+    free(b);
+    free(c);
+    printf("gemm_peak M=1024 K=1024 N=1024 gflops=%.1f\n", best);
+    return best;
+}
+
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return (a > b) - (a < b);
+}
+
+static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, int64_t T,
+                        int threads, double peak, bool quick)
+{
+    const int V = 65;
+    tg_charlm_config cfg = {.cell = cell, .vocab = V, .layers = layers, .hidden = hidden,
+                            .embed = 0, .dropout = 0.0};
+    tg_params *ps = tg_params_new(TG_F32);
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_charlm m;
+    if (!ps)
+        die("params", "out of memory");
+    tg_init init = {.kind = TG_INIT_UNIFORM, .scale = 0.08, .forget_bias_one = false};
+    tg_status st = tg_charlm_init(&m, ps, &cfg, &init, &rng);
+    if (st != TG_OK)
+        die("init", tg_status_str(st));
+    tg_optim_config oc = tg_optim_defaults(TG_RMSPROP);
+    oc.lr = 2e-3;
+    tg_optim *opt = tg_optim_new(ps, &oc);
+    tg_tape *tape = tg_tape_new();
+    tg_stack_state *state = tg_stack_state_new(&m.rnn, TG_F32, B);
+    int32_t *in = malloc((size_t)(B * T) * sizeof *in), *tg = malloc((size_t)(B * T) * sizeof *tg);
+    if (!opt || !tape || !state || !in || !tg)
+        die("setup", "out of memory");
+
+    /* FLOPs of the matmuls (see the header comment). */
+    int gates = cell == TG_CELL_LSTM ? 4 : cell == TG_CELL_GRU ? 3 : 1;
+    double fwd = 0;
+    for (int l = 0; l < layers; l++) {
+        double in_l = l == 0 ? V : hidden;
+        fwd += (double)T * gates * 2.0 * (double)B * (hidden + in_l) * hidden;
+    }
+    fwd += 2.0 * (double)B * (double)T * hidden * V;
+    double flops = 3.0 * fwd;
+
+    int warm = 3, steps = quick ? 4 : (hidden >= 512 ? 10 : 20);
+    double *ms = malloc((size_t)steps * sizeof *ms);
+    if (!ms)
+        die("setup", "out of memory");
+    double t_fwd = 0, t_bwd = 0, t_opt = 0;
+    size_t peak0 = 0;
+    int64_t mallocs0 = 0;
+    for (int s = 0; s < warm + steps; s++) {
+        for (int64_t i = 0; i < B * T; i++) {
+            in[i] = (int32_t)tg_rng_below(&rng, V);
+            tg[i] = (int32_t)tg_rng_below(&rng, V);
+        }
+        if (s == warm) {
+            peak0 = tg_tape_bytes_peak(tape);
+            mallocs0 = tg_tape_mallocs(tape);
+        }
+        double t0 = now();
+        tg_tape_reset(tape);
+        tg_tensor *loss = tg_charlm_loss(tape, &m, in, tg, B, T, state, true, &rng);
+        if (!loss)
+            die("forward", tg_tape_errmsg(tape));
+        double t1 = now();
+        tg_params_zero_grad(ps);
+        if (tg_backward(tape, loss) != TG_OK)
+            die("backward", tg_tape_errmsg(tape));
+        double t2 = now();
+        tg_clip_grad_norm(ps, 5.0);
+        if ((st = tg_optim_step(opt)) != TG_OK)
+            die("optimizer", tg_status_str(st));
+        double t3 = now();
+        if (s >= warm) {
+            ms[s - warm] = (t3 - t0) * 1e3;
+            t_fwd += t1 - t0;
+            t_bwd += t2 - t1;
+            t_opt += t3 - t2;
+        }
+    }
+    size_t peak1 = tg_tape_bytes_peak(tape);
+    int64_t mallocs1 = tg_tape_mallocs(tape);
+    qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
+    double med = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
+    double gflops = flops / (med * 1e-3) * 1e-9;
+    printf("charlm cell=%s layers=%d hidden=%d batch=%lld seq=%lld threads=%d "
+           "ms_per_step=%.2f tokens_per_s=%.0f gflops=%.1f fraction_of_gemm_peak=%.2f "
+           "flops_per_step=%.4g fwd_ms=%.2f bwd_ms=%.2f opt_ms=%.2f "
+           "tape_peak_bytes=%zu tape_peak_growth=%lld mallocs_per_step=%.2f\n",
+           tg_cell_kind_name(cell), layers, hidden, (long long)B, (long long)T, threads, med,
+           (double)(B * T) / (med * 1e-3), gflops, peak > 0 ? gflops / peak : 0.0, flops,
+           t_fwd * 1e3 / steps, t_bwd * 1e3 / steps, t_opt * 1e3 / steps, peak1,
+           (long long)peak1 - (long long)peak0, (double)(mallocs1 - mallocs0) / steps);
+    fflush(stdout);
+    free(ms);
+    free(in);
+    free(tg);
+    tg_stack_state_free(state);
+    tg_tape_free(tape);
+    tg_optim_free(opt);
+    tg_params_free(ps);
+}
+
+int main(void)
+{
+    int threads = 2;
+    const char *e = getenv("TG_BENCH_THREADS");
+    if (e && atoi(e) > 0)
+        threads = atoi(e);
+    const char *q = getenv("TG_BENCH_QUICK");
+    bool quick = q && *q && strcmp(q, "0") != 0;
+    const char *hs = getenv("TG_BENCH_HIDDEN");
+    if (!hs || !*hs)
+        hs = "128,512";
+    tg_cell_kind cell = TG_CELL_LSTM;
+    const char *cs = getenv("TG_BENCH_CELL");
+    if (cs && *cs) {
+        int k = tg_cell_kind_parse(cs);
+        if (k < 0)
+            die("TG_BENCH_CELL", "expected lstm, gru or rnn");
+        cell = (tg_cell_kind)k;
+    }
+    omp_set_num_threads(threads);
+    printf("# bench_charlm threads=%d gemm=%s (flops: matmuls only, forward 2*M*N*K, "
+           "backward 2x forward)\n", threads, tg_gemm_backend());
+    double peak = gemm_peak(quick);
+    for (const char *p = hs; *p;) {
+        char *end;
+        long h = strtol(p, &end, 10);
+        if (end == p || h < 1)
+            die("TG_BENCH_HIDDEN", "expected a comma-separated list of sizes");
+        bench_model(cell, 2, (int)h, 50, 50, threads, peak, quick);
+        p = *end == ',' ? end + 1 : end;
+    }
+    return 0;
+}
