@@ -1,5 +1,6 @@
 /* nn/charlm.c: the character-level language model: tokens -> one-hot or embedding ->
    recurrent stack -> linear head -> cross-entropy over every time step. */
+#include <stdint.h>
 #include <string.h>
 
 #include "nn/nn.h"
@@ -124,6 +125,9 @@ tg_tensor *tg_charlm_loss(tg_tape *tape, const tg_charlm *m, const int32_t *inpu
     if (B < 1 || T < 1)
         return tg_fail(tape, TG_ERR_ARG, who, "B = %lld, T = %lld (both must be >= 1)",
                        (long long)B, (long long)T);
+    if (T > INT32_MAX || B > INT64_MAX / T / 64)
+        return tg_fail(tape, TG_ERR_ARG, who, "B = %lld, T = %lld: too large", (long long)B,
+                       (long long)T);
     int64_t V = m->cfg.vocab, n = B * T;
     if (!check_state(tape, who, m, state, B) ||
         !check_ids(tape, who, "inputs", inputs, n, V) ||

@@ -1012,6 +1012,37 @@ START_TEST(test_charlm_errors)
 }
 END_TEST
 
+START_TEST(test_charlm_out_of_memory)
+{
+    /* every allocation the model makes on the tape can fail: NOMEM, state untouched */
+    tg_charlm m;
+    tg_params *ps = charlm_params(&m, TG_CELL_LSTM, 0, 14, TG_F64);
+    tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F64, 2);
+    tg_tensor_fill(st->c[1], 0.5);
+    int32_t in[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, tgt[8] = { 2, 3, 4, 5, 6, 7, 8, 9 };
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *loss = tg_charlm_loss(tape, &m, in, tgt, 2, 4, st, false, NULL);
+    ck_assert_ptr_nonnull(loss);
+    size_t need = tg_tape_bytes_used(tape);
+    tg_stack_state_zero(st);
+    tg_tensor_fill(st->c[1], 0.5);
+    for (size_t limit = 64; limit < need; limit += need / 16) {
+        tg_tape_free(tape);
+        tape = tg_tape_new();
+        tg_tape_set_memory_limit(tape, limit);
+        ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 4, st, false, NULL));
+        ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NOMEM);
+        ck_assert(tg_tensor_get(st->c[1], 3) == 0.5 && tg_tensor_get(st->h[0], 0) == 0.0);
+    }
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, INT64_MAX / 2, 4, st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
+    tg_tape_free(tape);
+    tg_stack_state_free(st);
+    tg_params_free(ps);
+}
+END_TEST
+
 START_TEST(test_charlm_step_no_malloc_after_first)
 {
     /* a training step (forward + backward) allocates nothing from the second on */
@@ -1078,6 +1109,7 @@ Suite *nn_suite(void)
     tcase_add_test(tc, test_charlm_loss_at_init_is_ln_v);
     tcase_add_test(tc, test_charlm_carries_state);
     tcase_add_test(tc, test_charlm_errors);
+    tcase_add_test(tc, test_charlm_out_of_memory);
     tcase_add_test(tc, test_charlm_step_no_malloc_after_first);
     suite_add_tcase(s, tc);
     return s;
