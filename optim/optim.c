@@ -390,15 +390,23 @@ static inline void adagrad_elem(double *p, double g, double *s, const step_args 
     static void NAME(T *restrict p, const T *restrict g, T *const *st, int nb,        \
                      int64_t n, const step_args *a)                                    \
     {                                                                                  \
+        const step_args args = *a;                                                     \
+        T *s0 = nb > 0 ? st[0] : NULL, *s1 = nb > 1 ? st[1] : NULL;                    \
+        T *s2 = nb > 2 ? st[2] : NULL;                                                 \
         _Pragma("omp parallel for schedule(static) if (n > PAR_MIN)")                  \
         for (int64_t i = 0; i < n; i++) {                                              \
-            double pv = (double)p[i], sv[TG_OPTIM_MAX_BUFS] = { 0.0, 0.0, 0.0 };       \
-            for (int k = 0; k < nb; k++)                                               \
-                sv[k] = (double)st[k][i];                                              \
-            ELEM(&pv, (double)g[i], sv, a);                                            \
+            double pv = (double)p[i];                                                  \
+            double sv[TG_OPTIM_MAX_BUFS] = { s0 ? (double)s0[i] : 0.0,                 \
+                                             s1 ? (double)s1[i] : 0.0,                 \
+                                             s2 ? (double)s2[i] : 0.0 };               \
+            ELEM(&pv, (double)g[i], sv, &args);                                        \
             p[i] = (T)pv;                                                              \
-            for (int k = 0; k < nb; k++)                                               \
-                st[k][i] = (T)sv[k];                                                   \
+            if (s0)                                                                    \
+                s0[i] = (T)sv[0];                                                      \
+            if (s1)                                                                    \
+                s1[i] = (T)sv[1];                                                      \
+            if (s2)                                                                    \
+                s2[i] = (T)sv[2];                                                      \
         }                                                                              \
     }
 
