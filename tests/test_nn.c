@@ -1043,6 +1043,52 @@ START_TEST(test_charlm_out_of_memory)
 }
 END_TEST
 
+START_TEST(test_charlm_same_bits_any_thread_count)
+{
+    /* big enough that the kernels split across threads */
+    tg_params *ps = tg_params_new(TG_F32);
+    tg_rng rng;
+    tg_rng_seed(&rng, 15);
+    tg_charlm m;
+    tg_charlm_config cfg = { TG_CELL_LSTM, 65, 2, 128, 0, 0.25 };
+    ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_OK);
+    enum { B = 64, T = 4 };             /* gates (64,128): 8192 elements, gemms 1.6M FMAs */
+    int32_t in[B * T], tgt[B * T];
+    for (int i = 0; i < B * T; i++) {
+        in[i] = (int32_t)tg_rng_below(&rng, 65);
+        tgt[i] = (int32_t)tg_rng_below(&rng, 65);
+    }
+    int64_t total = tg_params_numel(ps);
+    float *grads[2];
+    float loss[2];
+    for (int run = 0; run < 2; run++) {
+        tg_set_num_threads(run == 0 ? 1 : 2);
+        tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F32, B);
+        tg_tape *tape = tg_tape_new();
+        tg_rng drop;
+        tg_rng_seed(&drop, 16);
+        tg_params_zero_grad(ps);
+        tg_tensor *l = tg_charlm_loss(tape, &m, in, tgt, B, T, st, true, &drop);
+        ck_assert_int_eq(tg_backward(tape, l), TG_OK);
+        loss[run] = (float)tg_tensor_get(l, 0);
+        grads[run] = malloc((size_t)total * sizeof(float));
+        int64_t off = 0;
+        for (int i = 0; i < tg_params_count(ps); i++) {
+            tg_tensor *p = tg_params_at(ps, i);
+            memcpy(grads[run] + off, p->grad, (size_t)p->numel * sizeof(float));
+            off += p->numel;
+        }
+        tg_tape_free(tape);
+        tg_stack_state_free(st);
+    }
+    ck_assert(memcmp(&loss[0], &loss[1], sizeof(float)) == 0);
+    ck_assert(memcmp(grads[0], grads[1], (size_t)total * sizeof(float)) == 0);
+    free(grads[0]);
+    free(grads[1]);
+    tg_params_free(ps);
+}
+END_TEST
+
 START_TEST(test_charlm_step_no_malloc_after_first)
 {
     /* a training step (forward + backward) allocates nothing from the second on */
@@ -1110,6 +1156,7 @@ Suite *nn_suite(void)
     tcase_add_test(tc, test_charlm_carries_state);
     tcase_add_test(tc, test_charlm_errors);
     tcase_add_test(tc, test_charlm_out_of_memory);
+    tcase_add_test(tc, test_charlm_same_bits_any_thread_count);
     tcase_add_test(tc, test_charlm_step_no_malloc_after_first);
     suite_add_tcase(s, tc);
     return s;
