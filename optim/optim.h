@@ -41,7 +41,10 @@ tg_status tg_optim_config_check(const tg_optim_config *cfg, char *err, size_t er
 
 typedef struct tg_optim tg_optim;
 
-/* An optimizer over every parameter of ps (ps must outlive it), with zeroed state.
+/* An optimizer over every parameter of ps (ps must outlive it), with zeroed state
+   (Adagrad's sum starts at initial_accumulator_value). The state (moments, buffers) is
+   kept in the parameters' dtype, as torch does; each element is updated in double and
+   rounded once. A parameter whose grad is NULL is skipped, like torch's grad None.
    NULL on a NULL argument, an invalid config (negative lr, eps, momentum, betas outside
    [0,1), nesterov without momentum or with dampening, unknown kind) or out of memory. */
 tg_optim *tg_optim_new(tg_params *ps, const tg_optim_config *cfg);

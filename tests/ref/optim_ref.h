@@ -110,7 +110,7 @@ static const double optim_ref_grads[OPTIM_REF_STEPS][OPTIM_REF_NUMEL] = {
 typedef struct optim_ref_case {
     const char     *name;
     tg_optim_config cfg;
-    double          clip;    /* clip_grad_norm_ max_norm before each step; 0: none */
+    double          clip;    /* clip_grad_norm_ max_norm before a step; 0: none */
     double          gamma;   /* lr = cfg.lr * gamma^t before step t; 0: constant */
     double          norm[OPTIM_REF_STEPS];                   /* clip's return */
     double          param[OPTIM_REF_STEPS][OPTIM_REF_NUMEL]; /* after step t */

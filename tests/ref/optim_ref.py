@@ -161,7 +161,7 @@ def main():
     L.append("typedef struct optim_ref_case {\n"
              "    const char     *name;\n"
              "    tg_optim_config cfg;\n"
-             "    double          clip;    /* clip_grad_norm_ max_norm before each step; 0: none */\n"
+             "    double          clip;    /* clip_grad_norm_ max_norm before a step; 0: none */\n"
              "    double          gamma;   /* lr = cfg.lr * gamma^t before step t; 0: constant */\n"
              "    double          norm[OPTIM_REF_STEPS];                   /* clip's return */\n"
              "    double          param[OPTIM_REF_STEPS][OPTIM_REF_NUMEL]; /* after step t */\n"
