@@ -358,6 +358,10 @@ tg_status tg_checkpoint_save(const char *path, tg_params *ps, const tg_optim *op
     if (opt && tg_optim__numel(opt) != tg_params_numel(ps))
         return fail(TG_ERR_ARG, err, errsize, "%s: parameters were added after the "
                     "optimizer was made", path);
+    char why[160];
+    if (opt && tg_optim_config_check(tg_optim_get_config(opt), why, sizeof why) != TG_OK)
+        return fail(TG_ERR_ARG, err, errsize, "%s: the optimizer's config could not be "
+                    "loaded back: %s", path, why);
     uint64_t total = file_size(ps, opt, meta_size);
     if (total > MAX_FILE)
         return fail(TG_ERR_ARG, err, errsize, "%s: a checkpoint of %llu bytes is over "

@@ -28,7 +28,8 @@ extern "C" {
    and meta (meta_size bytes, at most 1 GiB, may be 0). The file holds the parameter
    values (not the gradients), the optimizer's kind, config (lr included), step count and
    state buffers, and the metadata bytes verbatim.
-   Returns TG_ERR_NULL, TG_ERR_ARG (opt not made over ps, metadata over 1 GiB),
+   Returns TG_ERR_NULL, TG_ERR_ARG (opt not made over ps, its lr set to a negative or
+   non-finite value, metadata over 1 GiB),
    TG_ERR_NOMEM, TG_ERR_IO (cannot write; the previous file is untouched and the temporary
    file removed; the message carries the system's reason). */
 tg_status tg_checkpoint_save(const char *path, tg_params *ps, const tg_optim *opt,

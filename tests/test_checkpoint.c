@@ -577,6 +577,13 @@ START_TEST(test_optimizer_mismatch)
                      TG_ERR_ARG);
     ck_assert(one_line(err));
     ck_assert_int_eq(access(tpath("b.ckpt"), F_OK), -1);
+    /* an lr no config may hold (a schedule gone wrong) would make an unloadable file */
+    tg_optim_set_lr(opt, NAN);
+    ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), ps, opt, NULL, 0, err, sizeof err),
+                     TG_ERR_ARG);
+    ck_assert_msg(strstr(err, "invalid lr") != NULL && one_line(err), "%s", err);
+    ck_assert_int_eq(access(tpath("b.ckpt"), F_OK), -1);
+    tg_optim_set_lr(opt, 0.05);
 
     /* a file without optimizer state cannot restore an optimizer ... */
     ck_assert_int_eq(tg_checkpoint_save(tpath("c.ckpt"), ps, NULL, NULL, 0, err, sizeof err),
