@@ -77,7 +77,11 @@ grep -q '<svg' "$TMP/loss.svg" && grep -q '</svg>' "$TMP/loss.svg" &&
 
 run train15 0 train $TINY --steps 15 --save "$TMP/resumed.ckpt"
 last_line_is train15 "^train: steps=15 " "$TMP/train15.out"
-run resume30 0 train $TINY --steps 30 --resume "$TMP/resumed.ckpt" --save "$TMP/resumed.ckpt"
+run resume30 0 train $TINY --steps 30 --resume "$TMP/resumed.ckpt" --save "$TMP/resumed.ckpt" \
+    --log "$TMP/log.csv"
+# the resumed run rewrote the log's rows 16..30 instead of appending duplicates
+[ "$(wc -l < "$TMP/log.csv")" -eq 31 ] && [ -z "$(cut -d, -f1 "$TMP/log.csv" | sort | uniq -d)" ] &&
+    ok || bad "resumed CSV log has duplicate or missing rows"
 last_line_is resume30 "^train: steps=30 " "$TMP/resume30.out"
 cmp -s "$TMP/straight.ckpt" "$TMP/resumed.ckpt" && ok ||
     bad "30 steps straight and 15 + resumed 15 wrote different checkpoints"
@@ -166,6 +170,8 @@ done
 printf 'tiny' > "$TMP/short.txt"
 printf 'not a checkpoint at all\n' > "$TMP/junk.ckpt"
 head -c 200 "$M" > "$TMP/trunc.ckpt"
+cp "$M" "$TMP/version.ckpt"   # another format version (byte 8 is the u32 version)
+printf '\143' | dd of="$TMP/version.ckpt" bs=1 seek=8 conv=notrunc 2>/dev/null
 cp "$M" "$TMP/flip.ckpt"
 size=$(wc -c < "$M")
 printf '\125' | dd of="$TMP/flip.ckpt" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
@@ -176,7 +182,8 @@ i=0
 for args in "train --data $TMP/missing.txt" "train --data $TMP/empty.txt" \
     "train --data $TMP/short.txt" "train --data $TMP" "sample --model $TMP/missing.ckpt" \
     "sample --model $TMP/junk.ckpt" "sample --model $TMP/trunc.ckpt" \
-    "eval --model $TMP/flip.ckpt --data $D" "eval --model $M --data $TMP/bad_utf8.txt" \
+    "eval --model $TMP/flip.ckpt --data $D" "eval --model $TMP/version.ckpt --data $D" \
+    "eval --model $M --data $TMP/bad_utf8.txt" \
     "train $TINY --resume $TMP/trunc.ckpt" "train $TINY --resume $M --data $TMP/other.txt" \
     "train $TINY --steps 5 --save $TMP/nodir/x.ckpt"; do
     i=$((i + 1))
@@ -187,7 +194,8 @@ done
 cp "$M" "$TMP/keep.ckpt"
 run nan 1 train --data "$D" --hidden 16 --layers 1 --seq 8 --batch 4 --optim sgd --lr 1e100 \
     --clip 0 --steps 200 --save "$TMP/keep.ckpt" --quiet
-grep -Eq 'step [0-9]+: .*(NaN|infinite)' "$TMP/nan.err" && ok || bad "NaN message: $(cat "$TMP/nan.err")"
+grep -Eq 'step [0-9]+: .*(NaN|infinite)' "$TMP/nan.err" && ok ||
+    bad "NaN message: $(cat "$TMP/nan.err")"
 cmp -s "$M" "$TMP/keep.ckpt" && ok || bad "the last good checkpoint was overwritten"
 
 echo "charlm smoke: $pass passed, $fail failed"

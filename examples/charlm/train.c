@@ -290,14 +290,60 @@ static int check_writable(const char *path)
 static int open_log(trainer *t)
 {
     const char *path = t->o->log;
-    struct stat sb;
-    bool append = t->o->resume && stat(path, &sb) == 0 && sb.st_size > 0;
-    t->log = fopen(path, append ? "a" : "w");
+    bool fresh = true;
+    if (t->o->resume) {
+        /* continue the log: keep its header and the rows up to the resumed step (a run
+           that went on past the checkpoint left rows that are about to be redone) */
+        FILE *in = fopen(path, "r");
+        if (in) {
+            char *kept = NULL;
+            size_t kept_n = 0, cap = 0;
+            char line[512];
+            bool header = false;
+            while (fgets(line, sizeof line, in)) {
+                bool keep = false;
+                if (!header) {
+                    keep = header = strncmp(line, "step,", 5) == 0;
+                } else {
+                    char *end;
+                    long long s = strtoll(line, &end, 10);
+                    keep = end != line && *end == ',' && s <= t->step;
+                }
+                size_t len = strlen(line);
+                if (!keep || len == 0 || line[len - 1] != '\n')
+                    continue;
+                if (kept_n + len + 1 > cap) {
+                    cap = 2 * (kept_n + len + 1);
+                    char *nb = realloc(kept, cap);
+                    if (!nb) {
+                        free(kept);
+                        fclose(in);
+                        errorf("out of memory reading '%s'", path);
+                        return EXIT_RUNTIME;
+                    }
+                    kept = nb;
+                }
+                memcpy(kept + kept_n, line, len);
+                kept_n += len;
+            }
+            fclose(in);
+            if (header) {
+                t->log = fopen(path, "w");
+                if (t->log) {
+                    fwrite(kept, 1, kept_n, t->log);
+                    fresh = false;
+                }
+            }
+            free(kept);
+        }
+    }
+    if (fresh)
+        t->log = fopen(path, "w");
     if (!t->log) {
         errorf("cannot write '%s': %s", path, strerror(errno));
         return EXIT_RUNTIME;
     }
-    if (!append)
+    if (fresh)
         fprintf(t->log, "step,loss,val_loss,lr,grad_norm,tokens_per_s\n");
     return EXIT_OK;
 }
@@ -384,6 +430,8 @@ int cmd_train(const charlm_opts *o)
     memset(&meta, 0, sizeof meta);
     char err[600];
     int rc;
+    struct sigaction old_int, old_term;
+    bool handlers = false;
 
     if (o->resume && (rc = resume_config(t, &meta)) != EXIT_OK)
         return rc;
@@ -470,9 +518,9 @@ int cmd_train(const charlm_opts *o)
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;
-    struct sigaction old_int, old_term;
     sigaction(SIGINT, &sa, &old_int);
     sigaction(SIGTERM, &sa, &old_term);
+    handlers = true;
 
     const int64_t B = t->cfg.batch, T = t->cfg.seq;
     const int64_t first_step = t->step;
@@ -576,8 +624,6 @@ int cmd_train(const charlm_opts *o)
             break;
         }
     }
-    sigaction(SIGINT, &old_int, NULL);
-    sigaction(SIGTERM, &old_term, NULL);
     progress_end(&t->prog);
     if (t->log)
         fflush(t->log);
@@ -623,8 +669,12 @@ int cmd_train(const charlm_opts *o)
            (long long)t->step, recent_loss(t), val_last,
            train_time > 0 ? tokens / train_time : 0.0, now_s() - t_start);
     fflush(stdout);
-    rc = interrupted ? EXIT_INTERRUPTED : EXIT_OK;
+    rc = stop_signal ? EXIT_INTERRUPTED : EXIT_OK;
 out:
+    if (handlers) {
+        sigaction(SIGINT, &old_int, NULL);
+        sigaction(SIGTERM, &old_term, NULL);
+    }
     meta_free(&meta);
     trainer_free(t);
     return rc;
