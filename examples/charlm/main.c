@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "examples/charlm/charlm.h"
+#include "examples/charlm/viz.h"
 
 static const char *error_prefix = "charlm";
 
@@ -33,6 +34,10 @@ int main(int argc, char **argv)
     const char *first = argv[1];
     if (strcmp(first, "--help") == 0 || strcmp(first, "-h") == 0 ||
         strcmp(first, "help") == 0) {
+        if (argc > 2 && strcmp(first, "help") == 0 && strcmp(argv[2], "viz") == 0) {
+            viz_usage(stdout);
+            return EXIT_OK;
+        }
         if (argc > 2 && strcmp(first, "help") == 0) {
             charlm_cmd c = cmd_parse(argv[2]);
             if (c == CMD_COUNT) {
@@ -43,16 +48,20 @@ int main(int argc, char **argv)
             return EXIT_OK;
         }
         options_usage(stdout, CMD_COUNT);
+        printf("\nGate viewer:\n  viz         an HTML page of every gate over a text "
+               "('charlm viz --help')\n");
         return EXIT_OK;
     }
     if (strcmp(first, "--version") == 0) {
         printf("charlm (tapegrad) 0.1.0, gemm backend %s\n", tg_gemm_backend());
         return EXIT_OK;
     }
+    if (strcmp(first, "viz") == 0)
+        return cmd_viz(argc - 1, argv + 1);
     charlm_cmd cmd = cmd_parse(first);
     if (cmd == CMD_COUNT) {
         fprintf(stderr, "charlm: unknown command '%s' (commands: train, sample, eval, "
-                        "gradcheck; see charlm --help)\n", first);
+                        "gradcheck, viz; see charlm --help)\n", first);
         return EXIT_USAGE;
     }
     set_error_prefix(cmd_name(cmd));
