@@ -7,7 +7,9 @@
  * OpenBLAS is not linked: when libopenblas.so.0 can be dlopen'ed at run time (Debian's
  * libopenblas0), its cblas_sgemm is timed in the same run on the same data, and
  * ratio = gflops / openblas_gflops. TG_BENCH_NO_OPENBLAS=1 skips it, TG_BENCH_QUICK=1
- * shortens the runs, TG_BENCH_SHAPES=1024 runs only the shapes whose M is that number.
+ * shortens the runs, TG_BENCH_SHAPES=1024 runs only the shapes whose M is that number,
+ * TG_BENCH_CPUTIME=1 with TG_BENCH_THREADS=1 times the thread's CPU time instead of the
+ * wall clock (for comparing kernels on a machine that other work keeps busy).
  */
 #include <dlfcn.h>
 #include <math.h>
@@ -59,10 +61,12 @@ typedef void (*set_threads_fn)(int);
 
 static cblas_sgemm_fn ob_sgemm;
 
+static clockid_t bench_clock = CLOCK_MONOTONIC;
+
 static double now(void)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(bench_clock, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
@@ -151,6 +155,9 @@ int main(void)
     int batches = quick ? 3 : 7;
     double batch_s = quick ? 0.03 : 0.08;
     const char *only = getenv("TG_BENCH_SHAPES");
+    const char *ct = getenv("TG_BENCH_CPUTIME");
+    if (threads == 1 && ct && *ct && strcmp(ct, "0") != 0)
+        bench_clock = CLOCK_THREAD_CPUTIME_ID;   /* on a busy machine: CPU time, 1 thread */
     omp_set_num_threads(threads);
     printf("# bench_gemm backend=%s threads=%d (2*M*N*K flops per call)\n", tg_gemm_backend(),
            threads);

@@ -72,6 +72,152 @@ sgemm_kernel_6x16(int64_t kc, const float *restrict a, const float *restrict b,
 #undef TG_STORE_ROW
 }
 
+/* ---- f32 edge kernels --------------------------------------------------------------
+ * For tiles at the bottom or right edge of C. They read the same packed panels (a: 6 per
+ * k, b: 16 per k), write the raw sums to t (rows of 16) and skip the rows or columns that
+ * do not exist, so an edge costs about what it computes. The 2-row and 8-column kernels
+ * keep two sets of accumulators (even and odd k, added at the end) to keep both FMA pipes
+ * busy; which kernel computes an element depends only on (M, N), so the summation order
+ * still depends only on (M, N, K). */
+
+/* Rows 0..1 of a 6x16 tile. */
+static void sgemm_edge_2x16(int64_t kc, const float *restrict a, const float *restrict b,
+                            float *restrict t)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 d00 = _mm256_setzero_ps(), d01 = _mm256_setzero_ps();
+    __m256 d10 = _mm256_setzero_ps(), d11 = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 <= kc; k += 2) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 b2 = _mm256_load_ps(b + 16), b3 = _mm256_load_ps(b + 24);
+        __m256 t0 = _mm256_broadcast_ss(a + 0), t1 = _mm256_broadcast_ss(a + 1);
+        __m256 u0 = _mm256_broadcast_ss(a + 6), u1 = _mm256_broadcast_ss(a + 7);
+        c00 = _mm256_fmadd_ps(t0, b0, c00);
+        c01 = _mm256_fmadd_ps(t0, b1, c01);
+        c10 = _mm256_fmadd_ps(t1, b0, c10);
+        c11 = _mm256_fmadd_ps(t1, b1, c11);
+        d00 = _mm256_fmadd_ps(u0, b2, d00);
+        d01 = _mm256_fmadd_ps(u0, b3, d01);
+        d10 = _mm256_fmadd_ps(u1, b2, d10);
+        d11 = _mm256_fmadd_ps(u1, b3, d11);
+        a += 12;
+        b += 32;
+    }
+    if (k < kc) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 t0 = _mm256_broadcast_ss(a + 0), t1 = _mm256_broadcast_ss(a + 1);
+        c00 = _mm256_fmadd_ps(t0, b0, c00);
+        c01 = _mm256_fmadd_ps(t0, b1, c01);
+        c10 = _mm256_fmadd_ps(t1, b0, c10);
+        c11 = _mm256_fmadd_ps(t1, b1, c11);
+    }
+    _mm256_store_ps(t, _mm256_add_ps(c00, d00));
+    _mm256_store_ps(t + 8, _mm256_add_ps(c01, d01));
+    _mm256_store_ps(t + 16, _mm256_add_ps(c10, d10));
+    _mm256_store_ps(t + 24, _mm256_add_ps(c11, d11));
+}
+
+/* Rows 0..3 of a 6x16 tile. */
+static void sgemm_edge_4x16(int64_t kc, const float *restrict a, const float *restrict b,
+                            float *restrict t)
+{
+    __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
+    __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
+    __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
+    __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 x;
+        x = _mm256_broadcast_ss(a + 0);
+        c00 = _mm256_fmadd_ps(x, b0, c00);
+        c01 = _mm256_fmadd_ps(x, b1, c01);
+        x = _mm256_broadcast_ss(a + 1);
+        c10 = _mm256_fmadd_ps(x, b0, c10);
+        c11 = _mm256_fmadd_ps(x, b1, c11);
+        x = _mm256_broadcast_ss(a + 2);
+        c20 = _mm256_fmadd_ps(x, b0, c20);
+        c21 = _mm256_fmadd_ps(x, b1, c21);
+        x = _mm256_broadcast_ss(a + 3);
+        c30 = _mm256_fmadd_ps(x, b0, c30);
+        c31 = _mm256_fmadd_ps(x, b1, c31);
+        a += 6;
+        b += 16;
+    }
+    _mm256_store_ps(t, c00);
+    _mm256_store_ps(t + 8, c01);
+    _mm256_store_ps(t + 16, c10);
+    _mm256_store_ps(t + 24, c11);
+    _mm256_store_ps(t + 32, c20);
+    _mm256_store_ps(t + 40, c21);
+    _mm256_store_ps(t + 48, c30);
+    _mm256_store_ps(t + 56, c31);
+}
+
+/* Columns 0..7 of a 6x16 tile. */
+static void sgemm_edge_6x8(int64_t kc, const float *restrict a, const float *restrict b,
+                           float *restrict t)
+{
+    __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps();
+    __m256 c3 = _mm256_setzero_ps(), c4 = _mm256_setzero_ps(), c5 = _mm256_setzero_ps();
+    __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps(), d2 = _mm256_setzero_ps();
+    __m256 d3 = _mm256_setzero_ps(), d4 = _mm256_setzero_ps(), d5 = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 <= kc; k += 2) {
+        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 16);
+        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, c0);
+        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, c1);
+        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, c2);
+        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, c3);
+        c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, c4);
+        c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, c5);
+        d0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 6), b1, d0);
+        d1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 7), b1, d1);
+        d2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 8), b1, d2);
+        d3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 9), b1, d3);
+        d4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 10), b1, d4);
+        d5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 11), b1, d5);
+        a += 12;
+        b += 32;
+    }
+    if (k < kc) {
+        __m256 b0 = _mm256_load_ps(b);
+        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, c0);
+        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, c1);
+        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, c2);
+        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, c3);
+        c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, c4);
+        c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, c5);
+    }
+    _mm256_store_ps(t, _mm256_add_ps(c0, d0));
+    _mm256_store_ps(t + 16, _mm256_add_ps(c1, d1));
+    _mm256_store_ps(t + 32, _mm256_add_ps(c2, d2));
+    _mm256_store_ps(t + 48, _mm256_add_ps(c3, d3));
+    _mm256_store_ps(t + 64, _mm256_add_ps(c4, d4));
+    _mm256_store_ps(t + 80, _mm256_add_ps(c5, d5));
+}
+
+/* Picks an edge kernel for an mr x nr edge tile; false: use the full kernel. */
+static inline bool sgemm_edge(int64_t mr, int64_t nr, int64_t kc, const float *a,
+                              const float *b, float *t)
+{
+    if (mr <= 2) {
+        sgemm_edge_2x16(kc, a, b, t);
+        return true;
+    }
+    if (mr <= 4) {
+        sgemm_edge_4x16(kc, a, b, t);
+        return true;
+    }
+    if (nr <= 8) {
+        sgemm_edge_6x8(kc, a, b, t);
+        return true;
+    }
+    return false;
+}
+
 /* Accumulates the kc-deep product of a (kc x 6) and b (kc x 8) panels into a 6x8 tile. */
 static inline __attribute__((always_inline)) void
 dgemm_kernel_6x8(int64_t kc, const double *restrict a, const double *restrict b,
@@ -205,6 +351,7 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
 #define GD_KERNEL sgemm_kernel_6x16
 #define GD_PACK_A_ROWS spack_a_rows6
 #define GD_PACK_B_COLS spack_b_cols16
+#define GD_EDGE_KERNEL sgemm_edge
 #include "tensor/gemm_driver_internal.h"
 #undef GD_T
 #undef GD_ENTRY
@@ -216,6 +363,7 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
 #undef GD_KERNEL
 #undef GD_PACK_A_ROWS
 #undef GD_PACK_B_COLS
+#undef GD_EDGE_KERNEL
 
 #define GD_T double
 #define GD_ENTRY tg__dgemm_avx2

@@ -15,6 +15,9 @@
  * and optionally (faster packing of the transposing cases, full panels only):
  *   GD_PACK_A_ROWS(src, lda, kc, dst)  dst[k*MR + i] = src[i*lda + k], i < MR, k < kc
  *   GD_PACK_B_COLS(src, ldb, kc, dst)  dst[k*NR + j] = src[j*ldb + k], j < NR, k < kc
+ *   GD_EDGE_KERNEL(mr, nr, kc, a, b, t) for an edge tile (mr < MR or nr < NR): either
+ *     writes the raw sums of (at least) its mr x nr part to t (rows of NR) and returns
+ *     true, or returns false (the full kernel is used); must depend on (mr, nr) only
  *
  * The design is BLIS's: loop over NC-wide column blocks of op(B), then KC-deep slices
  * of K (the slice size depends on K alone), pack the op(B) slice into NR-wide panels,
@@ -138,7 +141,10 @@ static inline void GD_P(tile)(const GD_P(ctx) *x, int64_t i, int64_t j, int64_t 
     /* Edge tile: the same kernel into a scratch tile (alpha 1 keeps acc exact), then the
      * same update formula on the valid part. */
     _Alignas(GD_ALIGN) GD_T t[GD_MR * GD_NR];
-    GD_KERNEL(kc, a, b, t, GD_NR, (GD_T)1, (GD_T)0, true);
+#ifdef GD_EDGE_KERNEL
+    if (!GD_EDGE_KERNEL(mr, nr, kc, a, b, t))
+#endif
+        GD_KERNEL(kc, a, b, t, GD_NR, (GD_T)1, (GD_T)0, true);
     for (int64_t r = 0; r < mr; r++) {
         GD_T *cr = c + r * x->ldc;
         const GD_T *tr = t + r * GD_NR;

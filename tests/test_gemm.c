@@ -169,12 +169,13 @@ START_TEST(test_gemm_tiny_shapes)
 }
 END_TEST
 
-/* Shapes on both sides of the micro-tile edges (MR 4/6, NR 4/8/16) and of the K slices. */
+/* Shapes on both sides of the micro-tile edges (MR 4/6, NR 4/8/16, and the 2-, 4-row and
+ * 8-column edge kernels), with odd and even K (the edge kernels split even and odd k). */
 START_TEST(test_gemm_tile_edges)
 {
-    static const int64_t ms[] = {5, 6, 7, 12, 13};
-    static const int64_t ns[] = {15, 16, 17, 33};
-    static const int64_t ks[] = {1, 8, 9};
+    static const int64_t ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 13};
+    static const int64_t ns[] = {1, 7, 8, 9, 15, 16, 17, 24, 33};
+    static const int64_t ks[] = {1, 2, 3, 8, 9};
     for (size_t a = 0; a < sizeof ms / sizeof ms[0]; a++)
         for (size_t b = 0; b < sizeof ns / sizeof ns[0]; b++)
             for (size_t c = 0; c < sizeof ks / sizeof ks[0]; c++)
