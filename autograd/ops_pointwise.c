@@ -98,83 +98,87 @@ static void strides4(const int64_t shape[4], const int64_t res[4], int64_t st[4]
     }
 }
 
-/* The element offsets of a and b for flat result index i. */
-static inline void bcast_offsets(const bcast *bc, int64_t i, int64_t *ia, int64_t *ib)
+/* The offsets of a and b at the start of result row r (a row is the last padded dim). */
+static inline void row_base(const bcast *bc, int64_t r, int64_t *oa, int64_t *ob)
 {
-    int64_t oa = 0, ob = 0;
-    for (int d = 3; d >= 0; d--) {
-        int64_t k = i % bc->shape[d];
-        i /= bc->shape[d];
-        oa += k * bc->sa[d];
-        ob += k * bc->sb[d];
-    }
-    *ia = oa;
-    *ib = ob;
+    int64_t i2 = r % bc->shape[2], i1 = (r / bc->shape[2]) % bc->shape[1];
+    int64_t i0 = r / (bc->shape[2] * bc->shape[1]);
+    *oa = i0 * bc->sa[0] + i1 * bc->sa[1] + i2 * bc->sa[2];
+    *ob = i0 * bc->sb[0] + i1 * bc->sb[1] + i2 * bc->sb[2];
 }
+
+/* Loops over result rows r (length L = shape[3]) with element offsets ia, ib, i and the
+   inner strides sa3, sb3 (0 or 1): no division per element. _PAR splits rows over threads
+   (only for loops whose rows write disjoint memory). */
+#define ROW_LOOP_BODY(bc, ...)                                                     \
+        for (int64_t r = 0; r < R; r++) {                                          \
+            int64_t oa, ob;                                                        \
+            row_base(bc, r, &oa, &ob);                                             \
+            for (int64_t j = 0; j < L; j++) {                                      \
+                int64_t i = r * L + j, ia = oa + j * sa3, ib = ob + j * sb3;       \
+                (void)i; (void)ia; (void)ib;                                       \
+                __VA_ARGS__                                                        \
+            }                                                                      \
+        }
+#define ROW_LOOP_VARS(bc)                                                          \
+        int64_t L = (bc)->shape[3], R = (bc)->shape[0] * (bc)->shape[1] * (bc)->shape[2]; \
+        int64_t sa3 = (bc)->sa[3], sb3 = (bc)->sb[3];
+#define FOR_ROWS_PAR(bc, ...)                                                      \
+    do {                                                                           \
+        ROW_LOOP_VARS(bc)                                                          \
+        TG_PARALLEL_FOR(R * L * 2)                                                 \
+        ROW_LOOP_BODY(bc, __VA_ARGS__)                                             \
+    } while (0)
+#define FOR_ROWS(bc, ...)                                                          \
+    do {                                                                           \
+        ROW_LOOP_VARS(bc)                                                          \
+        ROW_LOOP_BODY(bc, __VA_ARGS__)                                             \
+    } while (0)
 
 #define BINARY_KERNELS(name, fwd, ga, gb)                                         \
     static void name##_forward(tg_node *n)                                        \
     {                                                                             \
         const bcast *bc = n->aux;                                                 \
-        int64_t len = n->out->numel;                                              \
-        bool flat = bc->a_full && bc->b_full;                                     \
         TG_DISPATCH(n->out->dtype,                                                \
             const T *as = n->in[0]->data;                                         \
             const T *bs = n->in[1]->data;                                         \
             T *cs = n->out->data;                                                 \
-            TG_PARALLEL_FOR(len * 2)                                              \
-            for (int64_t i = 0; i < len; i++) {                                   \
-                int64_t ia = i, ib = i;                                           \
-                if (!flat)                                                        \
-                    bcast_offsets(bc, i, &ia, &ib);                               \
-                T a = as[ia], b = bs[ib];                                         \
-                cs[i] = fwd;                                                      \
-            });                                                                   \
+            FOR_ROWS_PAR(bc,                                                  \
+                T a = as[ia];                                                     \
+                T b = bs[ib];                                                     \
+                cs[i] = fwd;););                                                 \
     }                                                                             \
     static void name##_backward(tg_node *n)                                       \
     {                                                                             \
         const bcast *bc = n->aux;                                                 \
-        int64_t len = n->out->numel;                                              \
         TG_DISPATCH(n->out->dtype,                                                \
             const T *as = n->in[0]->data;                                         \
             const T *bs = n->in[1]->data;                                         \
             const T *gs = n->out->grad;                                           \
             T *da = n->in[0]->grad;                                               \
             T *db = n->in[1]->grad;                                               \
-            bool flat = bc->a_full && bc->b_full;                                 \
-            if (da && bc->a_full) {                                               \
-                TG_PARALLEL_FOR(len * 2)                                          \
-                for (int64_t i = 0; i < len; i++) {                               \
-                    int64_t ia = i, ib = i;                                       \
-                    if (!flat)                                                    \
-                        bcast_offsets(bc, i, &ia, &ib);                           \
-                    T a = as[ia], b = bs[ib], g = gs[i];                          \
+            /* a full-shape operand: every row writes its own elements, in parallel */ \
+            if (da && bc->a_full)                                                 \
+                FOR_ROWS_PAR(bc,                                       \
+                    T a = as[ia]; T b = bs[ib]; T g = gs[i];                      \
                     (void)a; (void)b;                                             \
-                    da[ia] += ga;                                                 \
-                }                                                                 \
-            }                                                                     \
-            if (db && bc->b_full) {                                               \
-                TG_PARALLEL_FOR(len * 2)                                          \
-                for (int64_t i = 0; i < len; i++) {                               \
-                    int64_t ia = i, ib = i;                                       \
-                    if (!flat)                                                    \
-                        bcast_offsets(bc, i, &ia, &ib);                           \
-                    T a = as[ia], b = bs[ib], g = gs[i];                          \
+                    da[ia] += ga;);                                               \
+            if (db && bc->b_full)                                                 \
+                FOR_ROWS_PAR(bc,                                       \
+                    T a = as[ia]; T b = bs[ib]; T g = gs[i];                      \
                     (void)a; (void)b;                                             \
-                    db[ib] += gb;                                                 \
-                }                                                                 \
-            }                                                                     \
-            for (int64_t i = 0; i < len && ((da && !bc->a_full) || (db && !bc->b_full)); \
-                 i++) {                                                           \
-                int64_t ia, ib;                                                   \
-                bcast_offsets(bc, i, &ia, &ib);                                   \
-                T a = as[ia], b = bs[ib], g = gs[i];                              \
-                (void)a; (void)b;                                                 \
-                if (da && !bc->a_full)                                            \
-                    da[ia] += ga;                                                 \
-                if (db && !bc->b_full)                                            \
-                    db[ib] += gb;                                                 \
-            });                                                                   \
+                    db[ib] += gb;);                                               \
+            /* a broadcast operand: summed over the stretched dims, in row order */ \
+            if (da && !bc->a_full)                                                \
+                FOR_ROWS(bc,                                         \
+                    T a = as[ia]; T b = bs[ib]; T g = gs[i];                      \
+                    (void)a; (void)b;                                             \
+                    da[ia] += ga;);                                               \
+            if (db && !bc->b_full)                                                \
+                FOR_ROWS(bc,                                         \
+                    T a = as[ia]; T b = bs[ib]; T g = gs[i];                      \
+                    (void)a; (void)b;                                             \
+                    db[ib] += gb;););                                             \
     }                                                                             \
     static const tg_op op_##name = { #name, name##_forward, name##_backward };
 TG_BINARY_OPS(BINARY_KERNELS)
