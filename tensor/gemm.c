@@ -39,8 +39,9 @@ void *tg__gemm_scratch(size_t bytes)
 /* ---- portable micro-kernels (plain C; used without AVX2+FMA, and as the reference) ---- */
 
 #define TG_PORTABLE_KERNEL(NAME, T, MR, NR)                                               \
-    static void NAME(int64_t kc, const T *restrict a, const T *restrict b, T *restrict c, \
-                     int64_t ldc, T alpha, T beta, bool overwrite)                         \
+    static inline void NAME(int64_t kc, const T *a, int64_t rs, int64_t cs,               \
+                            const T *restrict b, T *restrict c, int64_t ldc, T alpha,     \
+                            T beta, bool overwrite)                                        \
     {                                                                                      \
         T acc[MR][NR];                                                                     \
         for (int i = 0; i < MR; i++)                                                       \
@@ -48,7 +49,7 @@ void *tg__gemm_scratch(size_t bytes)
                 acc[i][j] = 0;                                                             \
         for (int64_t k = 0; k < kc; k++) {                                                 \
             for (int i = 0; i < MR; i++) {                                                 \
-                T ai = a[k * MR + i];                                                      \
+                T ai = a[i * rs + k * cs];                                                 \
                 for (int j = 0; j < NR; j++)                                               \
                     acc[i][j] += ai * b[k * NR + j];                                       \
             }                                                                              \

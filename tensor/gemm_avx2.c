@@ -14,11 +14,13 @@
 
 #include "tensor/gemm_internal.h"
 
-/* Accumulates the kc-deep product of a (kc x 6) and b (kc x 16) panels into a 6x16 tile. */
+/* Accumulates the kc-deep product of an A panel (element (i,k) at a[i*rs + k*cs]) and a
+ * packed kc x 16 B panel into a 6x16 tile of C (see GD_KERNEL in gemm_driver_internal.h). */
 static inline __attribute__((always_inline)) void
-sgemm_kernel_6x16(int64_t kc, const float *restrict a, const float *restrict b,
+sgemm_kernel_6x16(int64_t kc, const float *a, int64_t rs, int64_t cs, const float *restrict b,
                   float *restrict c, int64_t ldc, float alpha, float beta, bool overwrite)
 {
+    const float *a3 = a + 3 * rs;   /* rows 3..5: two bases keep every address one lea */
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -29,25 +31,26 @@ sgemm_kernel_6x16(int64_t kc, const float *restrict a, const float *restrict b,
     for (int64_t k = 0; k < kc; k++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         __m256 t;
-        t = _mm256_broadcast_ss(a + 0);
+        t = _mm256_broadcast_ss(a);
         c00 = _mm256_fmadd_ps(t, b0, c00);
         c01 = _mm256_fmadd_ps(t, b1, c01);
-        t = _mm256_broadcast_ss(a + 1);
+        t = _mm256_broadcast_ss(a + rs);
         c10 = _mm256_fmadd_ps(t, b0, c10);
         c11 = _mm256_fmadd_ps(t, b1, c11);
-        t = _mm256_broadcast_ss(a + 2);
+        t = _mm256_broadcast_ss(a + 2 * rs);
         c20 = _mm256_fmadd_ps(t, b0, c20);
         c21 = _mm256_fmadd_ps(t, b1, c21);
-        t = _mm256_broadcast_ss(a + 3);
+        t = _mm256_broadcast_ss(a3);
         c30 = _mm256_fmadd_ps(t, b0, c30);
         c31 = _mm256_fmadd_ps(t, b1, c31);
-        t = _mm256_broadcast_ss(a + 4);
+        t = _mm256_broadcast_ss(a3 + rs);
         c40 = _mm256_fmadd_ps(t, b0, c40);
         c41 = _mm256_fmadd_ps(t, b1, c41);
-        t = _mm256_broadcast_ss(a + 5);
+        t = _mm256_broadcast_ss(a3 + 2 * rs);
         c50 = _mm256_fmadd_ps(t, b0, c50);
         c51 = _mm256_fmadd_ps(t, b1, c51);
-        a += 6;
+        a += cs;
+        a3 += cs;
         b += 16;
     }
     const __m256 va = _mm256_set1_ps(alpha);
@@ -81,8 +84,8 @@ sgemm_kernel_6x16(int64_t kc, const float *restrict a, const float *restrict b,
  * still depends only on (M, N, K). */
 
 /* Rows 0..1 of a 6x16 tile. */
-static void sgemm_edge_2x16(int64_t kc, const float *restrict a, const float *restrict b,
-                            float *restrict t)
+static void sgemm_edge_2x16(int64_t kc, const float *a, int64_t rs, int64_t cs,
+                            const float *restrict b, float *restrict t)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -92,8 +95,8 @@ static void sgemm_edge_2x16(int64_t kc, const float *restrict a, const float *re
     for (; k + 2 <= kc; k += 2) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         __m256 b2 = _mm256_load_ps(b + 16), b3 = _mm256_load_ps(b + 24);
-        __m256 t0 = _mm256_broadcast_ss(a + 0), t1 = _mm256_broadcast_ss(a + 1);
-        __m256 u0 = _mm256_broadcast_ss(a + 6), u1 = _mm256_broadcast_ss(a + 7);
+        __m256 t0 = _mm256_broadcast_ss(a), t1 = _mm256_broadcast_ss(a + rs);
+        __m256 u0 = _mm256_broadcast_ss(a + cs), u1 = _mm256_broadcast_ss(a + cs + rs);
         c00 = _mm256_fmadd_ps(t0, b0, c00);
         c01 = _mm256_fmadd_ps(t0, b1, c01);
         c10 = _mm256_fmadd_ps(t1, b0, c10);
@@ -102,12 +105,12 @@ static void sgemm_edge_2x16(int64_t kc, const float *restrict a, const float *re
         d01 = _mm256_fmadd_ps(u0, b3, d01);
         d10 = _mm256_fmadd_ps(u1, b2, d10);
         d11 = _mm256_fmadd_ps(u1, b3, d11);
-        a += 12;
+        a += 2 * cs;
         b += 32;
     }
     if (k < kc) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        __m256 t0 = _mm256_broadcast_ss(a + 0), t1 = _mm256_broadcast_ss(a + 1);
+        __m256 t0 = _mm256_broadcast_ss(a), t1 = _mm256_broadcast_ss(a + rs);
         c00 = _mm256_fmadd_ps(t0, b0, c00);
         c01 = _mm256_fmadd_ps(t0, b1, c01);
         c10 = _mm256_fmadd_ps(t1, b0, c10);
@@ -120,9 +123,10 @@ static void sgemm_edge_2x16(int64_t kc, const float *restrict a, const float *re
 }
 
 /* Rows 0..3 of a 6x16 tile. */
-static void sgemm_edge_4x16(int64_t kc, const float *restrict a, const float *restrict b,
-                            float *restrict t)
+static void sgemm_edge_4x16(int64_t kc, const float *a, int64_t rs, int64_t cs,
+                            const float *restrict b, float *restrict t)
 {
+    const float *a2 = a + 2 * rs;
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
@@ -131,19 +135,20 @@ static void sgemm_edge_4x16(int64_t kc, const float *restrict a, const float *re
     for (int64_t k = 0; k < kc; k++) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
         __m256 x;
-        x = _mm256_broadcast_ss(a + 0);
+        x = _mm256_broadcast_ss(a);
         c00 = _mm256_fmadd_ps(x, b0, c00);
         c01 = _mm256_fmadd_ps(x, b1, c01);
-        x = _mm256_broadcast_ss(a + 1);
+        x = _mm256_broadcast_ss(a + rs);
         c10 = _mm256_fmadd_ps(x, b0, c10);
         c11 = _mm256_fmadd_ps(x, b1, c11);
-        x = _mm256_broadcast_ss(a + 2);
+        x = _mm256_broadcast_ss(a2);
         c20 = _mm256_fmadd_ps(x, b0, c20);
         c21 = _mm256_fmadd_ps(x, b1, c21);
-        x = _mm256_broadcast_ss(a + 3);
+        x = _mm256_broadcast_ss(a2 + rs);
         c30 = _mm256_fmadd_ps(x, b0, c30);
         c31 = _mm256_fmadd_ps(x, b1, c31);
-        a += 6;
+        a += cs;
+        a2 += cs;
         b += 16;
     }
     _mm256_store_ps(t, c00);
@@ -157,9 +162,10 @@ static void sgemm_edge_4x16(int64_t kc, const float *restrict a, const float *re
 }
 
 /* Columns 0..7 of a 6x16 tile. */
-static void sgemm_edge_6x8(int64_t kc, const float *restrict a, const float *restrict b,
-                           float *restrict t)
+static void sgemm_edge_6x8(int64_t kc, const float *a, int64_t rs, int64_t cs,
+                           const float *restrict b, float *restrict t)
 {
+    const float *a3 = a + 3 * rs;
     __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps();
     __m256 c3 = _mm256_setzero_ps(), c4 = _mm256_setzero_ps(), c5 = _mm256_setzero_ps();
     __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps(), d2 = _mm256_setzero_ps();
@@ -167,29 +173,30 @@ static void sgemm_edge_6x8(int64_t kc, const float *restrict a, const float *res
     int64_t k = 0;
     for (; k + 2 <= kc; k += 2) {
         __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 16);
-        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, c0);
-        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, c1);
-        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, c2);
-        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, c3);
-        c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, c4);
-        c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, c5);
-        d0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 6), b1, d0);
-        d1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 7), b1, d1);
-        d2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 8), b1, d2);
-        d3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 9), b1, d3);
-        d4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 10), b1, d4);
-        d5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 11), b1, d5);
-        a += 12;
+        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a), b0, c0);
+        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + rs), b0, c1);
+        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2 * rs), b0, c2);
+        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3), b0, c3);
+        c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + rs), b0, c4);
+        c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + 2 * rs), b0, c5);
+        d0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + cs), b1, d0);
+        d1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + cs + rs), b1, d1);
+        d2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + cs + 2 * rs), b1, d2);
+        d3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + cs), b1, d3);
+        d4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + cs + rs), b1, d4);
+        d5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + cs + 2 * rs), b1, d5);
+        a += 2 * cs;
+        a3 += 2 * cs;
         b += 32;
     }
     if (k < kc) {
         __m256 b0 = _mm256_load_ps(b);
-        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 0), b0, c0);
-        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 1), b0, c1);
-        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2), b0, c2);
-        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 3), b0, c3);
-        c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 4), b0, c4);
-        c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 5), b0, c5);
+        c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a), b0, c0);
+        c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + rs), b0, c1);
+        c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2 * rs), b0, c2);
+        c3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3), b0, c3);
+        c4 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + rs), b0, c4);
+        c5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + 2 * rs), b0, c5);
     }
     _mm256_store_ps(t, _mm256_add_ps(c0, d0));
     _mm256_store_ps(t + 16, _mm256_add_ps(c1, d1));
@@ -200,29 +207,32 @@ static void sgemm_edge_6x8(int64_t kc, const float *restrict a, const float *res
 }
 
 /* Picks an edge kernel for an mr x nr edge tile; false: use the full kernel. */
-static inline bool sgemm_edge(int64_t mr, int64_t nr, int64_t kc, const float *a,
-                              const float *b, float *t)
+static inline __attribute__((always_inline)) bool
+sgemm_edge(int64_t mr, int64_t nr, int64_t kc, const float *a, int64_t rs, int64_t cs,
+           const float *b, float *t)
 {
     if (mr <= 2) {
-        sgemm_edge_2x16(kc, a, b, t);
+        sgemm_edge_2x16(kc, a, rs, cs, b, t);
         return true;
     }
     if (mr <= 4) {
-        sgemm_edge_4x16(kc, a, b, t);
+        sgemm_edge_4x16(kc, a, rs, cs, b, t);
         return true;
     }
     if (nr <= 8) {
-        sgemm_edge_6x8(kc, a, b, t);
+        sgemm_edge_6x8(kc, a, rs, cs, b, t);
         return true;
     }
     return false;
 }
 
-/* Accumulates the kc-deep product of a (kc x 6) and b (kc x 8) panels into a 6x8 tile. */
+/* The f64 kernel: A panel element (i,k) at a[i*rs + k*cs], packed kc x 8 B panel, 6x8 tile. */
 static inline __attribute__((always_inline)) void
-dgemm_kernel_6x8(int64_t kc, const double *restrict a, const double *restrict b,
-                 double *restrict c, int64_t ldc, double alpha, double beta, bool overwrite)
+dgemm_kernel_6x8(int64_t kc, const double *a, int64_t rs, int64_t cs,
+                 const double *restrict b, double *restrict c, int64_t ldc, double alpha,
+                 double beta, bool overwrite)
 {
+    const double *a3 = a + 3 * rs;
     __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
     __m256d c10 = _mm256_setzero_pd(), c11 = _mm256_setzero_pd();
     __m256d c20 = _mm256_setzero_pd(), c21 = _mm256_setzero_pd();
@@ -233,25 +243,26 @@ dgemm_kernel_6x8(int64_t kc, const double *restrict a, const double *restrict b,
     for (int64_t k = 0; k < kc; k++) {
         __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
         __m256d t;
-        t = _mm256_broadcast_sd(a + 0);
+        t = _mm256_broadcast_sd(a);
         c00 = _mm256_fmadd_pd(t, b0, c00);
         c01 = _mm256_fmadd_pd(t, b1, c01);
-        t = _mm256_broadcast_sd(a + 1);
+        t = _mm256_broadcast_sd(a + rs);
         c10 = _mm256_fmadd_pd(t, b0, c10);
         c11 = _mm256_fmadd_pd(t, b1, c11);
-        t = _mm256_broadcast_sd(a + 2);
+        t = _mm256_broadcast_sd(a + 2 * rs);
         c20 = _mm256_fmadd_pd(t, b0, c20);
         c21 = _mm256_fmadd_pd(t, b1, c21);
-        t = _mm256_broadcast_sd(a + 3);
+        t = _mm256_broadcast_sd(a3);
         c30 = _mm256_fmadd_pd(t, b0, c30);
         c31 = _mm256_fmadd_pd(t, b1, c31);
-        t = _mm256_broadcast_sd(a + 4);
+        t = _mm256_broadcast_sd(a3 + rs);
         c40 = _mm256_fmadd_pd(t, b0, c40);
         c41 = _mm256_fmadd_pd(t, b1, c41);
-        t = _mm256_broadcast_sd(a + 5);
+        t = _mm256_broadcast_sd(a3 + 2 * rs);
         c50 = _mm256_fmadd_pd(t, b0, c50);
         c51 = _mm256_fmadd_pd(t, b1, c51);
-        a += 6;
+        a += cs;
+        a3 += cs;
         b += 8;
     }
     const __m256d va = _mm256_set1_pd(alpha);

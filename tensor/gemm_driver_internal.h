@@ -5,36 +5,48 @@
  *   GD_ENTRY            name of the driver function to define (see gemm_internal.h)
  *   GD_P(x)             a name prefix for this instantiation's static helpers
  *   GD_MR, GD_NR        micro-tile rows and columns
- *   GD_MC, GD_KC        cache blocks: rows of a private A block (a multiple of GD_MR), K slice
- *   GD_KERNEL           static function computing one GD_MR x GD_NR tile:
- *       void kernel(int64_t kc, const T *a, const T *b, T *c, int64_t ldc,
- *                   T alpha, T beta, bool overwrite)
- *     a: kc x MR packed (a[k*MR + i]), b: kc x NR packed (b[k*NR + j]), both 64-byte
- *     aligned; acc = sum over k in increasing order (acc starts at 0); then
+ *   GD_MC, GD_KC        rows of a packed A block (a multiple of GD_MR), deepest K slice
+ *   GD_KERNEL           function computing one GD_MR x GD_NR tile:
+ *       void kernel(int64_t kc, const T *a, int64_t rs, int64_t cs, const T *b,
+ *                   T *c, int64_t ldc, T alpha, T beta, bool overwrite)
+ *     element (i,k) of the A panel is a[i*rs + k*cs] (packed: rs 1, cs MR; or A read in
+ *     place), b is a packed kc x NR panel (b[k*NR + j], 64-byte aligned);
+ *     acc = sum over k in increasing order (acc starts at 0); then
  *     c = alpha*acc when overwrite (c is not read), else c = alpha*acc + beta*c.
- * and optionally (faster packing of the transposing cases, full panels only):
+ * and optionally:
  *   GD_PACK_A_ROWS(src, lda, kc, dst)  dst[k*MR + i] = src[i*lda + k], i < MR, k < kc
  *   GD_PACK_B_COLS(src, ldb, kc, dst)  dst[k*NR + j] = src[j*ldb + k], j < NR, k < kc
- *   GD_EDGE_KERNEL(mr, nr, kc, a, b, t) for an edge tile (mr < MR or nr < NR): either
- *     writes the raw sums of (at least) its mr x nr part to t (rows of NR) and returns
- *     true, or returns false (the full kernel is used); must depend on (mr, nr) only
+ *     (faster packing of the transposing cases, full panels only);
+ *   GD_EDGE_KERNEL(mr, nr, kc, a, rs, cs, b, t) for an edge tile (mr < MR or nr < NR):
+ *     either writes the raw sums of (at least) its mr x nr part to t (rows of NR) and
+ *     returns true, or returns false (the full kernel is used); the choice must depend
+ *     on (mr, nr) only.
  *
- * The design is BLIS's: loop over NC-wide column blocks of op(B), then KC-deep slices
- * of K (the slice size depends on K alone), pack the op(B) slice into NR-wide panels,
- * then for each MC-tall row block pack op(A) into MR-tall panels and run the micro-kernel
- * over the (panel of B, panel of A) tiles. Transposes are absorbed by the packing.
+ * The design is BLIS's: op(B) is packed into NR-wide panels and op(A) into MR-tall panels
+ * (transposes are absorbed by the packing, never materialised), K is cut into slices of
+ * (nearly) equal depth <= KC that depend on K alone, and a register-tiled micro-kernel
+ * computes MR x NR tiles of C slice after slice. Two ways to run it:
  *
- * Threads share the packed buffers and split the packing and the tile loops only; every
- * tile is computed whole by one thread, and K slices are applied one after another
- * (barriers between them), so each element of C is summed in the same order whatever
- * the number of threads: results are bit-identical for any thread count.
+ *   columns ("direct"): when op(A) is small (few rows: the recurrent products with
+ *     M = batch), each thread takes a contiguous range of B panels; for each it packs the
+ *     panel (all of K) into its own buffer and computes every tile below it. A is read in
+ *     place (no packing but for a partial last panel), A^T is packed by every thread into
+ *     its own buffer (cheap next to the N/nth multiply-adds per element). No data is
+ *     shared and no barrier is needed.
+ *   rows: otherwise the threads pack all K slices of a column block of op(B) into a
+ *     shared buffer (one barrier), then each takes a contiguous range of A panels, packs
+ *     them MC rows at a time into its own buffer, slice by slice, and computes the tiles.
+ *
+ * Either way one thread computes a tile through all K slices in increasing order, and
+ * which kernel computes an element depends only on (M, N): each element of C is summed
+ * in the same order for any number of threads, so results are bit-identical.
  */
 
 #define GD_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define GD_ALIGN 64
-#define GD_B_BUDGET ((size_t)4 << 20)           /* bytes of packed op(B) per column block */
-#define GD_A_SHARED_SLICE ((size_t)160 << 10)   /* shared op(A): bytes per K slice (L2) */
-#define GD_A_SHARED_TOTAL ((size_t)2 << 20)     /* shared op(A): bytes in all */
+#define GD_ROUNDUP(n) (((n) + GD_ALIGN - 1) / GD_ALIGN * GD_ALIGN)
+#define GD_B_BUDGET ((size_t)4 << 20)      /* rows mode: bytes of packed op(B) per block */
+#define GD_DIRECT_A_MAX ((size_t)256 << 10) /* columns mode: bytes of op(A) at most (L2) */
 
 typedef struct GD_P(ctx) {
     bool ta, tb;
@@ -44,15 +56,16 @@ typedef struct GD_P(ctx) {
     GD_T *C;
     int64_t lda, ldb, ldc;
     int64_t kc, nks;     /* depth of a K slice (the last one may be shorter), count */
-    int64_t nc;          /* width of a column block (a multiple of NR) */
-    int64_t mround;      /* M rounded up to MR */
-    bool share_a;        /* all of op(A) packed once and shared (else per-thread blocks) */
-    GD_T *ap;            /* shared: mround x K; else nth blocks of MC x kc */
-    GD_T *bp;            /* shared: K x nc, every slice of the column block */
+    int64_t npm, npn;    /* A panels (M rounded up to MR, / MR), B panels */
+    bool direct;         /* columns mode (else rows mode) */
+    int64_t nc;          /* rows mode: width of a column block (a multiple of NR) */
+    GD_T *bp;            /* rows mode: shared K x nc, every slice of the column block */
+    char *priv;          /* per-thread buffers, priv_bytes apart */
+    size_t priv_bytes;
 } GD_P(ctx);
 
 /* Packs MR rows of op(A) (rows i0.., K slice pc..pc+kc) as dst[k*MR + i]; rows past M are 0. */
-static __attribute__((noinline)) void GD_P(pack_a)(const GD_P(ctx) *x, int64_t i0, int64_t pc, int64_t kc, GD_T *dst)
+static void GD_P(pack_a)(const GD_P(ctx) *x, int64_t i0, int64_t pc, int64_t kc, GD_T *dst)
 {
     int64_t mr = GD_MIN((int64_t)GD_MR, x->M - i0);
     if (!x->ta) {                         /* op(A)(i,k) = A[i*lda + k] */
@@ -90,7 +103,7 @@ static __attribute__((noinline)) void GD_P(pack_a)(const GD_P(ctx) *x, int64_t i
 
 /* Packs NR columns of op(B) (columns j0.., K slice pc..pc+kc) as dst[k*NR + j]; columns past
  * N are 0. */
-static __attribute__((noinline)) void GD_P(pack_b)(const GD_P(ctx) *x, int64_t j0, int64_t pc, int64_t kc, GD_T *dst)
+static void GD_P(pack_b)(const GD_P(ctx) *x, int64_t j0, int64_t pc, int64_t kc, GD_T *dst)
 {
     int64_t nr = GD_MIN((int64_t)GD_NR, x->N - j0);
     if (!x->tb) {                         /* op(B)(k,j) = B[k*ldb + j] */
@@ -126,25 +139,27 @@ static __attribute__((noinline)) void GD_P(pack_b)(const GD_P(ctx) *x, int64_t j
     }
 }
 
-/* One MR x NR tile of C at (i, j) from packed panels a, b over a K slice of depth kc. */
-static inline void GD_P(tile)(const GD_P(ctx) *x, int64_t i, int64_t j, int64_t kc,
-                              const GD_T *a, const GD_T *b, bool first)
+/* One MR x NR tile of C at (i, j) over a K slice of depth kc: A panel element (r,k) at
+ * a[r*rs + k*cs], packed B panel b. The first slice applies beta, the later ones add. */
+static inline __attribute__((always_inline)) void
+GD_P(tile)(const GD_P(ctx) *x, int64_t i, int64_t j, int64_t kc, const GD_T *a, int64_t rs,
+           int64_t cs, const GD_T *b, bool first)
 {
     bool overwrite = first && x->beta == 0;
     GD_T beta = first ? x->beta : (GD_T)1;
     GD_T *c = x->C + i * x->ldc + j;
     int64_t mr = GD_MIN((int64_t)GD_MR, x->M - i), nr = GD_MIN((int64_t)GD_NR, x->N - j);
     if (mr == GD_MR && nr == GD_NR) {
-        GD_KERNEL(kc, a, b, c, x->ldc, x->alpha, beta, overwrite);
+        GD_KERNEL(kc, a, rs, cs, b, c, x->ldc, x->alpha, beta, overwrite);
         return;
     }
-    /* Edge tile: the same kernel into a scratch tile (alpha 1 keeps acc exact), then the
-     * same update formula on the valid part. */
+    /* Edge tile: raw sums into a scratch tile (alpha 1 keeps them exact), then the same
+     * update formula on the part that exists. */
     _Alignas(GD_ALIGN) GD_T t[GD_MR * GD_NR];
 #ifdef GD_EDGE_KERNEL
-    if (!GD_EDGE_KERNEL(mr, nr, kc, a, b, t))
+    if (!GD_EDGE_KERNEL(mr, nr, kc, a, rs, cs, b, t))
 #endif
-        GD_KERNEL(kc, a, b, t, GD_NR, (GD_T)1, (GD_T)0, true);
+        GD_KERNEL(kc, a, rs, cs, b, t, GD_NR, (GD_T)1, (GD_T)0, true);
     for (int64_t r = 0; r < mr; r++) {
         GD_T *cr = c + r * x->ldc;
         const GD_T *tr = t + r * GD_NR;
@@ -158,84 +173,101 @@ static inline void GD_P(tile)(const GD_P(ctx) *x, int64_t i, int64_t j, int64_t 
     }
 }
 
-/* Everything, run by each of nth threads (tid) of a team, or by one thread alone.
- *
- * For each column block (all of it when it fits, see GD_ENTRY):
- *   1. the threads pack op(B) for the whole K (every slice) into shared panels, and, in
- *      shared-A mode, op(A) too; one barrier;
- *   2. shared-A mode (few rows): each thread takes a contiguous range of B panels and runs
- *      every tile in it; row mode: each thread takes a contiguous range of A panels, packs
- *      them MC rows at a time into its private buffer, slice by slice, and runs the tiles.
- * Either way one thread computes a tile through all K slices in increasing order: no
- * barrier is needed between slices, and the summation order is the same for any nth. */
-static void GD_P(run)(const GD_P(ctx) *x, int tid, int nth)
-{
 #define GD_SPLIT(n, lo, hi)                                    \
     do {                                                       \
         (lo) = (n) * tid / nth;                                \
         (hi) = (n) * (tid + 1) / nth;                          \
     } while (0)
-    const int64_t N = x->N, K = x->K, kc0 = x->kc, nks = x->nks;
-    const int64_t npm = x->mround / GD_MR;
+
+/* Columns mode, run by thread tid of nth: B panels [lo, hi) and every tile below them. */
+static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
+{
+    const int64_t K = x->K, kc0 = x->kc;
+    int64_t lo, hi;
+    GD_SPLIT(x->npn, lo, hi);
+    if (lo >= hi)
+        return;
+    /* Private: one B panel over all of K (slice at pc: bpan + pc*NR), and packed A panels
+     * (slice at pc: apan + pc*pw + (p-p0)*MR*depth): all of them when op(A) is A^T (read in
+     * place, its rows would be one cache line per k, often in the same cache set), else
+     * only the partial last one, if any. */
+    GD_T *bpan = (GD_T *)(void *)(x->priv + (size_t)tid * x->priv_bytes);
+    GD_T *apan = bpan + GD_ROUNDUP(K * GD_NR * (int64_t)sizeof(GD_T)) / (int64_t)sizeof(GD_T);
+    const int64_t p0 = x->ta ? 0 : x->M / GD_MR;   /* first packed panel */
+    const int64_t pw = (x->npm - p0) * GD_MR;        /* rows of packed panels */
+    for (int64_t pc = 0; pc < K; pc += kc0) {
+        int64_t kc = GD_MIN(kc0, K - pc);
+        for (int64_t p = p0; p < x->npm; p++)
+            GD_P(pack_a)(x, p * GD_MR, pc, kc, apan + pc * pw + (p - p0) * GD_MR * kc);
+    }
+    /* A read in place: element (i,k) of op(A) at A[i*lda + k]. */
+    const int64_t lda = x->lda;
+    for (int64_t jr = lo; jr < hi; jr++) {
+        int64_t j = jr * GD_NR;
+        for (int64_t pc = 0; pc < K; pc += kc0)
+            GD_P(pack_b)(x, j, pc, GD_MIN(kc0, K - pc), bpan + pc * GD_NR);
+        for (int64_t pc = 0; pc < K; pc += kc0) {
+            int64_t kc = GD_MIN(kc0, K - pc);
+            const GD_T *b = bpan + pc * GD_NR;
+            for (int64_t ir = 0; ir < p0; ir++) {
+                int64_t i = ir * GD_MR;
+                GD_P(tile)(x, i, j, kc, x->A + i * lda + pc, lda, 1, b, pc == 0);
+            }
+            for (int64_t ir = p0; ir < x->npm; ir++)
+                GD_P(tile)(x, ir * GD_MR, j, kc, apan + pc * pw + (ir - p0) * GD_MR * kc, 1,
+                           GD_MR, b, pc == 0);
+        }
+    }
+}
+
+/* Rows mode, run by thread tid of nth (barriers when nth > 1). */
+static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
+{
+    const int64_t N = x->N, K = x->K, kc0 = x->kc, npm = x->npm;
+    GD_T *ap = (GD_T *)(void *)(x->priv + (size_t)tid * x->priv_bytes);   /* MC x kc */
     for (int64_t jc = 0; jc < N; jc += x->nc) {
         int64_t nc = GD_MIN(x->nc, N - jc);
         int64_t npn = (nc + GD_NR - 1) / GD_NR, ncr = npn * GD_NR;
         int64_t lo, hi;
-
-        /* 1. Pack. Slice s starts at s*kc0; its panels are contiguous at offset
-         *    start * (rounded width), panel p at + p * NR * depth. */
-        int64_t nb = nks * npn, na = x->share_a ? nks * npm : 0;
-        GD_SPLIT(nb + na, lo, hi);
+        /* Shared pack of every slice: slice at pc holds panel p at pc*ncr + p*NR*depth. */
+        int64_t items = x->nks * npn;
+        GD_SPLIT(items, lo, hi);
         for (int64_t it = lo; it < hi; it++) {
-            if (it < nb) {
-                int64_t sl = it / npn, p = it % npn, pc = sl * kc0, kc = GD_MIN(kc0, K - pc);
-                GD_P(pack_b)(x, jc + p * GD_NR, pc, kc, x->bp + pc * ncr + p * GD_NR * kc);
-            } else {
-                int64_t sl = (it - nb) / npm, p = (it - nb) % npm, pc = sl * kc0;
-                int64_t kc = GD_MIN(kc0, K - pc);
-                GD_P(pack_a)(x, p * GD_MR, pc, kc, x->ap + pc * x->mround + p * GD_MR * kc);
-            }
+            int64_t sl = it / npn, p = it % npn, pc = sl * kc0, kc = GD_MIN(kc0, K - pc);
+            GD_P(pack_b)(x, jc + p * GD_NR, pc, kc, x->bp + pc * ncr + p * GD_NR * kc);
         }
         if (nth > 1) {
 #pragma omp barrier
         }
-
-        /* 2. Tiles. */
-        if (x->share_a) {
-            GD_SPLIT(npn, lo, hi);
-            for (int64_t jr = lo; jr < hi; jr++) {
-                for (int64_t pc = 0; pc < K; pc += kc0) {
-                    int64_t kc = GD_MIN(kc0, K - pc);
+        GD_SPLIT(npm, lo, hi);
+        for (int64_t i0 = lo; i0 < hi; i0 += GD_MC / GD_MR) {
+            int64_t np = GD_MIN((int64_t)(GD_MC / GD_MR), hi - i0);
+            for (int64_t pc = 0; pc < K; pc += kc0) {
+                int64_t kc = GD_MIN(kc0, K - pc);
+                for (int64_t p = 0; p < np; p++)
+                    GD_P(pack_a)(x, (i0 + p) * GD_MR, pc, kc, ap + p * GD_MR * kc);
+                for (int64_t jr = 0; jr < npn; jr++) {
                     const GD_T *b = x->bp + pc * ncr + jr * GD_NR * kc;
-                    const GD_T *a = x->ap + pc * x->mround;
-                    for (int64_t ir = 0; ir < npm; ir++)
-                        GD_P(tile)(x, ir * GD_MR, jc + jr * GD_NR, kc, a + ir * GD_MR * kc, b,
-                                   pc == 0);
-                }
-            }
-        } else {
-            GD_T *ap = x->ap + (size_t)tid * GD_MC * kc0;     /* this thread's A block */
-            GD_SPLIT(npm, lo, hi);
-            for (int64_t i0 = lo; i0 < hi; i0 += GD_MC / GD_MR) {
-                int64_t np = GD_MIN((int64_t)(GD_MC / GD_MR), hi - i0);
-                for (int64_t pc = 0; pc < K; pc += kc0) {
-                    int64_t kc = GD_MIN(kc0, K - pc);
                     for (int64_t p = 0; p < np; p++)
-                        GD_P(pack_a)(x, (i0 + p) * GD_MR, pc, kc, ap + p * GD_MR * kc);
-                    for (int64_t jr = 0; jr < npn; jr++) {
-                        const GD_T *b = x->bp + pc * ncr + jr * GD_NR * kc;
-                        for (int64_t p = 0; p < np; p++)
-                            GD_P(tile)(x, (i0 + p) * GD_MR, jc + jr * GD_NR, kc,
-                                       ap + p * GD_MR * kc, b, pc == 0);
-                    }
+                        GD_P(tile)(x, (i0 + p) * GD_MR, jc + jr * GD_NR, kc,
+                                   ap + p * GD_MR * kc, 1, GD_MR, b, pc == 0);
                 }
             }
         }
-        if (jc + x->nc < N && nth > 1) {   /* the next block repacks the shared buffers */
+        if (jc + x->nc < N && nth > 1) {   /* the next block repacks the shared buffer */
 #pragma omp barrier
         }
     }
+}
+
 #undef GD_SPLIT
+
+static void GD_P(run)(const GD_P(ctx) *x, int tid, int nth)
+{
+    if (x->direct)
+        GD_P(run_direct)(x, tid, nth);
+    else
+        GD_P(run_rows)(x, tid, nth);
 }
 
 /* Share of the work the busiest of nth threads does when n equal parts are split. */
@@ -257,33 +289,38 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
      * the order in which each element of C is summed. */
     x.nks = (K + GD_KC - 1) / GD_KC;
     x.kc = (K + x.nks - 1) / x.nks;
-    x.mround = (M + GD_MR - 1) / GD_MR * GD_MR;
+    x.npm = (M + GD_MR - 1) / GD_MR;
+    x.npn = (N + GD_NR - 1) / GD_NR;
 
     int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (nth < 1 || (double)M * (double)N * (double)K < (double)TG_GEMM_PAR_MIN_FMAS)
         nth = 1;
 
-    /* Column block: all of op(B) packed at once when it fits the budget. */
-    int64_t nround = (N + GD_NR - 1) / GD_NR * GD_NR;
-    int64_t ncap = (int64_t)(GD_B_BUDGET / ((size_t)K * sizeof(GD_T))) / GD_NR * GD_NR;
-    x.nc = GD_MIN(nround, ncap > GD_NR ? ncap : GD_NR);
-
-    /* Few rows: pack op(A) once, shared, and split the columns between threads, unless
-     * splitting the rows balances clearly better. */
-    size_t aslice = (size_t)x.mround * (size_t)x.kc * sizeof(GD_T);
-    int64_t npn = (x.nc + GD_NR - 1) / GD_NR;
-    x.share_a = aslice <= GD_A_SHARED_SLICE && aslice * (size_t)x.nks <= GD_A_SHARED_TOTAL &&
-                GD_P(balance)(npn, nth) + 0.02 >= GD_P(balance)(x.mround / GD_MR, nth);
-
-    size_t abytes = x.share_a ? aslice * (size_t)x.nks
-                              : (size_t)nth * GD_MC * (size_t)x.kc * sizeof(GD_T);
-    abytes = (abytes + GD_ALIGN - 1) / GD_ALIGN * GD_ALIGN;
-    size_t bbytes = (size_t)K * (size_t)x.nc * sizeof(GD_T);
-    char *buf = tg__gemm_scratch(abytes + bbytes);
+    /* Columns mode when op(A) stays in L2 and splitting the columns balances about as well
+     * as splitting the rows. */
+    x.direct = (size_t)M * (size_t)K * sizeof(GD_T) <= GD_DIRECT_A_MAX &&
+               GD_P(balance)(x.npn, nth) + 0.02 >= GD_P(balance)(x.npm, nth);
+    size_t bytes;
+    if (x.direct) {
+        x.priv_bytes = GD_ROUNDUP((size_t)K * GD_NR * sizeof(GD_T)) +
+                       GD_ROUNDUP((size_t)K * (size_t)(ta ? x.npm : 1) * GD_MR * sizeof(GD_T));
+        bytes = (size_t)nth * x.priv_bytes;
+    } else {
+        int64_t nround = x.npn * GD_NR;
+        int64_t ncap = (int64_t)(GD_B_BUDGET / ((size_t)K * sizeof(GD_T))) / GD_NR * GD_NR;
+        x.nc = GD_MIN(nround, ncap > GD_NR ? ncap : GD_NR);
+        x.priv_bytes = GD_ROUNDUP((size_t)GD_MC * (size_t)x.kc * sizeof(GD_T));
+        bytes = GD_ROUNDUP((size_t)K * (size_t)x.nc * sizeof(GD_T)) + (size_t)nth * x.priv_bytes;
+    }
+    char *buf = tg__gemm_scratch(bytes);
     if (!buf)
         return false;
-    x.ap = (GD_T *)(void *)buf;
-    x.bp = (GD_T *)(void *)(buf + abytes);
+    if (x.direct) {
+        x.priv = buf;
+    } else {
+        x.bp = (GD_T *)(void *)buf;
+        x.priv = buf + GD_ROUNDUP((size_t)K * (size_t)x.nc * sizeof(GD_T));
+    }
 
     if (nth == 1) {
         GD_P(run)(&x, 0, 1);
@@ -299,6 +336,6 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
 
 #undef GD_MIN
 #undef GD_ALIGN
+#undef GD_ROUNDUP
 #undef GD_B_BUDGET
-#undef GD_A_SHARED_SLICE
-#undef GD_A_SHARED_TOTAL
+#undef GD_DIRECT_A_MAX

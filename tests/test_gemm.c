@@ -192,11 +192,18 @@ START_TEST(test_gemm_k_slices)
 }
 END_TEST
 
-/* Several row blocks (MC 72..144) and a column block boundary (NC 2048/4080). */
+/* Many rows and columns in the few-rows (columns) mode, and the rows mode with several
+ * row blocks (MC) and several column blocks (packed op(B) is capped at 4 MiB). */
 START_TEST(test_gemm_blocks)
 {
     run_all(300, 21, 11, 1.0, 0.0, 0, false);
     run_all(7, 4100, 5, 1.0, 0.0, 0, false);
+    gcase g = {200, 520, 2100, false, true, 1.0, 0.5, 2};
+    run_case(&g, false, IMPL_PUBLIC, false);
+    run_case(&g, true, IMPL_PUBLIC, false);
+    g.ta = true;
+    g.tb = false;
+    run_case(&g, false, IMPL_PUBLIC, false);
 }
 END_TEST
 
@@ -334,6 +341,7 @@ START_TEST(test_gemm_thread_determinism)
         determinism_case(1000, 65, 129, ta, tb, 0.0f, IMPL_PUBLIC);
         determinism_case(97, 301, 300, ta, tb, 0.5f, IMPL_PORTABLE);
     }
+    determinism_case(200, 520, 2100, false, false, 1.0f, IMPL_PUBLIC);   /* column blocks */
 }
 END_TEST
 
