@@ -1,0 +1,310 @@
+/* examples/charlm/dist.c: 'charlm train' across MPI ranks: startup, the batch split, the
+   per-step exchange (gradients, loss, stop), state gathering and the watchdog. */
+#ifdef TG_WITH_MPI
+
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <mpi.h>
+
+#include "examples/charlm/charlm.h"
+#include "examples/charlm/dist.h"
+#include "optim/dist.h"
+
+static int g_rank = 0, g_size = 1;
+static bool g_started = false;
+static int64_t g_batch = 1, g_first = 0, g_rows = 1;
+static volatile sig_atomic_t g_pending = 0;   /* a signal received, not yet agreed on */
+
+int dist_rank(void)
+{
+    return g_rank;
+}
+
+int dist_size(void)
+{
+    return g_size;
+}
+
+int64_t dist_first_row(void)
+{
+    return g_first;
+}
+
+int64_t dist_rows(void)
+{
+    return g_rows;
+}
+
+/* ---- watchdog ------------------------------------------------------------------------
+ * Around every exchange an alarm is armed: a rank that waits longer than the timeout
+ * for the others (one hangs, or died without the launcher noticing) prints why and
+ * exits, and mpirun then ends the rest. The message is prepared before arming, so the
+ * handler only calls write and _exit (async-signal-safe).
+ */
+static unsigned g_timeout = 600;
+static char g_alarm_msg[256];
+static size_t g_alarm_len;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    ssize_t k = write(STDERR_FILENO, g_alarm_msg, g_alarm_len);
+    (void)k;
+    _exit(EXIT_RUNTIME);
+}
+
+static void watchdog_arm(const char *what)
+{
+    if (g_timeout == 0 || g_size < 2)
+        return;
+    int k = snprintf(g_alarm_msg, sizeof g_alarm_msg,
+                     "charlm train: rank %d: no answer from the other ranks for %u s while "
+                     "%s (a rank died or hangs; CHARLM_DIST_TIMEOUT sets the limit); "
+                     "exiting\n", g_rank, g_timeout, what);
+    g_alarm_len = k < 0 ? 0 : (size_t)k < sizeof g_alarm_msg ? (size_t)k
+                                                              : sizeof g_alarm_msg - 1;
+    alarm(g_timeout);
+}
+
+static void watchdog_disarm(void)
+{
+    if (g_timeout != 0 && g_size >= 2)
+        alarm(0);
+}
+
+/* ---- start and end ---------------------------------------------------------------------- */
+static int mpi_error(int code, const char *call)
+{
+    char msg[MPI_MAX_ERROR_STRING + 1] = "";
+    int len = 0;
+    MPI_Error_string(code, msg, &len);
+    errorf("rank %d: %s failed: %s", g_rank, call, msg);
+    return EXIT_RUNTIME;
+}
+
+int dist_start(int *argc, char ***argv, charlm_opts *o)
+{
+    int provided = 0;
+    /* only the main thread calls MPI; OpenMP threads run the kernels in between */
+    if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+        errorf("MPI_Init_thread failed");
+        return EXIT_RUNTIME;
+    }
+    g_started = true;
+    /* failures come back as error codes (reported, then the job is aborted) */
+    MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+
+    const char *t = getenv("CHARLM_DIST_TIMEOUT");
+    if (t && *t) {
+        char *end;
+        long v = strtol(t, &end, 10);
+        if (*end != '\0' || v < 0 || v > 1000000) {
+            if (g_rank == 0)
+                errorf("CHARLM_DIST_TIMEOUT='%s': expected seconds from 0 (off) to 1000000",
+                       t);
+            return EXIT_USAGE;
+        }
+        g_timeout = (unsigned)v;
+    }
+    if (g_timeout > 0 && g_size > 1) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_alarm;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGALRM, &sa, NULL);
+    }
+
+    if (g_rank != 0) {
+        /* rank 0 speaks for the job; errors still reach stderr from every rank */
+        o->quiet = true;
+        o->log = NULL;
+        o->plot = NULL;
+        if (!freopen("/dev/null", "w", stdout))
+            errorf("rank %d: cannot silence stdout", g_rank);
+    }
+    if (!o->given[OPT_THREADS] && g_size > 1) {
+        /* share the host's cores between the ranks placed on it */
+        MPI_Comm node;
+        int local = 1;
+        if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL,
+                                &node) == MPI_SUCCESS) {
+            MPI_Comm_size(node, &local);
+            MPI_Comm_free(&node);
+        }
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        int n = cores > 0 ? (int)(cores / (local > 0 ? local : 1)) : 1;
+        o->threads = n > 0 ? n : 1;
+    }
+    return EXIT_OK;
+}
+
+int dist_end(int rc)
+{
+    if (!g_started)
+        return rc;
+    if (g_size > 1 && rc != EXIT_OK && rc != EXIT_USAGE && rc != EXIT_INTERRUPTED) {
+        /* the other ranks may be waiting in an exchange this rank will never join */
+        fprintf(stderr, "charlm train: rank %d failed (exit %d); aborting all %d ranks\n",
+                g_rank, rc, g_size);
+        fflush(stderr);
+        MPI_Abort(MPI_COMM_WORLD, rc);
+    }
+    MPI_Finalize();
+    return rc;
+}
+
+/* ---- the batch ------------------------------------------------------------------------- */
+int dist_set_batch(int64_t B, bool quiet)
+{
+    if (B < g_size) {
+        if (g_rank == 0)
+            errorf("--batch %lld is smaller than the %d ranks: every rank needs at least one "
+                   "row (use --batch >= %d or fewer ranks)", (long long)B, g_size, g_size);
+        return EXIT_USAGE;
+    }
+    if (B > INT64_MAX / g_size) {
+        errorf("--batch %lld is too large", (long long)B);
+        return EXIT_USAGE;
+    }
+    g_batch = B;
+    g_first = B * g_rank / g_size;
+    g_rows = B * (g_rank + 1) / g_size - g_first;
+    if (g_rank == 0 && !quiet && g_size > 1) {
+        int64_t lo = B / g_size, hi = (B + g_size - 1) / g_size;
+        if (lo == hi)
+            printf("data parallel: %d ranks x %lld rows, %d threads each\n", g_size,
+                   (long long)lo, tg_get_num_threads());
+        else
+            printf("data parallel: %d ranks x %lld-%lld rows, %d threads each\n", g_size,
+                   (long long)lo, (long long)hi, tg_get_num_threads());
+        fflush(stdout);
+    }
+    return EXIT_OK;
+}
+
+/* ---- signals and dropout ------------------------------------------------------------------- */
+void dist_on_signal(int sig)
+{
+    g_pending = sig;
+    signal(sig, SIG_DFL);
+}
+
+tg_rng *dist_dropout_rng(tg_rng *rng, uint64_t seed, int64_t step)
+{
+    static tg_rng mine;
+    if (g_size < 2)
+        return rng;
+    tg_rng_seed(&mine, seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)step * 0xBF58476D1CE4E5B9ull ^
+                           (uint64_t)(g_rank + 1) * 0x94D049BB133111EBull);
+    return &mine;
+}
+
+/* ---- the exchange of every step --------------------------------------------------------- */
+enum { X_LOSS, X_SIGNAL, X_TIME_UP, X_LEN };
+
+int dist_step(tg_params *ps, double *loss, bool time_up, int *sig, bool *time_up_all)
+{
+    double w = (double)g_rows / (double)g_batch;   /* this rank's share of the mean */
+    double mine[X_LEN] = {w * *loss, (double)g_pending, time_up ? 1.0 : 0.0};
+    double *all = malloc((size_t)g_size * X_LEN * sizeof *all);
+    if (!all) {
+        errorf("rank %d: out of memory", g_rank);
+        return EXIT_RUNTIME;
+    }
+    watchdog_arm("exchanging gradients");
+    int rc = MPI_Allgather(mine, X_LEN, MPI_DOUBLE, all, X_LEN, MPI_DOUBLE, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) {
+        watchdog_disarm();
+        free(all);
+        return mpi_error(rc, "MPI_Allgather");
+    }
+    /* the global mean loss, summed in rank order like the gradients */
+    double sum = 0.0;
+    *sig = 0;
+    for (int r = 0; r < g_size; r++) {
+        sum += all[r * X_LEN + X_LOSS];
+        if (*sig == 0)
+            *sig = (int)all[r * X_LEN + X_SIGNAL];
+    }
+    *time_up_all = all[X_TIME_UP] != 0.0;   /* rank 0's clock decides */
+    *loss = sum;
+    free(all);
+    char err[512] = "";
+    tg_status st = tg_dist_average_grads(ps, MPI_COMM_WORLD, w, err, sizeof err);
+    watchdog_disarm();
+    if (st != TG_OK) {
+        errorf("rank %d: %s", g_rank, err[0] ? err : tg_status_str(st));
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
+/* ---- checkpoints ------------------------------------------------------------------------ */
+/* Gathers one layer's (rows,H) block of every rank into dst (B,H) on rank 0. */
+static int gather_rows(const float *mine, float *dst, int hidden)
+{
+    int *counts = NULL, *displs = NULL;
+    if (g_rank == 0) {
+        counts = malloc((size_t)g_size * sizeof *counts);
+        displs = malloc((size_t)g_size * sizeof *displs);
+        if (!counts || !displs) {
+            free(counts);
+            free(displs);
+            errorf("out of memory");
+            return EXIT_RUNTIME;
+        }
+        for (int r = 0; r < g_size; r++) {
+            int64_t first = g_batch * r / g_size, next = g_batch * (r + 1) / g_size;
+            counts[r] = (int)((next - first) * hidden);
+            displs[r] = (int)(first * hidden);
+        }
+    }
+    int rc = MPI_Gatherv(mine, (int)(g_rows * hidden), MPI_FLOAT, dst, counts, displs,
+                         MPI_FLOAT, 0, MPI_COMM_WORLD);
+    free(counts);
+    free(displs);
+    return rc == MPI_SUCCESS ? EXIT_OK : mpi_error(rc, "MPI_Gatherv");
+}
+
+int dist_gather_state(tg_params *ps, const tg_stack_state *st, int64_t B, int hidden,
+                      float *h, float *c)
+{
+    if (B != g_batch || B * hidden > INT_MAX) {
+        errorf("rank %d: cannot gather a state of %lld x %d", g_rank, (long long)B, hidden);
+        return EXIT_RUNTIME;
+    }
+    watchdog_arm("gathering the state for a checkpoint");
+    char err[512] = "";
+    /* the replicas must not have drifted apart (they cannot, unless something is broken) */
+    tg_status s = tg_dist_check_params(ps, MPI_COMM_WORLD, err, sizeof err);
+    if (s != TG_OK) {
+        watchdog_disarm();
+        errorf("rank %d: %s", g_rank, err[0] ? err : tg_status_str(s));
+        return EXIT_RUNTIME;
+    }
+    int64_t per = B * hidden;
+    for (int l = 0; l < st->layers; l++) {
+        int rc = gather_rows(st->h[l]->data, h + l * per, hidden);
+        if (rc == EXIT_OK && st->c[l])
+            rc = gather_rows(st->c[l]->data, c + l * per, hidden);
+        if (rc != EXIT_OK) {
+            watchdog_disarm();
+            return rc;
+        }
+    }
+    watchdog_disarm();
+    return EXIT_OK;
+}
+
+#else
+/* Built without MPI=1: charlm trains in one process (ISO C wants a declaration here). */
+typedef int charlm_dist_not_built;
+#endif /* TG_WITH_MPI */

@@ -1,0 +1,451 @@
+/* optim/dist.c: data-parallel helpers over MPI (compiled in only with MPI=1): fixed-order
+   gradient averaging, parameter broadcast and agreement checks, fixed-order sums. */
+#ifdef TG_WITH_MPI
+
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optim/checkpoint.h"
+#include "optim/dist.h"
+
+enum { PAR_MIN = 1 << 15 };   /* elements below which the summing loop stays serial */
+
+static void set_err(char *err, size_t errsize, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void set_err(char *err, size_t errsize, const char *fmt, ...)
+{
+    if (!err || errsize == 0)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errsize, fmt, ap);
+    va_end(ap);
+}
+
+/* TG_ERR_IO with MPI's own words for code (only seen under MPI_ERRORS_RETURN). */
+static tg_status mpi_fail(int code, const char *who, const char *call, char *err,
+                          size_t errsize)
+{
+    char msg[MPI_MAX_ERROR_STRING + 1] = "";
+    int len = 0;
+    if (MPI_Error_string(code, msg, &len) != MPI_SUCCESS)
+        snprintf(msg, sizeof msg, "MPI error %d", code);
+    set_err(err, errsize, "%s: %s failed: %s", who, call, msg);
+    return TG_ERR_IO;
+}
+
+/* ---- the agreed header ---------------------------------------------------------------
+ * Before moving data every rank sends a few doubles (exact for the integers involved) and
+ * receives everyone's, so all ranks reach the same verdict from the same numbers. H_CODE
+ * carries a rank's local failure (a NULL argument, a failed allocation) to the others.
+ */
+enum { H_CODE, H_COUNT, H_NUMEL, H_DTYPE, H_LAYOUT, H_X, H_LEN };
+
+/* CRC of the parameters' names, shapes and gradient presence (the layout every rank must
+   share), and the number of gradient elements. */
+static uint32_t layout_crc(tg_params *ps, int64_t *grad_numel)
+{
+    uint32_t crc = 0;
+    int64_t total = 0;
+    int np = tg_params_count(ps);
+    for (int i = 0; i < np; i++) {
+        const char *name = tg_params_name(ps, i);
+        tg_tensor *t = tg_params_at(ps, i);
+        int32_t desc[2 + TG_MAX_DIMS] = {t->ndim, t->grad != NULL};
+        for (int d = 0; d < t->ndim; d++)
+            desc[2 + d] = (int32_t)t->shape[d];
+        crc = tg_crc32(crc, name, strlen(name) + 1);
+        crc = tg_crc32(crc, desc, sizeof desc);
+        if (t->grad)
+            total += t->numel;
+    }
+    *grad_numel = total;
+    return crc;
+}
+
+/* Exchanges headers (code: this rank's status so far; x: a per-call value). On TG_OK,
+   *all holds size * H_LEN doubles (malloc'ed, caller frees). Fails the same way on every
+   rank (TG_ERR_NOMEM when any rank could not hold the headers) except for MPI errors. */
+static tg_status exchange_headers(tg_params *ps, tg_status code, double x, MPI_Comm comm,
+                                  int size, const char *who, double **all, char *err,
+                                  size_t errsize)
+{
+    double mine[H_LEN] = {0};
+    mine[H_CODE] = code;
+    mine[H_X] = x;
+    if (ps) {
+        int64_t numel = 0;
+        mine[H_LAYOUT] = (double)layout_crc(ps, &numel);
+        mine[H_COUNT] = tg_params_count(ps);
+        mine[H_NUMEL] = (double)numel;
+        mine[H_DTYPE] = tg_params_dtype(ps);
+    }
+    *all = malloc((size_t)size * H_LEN * sizeof **all);
+    int local_ok = *all != NULL, all_ok = 0;
+    int rc = MPI_Allreduce(&local_ok, &all_ok, 1, MPI_INT, MPI_MIN, comm);
+    if (rc == MPI_SUCCESS && all_ok)
+        rc = MPI_Allgather(mine, H_LEN, MPI_DOUBLE, *all, H_LEN, MPI_DOUBLE, comm);
+    if (rc != MPI_SUCCESS || !all_ok) {
+        free(*all);
+        *all = NULL;
+        if (rc != MPI_SUCCESS)
+            return mpi_fail(rc, who, "MPI_Allgather", err, errsize);
+        set_err(err, errsize, "%s: out of memory on %s", who,
+                local_ok ? "another rank" : "this rank");
+        return TG_ERR_NOMEM;
+    }
+    return TG_OK;
+}
+
+/* The common verdict on the headers: a local failure anywhere, then (when layout) a
+   parameter layout that differs from rank 0's. */
+static tg_status check_headers(const double *all, int size, bool layout, const char *who,
+                               char *err, size_t errsize)
+{
+    for (int r = 0; r < size; r++) {
+        tg_status code = (tg_status)all[r * H_LEN + H_CODE];
+        if (code != TG_OK) {
+            set_err(err, errsize, "%s: rank %d: %s", who, r,
+                    code == TG_ERR_NULL ? "NULL argument"
+                    : code == TG_ERR_NOMEM ? "out of memory" : tg_status_str(code));
+            return code;
+        }
+    }
+    for (int r = 1; layout && r < size; r++) {
+        const double *a = all, *b = all + r * H_LEN;
+        if (a[H_COUNT] != b[H_COUNT] || a[H_NUMEL] != b[H_NUMEL] || a[H_DTYPE] != b[H_DTYPE] ||
+            a[H_LAYOUT] != b[H_LAYOUT]) {
+            set_err(err, errsize, "%s: rank %d's parameters (%.0f tensors, %.0f elements, %s) "
+                    "differ from rank 0's (%.0f tensors, %.0f elements, %s)%s", who, r,
+                    b[H_COUNT], b[H_NUMEL], b[H_DTYPE] == TG_F64 ? "f64" : "f32",
+                    a[H_COUNT], a[H_NUMEL], a[H_DTYPE] == TG_F64 ? "f64" : "f32",
+                    a[H_COUNT] == b[H_COUNT] && a[H_NUMEL] == b[H_NUMEL] &&
+                    a[H_DTYPE] == b[H_DTYPE] ? " in names or shapes" : "");
+            return TG_ERR_SHAPE;
+        }
+    }
+    return TG_OK;
+}
+
+/* Size and rank of comm, refusing intercommunicators (their collectives mean another
+   thing). */
+static tg_status comm_info(MPI_Comm comm, int *size, int *rank, const char *who, char *err,
+                           size_t errsize)
+{
+    int inter = 0, rc;
+    if (comm == MPI_COMM_NULL) {
+        set_err(err, errsize, "%s: the communicator is MPI_COMM_NULL", who);
+        return TG_ERR_ARG;
+    }
+    if ((rc = MPI_Comm_test_inter(comm, &inter)) != MPI_SUCCESS)
+        return mpi_fail(rc, who, "MPI_Comm_test_inter", err, errsize);
+    if (inter) {
+        set_err(err, errsize, "%s: an intercommunicator is not supported", who);
+        return TG_ERR_ARG;
+    }
+    if ((rc = MPI_Comm_size(comm, size)) != MPI_SUCCESS)
+        return mpi_fail(rc, who, "MPI_Comm_size", err, errsize);
+    if ((rc = MPI_Comm_rank(comm, rank)) != MPI_SUCCESS)
+        return mpi_fail(rc, who, "MPI_Comm_rank", err, errsize);
+    return TG_OK;
+}
+
+/* ---- packing ---------------------------------------------------------------------------- */
+/* Copies every gradient (grads) or value (!grads) into buf, in parameter order. */
+static void pack(tg_params *ps, bool grads, unsigned char *buf)
+{
+    size_t esz = tg_params_dtype(ps) == TG_F64 ? sizeof(double) : sizeof(float);
+    int np = tg_params_count(ps);
+    for (int i = 0; i < np; i++) {
+        tg_tensor *t = tg_params_at(ps, i);
+        if (grads && !t->grad)
+            continue;
+        size_t bytes = (size_t)t->numel * esz;
+        memcpy(buf, grads ? t->grad : t->data, bytes);
+        buf += bytes;
+    }
+}
+
+static void unpack(tg_params *ps, bool grads, const unsigned char *buf)
+{
+    size_t esz = tg_params_dtype(ps) == TG_F64 ? sizeof(double) : sizeof(float);
+    int np = tg_params_count(ps);
+    for (int i = 0; i < np; i++) {
+        tg_tensor *t = tg_params_at(ps, i);
+        if (grads && !t->grad)
+            continue;
+        size_t bytes = (size_t)t->numel * esz;
+        memcpy(grads ? t->grad : t->data, buf, bytes);
+        buf += bytes;
+    }
+}
+
+/* Slice r of n elements split over size ranks: the first n % size slices get one more. */
+static int64_t slice_start(int64_t n, int size, int r)
+{
+    int64_t q = n / size, m = n % size;
+    return q * r + (r < m ? r : m);
+}
+
+/* ---- gradient averaging ------------------------------------------------------------------
+ * Each rank owns a slice of the flat gradient. Alltoallv brings it every rank's copy of
+ * its slice: recv holds size blocks of len elements, block r from rank r. The owner adds
+ * weight_r * block_r for r = 0, 1, ... in double and rounds once; Allgatherv hands every
+ * rank every summed slice. The same code sums every slice, so where an element lands
+ * changes nothing: its value is fixed by the weights and gradients alone.
+ */
+static void sum_slice_f32(const float *recv, int size, int64_t len, const double *w,
+                          float *out)
+{
+    #pragma omp parallel for schedule(static) if (len > PAR_MIN)
+    for (int64_t i = 0; i < len; i++) {
+        double acc = 0.0;
+        for (int r = 0; r < size; r++)
+            acc += w[r] * (double)recv[(int64_t)r * len + i];
+        out[i] = (float)acc;
+    }
+}
+
+static void sum_slice_f64(const double *recv, int size, int64_t len, const double *w,
+                          double *out)
+{
+    #pragma omp parallel for schedule(static) if (len > PAR_MIN)
+    for (int64_t i = 0; i < len; i++) {
+        double acc = 0.0;
+        for (int r = 0; r < size; r++)
+            acc += w[r] * recv[(int64_t)r * len + i];
+        out[i] = acc;
+    }
+}
+
+tg_status tg_dist_average_grads(tg_params *ps, MPI_Comm comm, double weight, char *err,
+                                size_t errsize)
+{
+    const char *who = "dist_average_grads";
+    int size = 0, rank = 0;
+    tg_status st = comm_info(comm, &size, &rank, who, err, errsize);
+    if (st != TG_OK)
+        return st;
+
+    /* buffers from the local layout (a mismatch is refused below before they are used) */
+    int64_t n = 0;
+    if (ps)
+        (void)layout_crc(ps, &n);
+    tg_dtype dt = ps ? tg_params_dtype(ps) : TG_F32;
+    size_t esz = dt == TG_F64 ? sizeof(double) : sizeof(float);
+    int64_t my0 = slice_start(n, size, rank), len = slice_start(n, size, rank + 1) - my0;
+    unsigned char *flat = NULL, *recv = NULL, *out = NULL;
+    int *counts = NULL, *displs = NULL, *rcounts = NULL, *rdispls = NULL;
+    double *w = NULL;
+    tg_status local = ps ? TG_OK : TG_ERR_NULL;
+    if (local == TG_OK && n <= (int64_t)INT_MAX) {
+        flat = malloc((size_t)(n > 0 ? n : 1) * esz);
+        recv = malloc((size_t)(len > 0 ? len : 1) * (size_t)size * esz);
+        out = malloc((size_t)(len > 0 ? len : 1) * esz);
+        counts = malloc((size_t)size * sizeof *counts);
+        displs = malloc((size_t)size * sizeof *displs);
+        rcounts = malloc((size_t)size * sizeof *rcounts);
+        rdispls = malloc((size_t)size * sizeof *rdispls);
+        w = malloc((size_t)size * sizeof *w);
+        if (!flat || !recv || !out || !counts || !displs || !rcounts || !rdispls || !w)
+            local = TG_ERR_NOMEM;
+    }
+
+    double *hdr = NULL;
+    st = exchange_headers(ps, local, weight, comm, size, who, &hdr, err, errsize);
+    if (st == TG_OK)
+        st = check_headers(hdr, size, true, who, err, errsize);
+    if (st == TG_OK && n > (int64_t)INT_MAX) {
+        /* counts and displacements are ints (the same n everywhere: all stop here) */
+        set_err(err, errsize, "%s: %lld gradient elements exceed MPI's int displacements",
+                who, (long long)n);
+        st = TG_ERR_ARG;
+    }
+    for (int r = 0; st == TG_OK && r < size; r++) {
+        w[r] = hdr[r * H_LEN + H_X];
+        if (!isfinite(w[r])) {
+            set_err(err, errsize, "%s: rank %d's weight is %g (must be finite)", who, r, w[r]);
+            st = TG_ERR_ARG;
+        }
+    }
+    free(hdr);
+    if (st != TG_OK)
+        goto done;
+
+    for (int r = 0; r < size; r++) {
+        int64_t s0 = slice_start(n, size, r), s1 = slice_start(n, size, r + 1);
+        counts[r] = (int)(s1 - s0);
+        displs[r] = (int)s0;
+        rcounts[r] = (int)len;
+        rdispls[r] = (int)((int64_t)r * len);   /* <= n: fits */
+    }
+    MPI_Datatype mt = dt == TG_F64 ? MPI_DOUBLE : MPI_FLOAT;
+    pack(ps, true, flat);
+    int rc = MPI_Alltoallv(flat, counts, displs, mt, recv, rcounts, rdispls, mt, comm);
+    if (rc != MPI_SUCCESS) {
+        st = mpi_fail(rc, who, "MPI_Alltoallv", err, errsize);
+        goto done;
+    }
+    if (dt == TG_F64)
+        sum_slice_f64((const double *)recv, size, len, w, (double *)out);
+    else
+        sum_slice_f32((const float *)recv, size, len, w, (float *)out);
+    rc = MPI_Allgatherv(out, (int)len, mt, flat, counts, displs, mt, comm);
+    if (rc != MPI_SUCCESS) {
+        st = mpi_fail(rc, who, "MPI_Allgatherv", err, errsize);
+        goto done;
+    }
+    unpack(ps, true, flat);
+done:
+    free(w);
+    free(flat);
+    free(recv);
+    free(out);
+    free(counts);
+    free(displs);
+    free(rcounts);
+    free(rdispls);
+    return st;
+}
+
+/* ---- parameters ---------------------------------------------------------------------- */
+static int64_t values_bytes(tg_params *ps)
+{
+    size_t esz = tg_params_dtype(ps) == TG_F64 ? sizeof(double) : sizeof(float);
+    return tg_params_numel(ps) * (int64_t)esz;
+}
+
+tg_status tg_dist_broadcast_params(tg_params *ps, MPI_Comm comm, int root, char *err,
+                                   size_t errsize)
+{
+    const char *who = "dist_broadcast_params";
+    int size = 0, rank = 0;
+    tg_status st = comm_info(comm, &size, &rank, who, err, errsize);
+    if (st != TG_OK)
+        return st;
+    int64_t bytes = ps ? values_bytes(ps) : 0;
+    unsigned char *buf = ps ? malloc((size_t)(bytes > 0 ? bytes : 1)) : NULL;
+    tg_status local = !ps ? TG_ERR_NULL : !buf ? TG_ERR_NOMEM : TG_OK;
+    double *hdr = NULL;
+    st = exchange_headers(ps, local, root, comm, size, who, &hdr, err, errsize);
+    if (st == TG_OK)
+        st = check_headers(hdr, size, true, who, err, errsize);
+    for (int r = 0; st == TG_OK && r < size; r++) {
+        if (hdr[r * H_LEN + H_X] != hdr[H_X] || !(hdr[H_X] >= 0 && hdr[H_X] < size)) {
+            set_err(err, errsize, "%s: bad root (rank %d says %g, rank 0 says %g, %d ranks)",
+                    who, r, hdr[r * H_LEN + H_X], hdr[H_X], size);
+            st = TG_ERR_ARG;
+        }
+    }
+    free(hdr);
+    if (st != TG_OK) {
+        free(buf);
+        return st;
+    }
+    if (rank == root)
+        pack(ps, false, buf);
+    /* in pieces of at most 1 GiB: MPI counts are ints */
+    for (int64_t off = 0; off < bytes;) {
+        int64_t piece = bytes - off < (1 << 30) ? bytes - off : (1 << 30);
+        int rc = MPI_Bcast(buf + off, (int)piece, MPI_BYTE, root, comm);
+        if (rc != MPI_SUCCESS) {
+            free(buf);
+            return mpi_fail(rc, who, "MPI_Bcast", err, errsize);
+        }
+        off += piece;
+    }
+    if (rank != root)
+        unpack(ps, false, buf);
+    free(buf);
+    return TG_OK;
+}
+
+tg_status tg_dist_check_params(tg_params *ps, MPI_Comm comm, char *err, size_t errsize)
+{
+    const char *who = "dist_check_params";
+    int size = 0, rank = 0;
+    tg_status st = comm_info(comm, &size, &rank, who, err, errsize);
+    if (st != TG_OK)
+        return st;
+    uint32_t crc = 0;
+    int np = tg_params_count(ps);
+    size_t esz = ps && tg_params_dtype(ps) == TG_F64 ? sizeof(double) : sizeof(float);
+    for (int i = 0; i < np; i++) {
+        tg_tensor *t = tg_params_at(ps, i);
+        crc = tg_crc32(crc, t->data, (size_t)t->numel * esz);
+    }
+    double *hdr = NULL;
+    st = exchange_headers(ps, ps ? TG_OK : TG_ERR_NULL, crc, comm, size, who, &hdr, err,
+                          errsize);
+    if (st == TG_OK)
+        st = check_headers(hdr, size, true, who, err, errsize);
+    for (int r = 1; st == TG_OK && r < size; r++) {
+        if (hdr[r * H_LEN + H_X] != hdr[H_X]) {
+            set_err(err, errsize, "%s: rank %d's parameter values differ from rank 0's "
+                    "(CRC %08lx, rank 0: %08lx)", who, r,
+                    (unsigned long)hdr[r * H_LEN + H_X], (unsigned long)hdr[H_X]);
+            st = TG_ERR_ARG;
+        }
+    }
+    free(hdr);
+    return st;
+}
+
+/* ---- scalars ------------------------------------------------------------------------------ */
+tg_status tg_dist_sum(double *values, int n, MPI_Comm comm, char *err, size_t errsize)
+{
+    const char *who = "dist_sum";
+    int size = 0, rank = 0;
+    tg_status st = comm_info(comm, &size, &rank, who, err, errsize);
+    if (st != TG_OK)
+        return st;
+    tg_status local = !values && n > 0 ? TG_ERR_NULL : TG_OK;
+    double *gathered = NULL;
+    if (local == TG_OK && n > 0 && n <= INT_MAX / size) {
+        gathered = malloc((size_t)n * (size_t)size * sizeof *gathered);
+        if (!gathered)
+            local = TG_ERR_NOMEM;
+    }
+    /* agree on n first: the gather needs equal counts */
+    double *hdr = NULL;
+    st = exchange_headers(NULL, local, n, comm, size, who, &hdr, err, errsize);
+    if (st == TG_OK)
+        st = check_headers(hdr, size, false, who, err, errsize);
+    for (int r = 0; st == TG_OK && r < size; r++) {
+        if (hdr[r * H_LEN + H_X] != n || n < 0 || n > INT_MAX / size) {
+            set_err(err, errsize, "%s: rank %d has n = %g, rank %d has %d (must be equal, "
+                    ">= 0 and fit %d ranks)", who, r, hdr[r * H_LEN + H_X], rank, n, size);
+            st = TG_ERR_ARG;
+        }
+    }
+    free(hdr);
+    if (st != TG_OK || n == 0) {
+        free(gathered);
+        return st;
+    }
+    int rc = MPI_Allgather(values, n, MPI_DOUBLE, gathered, n, MPI_DOUBLE, comm);
+    if (rc != MPI_SUCCESS) {
+        free(gathered);
+        return mpi_fail(rc, who, "MPI_Allgather", err, errsize);
+    }
+    for (int i = 0; i < n; i++) {
+        double acc = 0.0;
+        for (int r = 0; r < size; r++)
+            acc += gathered[(size_t)r * (size_t)n + (size_t)i];
+        values[i] = acc;
+    }
+    free(gathered);
+    return TG_OK;
+}
+
+#else
+/* Built without MPI=1: nothing here (ISO C wants a declaration in every file). */
+typedef int tg_dist_not_built;
+#endif /* TG_WITH_MPI */
