@@ -9,6 +9,7 @@
 
 #include "autograd/autograd.h"
 #include "tensor/tensor_internal.h"
+#include "tensor/vmath_internal.h"
 
 typedef struct tg_node tg_node;
 
@@ -82,19 +83,21 @@ const char *tg_shp(const tg_tensor *t);
     } while (0)
 
 /* ---- the pointwise op tables --------------------------------------------------
- * Unary: X(name, forward y = f(x, s), backward: dx += df(g, x, y, s)). s is the op's
- * scalar (scale, add_scalar), unused by the others. tests/test_ops.c expands the same
+ * Unary: X(name, forward y = f(x, s), backward: dx += df(g, x, y, s), float array kernel)
+ * s is the op's scalar (scale, add_scalar), unused by the others. The last column names a
+ * vectorised float forward (tensor/vmath_internal.h) or NULL: libm's expf and tanhf are
+ * scalar calls; double always uses the expression. tests/test_ops.c expands the same
  * table into forward and gradient checks, so a new row is tested automatically.
  */
-#define TG_UNARY_OPS(X)                                        \
-    X(neg,        -x,                    -g)                   \
-    X(scale,      (T)s * x,              (T)s * g)             \
-    X(add_scalar, x + (T)s,              g)                    \
-    X(sigmoid,    1 / (1 + exp(-x)),     g * y * (1 - y))      \
-    X(tanh,       tanh(x),               g * (1 - y * y))      \
-    X(relu,       x > 0 ? x : 0,         x > 0 ? g : 0)        \
-    X(exp,        exp(x),                g * y)                \
-    X(log,        log(x),                g / x)
+#define TG_UNARY_OPS(X)                                                      \
+    X(neg,        -x,                 -g,               NULL)                 \
+    X(scale,      (T)s * x,           (T)s * g,         NULL)                 \
+    X(add_scalar, x + (T)s,           g,                NULL)                 \
+    X(sigmoid,    1 / (1 + exp(-x)),  g * y * (1 - y),  tg_vsigmoidf)         \
+    X(tanh,       tanh(x),            g * (1 - y * y),  tg_vtanhf)            \
+    X(relu,       x > 0 ? x : 0,      x > 0 ? g : 0,    NULL)                 \
+    X(exp,        exp(x),             g * y,            tg_vexpf)             \
+    X(log,        log(x),             g / x,            NULL)
 
 /* Binary with broadcasting: X(name, c = f(a, b), da += ga(g, a, b), db += gb(g, a, b)) */
 #define TG_BINARY_OPS(X)                                       \

@@ -7,12 +7,26 @@
  * forward:   y[i] = f(x[i])
  * backward:  dx[i] += f'(x[i]) * dy[i]   (written with y where cheaper: sigmoid, tanh, exp)
  */
-#define UNARY_KERNELS(name, fwd, bwd)                                             \
+enum { VEC_CHUNK = 4096 };   /* elements per task of a vectorised float forward */
+
+#define UNARY_KERNELS(name, fwd, bwd, vecf)                                       \
     static void name##_forward(tg_node *n)                                        \
     {                                                                             \
         int64_t len = n->out->numel;                                              \
         double s = n->scalar;                                                     \
+        void (*vec)(const float *, float *, int64_t) = vecf;                      \
         (void)s;                                                                  \
+        if (vec && n->out->dtype == TG_F32) {                                     \
+            const float *xs = n->in[0]->data;                                     \
+            float *ys = n->out->data;                                             \
+            int64_t chunks = (len + VEC_CHUNK - 1) / VEC_CHUNK;                   \
+            TG_PARALLEL_FOR(len * 8)                                              \
+            for (int64_t c = 0; c < chunks; c++) {                                \
+                int64_t lo = c * VEC_CHUNK;                                       \
+                vec(xs + lo, ys + lo, len - lo < VEC_CHUNK ? len - lo : VEC_CHUNK); \
+            }                                                                     \
+            return;                                                               \
+        }                                                                         \
         TG_DISPATCH(n->out->dtype,                                                \
             const T *xs = n->in[0]->data;                                         \
             T *ys = n->out->data;                                                 \

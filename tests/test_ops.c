@@ -9,6 +9,7 @@
 #endif
 
 #include "autograd/autograd_internal.h"
+#include "tensor/vmath_internal.h"
 #include "tests/tests.h"
 
 /* ---- helpers -------------------------------------------------------------------------- */
@@ -124,15 +125,48 @@ START_TEST(test_sigmoid_tanh_saturate_finite)
 {
     tg_tape *tape = tg_tape_new();
     tg_tensor *x = mk(TG_F32, 1, (int64_t[]){ 2 }, (double[]){ -1000, 1000 });
-    expect_values(tg_sigmoid(tape, x), (double[]){ 0, 1 }, 0);
+    expect_values(tg_sigmoid(tape, x), (double[]){ 0, 1 }, 1e-37);
     expect_values(tg_tanh(tape, x), (double[]){ -1, 1 }, 0);
     tg_tensor_free(x);
     tg_tape_free(tape);
 }
 END_TEST
 
+/* The vectorised float exp/sigmoid/tanh against libm in double, over [-20, 20] and beyond. */
+START_TEST(test_vectorised_float_math_accuracy)
+{
+    enum { N = 200003 };    /* odd: exercises the tail */
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    for (int i = 0; i < N; i++)
+        x[i] = -20.0f + 40.0f * (float)i / (N - 1);
+    double worst[3] = { 0, 0, 0 };
+    for (int f = 0; f < 3; f++) {
+        (f == 0 ? tg_vexpf : f == 1 ? tg_vsigmoidf : tg_vtanhf)(x, y, N);
+        for (int i = 0; i < N; i++) {
+            double xd = x[i];
+            double want = f == 0 ? exp(xd) : f == 1 ? 1 / (1 + exp(-xd)) : tanh(xd);
+            double err = fabs(y[i] - want) / fmax(fabs(want), 1e-3);
+            worst[f] = err > worst[f] ? err : worst[f];
+        }
+    }
+    ck_assert_msg(worst[0] < 2.4e-7 && worst[1] < 4e-7 && worst[2] < 4e-7,
+                  "exp %.3g sigmoid %.3g tanh %.3g", worst[0], worst[1], worst[2]);
+    float edge[6] = { -1000.0f, 1000.0f, NAN, 0.0f, -0.0f, 1e-30f }, out[6];
+    tg_vsigmoidf(edge, out, 6);
+    ck_assert(out[0] >= 0.0f && out[0] < 1e-37f && out[1] == 1.0f && isnan(out[2]));
+    ck_assert(out[3] == 0.5f);
+    tg_vtanhf(edge, out, 6);
+    ck_assert(out[0] == -1.0f && out[1] == 1.0f && isnan(out[2]) && out[3] == 0.0f);
+    ck_assert(out[5] == 1e-30f);
+    tg_vexpf(edge, out, 6);
+    ck_assert(out[0] < 1e-37f && out[0] >= 0 && isnan(out[2]) && out[3] == 1.0f);
+    free(x);
+    free(y);
+}
+END_TEST
+
 /* One builder per unary table row; each is gradient-checked by the loop test below. */
-#define UNARY_BUILDER(name, fwd, bwd)                                              \
+#define UNARY_BUILDER(name, fwd, bwd, vec)                                              \
     static tg_tensor *build_##name(tg_tape *t, tg_tensor **in, double s)           \
     {                                                                              \
         return unary_public_##name(t, in[0], s);                                   \
@@ -156,7 +190,7 @@ static tg_tensor *unary_public_log(tg_tape *t, tg_tensor *x, double s)
 TG_UNARY_OPS(UNARY_BUILDER)
 
 /* Every row of the table, so adding a row without a checked builder fails to compile. */
-#define UNARY_ENTRY(name, fwd, bwd) { #name, build_##name },
+#define UNARY_ENTRY(name, fwd, bwd, vec) { #name, build_##name },
 static const struct { const char *name; build_fn build; } unary_cases[] = {
     TG_UNARY_OPS(UNARY_ENTRY)
 };
@@ -872,6 +906,7 @@ Suite *ops_suite(void)
     TCase *fw = tcase_create("forward");
     tcase_add_test(fw, test_unary_forward_known_values);
     tcase_add_test(fw, test_sigmoid_tanh_saturate_finite);
+    tcase_add_test(fw, test_vectorised_float_math_accuracy);
     tcase_add_test(fw, test_binary_broadcast_forward);
     tcase_add_test(fw, test_matmul_forward_known);
     tcase_add_test(fw, test_shape_ops_forward);
