@@ -13,7 +13,7 @@
 
 #define TOP_K 5          /* predictions kept per character                       */
 #define MAX_Q 32         /* named quantities per layer                           */
-#define PICKS_PER_FEATURE 4
+#define PICKS_PER_FEATURE 2
 
 typedef struct viz_opts {
     const char *model, *text, *prime, *out, *title;
@@ -81,13 +81,14 @@ void viz_usage(FILE *f)
           "a chosen layer; the model's top-5 next-character predictions on hover; each\n"
           "layer's gate saturation chart; and the units that correlate best with simple text\n"
           "features (inside quotes, position in line, after newline, ...). Keys: left/right\n"
-          "unit, up/down layer, 1-9 quantity. The page honours #layer=1&unit=7&q=forget.\n"
+          "unit, up/down layer, 1-9 quantity, [ ] character. The page honours a fragment\n"
+          "such as #layer=1&unit=7&q=forget&at=120 (at: the character the inspector shows).\n"
           "\n"
           "Options:\n"
           "  --model FILE        a checkpoint written by 'charlm train --save' (required)\n"
           "  --text FILE         UTF-8 text to run the model over\n"
           "  --from N            start at character N of --text (default 0)\n"
-          "  --chars N           show at most N characters of --text (default 20000)\n"
+          "  --chars N           show at most N characters of --text (default 10000)\n"
           "  --prime TEXT        instead of --text: start with TEXT, then sample --len more\n"
           "  --len N             characters to sample after --prime (default 1000)\n"
           "  --temperature X     sampling temperature, X > 0 (default 0.8)\n"
@@ -119,7 +120,7 @@ static bool parse_i64(const char *opt, const char *v, int64_t lo, int64_t hi, in
 /* Returns EXIT_OK, EXIT_USAGE (message printed) or -1 after --help. */
 static int parse_args(int argc, char **argv, viz_opts *o)
 {
-    *o = (viz_opts){ .len = 1000, .chars = 20000, .temperature = 0.8, .seed = 1 };
+    *o = (viz_opts){ .len = 1000, .chars = 10000, .temperature = 0.8, .seed = 1 };
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {

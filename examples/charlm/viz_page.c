@@ -100,15 +100,15 @@ static const char *const page[] = {
     "}",
     ".card h2 span { text-transform: none; letter-spacing: 0; font-weight: 500; }",
     "#text {",
-    "  margin: 0; padding: 12px 16px 16px; max-height: 58vh; overflow: auto;",
+    "  margin: 0; padding: 12px 16px 16px; max-height: 50vh; overflow: auto;",
     "  font: 13.5px/1.62 ui-monospace, \"SFMono-Regular\", Menlo, Consolas, \"DejaVu Sans"
     " Mono\", monospace;",
     "  white-space: pre-wrap; word-break: break-all; cursor: default;",
     "}",
     "#text span { border-radius: 2px; }",
     "#text span.nl { opacity: 0.55; font-size: 11px; }",
-    "#text span.at { outline: 2px solid var(--ink); outline-offset: 0; position: relative"
-    "; z-index: 1; }",
+    "#text span[data-at] { outline: 2px solid var(--ink); outline-offset: 0; position: re"
+    "lative; z-index: 1; }",
     ".side { display: flex; flex-direction: column; gap: 18px; position: sticky; top: 64p"
     "x; }",
     "#inspect { padding: 8px 16px 14px; }",
@@ -167,7 +167,7 @@ static const char *const page[] = {
     ".sat svg { display: block; width: 100%; height: auto; margin-top: 4px; }",
     ".sat svg .pair { cursor: pointer; }",
     ".sat svg .pair:hover .bg { fill: #eceae3; }",
-    ".sat svg .pair.on .bg { fill: #d9ece9; }",
+    ".sat svg .pair.on .bg { fill: rgba(15, 118, 110, 0.22); }",
     ".sat svg text { font: 10px system-ui, sans-serif; fill: var(--muted); }",
     ".sat svg text.ttl { font-weight: 650; fill: var(--ink); font-size: 11px; }",
     ".keys { padding: 8px 16px 12px; font-size: 12px; color: var(--muted); line-height: 1"
@@ -184,7 +184,7 @@ static const char *const page[] = {
     "</head>",
     "<body>",
     "<header>",
-    "  <h1>Gate viewer <small id=\"ttl\"></small></h1>",
+    "  <h1>tapegrad gate viewer <small id=\"ttl\"></small></h1>",
     "  <div class=\"sub\" id=\"sub\"></div>",
     "</header>",
     "<div class=\"bar\" role=\"toolbar\" aria-label=\"what to colour the text by\">",
@@ -227,18 +227,21 @@ static const char *const page[] = {
     "d>shift</kbd> &plusmn;10 &nbsp;",
     "      <kbd>&uarr;</kbd> <kbd>&darr;</kbd> layer &nbsp; <kbd>1</kbd>&hellip;<kbd>9</k"
     "bd> quantity<br>",
-    "      <kbd>[</kbd> <kbd>]</kbd> inspect previous / next character &nbsp; <kbd>u</kbd"
-    "> type a unit</section>",
+    "      <kbd>[</kbd> <kbd>]</kbd> previous / next character &nbsp; <kbd>u</kbd> type a"
+    " unit<br>",
+    "      click a character to pin it; the address (#layer=&hellip;&amp;unit=&hellip;&am"
+    "p;q=&hellip;) keeps the view</section>",
     "  </aside>",
     "</main>",
     NULL, /* the data */
     "<script>",
     "\"use strict\";",
     "(function () {",
+    "  var T0 = performance.now();",
     "  var M = JSON.parse(document.getElementById(\"tg-meta\").textContent);",
     "  var N = M.n, L = M.layers, H = M.hidden, Q = M.q.length, K = M.topk;",
     "  var $ = function (id) { return document.getElementById(id); };",
-    "  var S = { layer: 0, q: 0, unit: 0, at: -1, satq: -1 };",
+    "  var S = { layer: 0, q: 0, unit: 0, at: -1, pin: -1, satq: -1 };",
     "  var cache = {};",
     "",
     "  /* ---- data ---------------------------------------------------------------- */",
@@ -269,12 +272,19 @@ static const char *const page[] = {
     "    return [0, 1, 2].map(function (c) { return Math.round(a[c + 1] + f * (b[c + 1] -"
     " a[c + 1])); });",
     "  }",
-    "  var PAL = [];",
+    "  /* one class per byte value: recolouring sets className, no style parsing per span"
+    " */",
+    "  var CL = [], NLCL = [], rules = [];",
     "  for (var b = 0; b < 256; b++) {",
     "    var c = rgb(b / 255), lum = (0.299 * c[0] + 0.587 * c[1] + 0.114 * c[2]) / 255;",
-    "    PAL.push(\"background-color: rgb(\" + c.join(\", \") + \")\" + (lum < 0.5 ? \"; "
-    "color: #fff\" : \"\"));",
+    "    CL.push(\"c\" + b); NLCL.push(\"nl c\" + b);",
+    "    rules.push(\"#text .c\" + b + \" { background-color: rgb(\" + c.join(\", \") + "
+    "\")\" +",
+    "               (lum < 0.5 ? \"; color: #fff\" : \"\") + \" }\");",
     "  }",
+    "  var sheet = document.createElement(\"style\");",
+    "  sheet.id = \"palette\"; sheet.textContent = rules.join(\"\\n\");",
+    "  document.head.appendChild(sheet);",
     "  $(\"ramp\").style.background = \"linear-gradient(90deg,\" + [0, 0.25, 0.5, 0.75, 1"
     "].map(function (x) {",
     "    return \"rgb(\" + rgb(x).join(\",\") + \")\"; }).join(\",\") + \")\";",
@@ -294,8 +304,10 @@ static const char *const page[] = {
     "  textEl.innerHTML = html.join(\"\");",
     "  var spans = Array.prototype.slice.call(textEl.children);",
     "  var lineOf = new Int32Array(N), colOf = new Int32Array(N);",
+    "  var isNl = new Uint8Array(N);",
     "  for (var t2 = 0, ln = 1, col = 0; t2 < N; t2++) {",
-    "    spans[t2].i = t2; lineOf[t2] = ln; colOf[t2] = col;",
+    "    spans[t2].i = t2; lineOf[t2] = ln; colOf[t2] = col; isNl[t2] = chars[t2] === \""
+    "\\n\";",
     "    if (chars[t2] === \"\\n\") { ln++; col = 0; } else col++;",
     "  }",
     "",
@@ -356,7 +368,7 @@ static const char *const page[] = {
     "    $(\"satnote\").textContent = \"per unit: fraction of characters with \" + q.name"
     " + \" < \" + thr[0] +",
     "      \" (down) and > \" + thr[1] + \" (up)\";",
-    "    var W = 900, pad = 46, h2 = 46, cw = (W - pad - 8) / H;",
+    "    var W = 900, pad = 46, h2 = 32, cw = (W - pad - 8) / H;",
     "    for (var l = 0; l < L; l++) {",
     "      var svg = svgEl(\"svg\", { viewBox: \"0 0 \" + W + \" \" + (2 * h2 + 26), \"cl"
     "ass\": \"chart\",",
@@ -444,9 +456,9 @@ static const char *const page[] = {
     "  }",
     "  function inspect() {",
     "    var t = S.at, el = $(\"inspect\");",
-    "    if (t < 0) { el.innerHTML = '<p class=\"note\">Hover over a character (or press "
-    "<kbd>]</kbd>) to see its values and the model\\u2019s next-character predictions.</p"
-    ">'; return; }",
+    "    if (t < 0) { el.innerHTML = '<p class=\"note\">Hover over a character (click to "
+    "pin it, or press <kbd>]</kbd>) to see its values and the model\\u2019s next-characte"
+    "r predictions.</p>'; return; }",
     "    var rows = \"\";",
     "    for (var q = 0; q < Q; q++) {",
     "      var v = value(S.layer, q, S.unit, t), k = M.q[q].kind;",
@@ -479,21 +491,35 @@ static const char *const page[] = {
     "      (100 * pn / 65535).toFixed(1) + \"%</div>\" : \"\");",
     "  }",
     "  function at(t) {",
-    "    if (S.at >= 0) spans[S.at].classList.remove(\"at\");",
+    "    if (S.at >= 0) spans[S.at].removeAttribute(\"data-at\");",
     "    S.at = Math.max(-1, Math.min(N - 1, t));",
-    "    if (S.at >= 0) spans[S.at].classList.add(\"at\");",
+    "    if (S.at >= 0) spans[S.at].setAttribute(\"data-at\", \"\");",
     "    inspect();",
+    "  }",
+    "  function pin(t, scroll) {",
+    "    S.pin = Math.max(-1, Math.min(N - 1, t));",
+    "    at(S.pin);",
+    "    if (scroll && S.pin >= 0) spans[S.pin].scrollIntoView({ block: \"nearest\" });",
+    "    writeHash();",
     "  }",
     "  textEl.addEventListener(\"mouseover\", function (e) {",
     "    var s = e.target;",
     "    if (s.parentNode === textEl && s.i !== undefined && s.i !== S.at) at(s.i);",
+    "  });",
+    "  textEl.addEventListener(\"mouseleave\", function () { if (S.at !== S.pin) at(S.pin"
+    "); });",
+    "  textEl.addEventListener(\"click\", function (e) {",
+    "    var s = e.target;",
+    "    if (s.parentNode === textEl && s.i !== undefined) pin(s.i === S.pin ? -1 : s.i, "
+    "false);",
     "  });",
     "",
     "  /* ---- state, rendering and the URL fragment ------------------------------------"
     "-- */",
     "  function render() {",
     "    var d = block(S.layer, S.q), base = S.unit * N;",
-    "    for (var t = 0; t < N; t++) spans[t].style.cssText = PAL[d[base + t]];",
+    "    for (var t = 0; t < N; t++) spans[t].className = (isNl[t] ? NLCL : CL)[d[base + "
+    "t]];",
     "    layerBtns.forEach(function (b, l) { b.setAttribute(\"aria-pressed\", l === S.lay"
     "er); });",
     "    qBtns.forEach(function (b, q) { b.setAttribute(\"aria-pressed\", q === S.q); });",
@@ -516,15 +542,22 @@ static const char *const page[] = {
     "    inspect();",
     "  }",
     "  function set(c, fromHash) {",
+    "    var t0 = performance.now();",
     "    if (c.layer !== undefined) S.layer = Math.max(0, Math.min(L - 1, c.layer | 0));",
     "    if (c.q !== undefined) S.q = Math.max(0, Math.min(Q - 1, c.q | 0));",
     "    if (c.unit !== undefined) S.unit = ((c.unit | 0) % H + H) % H;",
     "    render();",
-    "    if (!fromHash) {",
-    "      var h = \"#layer=\" + S.layer + \"&unit=\" + S.unit + \"&q=\" + encodeURICompo"
-    "nent(M.q[S.q].name);",
-    "      if (location.hash !== h) history.replaceState(null, \"\", h);",
-    "    }",
+    "    document.documentElement.setAttribute(\"data-render-ms\", (performance.now() - t"
+    "0).toFixed(1));",
+    "    if (c.at !== undefined && c.at !== S.pin) { S.pin = Math.min(N - 1, c.at); at(S."
+    "pin); }",
+    "    if (!fromHash) writeHash();",
+    "  }",
+    "  function writeHash() {",
+    "    var h = \"#layer=\" + S.layer + \"&unit=\" + S.unit + \"&q=\" + encodeURICompone"
+    "nt(M.q[S.q].name) +",
+    "      (S.pin >= 0 ? \"&at=\" + S.pin : \"\");",
+    "    if (location.hash !== h) history.replaceState(null, \"\", h);",
     "  }",
     "  function fromHash() {",
     "    var c = {}, h = location.hash.replace(/^#/, \"\");",
@@ -532,6 +565,7 @@ static const char *const page[] = {
     "      var p = kv.split(\"=\"), k = p[0], v = decodeURIComponent(p[1] || \"\");",
     "      if (k === \"layer\" && /^\\d+$/.test(v)) c.layer = +v;",
     "      if (k === \"unit\" && /^\\d+$/.test(v)) c.unit = +v;",
+    "      if (k === \"at\" && /^\\d+$/.test(v)) c.at = +v;",
     "      if (k === \"q\") M.q.forEach(function (q, i) { if (q.name === v) c.q = i; });",
     "    });",
     "    return c;",
@@ -558,8 +592,9 @@ static const char *const page[] = {
     "    case \"ArrowRight\": set({ unit: S.unit + step }); break;",
     "    case \"ArrowUp\": set({ layer: S.layer - 1 }); break;",
     "    case \"ArrowDown\": set({ layer: S.layer + 1 }); break;",
-    "    case \"[\": at(S.at < 0 ? 0 : S.at - 1); break;",
-    "    case \"]\": at(S.at + 1); break;",
+    "    case \"[\": pin(S.pin < 0 ? 0 : S.pin - 1, true); break;",
+    "    case \"]\": pin(S.pin + 1, true); break;",
+    "    case \"Escape\": pin(-1, false); break;",
     "    case \"u\": $(\"unit\").focus(); $(\"unit\").select(); break;",
     "    default:",
     "      if (/^[1-9]$/.test(e.key) && +e.key <= Q) { set({ q: +e.key - 1 }); break; }",
@@ -575,6 +610,9 @@ static const char *const page[] = {
     " && M.top.length)",
     "    start = { layer: M.top[0].layer, q: M.top[0].q, unit: M.top[0].unit };",
     "  set(start, true);",
+    "  var de = document.documentElement;",
+    "  de.setAttribute(\"data-script-ms\", (performance.now() - T0).toFixed(1));",
+    "  de.setAttribute(\"data-ready-ms\", performance.now().toFixed(1));",
     "})();",
     "</script>",
     "</body>",

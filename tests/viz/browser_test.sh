@@ -116,6 +116,22 @@ tally "$PY" tests/viz/check_dom.py "$OUT/gru.dom.html" - 0 0 --q update --layer 
 tally "$PY" tests/viz/check_dom.py "$OUT/rnn.dom.html" "$CORPUS" 0 800 --q hidden --layer 1 \
     --unit 5 --cell-names hidden
 
+# 20,000 characters: every span there, and the first colouring (decoding included) is quick
+expect 0 "viz 20000 characters" "$CHARLM" viz --model "$OUT/lstm.ckpt" --text "$CORPUS" \
+    --chars 20000 --out "$OUT/long.html"
+chromium_run dom "file://$(realpath "$OUT/long.html")#layer=1&unit=2&q=output" \
+    "$OUT/long.dom.html" && ok "chromium dumps the 20000-character page" || bad "chromium (long)"
+spans=$(sed -n '/<div id="text"/,/<\/div>/p' "$OUT/long.dom.html" | grep -o '<span' | wc -l)
+[ "$spans" -eq 20000 ] && ok "20000 character spans" || bad "20000 character spans ($spans)"
+render_ms=$(grep -o 'data-render-ms="[0-9.]*"' "$OUT/long.dom.html" | grep -o '[0-9.]*')
+ready_ms=$(grep -o 'data-ready-ms="[0-9.]*"' "$OUT/long.dom.html" | grep -o '[0-9.]*')
+echo "# 20000 characters: colouring took ${render_ms:-?} ms, page ready after ${ready_ms:-?} ms"
+if [ -n "$render_ms" ] && awk -v t="$render_ms" 'BEGIN { exit !(t < 2000) }'; then
+    ok "recolouring 20000 characters takes under 2 s (${render_ms} ms)"
+else
+    bad "recolouring 20000 characters takes under 2 s (${render_ms:-none} ms)"
+fi
+
 # the prime is where the sampled page starts
 if grep -q '"text":"ROMEO:' "$OUT/gru.html"; then ok "the sampled text starts with the prime"
 else bad "the sampled text starts with the prime"; fi

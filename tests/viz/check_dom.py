@@ -31,9 +31,21 @@ def unescape(s):
     return s.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
 
 
+PALETTE = {}
+
+
 def colour(attrs):
-    m = re.search(r"background-color:\s*rgb\((\d+),\s*(\d+),\s*(\d+)\)", attrs)
-    return tuple(int(x) for x in m.groups()) if m else None
+    """The background colour a span's class gives it (from the page's palette sheet)."""
+    m = re.search(r'class="[^"]*\b(c\d+)\b', attrs)
+    return PALETTE.get(m.group(1)) if m else None
+
+
+def read_palette(dom):
+    m = re.search(r'<style id="palette">(.*?)</style>', dom, re.S)
+    rule = r"#text \.(c\d+) \{ background-color: rgb\((\d+), (\d+), (\d+)\)"
+    for cls, r, g, b in re.findall(rule, m.group(1) if m else ""):
+        PALETTE[cls] = (int(r), int(g), int(b))
+    return len(PALETTE)
 
 
 def block(dom, layer, q):
@@ -71,6 +83,7 @@ def main():
         want = open(a.text, encoding="utf-8").read()[a.start:a.start + a.chars]
     n, L, H = meta["n"], meta["layers"], meta["hidden"]
     check(n == len(want), "%s: %d characters recorded" % (name, len(want)))
+    check(read_palette(dom) == 256, "%s: a palette of 256 colours" % name)
     spans = text_spans(dom)
     check(spans is not None and len(spans) == len(want),
           "%s: one span per character (%d)" % (name, len(spans or [])))
