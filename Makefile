@@ -26,6 +26,16 @@ BASE_CFLAGS += -DTG_USE_OPENBLAS $(shell pkg-config --cflags openblas 2>/dev/nul
 LDLIBS      += $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 endif
 
+# MPI=1: data-parallel training over MPI (issue 9; docs/MPI.md): optim/dist.c's tg_dist_*
+# join the library and charlm trains across ranks (mpirun -np N build/mpi/examples/charlm
+# train ...). mpicc builds into build/mpi, so MPI and plain objects never mix.
+ifeq ($(MPI),1)
+MPICC       ?= mpicc
+CC          := $(MPICC)
+BUILD       := build/mpi
+BASE_CFLAGS += -DTG_WITH_MPI
+endif
+
 ALL_CFLAGS = $(BASE_CFLAGS) $(CFLAGS) $(SAN)
 
 LIB_SRC   := $(sort $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c))
@@ -145,3 +155,12 @@ clean:
 	rm -rf $(BUILD)
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- MPI (issue 9; docs/MPI.md) ---------------------------------------------------------
+#   make mpi-test      build charlm with MPI=1, then tests/mpi_test.sh: the library API on
+#                      2 ranks, 2-rank vs 1-rank losses, bit-identical reruns, resume on 1
+#                      rank, a rank killed mid-run (needs mpirun: openmpi-bin libopenmpi-dev)
+.PHONY: mpi-test
+mpi-test:
+	@$(MAKE) --no-print-directory MPI=1 build/mpi/examples/charlm build/mpi/libtapegrad.a
+	bash tests/mpi_test.sh build/mpi

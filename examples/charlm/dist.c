@@ -122,6 +122,20 @@ int dist_start(int *argc, char ***argv, charlm_opts *o)
         sigaction(SIGALRM, &sa, NULL);
     }
 
+    if (!o->given[OPT_DATA] && access(o->data, R_OK) != 0) {
+        /* the bundled corpus, seen from build/mpi/examples/charlm (one level deeper than
+           the plain build that default_data_path knows) */
+        static char path[PATH_MAX + 64];
+        char exe[PATH_MAX];
+        ssize_t k = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        char *slash = k > 0 ? (exe[k] = '\0', strrchr(exe, '/')) : NULL;
+        if (slash) {
+            *slash = '\0';
+            snprintf(path, sizeof path, "%s/../../../examples/data/tinyshakespeare.txt", exe);
+            if (access(path, R_OK) == 0)
+                o->data = path;
+        }
+    }
     if (g_rank != 0) {
         /* rank 0 speaks for the job; errors still reach stderr from every rank */
         o->quiet = true;

@@ -5,6 +5,9 @@
 #include <string.h>
 
 #include "examples/charlm/charlm.h"
+#ifdef TG_WITH_MPI
+#include "examples/charlm/dist.h"   /* MPI=1: data-parallel training (issue 9) */
+#endif
 #include "examples/charlm/viz.h"
 
 static const char *error_prefix = "charlm";
@@ -71,6 +74,15 @@ int main(int argc, char **argv)
         return EXIT_OK; /* --help */
     if (rc != EXIT_OK)
         return rc;
+#ifdef TG_WITH_MPI
+    if (cmd == CMD_TRAIN) {
+        /* mpirun -np N charlm train ...: every rank trains its share of the batch */
+        if ((rc = dist_start(&argc, &argv, &o)) != EXIT_OK)
+            return dist_end(rc);
+        apply_threads(&o);
+        return dist_end(cmd_train(&o));
+    }
+#endif
     apply_threads(&o);
     switch (cmd) {
     case CMD_TRAIN: return cmd_train(&o);

@@ -10,6 +10,9 @@
 #include <unistd.h>
 
 #include "examples/charlm/charlm.h"
+#ifdef TG_WITH_MPI
+#include "examples/charlm/dist.h"   /* MPI=1: data-parallel training (issue 9) */
+#endif
 
 #define SUMMARY_WINDOW 20 /* the summary's loss is the mean of this many last steps */
 
@@ -108,11 +111,21 @@ static int save_checkpoint(trainer *t, const char *path)
         errorf("out of memory saving '%s'", path);
         return EXIT_RUNTIME;
     }
+#ifdef TG_WITH_MPI
+    /* every rank's rows of the state go to rank 0, which alone writes */
+    int grc = dist_gather_state(t->ps, t->state, t->cfg.batch, t->cfg.hidden, h, c);
+    if (grc != EXIT_OK || dist_rank() != 0) {
+        free(h);
+        free(c);
+        return grc;
+    }
+#else
     for (int l = 0; l < t->cfg.layers; l++) {
         memcpy(h + l * per, t->state->h[l]->data, (size_t)per * sizeof *h);
         if (c)
             memcpy(c + l * per, t->state->c[l]->data, (size_t)per * sizeof *c);
     }
+#endif
     meta.h = h;
     meta.c = c;
     meta.n_loss = t->n_loss;
@@ -247,10 +260,15 @@ static int resume_state(trainer *t, charlm_meta *meta)
         return EXIT_RUNTIME;
     }
     int64_t per = (int64_t)t->cfg.batch * t->cfg.hidden;
+#ifdef TG_WITH_MPI
+    int64_t off = dist_first_row() * t->cfg.hidden, cnt = dist_rows() * t->cfg.hidden;
+#else
+    int64_t off = 0, cnt = per;
+#endif
     for (int l = 0; l < t->cfg.layers; l++) {
-        memcpy(t->state->h[l]->data, meta->h + l * per, (size_t)per * sizeof(float));
+        memcpy(t->state->h[l]->data, meta->h + l * per + off, (size_t)cnt * sizeof(float));
         if (t->state->c[l])
-            memcpy(t->state->c[l]->data, meta->c + l * per, (size_t)per * sizeof(float));
+            memcpy(t->state->c[l]->data, meta->c + l * per + off, (size_t)cnt * sizeof(float));
     }
     t->step = meta->step;
     t->cursor = meta->cursor;
@@ -435,7 +453,11 @@ int cmd_train(const charlm_opts *o)
 
     if (o->resume && (rc = resume_config(t, &meta)) != EXIT_OK)
         return rc;
+#ifdef TG_WITH_MPI
+    if (o->save && dist_rank() == 0 && (rc = check_writable(o->save)) != EXIT_OK) {
+#else
     if (o->save && (rc = check_writable(o->save)) != EXIT_OK) {
+#endif
         meta_free(&meta);
         return rc;
     }
@@ -473,7 +495,15 @@ int cmd_train(const charlm_opts *o)
     }
     tg_optim_config oc = model_optim_config(&t->cfg);
     t->opt = tg_optim_new(t->ps, &oc);
+#ifdef TG_WITH_MPI
+    if ((rc = dist_set_batch(t->cfg.batch, o->quiet)) != EXIT_OK)
+        goto out;
+    if (dist_rank() != 0)
+        t->nval = 0;        /* rank 0 alone validates */
+    t->state = tg_stack_state_new(&t->m.rnn, TG_F32, dist_rows());    /* this rank's rows */
+#else
     t->state = tg_stack_state_new(&t->m.rnn, TG_F32, t->cfg.batch);
+#endif
     t->tape = tg_tape_new();
     t->inputs = malloc((size_t)t->cfg.batch * (size_t)t->cfg.seq * sizeof *t->inputs);
     t->targets = malloc((size_t)t->cfg.batch * (size_t)t->cfg.seq * sizeof *t->targets);
@@ -515,7 +545,12 @@ int cmd_train(const charlm_opts *o)
 
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
+#ifdef TG_WITH_MPI
+    /* several ranks: recorded, then every rank stops after the same step */
+    sa.sa_handler = dist_size() > 1 ? dist_on_signal : on_signal;
+#else
     sa.sa_handler = on_signal;
+#endif
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;
     sigaction(SIGINT, &sa, &old_int);
@@ -535,8 +570,15 @@ int cmd_train(const charlm_opts *o)
         double lr = tg_schedule_lr(&t->sched, t->step);
         batcher_fill(&t->bt, t->cursor, t->inputs, t->targets);
         tg_tape_reset(t->tape);
+#ifdef TG_WITH_MPI
+        int64_t r0 = dist_first_row();
+        tg_tensor *loss = tg_charlm_loss(t->tape, &t->m, t->inputs + r0 * T,
+                                         t->targets + r0 * T, dist_rows(), T, t->state, true,
+                                         dist_dropout_rng(&t->rng, t->cfg.seed, step));
+#else
         tg_tensor *loss = tg_charlm_loss(t->tape, &t->m, t->inputs, t->targets, B, T,
                                          t->state, true, &t->rng);
+#endif
         if (!loss) {
             errorf("step %lld: %s", (long long)step, tg_tape_errmsg(t->tape));
             rc = EXIT_RUNTIME;
@@ -558,6 +600,18 @@ int cmd_train(const charlm_opts *o)
             rc = EXIT_RUNTIME;
             break;
         }
+#ifdef TG_WITH_MPI
+        /* combine the ranks' gradients and losses; agree on stopping */
+        int dist_sig = 0;
+        bool dist_time_up = false;
+        if (dist_step(t->ps, &lv, o->time_limit > 0 && now_s() - t_start >= o->time_limit,
+                      &dist_sig, &dist_time_up) != EXIT_OK) {
+            rc = EXIT_RUNTIME;
+            break;
+        }
+        if (dist_sig)
+            stop_signal = dist_sig;
+#endif
         double gnorm = tg_clip_grad_norm(t->ps, t->cfg.clip > 0 ? t->cfg.clip : INFINITY);
         if (!isfinite(gnorm)) {
             progress_end(&t->prog);
@@ -619,7 +673,11 @@ int cmd_train(const charlm_opts *o)
             if ((rc = save_checkpoint(t, o->save)) != EXIT_OK)
                 break;
         }
+#ifdef TG_WITH_MPI
+        if (dist_time_up) {   /* rank 0's clock, agreed in dist_step */
+#else
         if (o->time_limit > 0 && elapsed >= o->time_limit) {
+#endif
             time_up = true;
             break;
         }
