@@ -107,19 +107,17 @@ TG_PORTABLE_KERNEL(dgemm_kernel_4x4, double, 4, 4)
 
 /* ---- dispatch ---------------------------------------------------------------------- */
 
+#ifndef TG_USE_OPENBLAS
 static bool have_avx2_fma(void)
 {
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
-    static int cached = -1;           /* benign race: every thread computes the same */
-    if (cached < 0) {
-        __builtin_cpu_init();
-        cached = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-    }
-    return cached == 1;
+    __builtin_cpu_init();   /* idempotent; needed only if called before constructors ran */
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 #else
     return false;
 #endif
 }
+#endif
 
 const char *tg_gemm_backend(void)
 {
