@@ -14,7 +14,7 @@ CC      := gcc
 endif
 PREFIX  ?= /usr/local
 BUILD   ?= build
-OPT     ?= -O2
+OPT     ?= -O3
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
 CFLAGS  ?= $(OPT) -g
 BASE_CFLAGS := -std=c11 $(WARN) -fopenmp -fPIC -I. -D_POSIX_C_SOURCE=200809L -MMD -MP
