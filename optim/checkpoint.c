@@ -150,6 +150,22 @@ static void shape_text(char *buf, size_t size, int ndim, const uint64_t *shape)
         snprintf(buf + n, size - n, ")");
 }
 
+/* The file's name bytes for a message: control bytes (a crafted file may hold '\n' or
+   ESC) become \xNN so the message stays one line. buf >= 4 * len + 1 bytes. */
+static const char *name_text(char *buf, const char *name, size_t len)
+{
+    char *p = buf;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f)
+            p += sprintf(p, "\\x%02x", c);
+        else
+            *p++ = (char)c;
+    }
+    *p = '\0';
+    return buf;
+}
+
 /* ---- writing ------------------------------------------------------------------- */
 
 enum { WBUF = 1 << 16 };
@@ -780,14 +796,15 @@ static tg_status match_params(const char *path, const unsigned char *buf, size_t
         for (int k = 0; same && k < d.ndim; k++)
             same = (uint64_t)t->shape[k] == d.shape[k];
         if (!same) {
-            char fs[96], ms[96];
+            char fs[96], ms[96], fname[4 * NAME_MAX_BYTES + 1];
             uint64_t mshape[TG_MAX_DIMS];
             for (int k = 0; k < t->ndim; k++)
                 mshape[k] = (uint64_t)t->shape[k];
             shape_text(fs, sizeof fs, d.ndim, d.shape);
             shape_text(ms, sizeof ms, t->ndim, mshape);
-            return fail(TG_ERR_SHAPE, err, errsize, "%s: parameter %d is '%.*s' %s in the "
-                        "file but '%s' %s in the model", path, i, (int)d.name_len, d.name,
+            return fail(TG_ERR_SHAPE, err, errsize, "%s: parameter %d is '%s' %s in the "
+                        "file but '%s' %s in the model", path, i,
+                        name_text(fname, d.name, d.name_len),
                         fs, name, ms);
         }
     }
