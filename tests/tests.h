@@ -16,6 +16,7 @@ Suite *optim_suite(void);
 Suite *checkpoint_suite(void);
 Suite *gemm_suite(void);
 Suite *observe_suite(void);
+Suite *reliability_suite(void);
 
 /* |a - b| <= tol, with both values printed on failure. */
 #define ck_close(a, b, tol)                                                          \
