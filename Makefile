@@ -156,6 +156,53 @@ clean:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
+# ---- reliability (issue 7; docs/RELIABILITY.md) ----------------------------------------
+#   make fuzz          libFuzzer targets fuzz/fuzz_*.c (clang), each run FUZZ_TIME seconds
+#                      from the seeds in tests/fuzz_seeds/NAME (tests/fuzz.sh)
+#   make reliability   the fuzz seeds and kept crash inputs (tests/fuzz_regress/NAME) replayed
+#                      under ASan+UBSan, then tests/reliability.sh: thread-count determinism,
+#                      valgrind, flat peak RSS, faults while saving
+FUZZ_CC      ?= clang
+FUZZ_TIME    ?= 60
+FUZZ_DIR     := $(BUILD)/fuzz
+FUZZ_TARGETS := $(patsubst fuzz/%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_DEPSRC  := $(LIB_SRC) examples/charlm/data.c examples/charlm/meta.c fuzz/util.c
+FUZZ_OBJ     := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_DEPSRC))
+FUZZ_CFLAGS  := -std=c11 $(WARN) -I. -D_POSIX_C_SOURCE=200809L -fopenmp -g -O1 -MMD -MP \
+                -fno-omit-frame-pointer -fsanitize=address,undefined \
+                -fno-sanitize-recover=undefined
+REL_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer
+REPLAY_DEPS   = fuzz/replay.c fuzz/util.c $(BUILD)/obj/examples/charlm/data.o \
+                $(BUILD)/obj/examples/charlm/meta.o $(LIB_A)
+
+.PHONY: fuzz reliability
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ_DIR)/obj/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -mavx2 -mfma -c $< -o $@
+$(FUZZ_DIR)/fuzz_%: fuzz/fuzz_%.c $(FUZZ_OBJ)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $^ -lm
+
+# The same targets without libFuzzer: replay_ARGS... runs each file once (gcc, any SAN).
+$(BUILD)/replay/fuzz_%: fuzz/fuzz_%.c $(REPLAY_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -MMD -MP,$(ALL_CFLAGS)) -o $@ $(filter %.c,$^) $(filter %.o %.a,$^) \
+	    $(LDLIBS) $(SAN)
+
+fuzz: $(addprefix $(FUZZ_DIR)/,$(FUZZ_TARGETS))
+	bash tests/fuzz.sh $(FUZZ_DIR) $(FUZZ_TIME) $(FUZZ_TARGETS)
+
+reliability: check-deps
+	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san OPT=-O1 SAN="$(REL_SAN)" \
+	    $(addprefix $(BUILD)/san/replay/,$(FUZZ_TARGETS))
+	@$(MAKE) --no-print-directory examples
+	bash tests/reliability.sh -b $(BUILD)
+
+-include $(shell find $(FUZZ_DIR) -name '*.d' 2>/dev/null)
+
 # ---- MPI (issue 9; docs/MPI.md) ---------------------------------------------------------
 #   make mpi-test      build charlm with MPI=1, then tests/mpi_test.sh: the library API on
 #                      2 ranks, 2-rank vs 1-rank losses, bit-identical reruns, resume on 1
