@@ -177,6 +177,7 @@ REPLAY_DEPS   = fuzz/replay.c fuzz/util.c $(BUILD)/obj/examples/charlm/data.o \
                 $(BUILD)/obj/examples/charlm/meta.o $(LIB_A)
 
 .PHONY: fuzz reliability
+.SECONDARY: $(FUZZ_OBJ)
 $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
