@@ -8,6 +8,7 @@
  * libopenblas0), its cblas_sgemm is timed in the same run on the same data, and
  * ratio = gflops / openblas_gflops. TG_BENCH_NO_OPENBLAS=1 skips it, TG_BENCH_QUICK=1
  * shortens the runs, TG_BENCH_SHAPES=1024 runs only the shapes whose M is that number,
+ * TG_BENCH_SHAPE=M,K,N,ta,tb runs that one shape instead,
  * TG_BENCH_CPUTIME=1 with TG_BENCH_THREADS=1 times the thread's CPU time instead of the
  * wall clock (for comparing kernels on a machine that other work keeps busy).
  */
@@ -163,8 +164,16 @@ int main(void)
            threads);
     load_openblas(threads);
 
-    for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
-        const shape *s = &shapes[si];
+    shape custom = {0, 0, 0, 0, 0, "custom"};
+    const char *cs = getenv("TG_BENCH_SHAPE");
+    if (cs && sscanf(cs, "%lld,%lld,%lld,%d,%d", (long long *)&custom.M, (long long *)&custom.K,
+                     (long long *)&custom.N, &custom.ta, &custom.tb) != 5) {
+        fprintf(stderr, "bench_gemm: TG_BENCH_SHAPE is M,K,N,ta,tb\n");
+        return 1;
+    }
+    size_t nshapes = cs ? 1 : sizeof shapes / sizeof shapes[0];
+    for (size_t si = 0; si < nshapes; si++) {
+        const shape *s = cs ? &custom : &shapes[si];
         if (only && atoll(only) != s->M)
             continue;
         size_t na = (size_t)(s->M * s->K), nb = (size_t)(s->K * s->N), nc = (size_t)(s->M * s->N);

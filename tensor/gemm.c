@@ -40,8 +40,8 @@ void *tg__gemm_scratch(size_t bytes)
 
 #define TG_PORTABLE_KERNEL(NAME, T, MR, NR)                                               \
     static inline void NAME(int64_t kc, const T *a, int64_t rs, int64_t cs,               \
-                            const T *restrict b, T *restrict c, int64_t ldc, T alpha,     \
-                            T beta, bool overwrite)                                        \
+                            const T *restrict b, int64_t bs, T *restrict c, int64_t ldc,  \
+                            T alpha, T beta, bool overwrite)                               \
     {                                                                                      \
         T acc[MR][NR];                                                                     \
         for (int i = 0; i < MR; i++)                                                       \
@@ -51,7 +51,7 @@ void *tg__gemm_scratch(size_t bytes)
             for (int i = 0; i < MR; i++) {                                                 \
                 T ai = a[i * rs + k * cs];                                                 \
                 for (int j = 0; j < NR; j++)                                               \
-                    acc[i][j] += ai * b[k * NR + j];                                       \
+                    acc[i][j] += ai * b[k * bs + j];                                       \
             }                                                                              \
         }                                                                                  \
         for (int i = 0; i < MR; i++) {                                                     \

@@ -15,10 +15,12 @@
 #include "tensor/gemm_internal.h"
 
 /* Accumulates the kc-deep product of an A panel (element (i,k) at a[i*rs + k*cs]) and a
- * packed kc x 16 B panel into a 6x16 tile of C (see GD_KERNEL in gemm_driver_internal.h). */
+ * B panel (row k at b + k*bs, 16 wide) into a 6x16 tile of C (see GD_KERNEL in
+ * gemm_driver_internal.h). */
 static inline __attribute__((always_inline)) void
 sgemm_kernel_6x16(int64_t kc, const float *a, int64_t rs, int64_t cs, const float *restrict b,
-                  float *restrict c, int64_t ldc, float alpha, float beta, bool overwrite)
+                  int64_t bs, float *restrict c, int64_t ldc, float alpha, float beta,
+                  bool overwrite)
 {
     const float *a3 = a + 3 * rs;   /* rows 3..5: two bases keep every address one lea */
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
@@ -29,7 +31,7 @@ sgemm_kernel_6x16(int64_t kc, const float *a, int64_t rs, int64_t cs, const floa
     __m256 c50 = _mm256_setzero_ps(), c51 = _mm256_setzero_ps();
 #pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         __m256 t;
         t = _mm256_broadcast_ss(a);
         c00 = _mm256_fmadd_ps(t, b0, c00);
@@ -51,7 +53,7 @@ sgemm_kernel_6x16(int64_t kc, const float *a, int64_t rs, int64_t cs, const floa
         c51 = _mm256_fmadd_ps(t, b1, c51);
         a += cs;
         a3 += cs;
-        b += 16;
+        b += bs;
     }
     const __m256 va = _mm256_set1_ps(alpha);
 #define TG_STORE_ROW(r, x0, x1)                                                          \
@@ -76,8 +78,8 @@ sgemm_kernel_6x16(int64_t kc, const float *a, int64_t rs, int64_t cs, const floa
 }
 
 /* ---- f32 edge kernels --------------------------------------------------------------
- * For tiles at the bottom or right edge of C. They read the same packed panels (a: 6 per
- * k, b: 16 per k), write the raw sums to t (rows of 16) and skip the rows or columns that
+ * For tiles at the bottom or right edge of C. They read the same panels as the full
+ * kernel, write the raw sums to t (rows of 16) and skip the rows or columns that
  * do not exist, so an edge costs about what it computes. The 2-row and 8-column kernels
  * keep two sets of accumulators (even and odd k, added at the end) to keep both FMA pipes
  * busy; which kernel computes an element depends only on (M, N), so the summation order
@@ -85,7 +87,7 @@ sgemm_kernel_6x16(int64_t kc, const float *a, int64_t rs, int64_t cs, const floa
 
 /* Rows 0..1 of a 6x16 tile. */
 static void sgemm_edge_2x16(int64_t kc, const float *a, int64_t rs, int64_t cs,
-                            const float *restrict b, float *restrict t)
+                            const float *restrict b, int64_t bs, float *restrict t)
 {
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
@@ -93,8 +95,8 @@ static void sgemm_edge_2x16(int64_t kc, const float *a, int64_t rs, int64_t cs,
     __m256 d10 = _mm256_setzero_ps(), d11 = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 2 <= kc; k += 2) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
-        __m256 b2 = _mm256_load_ps(b + 16), b3 = _mm256_load_ps(b + 24);
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        __m256 b2 = _mm256_loadu_ps(b + bs), b3 = _mm256_loadu_ps(b + bs + 8);
         __m256 t0 = _mm256_broadcast_ss(a), t1 = _mm256_broadcast_ss(a + rs);
         __m256 u0 = _mm256_broadcast_ss(a + cs), u1 = _mm256_broadcast_ss(a + cs + rs);
         c00 = _mm256_fmadd_ps(t0, b0, c00);
@@ -106,10 +108,10 @@ static void sgemm_edge_2x16(int64_t kc, const float *a, int64_t rs, int64_t cs,
         d10 = _mm256_fmadd_ps(u1, b2, d10);
         d11 = _mm256_fmadd_ps(u1, b3, d11);
         a += 2 * cs;
-        b += 32;
+        b += 2 * bs;
     }
     if (k < kc) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         __m256 t0 = _mm256_broadcast_ss(a), t1 = _mm256_broadcast_ss(a + rs);
         c00 = _mm256_fmadd_ps(t0, b0, c00);
         c01 = _mm256_fmadd_ps(t0, b1, c01);
@@ -124,7 +126,7 @@ static void sgemm_edge_2x16(int64_t kc, const float *a, int64_t rs, int64_t cs,
 
 /* Rows 0..3 of a 6x16 tile. */
 static void sgemm_edge_4x16(int64_t kc, const float *a, int64_t rs, int64_t cs,
-                            const float *restrict b, float *restrict t)
+                            const float *restrict b, int64_t bs, float *restrict t)
 {
     const float *a2 = a + 2 * rs;
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
@@ -133,7 +135,7 @@ static void sgemm_edge_4x16(int64_t kc, const float *a, int64_t rs, int64_t cs,
     __m256 c30 = _mm256_setzero_ps(), c31 = _mm256_setzero_ps();
 #pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 8);
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         __m256 x;
         x = _mm256_broadcast_ss(a);
         c00 = _mm256_fmadd_ps(x, b0, c00);
@@ -149,7 +151,7 @@ static void sgemm_edge_4x16(int64_t kc, const float *a, int64_t rs, int64_t cs,
         c31 = _mm256_fmadd_ps(x, b1, c31);
         a += cs;
         a2 += cs;
-        b += 16;
+        b += bs;
     }
     _mm256_store_ps(t, c00);
     _mm256_store_ps(t + 8, c01);
@@ -163,7 +165,7 @@ static void sgemm_edge_4x16(int64_t kc, const float *a, int64_t rs, int64_t cs,
 
 /* Columns 0..7 of a 6x16 tile. */
 static void sgemm_edge_6x8(int64_t kc, const float *a, int64_t rs, int64_t cs,
-                           const float *restrict b, float *restrict t)
+                           const float *restrict b, int64_t bs, float *restrict t)
 {
     const float *a3 = a + 3 * rs;
     __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps(), c2 = _mm256_setzero_ps();
@@ -172,7 +174,7 @@ static void sgemm_edge_6x8(int64_t kc, const float *a, int64_t rs, int64_t cs,
     __m256 d3 = _mm256_setzero_ps(), d4 = _mm256_setzero_ps(), d5 = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 2 <= kc; k += 2) {
-        __m256 b0 = _mm256_load_ps(b), b1 = _mm256_load_ps(b + 16);
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + bs);
         c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a), b0, c0);
         c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + rs), b0, c1);
         c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2 * rs), b0, c2);
@@ -187,10 +189,10 @@ static void sgemm_edge_6x8(int64_t kc, const float *a, int64_t rs, int64_t cs,
         d5 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + cs + 2 * rs), b1, d5);
         a += 2 * cs;
         a3 += 2 * cs;
-        b += 32;
+        b += 2 * bs;
     }
     if (k < kc) {
-        __m256 b0 = _mm256_load_ps(b);
+        __m256 b0 = _mm256_loadu_ps(b);
         c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a), b0, c0);
         c1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + rs), b0, c1);
         c2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a + 2 * rs), b0, c2);
@@ -209,28 +211,28 @@ static void sgemm_edge_6x8(int64_t kc, const float *a, int64_t rs, int64_t cs,
 /* Picks an edge kernel for an mr x nr edge tile; false: use the full kernel. */
 static inline __attribute__((always_inline)) bool
 sgemm_edge(int64_t mr, int64_t nr, int64_t kc, const float *a, int64_t rs, int64_t cs,
-           const float *b, float *t)
+           const float *b, int64_t bs, float *t)
 {
     if (mr <= 2) {
-        sgemm_edge_2x16(kc, a, rs, cs, b, t);
+        sgemm_edge_2x16(kc, a, rs, cs, b, bs, t);
         return true;
     }
     if (mr <= 4) {
-        sgemm_edge_4x16(kc, a, rs, cs, b, t);
+        sgemm_edge_4x16(kc, a, rs, cs, b, bs, t);
         return true;
     }
     if (nr <= 8) {
-        sgemm_edge_6x8(kc, a, rs, cs, b, t);
+        sgemm_edge_6x8(kc, a, rs, cs, b, bs, t);
         return true;
     }
     return false;
 }
 
-/* The f64 kernel: A panel element (i,k) at a[i*rs + k*cs], packed kc x 8 B panel, 6x8 tile. */
+/* The f64 kernel: A panel element (i,k) at a[i*rs + k*cs], B row k at b + k*bs, 6x8 tile. */
 static inline __attribute__((always_inline)) void
 dgemm_kernel_6x8(int64_t kc, const double *a, int64_t rs, int64_t cs,
-                 const double *restrict b, double *restrict c, int64_t ldc, double alpha,
-                 double beta, bool overwrite)
+                 const double *restrict b, int64_t bs, double *restrict c, int64_t ldc,
+                 double alpha, double beta, bool overwrite)
 {
     const double *a3 = a + 3 * rs;
     __m256d c00 = _mm256_setzero_pd(), c01 = _mm256_setzero_pd();
@@ -241,7 +243,7 @@ dgemm_kernel_6x8(int64_t kc, const double *a, int64_t rs, int64_t cs,
     __m256d c50 = _mm256_setzero_pd(), c51 = _mm256_setzero_pd();
 #pragma GCC unroll 4
     for (int64_t k = 0; k < kc; k++) {
-        __m256d b0 = _mm256_load_pd(b), b1 = _mm256_load_pd(b + 4);
+        __m256d b0 = _mm256_loadu_pd(b), b1 = _mm256_loadu_pd(b + 4);
         __m256d t;
         t = _mm256_broadcast_sd(a);
         c00 = _mm256_fmadd_pd(t, b0, c00);
@@ -263,7 +265,7 @@ dgemm_kernel_6x8(int64_t kc, const double *a, int64_t rs, int64_t cs,
         c51 = _mm256_fmadd_pd(t, b1, c51);
         a += cs;
         a3 += cs;
-        b += 8;
+        b += bs;
     }
     const __m256d va = _mm256_set1_pd(alpha);
 #define TG_STORE_ROW(r, x0, x1)                                                          \

@@ -8,16 +8,16 @@
  *   GD_MC, GD_KC        rows of a packed A block (a multiple of GD_MR), deepest K slice
  *   GD_KERNEL           function computing one GD_MR x GD_NR tile:
  *       void kernel(int64_t kc, const T *a, int64_t rs, int64_t cs, const T *b,
- *                   T *c, int64_t ldc, T alpha, T beta, bool overwrite)
+ *                   int64_t bs, T *c, int64_t ldc, T alpha, T beta, bool overwrite)
  *     element (i,k) of the A panel is a[i*rs + k*cs] (packed: rs 1, cs MR; or A read in
- *     place), b is a packed kc x NR panel (b[k*NR + j], 64-byte aligned);
+ *     place), element (k,j) of the B panel is b[k*bs + j] (packed: bs NR; or B in place);
  *     acc = sum over k in increasing order (acc starts at 0); then
  *     c = alpha*acc when overwrite (c is not read), else c = alpha*acc + beta*c.
  * and optionally:
  *   GD_PACK_A_ROWS(src, lda, kc, dst)  dst[k*MR + i] = src[i*lda + k], i < MR, k < kc
  *   GD_PACK_B_COLS(src, ldb, kc, dst)  dst[k*NR + j] = src[j*ldb + k], j < NR, k < kc
  *     (faster packing of the transposing cases, full panels only);
- *   GD_EDGE_KERNEL(mr, nr, kc, a, rs, cs, b, t) for an edge tile (mr < MR or nr < NR):
+ *   GD_EDGE_KERNEL(mr, nr, kc, a, rs, cs, b, bs, t) for an edge tile (mr < MR or nr < NR):
  *     either writes the raw sums of (at least) its mr x nr part to t (rows of NR) and
  *     returns true, or returns false (the full kernel is used); the choice must depend
  *     on (mr, nr) only.
@@ -140,26 +140,27 @@ static void GD_P(pack_b)(const GD_P(ctx) *x, int64_t j0, int64_t pc, int64_t kc,
 }
 
 /* One MR x NR tile of C at (i, j) over a K slice of depth kc: A panel element (r,k) at
- * a[r*rs + k*cs], packed B panel b. The first slice applies beta, the later ones add. */
+ * a[r*rs + k*cs], B panel element (k,q) at b[k*bs + q]. The first slice applies beta, the
+ * later ones add. */
 static inline __attribute__((always_inline)) void
 GD_P(tile)(const GD_P(ctx) *x, int64_t i, int64_t j, int64_t kc, const GD_T *a, int64_t rs,
-           int64_t cs, const GD_T *b, bool first)
+           int64_t cs, const GD_T *b, int64_t bs, bool first)
 {
     bool overwrite = first && x->beta == 0;
     GD_T beta = first ? x->beta : (GD_T)1;
     GD_T *c = x->C + i * x->ldc + j;
     int64_t mr = GD_MIN((int64_t)GD_MR, x->M - i), nr = GD_MIN((int64_t)GD_NR, x->N - j);
     if (mr == GD_MR && nr == GD_NR) {
-        GD_KERNEL(kc, a, rs, cs, b, c, x->ldc, x->alpha, beta, overwrite);
+        GD_KERNEL(kc, a, rs, cs, b, bs, c, x->ldc, x->alpha, beta, overwrite);
         return;
     }
     /* Edge tile: raw sums into a scratch tile (alpha 1 keeps them exact), then the same
      * update formula on the part that exists. */
     _Alignas(GD_ALIGN) GD_T t[GD_MR * GD_NR];
 #ifdef GD_EDGE_KERNEL
-    if (!GD_EDGE_KERNEL(mr, nr, kc, a, rs, cs, b, t))
+    if (!GD_EDGE_KERNEL(mr, nr, kc, a, rs, cs, b, bs, t))
 #endif
-        GD_KERNEL(kc, a, rs, cs, b, t, GD_NR, (GD_T)1, (GD_T)0, true);
+        GD_KERNEL(kc, a, rs, cs, b, bs, t, GD_NR, (GD_T)1, (GD_T)0, true);
     for (int64_t r = 0; r < mr; r++) {
         GD_T *cr = c + r * x->ldc;
         const GD_T *tr = t + r * GD_NR;
@@ -204,18 +205,21 @@ static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
     const int64_t lda = x->lda;
     for (int64_t jr = lo; jr < hi; jr++) {
         int64_t j = jr * GD_NR;
+        /* (Reading B in place instead, when not transposed, measured slower for N >= 256:
+         * its rows, ldb apart, fall into few cache sets.) */
         for (int64_t pc = 0; pc < K; pc += kc0)
             GD_P(pack_b)(x, j, pc, GD_MIN(kc0, K - pc), bpan + pc * GD_NR);
+        const int64_t bs = GD_NR;
         for (int64_t pc = 0; pc < K; pc += kc0) {
             int64_t kc = GD_MIN(kc0, K - pc);
             const GD_T *b = bpan + pc * GD_NR;
             for (int64_t ir = 0; ir < p0; ir++) {
                 int64_t i = ir * GD_MR;
-                GD_P(tile)(x, i, j, kc, x->A + i * lda + pc, lda, 1, b, pc == 0);
+                GD_P(tile)(x, i, j, kc, x->A + i * lda + pc, lda, 1, b, bs, pc == 0);
             }
             for (int64_t ir = p0; ir < x->npm; ir++)
                 GD_P(tile)(x, ir * GD_MR, j, kc, apan + pc * pw + (ir - p0) * GD_MR * kc, 1,
-                           GD_MR, b, pc == 0);
+                           GD_MR, b, bs, pc == 0);
         }
     }
 }
@@ -250,7 +254,7 @@ static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
                     const GD_T *b = x->bp + pc * ncr + jr * GD_NR * kc;
                     for (int64_t p = 0; p < np; p++)
                         GD_P(tile)(x, (i0 + p) * GD_MR, jc + jr * GD_NR, kc,
-                                   ap + p * GD_MR * kc, 1, GD_MR, b, pc == 0);
+                                   ap + p * GD_MR * kc, 1, GD_MR, b, GD_NR, pc == 0);
                 }
             }
         }
