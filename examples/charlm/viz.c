@@ -478,7 +478,7 @@ static unsigned char quantise(const viz_run *v, int l, int q, int u, double x)
         y = (x / v->scale[((size_t)l * v->nq + q) * v->H + u] + 1.0) * 0.5;
         break;
     }
-    y = y < 0 ? 0 : y > 1 ? 1 : y;
+    y = y > 1 ? 1 : y >= 0 ? y : 0;   /* NaN (a diverged model) shows as the low end */
     return (unsigned char)lround(y * 255.0);
 }
 

@@ -26,7 +26,12 @@ expect() {
     shift 2
     "$@" >"$OUT/last.out" 2>&1
     local got=$?
-    if [ "$got" -eq "$want" ]; then ok "$what"; else bad "$what (exit $got)"; cat "$OUT/last.out"; fi
+    if [ "$got" -eq "$want" ]; then
+        ok "$what"
+    else
+        bad "$what (exit $got)"
+        cat "$OUT/last.out"
+    fi
 }
 # tally the ok/not ok lines of a checker's output
 tally() {
@@ -77,7 +82,8 @@ expect 0 "train a tiny 2-layer RNN" "$CHARLM" train --cell rnn --layers 2 --hidd
     --seq 16 --batch 4 --steps 10 --eval-every 0 --quiet --threads 1 --save "$OUT/rnn.ckpt"
 
 # the command line
-expect 2 "viz without --out is a usage error" "$CHARLM" viz --model "$OUT/lstm.ckpt" --text "$CORPUS"
+expect 2 "viz without --out is a usage error" "$CHARLM" viz --model "$OUT/lstm.ckpt" \
+    --text "$CORPUS"
 expect 2 "viz with both --text and --prime is a usage error" "$CHARLM" viz \
     --model "$OUT/lstm.ckpt" --text "$CORPUS" --prime "A" --out "$OUT/x.html"
 expect 1 "viz of a missing model fails cleanly" "$CHARLM" viz --model "$OUT/none.ckpt" \

@@ -110,7 +110,8 @@ def main():
         check(q >= 0, "%s: quantity %s exists" % (name, a.q))
         def pressed(seg):
             m = re.search(r'<div class="seg" id="%s">(.*?)</div>' % seg, dom, re.S)
-            return re.findall(r'<button[^>]*aria-pressed="true"[^>]*>([^<]*)', m.group(1) if m else "")
+            button = r'<button[^>]*aria-pressed="true"[^>]*>([^<]*)'
+            return re.findall(button, m.group(1) if m else "")
         check(pressed("layers") == [str(a.layer)] and pressed("qs") == [a.q],
               "%s: the fragment selected layer %d and %s (pressed: %s, %s)"
               % (name, a.layer, a.q, pressed("layers"), pressed("qs")))
