@@ -8,7 +8,9 @@
  * libopenblas0), its cblas_sgemm is timed in the same run on the same data, and
  * ratio = gflops / openblas_gflops. TG_BENCH_NO_OPENBLAS=1 skips it, TG_BENCH_QUICK=1
  * shortens the runs, TG_BENCH_SHAPES=1024 runs only the shapes whose M is that number,
- * TG_BENCH_SHAPE=M,K,N,ta,tb runs that one shape instead,
+ * TG_BENCH_SHAPE=M,K,N,ta,tb runs that one shape instead, TG_BENCH_COLD=1 rotates over
+ * copies of A and B (more than 16 MiB in all) so that every call starts from operands out
+ * of cache, as the weights of a training step are,
  * TG_BENCH_CPUTIME=1 with TG_BENCH_THREADS=1 times the thread's CPU time instead of the
  * wall clock (for comparing kernels on a machine that other work keeps busy).
  */
@@ -61,6 +63,7 @@ typedef void (*cblas_sgemm_fn)(int, int, int, int, int, int, float, const float 
 typedef void (*set_threads_fn)(int);
 
 static cblas_sgemm_fn ob_sgemm;
+static int copies = 1;   /* TG_BENCH_COLD: rotate over this many copies of A and B */
 
 static clockid_t bench_clock = CLOCK_MONOTONIC;
 
@@ -111,6 +114,12 @@ static void load_openblas(int threads)
 static void call(int lib, const shape *s, const float *A, const float *B, float *C)
 {
     int64_t lda = s->ta ? s->M : s->K, ldb = s->tb ? s->K : s->N;
+    if (copies > 1) {   /* the next copy: operands that are not in cache, as in training */
+        static int next;
+        next = (next + 1) % copies;
+        A += (size_t)next * (size_t)(s->M * s->K);
+        B += (size_t)next * (size_t)(s->K * s->N);
+    }
     if (lib == 0) {
         tg_sgemm(s->ta, s->tb, s->M, s->N, s->K, 1.0f, A, lda, B, ldb, 0.0f, C, s->N);
     } else {
@@ -177,18 +186,25 @@ int main(void)
         if (only && atoll(only) != s->M)
             continue;
         size_t na = (size_t)(s->M * s->K), nb = (size_t)(s->K * s->N), nc = (size_t)(s->M * s->N);
-        float *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B);
+        copies = 1;
+        const char *cold = getenv("TG_BENCH_COLD");
+        if (cold && *cold && strcmp(cold, "0") != 0) {   /* > 16 MiB of operands in all */
+            copies = (int)((16u << 20) / ((na + nb) * sizeof(float))) + 1;
+            copies = copies > 64 ? 64 : copies;
+        }
+        float *A = malloc(na * (size_t)copies * sizeof *A);
+        float *B = malloc(nb * (size_t)copies * sizeof *B);
         float *C = malloc(nc * sizeof *C), *C2 = malloc(nc * sizeof *C2);
         if (!A || !B || !C || !C2) {
             fprintf(stderr, "bench_gemm: out of memory\n");
             return 1;
         }
         unsigned r = 12345u + (unsigned)si;
-        for (size_t i = 0; i < na; i++) {
+        for (size_t i = 0; i < na * (size_t)copies; i++) {
             r = r * 1664525u + 1013904223u;
             A[i] = (float)((r >> 8) * (1.0 / 16777216.0) - 0.5);
         }
-        for (size_t i = 0; i < nb; i++) {
+        for (size_t i = 0; i < nb * (size_t)copies; i++) {
             r = r * 1664525u + 1013904223u;
             B[i] = (float)((r >> 8) * (1.0 / 16777216.0) - 0.5);
         }
@@ -202,6 +218,11 @@ int main(void)
         if (ob_sgemm) {
             pause_ms(30);   /* let our idle OpenMP threads go to sleep */
             double ob = time_lib(1, s, A, B, C2, batches, batch_s);
+            int saved = copies;   /* compare one product of the first copy */
+            copies = 1;
+            call(0, s, A, B, C);
+            call(1, s, A, B, C2);
+            copies = saved;
             double maxrel = 0;
             for (size_t i = 0; i < nc; i++) {
                 double d = fabs((double)C[i] - (double)C2[i]) / (fabs((double)C2[i]) + 1e-3);

@@ -47,6 +47,7 @@
 #define GD_ROUNDUP(n) (((n) + GD_ALIGN - 1) / GD_ALIGN * GD_ALIGN)
 #define GD_B_BUDGET ((size_t)4 << 20)      /* rows mode: bytes of packed op(B) per block */
 #define GD_DIRECT_A_MAX ((size_t)256 << 10) /* columns mode: bytes of op(A) at most (L2) */
+#define GD_GROUP 4                          /* columns mode: B panels packed together */
 
 typedef struct GD_P(ctx) {
     bool ta, tb;
@@ -180,6 +181,28 @@ GD_P(tile)(const GD_P(ctx) *x, int64_t i, int64_t j, int64_t kc, const GD_T *a, 
         (hi) = (n) * (tid + 1) / nth;                          \
     } while (0)
 
+/* Packs the g B panels at columns j0, j0+NR, .. over all of K, panel q at dst + q*K*NR
+ * (element (k,j) at [k*NR + j]; columns past N are 0). B not transposed: each row of B is
+ * read as one contiguous run of g*NR elements, which the hardware prefetchers follow far
+ * better than g runs of NR elements ldb apart (the weights come from L3 in training). */
+static void GD_P(pack_b_rows)(const GD_P(ctx) *x, int64_t j0, int64_t g, GD_T *dst)
+{
+    const int64_t K = x->K, w = GD_MIN(g * GD_NR, x->N - j0);
+    for (int64_t k = 0; k < K; k++) {
+        const GD_T *src = x->B + k * x->ldb + j0;
+        for (int64_t q = 0; q < g; q++) {
+            GD_T *d = dst + q * K * GD_NR + k * GD_NR;
+            int64_t n = GD_MIN((int64_t)GD_NR, w - q * GD_NR);
+            if (n == GD_NR) {
+                memcpy(d, src + q * GD_NR, GD_NR * sizeof(GD_T));
+            } else {
+                for (int64_t j = 0; j < GD_NR; j++)
+                    d[j] = j < n ? src[q * GD_NR + j] : (GD_T)0;
+            }
+        }
+    }
+}
+
 /* Columns mode, run by thread tid of nth: B panels [lo, hi) and every tile below them. */
 static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
 {
@@ -188,12 +211,13 @@ static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
     GD_SPLIT(x->npn, lo, hi);
     if (lo >= hi)
         return;
-    /* Private: one B panel over all of K (slice at pc: bpan + pc*NR), and packed A panels
+    /* Private: GROUP B panels over all of K (slice at pc: bpan + pc*NR), and packed A panels
      * (slice at pc: apan + pc*pw + (p-p0)*MR*depth): all of them when op(A) is A^T (read in
      * place, its rows would be one cache line per k, often in the same cache set), else
      * only the partial last one, if any. */
     GD_T *bpan = (GD_T *)(void *)(x->priv + (size_t)tid * x->priv_bytes);
-    GD_T *apan = bpan + GD_ROUNDUP(K * GD_NR * (int64_t)sizeof(GD_T)) / (int64_t)sizeof(GD_T);
+    GD_T *apan = bpan + GD_ROUNDUP(K * GD_GROUP * GD_NR * (int64_t)sizeof(GD_T)) /
+                            (int64_t)sizeof(GD_T);
     const int64_t p0 = x->ta ? 0 : x->M / GD_MR;   /* first packed panel */
     const int64_t pw = (x->npm - p0) * GD_MR;        /* rows of packed panels */
     for (int64_t pc = 0; pc < K; pc += kc0) {
@@ -203,23 +227,33 @@ static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
     }
     /* A read in place: element (i,k) of op(A) at A[i*lda + k]. */
     const int64_t lda = x->lda;
-    for (int64_t jr = lo; jr < hi; jr++) {
-        int64_t j = jr * GD_NR;
-        /* (Reading B in place instead, when not transposed, measured slower for N >= 256:
-         * its rows, ldb apart, fall into few cache sets.) */
-        for (int64_t pc = 0; pc < K; pc += kc0)
-            GD_P(pack_b)(x, j, pc, GD_MIN(kc0, K - pc), bpan + pc * GD_NR);
-        const int64_t bs = GD_NR;
-        for (int64_t pc = 0; pc < K; pc += kc0) {
-            int64_t kc = GD_MIN(kc0, K - pc);
-            const GD_T *b = bpan + pc * GD_NR;
-            for (int64_t ir = 0; ir < p0; ir++) {
-                int64_t i = ir * GD_MR;
-                GD_P(tile)(x, i, j, kc, x->A + i * lda + pc, lda, 1, b, bs, pc == 0);
+    for (int64_t jg = lo; jg < hi; jg += GD_GROUP) {
+        /* A group of B panels over all of K (panel q at bpan + q*K*NR); B^T is packed
+         * panel by panel and slice by slice with transposes. */
+        const int64_t g = GD_MIN((int64_t)GD_GROUP, hi - jg);
+        if (!x->tb) {
+            GD_P(pack_b_rows)(x, jg * GD_NR, g, bpan);
+        } else {
+            for (int64_t q = 0; q < g; q++)
+                for (int64_t pc = 0; pc < K; pc += kc0)
+                    GD_P(pack_b)(x, (jg + q) * GD_NR, pc, GD_MIN(kc0, K - pc),
+                                 bpan + q * K * GD_NR + pc * GD_NR);
+        }
+        for (int64_t q = 0; q < g; q++) {
+            const int64_t j = (jg + q) * GD_NR;
+            for (int64_t pc = 0; pc < K; pc += kc0) {
+                int64_t kc = GD_MIN(kc0, K - pc);
+                const GD_T *b = bpan + q * K * GD_NR + pc * GD_NR;
+                for (int64_t ir = 0; ir < x->npm; ir++) {
+                    int64_t i = ir * GD_MR;
+                    if (ir < p0)
+                        GD_P(tile)(x, i, j, kc, x->A + i * lda + pc, lda, 1, b, GD_NR,
+                                   pc == 0);
+                    else
+                        GD_P(tile)(x, i, j, kc, apan + pc * pw + (ir - p0) * GD_MR * kc, 1,
+                                   GD_MR, b, GD_NR, pc == 0);
+                }
             }
-            for (int64_t ir = p0; ir < x->npm; ir++)
-                GD_P(tile)(x, ir * GD_MR, j, kc, apan + pc * pw + (ir - p0) * GD_MR * kc, 1,
-                           GD_MR, b, bs, pc == 0);
         }
     }
 }
@@ -306,7 +340,7 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
                GD_P(balance)(x.npn, nth) + 0.02 >= GD_P(balance)(x.npm, nth);
     size_t bytes;
     if (x.direct) {
-        x.priv_bytes = GD_ROUNDUP((size_t)K * GD_NR * sizeof(GD_T)) +
+        x.priv_bytes = GD_ROUNDUP((size_t)K * GD_GROUP * GD_NR * sizeof(GD_T)) +
                        GD_ROUNDUP((size_t)K * (size_t)(ta ? x.npm : 1) * GD_MR * sizeof(GD_T));
         bytes = (size_t)nth * x.priv_bytes;
     } else {
@@ -343,3 +377,4 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
 #undef GD_ROUNDUP
 #undef GD_B_BUDGET
 #undef GD_DIRECT_A_MAX
+#undef GD_GROUP
