@@ -112,6 +112,17 @@ trainN 2 --steps 20 --resume "$work/o10.ckpt" --log "$work/o_two.csv" --save "$w
 check "1-process checkpoint resumes on 2 ranks (steps 11-20 within $TOL)" \
     close_losses "$work/one.csv" "$work/o_two.csv" 11 20
 
+# rank 0 sends the checkpoint: rank 1 runs in a directory where the relative path is missing
+mkdir -p "$work/elsewhere"
+abs_bin=$(cd "$(dirname "$BIN")" && pwd)/$(basename "$BIN")
+(cd "$work" && "${MPIRUN[@]}" -np 2 sh -c 'if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then
+     cd elsewhere; fi; exec "$0" "$@"' "$abs_bin" train "${TINY[@]}" --quiet --steps 20 \
+     --resume r2_10.ckpt --save r2_rel.ckpt >>"$work/out.txt" 2>&1)
+check "--resume read by rank 0 only (rank 1 cannot see the file): same result" \
+    cmp -s "$work/two.ckpt" "$work/r2_rel.ckpt"
+check "no copy of the checkpoint left behind" test -z "$(ls "${TMPDIR:-/tmp}" |
+    grep '^charlm-resume-')"
+
 echo "== dropout (per-rank masks) and GRU"
 DROP=(--cell gru --dropout 0.3)
 trainN 2 --steps 16 "${DROP[@]}" --save "$work/d1.ckpt"

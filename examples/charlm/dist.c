@@ -88,6 +88,75 @@ static int mpi_error(int code, const char *call)
     return EXIT_RUNTIME;
 }
 
+/* ---- the resume checkpoint --------------------------------------------------------------
+ * Rank 0 alone writes checkpoints, so on hosts without a shared directory only its host
+ * has them. For --resume, rank 0 reads the file and sends its bytes to every rank, which
+ * keeps a private copy (removed at the end) and resumes from that.
+ */
+static char g_resume_copy[PATH_MAX];
+
+static int share_resume(charlm_opts *o)
+{
+    int64_t size = -1;
+    unsigned char *buf = NULL;
+    if (g_rank == 0) {
+        FILE *f = fopen(o->resume, "rb");
+        if (f && fseek(f, 0, SEEK_END) == 0) {
+            long n = ftell(f);
+            if (n >= 0 && fseek(f, 0, SEEK_SET) == 0 && (buf = malloc(n > 0 ? (size_t)n : 1)) &&
+                fread(buf, 1, (size_t)n, f) == (size_t)n)
+                size = n;
+        }
+        if (f)
+            fclose(f);
+    }
+    int rc = MPI_Bcast(&size, 1, MPI_INT64_T, 0, MPI_COMM_WORLD);
+    if (rc != MPI_SUCCESS) {
+        free(buf);
+        return mpi_error(rc, "MPI_Bcast");
+    }
+    if (size < 0) {
+        free(buf);   /* rank 0 cannot read it: every rank reports that when resuming */
+        return EXIT_OK;
+    }
+    if (g_rank != 0 && !(buf = malloc(size > 0 ? (size_t)size : 1))) {
+        errorf("rank %d: out of memory for the --resume checkpoint", g_rank);
+        return EXIT_RUNTIME;
+    }
+    for (int64_t off = 0; off < size;) {
+        int piece = size - off < (1 << 30) ? (int)(size - off) : (1 << 30);
+        if ((rc = MPI_Bcast(buf + off, piece, MPI_BYTE, 0, MPI_COMM_WORLD)) != MPI_SUCCESS) {
+            free(buf);
+            return mpi_error(rc, "MPI_Bcast");
+        }
+        off += piece;
+    }
+    if (g_rank != 0) {
+        const char *dir = getenv("TMPDIR");
+        snprintf(g_resume_copy, sizeof g_resume_copy, "%s/charlm-resume-XXXXXX",
+                 dir && *dir ? dir : "/tmp");
+        int fd = mkstemp(g_resume_copy);
+        FILE *f = fd >= 0 ? fdopen(fd, "wb") : NULL;
+        bool ok = f && fwrite(buf, 1, (size_t)size, f) == (size_t)size;
+        if (f)
+            ok = fclose(f) == 0 && ok;
+        else if (fd >= 0)
+            close(fd);
+        if (!ok) {
+            errorf("rank %d: cannot keep a copy of the --resume checkpoint in %s",
+                   g_rank, g_resume_copy);
+            if (fd >= 0)
+                unlink(g_resume_copy);
+            g_resume_copy[0] = '\0';
+            free(buf);
+            return EXIT_RUNTIME;
+        }
+        o->resume = g_resume_copy;
+    }
+    free(buf);
+    return EXIT_OK;
+}
+
 int dist_start(int *argc, char ***argv, charlm_opts *o)
 {
     int provided = 0;
@@ -144,6 +213,11 @@ int dist_start(int *argc, char ***argv, charlm_opts *o)
         if (!freopen("/dev/null", "w", stdout))
             errorf("rank %d: cannot silence stdout", g_rank);
     }
+    if (o->resume && g_size > 1) {
+        int rc = share_resume(o);
+        if (rc != EXIT_OK)
+            return rc;
+    }
     if (!o->given[OPT_THREADS] && g_size > 1) {
         /* share the host's cores between the ranks placed on it */
         MPI_Comm node;
@@ -164,6 +238,8 @@ int dist_end(int rc)
 {
     if (!g_started)
         return rc;
+    if (g_resume_copy[0])
+        unlink(g_resume_copy);
     if (g_size > 1 && rc != EXIT_OK && rc != EXIT_USAGE && rc != EXIT_INTERRUPTED) {
         /* the other ranks may be waiting in an exchange this rank will never join */
         fprintf(stderr, "charlm train: rank %d failed (exit %d); aborting all %d ranks\n",

@@ -20,7 +20,9 @@
 
 /* Starts MPI for 'charlm train' (errors returned, not fatal) and adapts o: ranks other than
    0 are quiet, write no log or plot and print nothing on stdout; without --threads each
-   rank gets the cores of its host divided by the ranks on that host.
+   rank gets the cores of its host divided by the ranks on that host; with --resume, rank 0
+   reads the checkpoint and sends it to the others, which resume from a private copy
+   (removed by dist_end), so that only rank 0's host needs the file.
    Returns EXIT_OK or EXIT_RUNTIME (message printed). */
 int dist_start(int *argc, char ***argv, charlm_opts *o);
 
