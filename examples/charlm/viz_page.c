@@ -170,6 +170,14 @@ static const char *const page[] = {
     ".sat svg .pair.on .bg { fill: rgba(15, 118, 110, 0.22); }",
     ".sat svg text { font: 10px system-ui, sans-serif; fill: var(--muted); }",
     ".sat svg text.ttl { font-weight: 650; fill: var(--ink); font-size: 11px; }",
+    ".scatters { display: flex; gap: 18px; flex-wrap: wrap; padding-top: 6px; }",
+    ".scatters figure { margin: 0; }",
+    ".scatters figcaption { font-size: 12px; font-weight: 600; text-align: center; }",
+    ".scatters svg { width: 190px; }",
+    ".scatters circle { cursor: pointer; }",
+    ".scatters circle.on { stroke: var(--ink); stroke-width: 2; }",
+    ".swatch { display: inline-block; width: 9px; height: 9px; border-radius: 50%; margin"
+    ": 0 4px 0 10px; }",
     ".keys { padding: 8px 16px 12px; font-size: 12px; color: var(--muted); line-height: 1"
     ".8; }",
     "kbd {",
@@ -217,6 +225,15 @@ static const char *const page[] = {
     "        <div class=\"seg\" id=\"satqs\"></div><span class=\"note\" id=\"satnote\"></"
     "span></div>",
     "      <div id=\"charts\"></div>",
+    "      <div class=\"head\" style=\"padding-top:14px\"><h2 style=\"padding:0\">Saturat"
+    "ion plot</h2>",
+    "        <span class=\"note\" id=\"layerkey\" style=\"margin:0\"></span></div>",
+    "      <div class=\"note\" style=\"margin-top:2px\">each dot is a unit of a gate: how"
+    " often it is",
+    "        left-saturated (&lt; 0.1, across) and right-saturated (&gt; 0.9, up), as in "
+    "Karpathy,",
+    "        Johnson &amp; Fei-Fei (2015), Fig. 3; click one to select it</div>",
+    "      <div class=\"scatters\" id=\"scatters\"></div>",
     "    </section>",
     "  </div>",
     "  <aside class=\"side\">",
@@ -412,7 +429,68 @@ static const char *const page[] = {
     "    }",
     "    markChart();",
     "  }",
+    "  var LAYER_COLOURS = [\"#0f766e\", \"#d97706\", \"#7c3aed\", \"#db2777\", \"#2563eb"
+    "\", \"#65a30d\"];",
+    "  var dots = [];",
+    "  function drawScatters() {",
+    "    var box = $(\"scatters\"), gates = [];",
+    "    M.q.forEach(function (q, i) { if (q.kind === \"gate\" && q.sat) gates.push(i); }"
+    ");",
+    "    if (!gates.length) { box.parentNode.removeChild(box); $(\"layerkey\").parentNode"
+    ".style.display = \"none\"; return; }",
+    "    var key = \"\";",
+    "    for (var l = 0; l < L; l++)",
+    "      key += '<span class=\"swatch\" style=\"background:' + LAYER_COLOURS[l % 6] + '"
+    "\"></span>layer ' + l;",
+    "    $(\"layerkey\").innerHTML = key;",
+    "    var S0 = 170, pad = 22;",
+    "    gates.forEach(function (qi) {",
+    "      var q = M.q[qi], fig = document.createElement(\"figure\");",
+    "      var svg = svgEl(\"svg\", { viewBox: \"0 0 \" + (S0 + pad + 6) + \" \" + (S0 + "
+    "pad + 6), role: \"img\",",
+    "        \"aria-label\": q.name + \" gate saturation plot\" }, fig);",
+    "      svgEl(\"rect\", { x: pad, y: 6, width: S0, height: S0, fill: \"#faf9f5\", stro"
+    "ke: \"#e3e1da\" }, svg);",
+    "      svgEl(\"line\", { x1: pad, y1: 6 + S0, x2: pad + S0, y2: 6, stroke: \"#e3e1da"
+    "\", \"stroke-dasharray\": \"3 3\" }, svg);",
+    "      svgEl(\"text\", { x: pad, y: S0 + 18, \"text-anchor\": \"middle\" }, svg).text"
+    "Content = \"0\";",
+    "      svgEl(\"text\", { x: pad + S0, y: S0 + 18, \"text-anchor\": \"middle\" }, svg)"
+    ".textContent = \"1\";",
+    "      svgEl(\"text\", { x: pad + S0 / 2, y: S0 + 18, \"text-anchor\": \"middle\" }, "
+    "svg).textContent =",
+    "        \"left-saturated\";",
+    "      svgEl(\"text\", { x: pad - 5, y: 10, \"text-anchor\": \"end\" }, svg).textCont"
+    "ent = \"1\";",
+    "      svgEl(\"text\", { x: 12, y: 6 + S0 / 2, \"text-anchor\": \"middle\",",
+    "        transform: \"rotate(-90 12 \" + (6 + S0 / 2) + \")\" }, svg).textContent = "
+    "\"right-saturated\";",
+    "      for (var l = 0; l < L; l++)",
+    "        for (var u = 0; u < H; u++) {",
+    "          var c = svgEl(\"circle\", { cx: pad + q.sat[l].lo[u] * S0, cy: 6 + S0 - q."
+    "sat[l].hi[u] * S0, r: 3,",
+    "            fill: LAYER_COLOURS[l % 6], \"fill-opacity\": 0.62 }, svg);",
+    "          svgEl(\"title\", {}, c).textContent = q.name + \", layer \" + l + \", unit"
+    " \" + u;",
+    "          c.addEventListener(\"click\", (function (ll, uu, qq) {",
+    "            return function () { set({ layer: ll, unit: uu, q: qq }); }; })(l, u, qi"
+    "));",
+    "          dots.push([c, l, u]);",
+    "        }",
+    "      var cap = document.createElement(\"figcaption\");",
+    "      cap.textContent = q.name + \" gate\";",
+    "      fig.appendChild(cap);",
+    "      box.appendChild(fig);",
+    "    });",
+    "  }",
     "  function markChart() {",
+    "    dots.forEach(function (d) {",
+    "      var on = d[1] === S.layer && d[2] === S.unit;",
+    "      if (on !== d[0].classList.contains(\"on\")) {",
+    "        d[0].classList.toggle(\"on\", on);",
+    "        if (on) d[0].parentNode.appendChild(d[0]);",
+    "      }",
+    "    });",
     "    pairs.forEach(function (row, l) {",
     "      row.forEach(function (g, u) { g.setAttribute(\"class\", l === S.layer && u ==="
     " S.unit ? \"pair on\" : \"pair\"); });",
@@ -604,6 +682,7 @@ static const char *const page[] = {
     "  });",
     "",
     "  S.satq = satQs.length ? satQs[0] : -1;",
+    "  drawScatters();",
     "  drawCharts();",
     "  var start = fromHash();",
     "  if (start.layer === undefined && start.unit === undefined && start.q === undefined"
