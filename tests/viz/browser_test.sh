@@ -54,7 +54,8 @@ chromium_run() {
     if [ "$mode" = dom ]; then
         timeout 120 "$CHROMIUM" "${flags[@]}" --dump-dom "$url" >"$out" 2>"$OUT/chromium.log"
     else
-        timeout 120 "$CHROMIUM" "${flags[@]}" --window-size=1440,1000 --screenshot="$out" \
+        timeout 120 "$CHROMIUM" "${flags[@]}" --window-size="${VIZ_WINDOW:-1440,1000}" \
+            --screenshot="$out" \
             "$url" >"$OUT/chromium.log" 2>&1
     fi
     local rc=$?
@@ -141,6 +142,16 @@ fi
 # the prime is where the sampled page starts
 if grep -q '"text":"ROMEO:' "$OUT/gru.html"; then ok "the sampled text starts with the prime"
 else bad "the sampled text starts with the prime"; fi
+
+# a page of a real model, when one is given (how docs/viz.png is made):
+#   VIZ_MODEL=lm.ckpt VIZ_FRAGMENT='#layer=1&unit=10&q=hidden&at=200' tests/viz/browser_test.sh
+if [ -n "${VIZ_MODEL:-}" ]; then
+    expect 0 "viz $VIZ_MODEL over ${VIZ_CHARS:=4000} characters" "$CHARLM" viz \
+        --model "$VIZ_MODEL" --text "$CORPUS" --from "${VIZ_FROM:-0}" --chars "$VIZ_CHARS" \
+        --title "${VIZ_TITLE:-tinyshakespeare LSTM}" --out "$OUT/model.html"
+    chromium_run png "file://$(realpath "$OUT/model.html")${VIZ_FRAGMENT:-}" "$OUT/model.png" &&
+        ok "screenshot $OUT/model.png" || bad "screenshot $OUT/model.png"
+fi
 
 # screenshots for people to look at
 if chromium_run png "file://$page#layer=1&unit=7&q=cell" "$OUT/viz.png" &&
