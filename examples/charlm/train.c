@@ -48,6 +48,7 @@ typedef struct trainer {
     int64_t n_val, cap_val;
     FILE *log;
     progress prog;
+    double eval_s;           /* duration of the last validation (0: none yet)        */
 } trainer;
 
 /* ---- history ---------------------------------------------------------------------- */
@@ -381,11 +382,24 @@ static int validate(trainer *t, double *loss)
 {
     char err[512];
     int64_t chars;
+    double t0 = now_s();
     int rc = eval_loss(&t->m, t->data.ids + t->ntrain, t->nval, t->cfg.seq, loss, &chars, err,
                        sizeof err);
+    t->eval_s = now_s() - t0;
     if (rc != EXIT_OK)
         errorf("%s", err);
     return rc;
+}
+
+/* Seconds the final validation will probably take: the last one's duration, else an
+   estimate from the training speed (a forward pass costs about a third of a step). */
+static double eval_reserve(const trainer *t, double tokens_per_s)
+{
+    if (t->nval == 0)
+        return 0.0;
+    if (t->eval_s > 0)
+        return t->eval_s;
+    return tokens_per_s > 0 ? (double)t->nval / tokens_per_s / 3.0 : 0.0;
 }
 
 static int write_plot(trainer *t, int64_t final_step, double final_val)
@@ -676,7 +690,8 @@ int cmd_train(const charlm_opts *o)
 #ifdef TG_WITH_MPI
         if (dist_time_up) {   /* rank 0's clock, agreed in dist_step */
 #else
-        if (o->time_limit > 0 && elapsed >= o->time_limit) {
+        /* stop early enough for the final validation to end within the limit */
+        if (o->time_limit > 0 && elapsed + eval_reserve(t, tok_s) >= o->time_limit) {
 #endif
             time_up = true;
             break;
@@ -697,8 +712,8 @@ int cmd_train(const charlm_opts *o)
                         stop_signal == SIGINT ? "interrupted" : "terminated",
                         (long long)t->step);
     else if (time_up)
-        progress_printf(&t->prog, "time limit of %g s reached after step %lld\n",
-                        o->time_limit, (long long)t->step);
+        progress_printf(&t->prog, "stopping after step %lld to end within the time limit "
+                        "(%g s)\n", (long long)t->step, o->time_limit);
 
     /* the final validation (skipped when interrupted: the user wants out) */
     if (!interrupted && t->nval > 0 && val_at != t->step) {
