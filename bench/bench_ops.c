@@ -6,7 +6,9 @@
  * ns_per_op is the best (over several batches) time per op of a chain of ops recorded on
  * a tape (the tape is reset every CHAIN ops, its cost included); ns_arith is the best time
  * of the same arithmetic written as a plain loop over buffers of the same size and count
- * (tanhf, or tg_sgemm for matmul); overhead_ns is their difference: what the tape adds.
+ * (the library's vector tanh tg_vtanhf and a loop for its derivative, or tg_sgemm for
+ * matmul); overhead_ns is their difference: what the tape adds. The 1x1 shape shows the
+ * fixed cost of an op.
  * Threads: TG_BENCH_THREADS (default 2); TG_BENCH_QUICK=1 shortens the runs.
  */
 #include <math.h>
@@ -17,6 +19,7 @@
 #include <time.h>
 
 #include "tapegrad.h"
+#include "tensor/vmath_internal.h"   /* the library's own vector tanh, for the baseline */
 
 enum { CHAIN = 64 };
 
@@ -81,8 +84,8 @@ static void tanh_taped(void *p)
     }
 }
 
-/* The same arithmetic: y_{i+1} = tanh(y_i) into fresh buffers; backward: g_i = g_{i+1} *
- * (1 - y_{i+1}^2) through the chain. */
+/* The same arithmetic: y_{i+1} = tanh(y_i) into fresh buffers (single-threaded); backward:
+ * g_i = g_{i+1} * (1 - y_{i+1}^2) through the chain. */
 static void tanh_plain(void *p)
 {
     tanh_ctx *c = p;
@@ -90,8 +93,7 @@ static void tanh_plain(void *p)
     for (int i = 0; i < CHAIN; i++) {
         const float *src = c->bufs + (size_t)i * (size_t)n;
         float *dst = c->bufs + (size_t)(i + 1) * (size_t)n;
-        for (int64_t j = 0; j < n; j++)
-            dst[j] = tanhf(src[j]);
+        tg_vtanhf(src, dst, n);
     }
     if (c->backward) {
         float *g = c->bufs + (size_t)(CHAIN + 1) * (size_t)n;   /* running gradient */
