@@ -141,15 +141,22 @@ echo "== errors"
 rc=$?
 check "--batch smaller than the ranks is refused (exit $rc)" \
     grep -q "smaller than the 3 ranks" "$work/small.txt"
+"${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --quiet --data "$work/missing.txt" --steps 2 \
+    >"$work/missing.txt.out" 2>&1
+rc=$?
+check "an error every rank sees ends the job without MPI_Abort (exit $rc)" \
+    bash -c "[ $rc -ne 0 ] && grep -q 'cannot open' '$work/missing.txt.out' &&
+             ! grep -q MPI_ABORT '$work/missing.txt.out'"
 
 # start a long 2-rank run in the background and wait for its first checkpoint
-start_long() {
-    rm -f "$work/long.ckpt"
-    "${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --steps 1000000 --save "$work/long.ckpt" \
+start_long() { # [CHECKPOINT]
+    local ck=${1:-$work/long.ckpt}
+    rm -f "$ck"
+    "${MPIRUN[@]}" -np 2 "$BIN" train "${TINY[@]}" --steps 1000000 --save "$ck" \
         --save-every 4 --print-every 100000 >"$work/long.txt" 2>&1 &
     bg=$!
     for _ in $(seq 300); do
-        [ -s "$work/long.ckpt" ] && break
+        [ -s "$ck" ] && break
         sleep 0.1
     done
     sleep 0.5
@@ -208,6 +215,15 @@ if [ -n "$pid" ]; then
 else
     bad "find rank 1 of the background run"
 fi
+
+echo "== rank 0 cannot write a checkpoint any more (its directory vanished)"
+mkdir -p "$work/sub"
+start_long "$work/sub/long.ckpt"
+rm -rf "$work/sub"
+check "the job ends within 30 s" wait_bounded 30
+check "rank 0 says why" grep -q "charlm train: .*sub/long.ckpt" "$work/long.txt"
+check "and the other rank is stopped, not left waiting" \
+    grep -q "rank 0 failed (exit 1) while other ranks were still training" "$work/long.txt"
 
 echo "== SIGTERM to one rank: every rank stops after the same step and saves"
 start_long

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <mpi.h>
@@ -18,6 +19,7 @@
 
 static int g_rank = 0, g_size = 1;
 static bool g_started = false;
+static MPI_Comm g_end_comm = MPI_COMM_NULL;
 static int64_t g_batch = 1, g_first = 0, g_rows = 1;
 static volatile sig_atomic_t g_pending = 0;   /* a signal received, not yet agreed on */
 
@@ -170,6 +172,10 @@ int dist_start(int *argc, char ***argv, charlm_opts *o)
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_Comm_rank(MPI_COMM_WORLD, &g_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &g_size);
+    /* a communicator of its own for the final agreement, which must never be matched
+       with an exchange another rank may still be blocked in */
+    if (MPI_Comm_dup(MPI_COMM_WORLD, &g_end_comm) != MPI_SUCCESS)
+        g_end_comm = MPI_COMM_NULL;
 
     const char *t = getenv("CHARLM_DIST_TIMEOUT");
     if (t && *t) {
@@ -234,19 +240,52 @@ int dist_start(int *argc, char ***argv, charlm_opts *o)
     return EXIT_OK;
 }
 
+/* Whether every rank reached the end (each with its own rc): a failed rank waits at most
+   END_WAIT seconds, since the others may be blocked in an exchange it left; a finished
+   rank waits for rank 0's last writes under the watchdog. */
+enum { END_WAIT = 5 };
+
+static bool all_reached_end(bool failed)
+{
+    if (g_end_comm == MPI_COMM_NULL)
+        return false;
+    int mine = failed, any = 0, done = 0;
+    MPI_Request req;
+    if (MPI_Iallreduce(&mine, &any, 1, MPI_INT, MPI_MAX, g_end_comm, &req) != MPI_SUCCESS)
+        return false;
+    if (!failed)
+        watchdog_arm("finishing");
+    double t0 = now_s();
+    while (!done) {
+        if (MPI_Test(&req, &done, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+            return false;
+        if (!done && failed && now_s() - t0 > END_WAIT)
+            return false;   /* the request stays pending: MPI_Abort follows */
+        if (!done) {
+            struct timespec ts = {0, 1000000};   /* 1 ms: no spinning on a shared host */
+            nanosleep(&ts, NULL);
+        }
+    }
+    watchdog_disarm();
+    return true;
+}
+
 int dist_end(int rc)
 {
     if (!g_started)
         return rc;
     if (g_resume_copy[0])
         unlink(g_resume_copy);
-    if (g_size > 1 && rc != EXIT_OK && rc != EXIT_USAGE && rc != EXIT_INTERRUPTED) {
-        /* the other ranks may be waiting in an exchange this rank will never join */
-        fprintf(stderr, "charlm train: rank %d failed (exit %d); aborting all %d ranks\n",
-                g_rank, rc, g_size);
+    bool failed = rc != EXIT_OK && rc != EXIT_INTERRUPTED;
+    if (g_size > 1 && !all_reached_end(failed)) {
+        /* the other ranks are waiting in an exchange this rank will never join */
+        fprintf(stderr, "charlm train: rank %d failed (exit %d) while other ranks were still "
+                "training; aborting all %d ranks\n", g_rank, rc, g_size);
         fflush(stderr);
         MPI_Abort(MPI_COMM_WORLD, rc);
     }
+    if (g_end_comm != MPI_COMM_NULL)
+        MPI_Comm_free(&g_end_comm);
     MPI_Finalize();
     return rc;
 }
