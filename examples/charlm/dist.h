@@ -26,8 +26,10 @@
    Returns EXIT_OK or EXIT_RUNTIME (message printed). */
 int dist_start(int *argc, char ***argv, charlm_opts *o);
 
-/* Ends MPI and returns rc; when rc is a runtime failure and other ranks exist (they may
-   be waiting for this one) the job is aborted instead, after a message. */
+/* Ends MPI and returns rc. The ranks first agree that all of them got here (on a
+   communicator of their own); a failed rank (rc not EXIT_OK or EXIT_INTERRUPTED) whose
+   peers do not arrive within 5 s, being blocked in an exchange it left, aborts the job
+   after a message instead. */
 int dist_end(int rc);
 
 /* This process's rank and the number of ranks (0 and 1 before dist_start). */
