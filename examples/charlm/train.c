@@ -616,10 +616,14 @@ int cmd_train(const charlm_opts *o)
         }
 #ifdef TG_WITH_MPI
         /* combine the ranks' gradients and losses; agree on stopping */
+        /* rank 0's time verdict as below, with the previous steps' speed */
         int dist_sig = 0;
         bool dist_time_up = false;
-        if (dist_step(t->ps, &lv, o->time_limit > 0 && now_s() - t_start >= o->time_limit,
-                      &dist_sig, &dist_time_up) != EXIT_OK) {
+        double dist_tok_s = train_time > 0 ? (double)((t->step - first_step) * B * T) / train_time
+                                           : 0.0;
+        bool dist_late = o->time_limit > 0 &&
+                         now_s() - t_start + eval_reserve(t, dist_tok_s) >= o->time_limit;
+        if (dist_step(t->ps, &lv, dist_late, &dist_sig, &dist_time_up) != EXIT_OK) {
             rc = EXIT_RUNTIME;
             break;
         }
