@@ -46,7 +46,27 @@ static tg_status mpi_fail(int code, const char *who, const char *call, char *err
  * receives everyone's, so all ranks reach the same verdict from the same numbers. H_CODE
  * carries a rank's local failure (a NULL argument, a failed allocation) to the others.
  */
-enum { H_CODE, H_COUNT, H_NUMEL, H_DTYPE, H_LAYOUT, H_X, H_LEN };
+enum { H_CODE, H_COUNT, H_NUMEL, H_DTYPE, H_LAYOUT, H_X, H_NVAL, H_VALS,
+       H_LEN = H_VALS + TG_DIST_MAX_VALUES };
+
+/* Up to SMALL_RANKS ranks the headers live on the stack and one MPI_Allgather is the whole
+   exchange; beyond, they are malloc'ed and the ranks first agree that all allocations
+   worked (one more collective). */
+#ifndef TG_DIST_SMALL_RANKS
+#define TG_DIST_SMALL_RANKS 64   /* tests build with 1 to take the other path */
+#endif
+enum { SMALL_RANKS = TG_DIST_SMALL_RANKS };
+typedef struct headers {
+    double *all;                           /* size * H_LEN: rank r's header at r * H_LEN */
+    double small[SMALL_RANKS * H_LEN];
+} headers;
+
+static void headers_release(headers *h)
+{
+    if (h->all != h->small)
+        free(h->all);
+    h->all = NULL;
+}
 
 /* CRC of the parameters' names, shapes and gradient presence (the layout every rank must
    share), and the number of gradient elements. */
@@ -70,16 +90,20 @@ static uint32_t layout_crc(tg_params *ps, int64_t *grad_numel)
     return crc;
 }
 
-/* Exchanges headers (code: this rank's status so far; x: a per-call value). On TG_OK,
-   *all holds size * H_LEN doubles (malloc'ed, caller frees). Fails the same way on every
-   rank (TG_ERR_NOMEM when any rank could not hold the headers) except for MPI errors. */
-static tg_status exchange_headers(tg_params *ps, tg_status code, double x, MPI_Comm comm,
-                                  int size, const char *who, double **all, char *err,
-                                  size_t errsize)
+/* Exchanges headers (code: this rank's status so far; x: a per-call value; vals: nval
+   values to sum, of which the first TG_DIST_MAX_VALUES travel). On TG_OK, h->all holds
+   every rank's header (release with headers_release). Fails the same way on every rank
+   (TG_ERR_NOMEM when any rank could not hold the headers) except for MPI errors. */
+static tg_status exchange_headers(tg_params *ps, tg_status code, double x, const double *vals,
+                                  int nval, MPI_Comm comm, int size, const char *who,
+                                  headers *h, char *err, size_t errsize)
 {
     double mine[H_LEN] = {0};
     mine[H_CODE] = code;
     mine[H_X] = x;
+    mine[H_NVAL] = nval;
+    for (int i = 0; vals && i < nval && i < TG_DIST_MAX_VALUES; i++)
+        mine[H_VALS + i] = vals[i];
     if (ps) {
         int64_t numel = 0;
         mine[H_LAYOUT] = (double)layout_crc(ps, &numel);
@@ -87,21 +111,56 @@ static tg_status exchange_headers(tg_params *ps, tg_status code, double x, MPI_C
         mine[H_NUMEL] = (double)numel;
         mine[H_DTYPE] = tg_params_dtype(ps);
     }
-    *all = malloc((size_t)size * H_LEN * sizeof **all);
-    int local_ok = *all != NULL, all_ok = 0;
-    int rc = MPI_Allreduce(&local_ok, &all_ok, 1, MPI_INT, MPI_MIN, comm);
-    if (rc == MPI_SUCCESS && all_ok)
-        rc = MPI_Allgather(mine, H_LEN, MPI_DOUBLE, *all, H_LEN, MPI_DOUBLE, comm);
-    if (rc != MPI_SUCCESS || !all_ok) {
-        free(*all);
-        *all = NULL;
-        if (rc != MPI_SUCCESS)
-            return mpi_fail(rc, who, "MPI_Allgather", err, errsize);
+    int rc, local_ok = 1, all_ok = 1;
+    if (size <= SMALL_RANKS) {
+        h->all = h->small;
+    } else {
+        h->all = malloc((size_t)size * H_LEN * sizeof *h->all);
+        local_ok = h->all != NULL;
+        rc = MPI_Allreduce(&local_ok, &all_ok, 1, MPI_INT, MPI_MIN, comm);
+        if (rc != MPI_SUCCESS) {
+            headers_release(h);
+            return mpi_fail(rc, who, "MPI_Allreduce", err, errsize);
+        }
+    }
+    if (!all_ok) {
+        headers_release(h);
         set_err(err, errsize, "%s: out of memory on %s", who,
                 local_ok ? "another rank" : "this rank");
         return TG_ERR_NOMEM;
     }
+    rc = MPI_Allgather(mine, H_LEN, MPI_DOUBLE, h->all, H_LEN, MPI_DOUBLE, comm);
+    if (rc != MPI_SUCCESS) {
+        headers_release(h);
+        return mpi_fail(rc, who, "MPI_Allgather", err, errsize);
+    }
     return TG_OK;
+}
+
+/* The values every rank sent must be as many everywhere (and allowed). */
+static tg_status check_nval(const double *all, int size, int nval, int max, const char *who,
+                            char *err, size_t errsize)
+{
+    for (int r = 0; r < size; r++) {
+        double theirs = all[r * H_LEN + H_NVAL];
+        if (theirs != nval || nval < 0 || nval > max) {
+            set_err(err, errsize, "%s: rank %d has n = %g, rank 0 has %g (must be equal, "
+                    "0 .. %d)", who, r, theirs, all[H_NVAL], max);
+            return TG_ERR_ARG;
+        }
+    }
+    return TG_OK;
+}
+
+/* values[i] = sum over ranks, in rank order, of the values in the headers. */
+static void sum_header_values(const double *all, int size, double *values, int nval)
+{
+    for (int i = 0; i < nval; i++) {
+        double acc = 0.0;
+        for (int r = 0; r < size; r++)
+            acc += all[r * H_LEN + H_VALS + i];
+        values[i] = acc;
+    }
 }
 
 /* The common verdict on the headers: a local failure anywhere, then (when layout) a
@@ -228,6 +287,12 @@ static void sum_slice_f64(const double *recv, int size, int64_t len, const doubl
 tg_status tg_dist_average_grads(tg_params *ps, MPI_Comm comm, double weight, char *err,
                                 size_t errsize)
 {
+    return tg_dist_average_grads_sum(ps, comm, weight, NULL, 0, err, errsize);
+}
+
+tg_status tg_dist_average_grads_sum(tg_params *ps, MPI_Comm comm, double weight,
+                                    double *values, int n_values, char *err, size_t errsize)
+{
     const char *who = "dist_average_grads";
     int size = 0, rank = 0;
     tg_status st = comm_info(comm, &size, &rank, who, err, errsize);
@@ -244,7 +309,7 @@ tg_status tg_dist_average_grads(tg_params *ps, MPI_Comm comm, double weight, cha
     unsigned char *flat = NULL, *recv = NULL, *out = NULL;
     int *counts = NULL, *displs = NULL, *rcounts = NULL, *rdispls = NULL;
     double *w = NULL;
-    tg_status local = ps ? TG_OK : TG_ERR_NULL;
+    tg_status local = ps && (values || n_values <= 0) ? TG_OK : TG_ERR_NULL;
     if (local == TG_OK && n <= (int64_t)INT_MAX) {
         flat = malloc((size_t)(n > 0 ? n : 1) * esz);
         recv = malloc((size_t)(len > 0 ? len : 1) * (size_t)size * esz);
@@ -258,10 +323,15 @@ tg_status tg_dist_average_grads(tg_params *ps, MPI_Comm comm, double weight, cha
             local = TG_ERR_NOMEM;
     }
 
-    double *hdr = NULL;
-    st = exchange_headers(ps, local, weight, comm, size, who, &hdr, err, errsize);
+    headers h;
+    st = exchange_headers(ps, local, weight, values, n_values, comm, size, who, &h, err,
+                          errsize);
+    if (st != TG_OK)
+        goto done;
+    const double *hdr = h.all;
+    st = check_headers(hdr, size, true, who, err, errsize);
     if (st == TG_OK)
-        st = check_headers(hdr, size, true, who, err, errsize);
+        st = check_nval(hdr, size, n_values, TG_DIST_MAX_VALUES, who, err, errsize);
     if (st == TG_OK && n > (int64_t)INT_MAX) {
         /* counts and displacements are ints (the same n everywhere: all stop here) */
         set_err(err, errsize, "%s: %lld gradient elements exceed MPI's int displacements",
@@ -275,7 +345,10 @@ tg_status tg_dist_average_grads(tg_params *ps, MPI_Comm comm, double weight, cha
             st = TG_ERR_ARG;
         }
     }
-    free(hdr);
+    double sums[TG_DIST_MAX_VALUES];
+    if (st == TG_OK)
+        sum_header_values(hdr, size, sums, n_values);
+    headers_release(&h);
     if (st != TG_OK)
         goto done;
 
@@ -303,6 +376,8 @@ tg_status tg_dist_average_grads(tg_params *ps, MPI_Comm comm, double weight, cha
         goto done;
     }
     unpack(ps, true, flat);
+    for (int i = 0; i < n_values; i++)
+        values[i] = sums[i];
 done:
     free(w);
     free(flat);
@@ -333,10 +408,14 @@ tg_status tg_dist_broadcast_params(tg_params *ps, MPI_Comm comm, int root, char 
     int64_t bytes = ps ? values_bytes(ps) : 0;
     unsigned char *buf = ps ? malloc((size_t)(bytes > 0 ? bytes : 1)) : NULL;
     tg_status local = !ps ? TG_ERR_NULL : !buf ? TG_ERR_NOMEM : TG_OK;
-    double *hdr = NULL;
-    st = exchange_headers(ps, local, root, comm, size, who, &hdr, err, errsize);
-    if (st == TG_OK)
-        st = check_headers(hdr, size, true, who, err, errsize);
+    headers h;
+    st = exchange_headers(ps, local, root, NULL, 0, comm, size, who, &h, err, errsize);
+    if (st != TG_OK) {
+        free(buf);
+        return st;
+    }
+    const double *hdr = h.all;
+    st = check_headers(hdr, size, true, who, err, errsize);
     for (int r = 0; st == TG_OK && r < size; r++) {
         if (hdr[r * H_LEN + H_X] != hdr[H_X] || !(hdr[H_X] >= 0 && hdr[H_X] < size)) {
             set_err(err, errsize, "%s: bad root (rank %d says %g, rank 0 says %g, %d ranks)",
@@ -344,7 +423,7 @@ tg_status tg_dist_broadcast_params(tg_params *ps, MPI_Comm comm, int root, char 
             st = TG_ERR_ARG;
         }
     }
-    free(hdr);
+    headers_release(&h);
     if (st != TG_OK) {
         free(buf);
         return st;
@@ -381,11 +460,13 @@ tg_status tg_dist_check_params(tg_params *ps, MPI_Comm comm, char *err, size_t e
         tg_tensor *t = tg_params_at(ps, i);
         crc = tg_crc32(crc, t->data, (size_t)t->numel * esz);
     }
-    double *hdr = NULL;
-    st = exchange_headers(ps, ps ? TG_OK : TG_ERR_NULL, crc, comm, size, who, &hdr, err,
-                          errsize);
-    if (st == TG_OK)
-        st = check_headers(hdr, size, true, who, err, errsize);
+    headers h;
+    st = exchange_headers(ps, ps ? TG_OK : TG_ERR_NULL, crc, NULL, 0, comm, size, who, &h,
+                          err, errsize);
+    if (st != TG_OK)
+        return st;
+    const double *hdr = h.all;
+    st = check_headers(hdr, size, true, who, err, errsize);
     for (int r = 1; st == TG_OK && r < size; r++) {
         if (hdr[r * H_LEN + H_X] != hdr[H_X]) {
             set_err(err, errsize, "%s: rank %d's parameter values differ from rank 0's "
@@ -394,7 +475,7 @@ tg_status tg_dist_check_params(tg_params *ps, MPI_Comm comm, char *err, size_t e
             st = TG_ERR_ARG;
         }
     }
-    free(hdr);
+    headers_release(&h);
     return st;
 }
 
@@ -406,27 +487,27 @@ tg_status tg_dist_sum(double *values, int n, MPI_Comm comm, char *err, size_t er
     tg_status st = comm_info(comm, &size, &rank, who, err, errsize);
     if (st != TG_OK)
         return st;
+    /* up to TG_DIST_MAX_VALUES values ride in the header: one collective */
     tg_status local = !values && n > 0 ? TG_ERR_NULL : TG_OK;
     double *gathered = NULL;
-    if (local == TG_OK && n > 0 && n <= INT_MAX / size) {
+    if (local == TG_OK && n > TG_DIST_MAX_VALUES && n <= INT_MAX / size) {
         gathered = malloc((size_t)n * (size_t)size * sizeof *gathered);
         if (!gathered)
             local = TG_ERR_NOMEM;
     }
-    /* agree on n first: the gather needs equal counts */
-    double *hdr = NULL;
-    st = exchange_headers(NULL, local, n, comm, size, who, &hdr, err, errsize);
-    if (st == TG_OK)
-        st = check_headers(hdr, size, false, who, err, errsize);
-    for (int r = 0; st == TG_OK && r < size; r++) {
-        if (hdr[r * H_LEN + H_X] != n || n < 0 || n > INT_MAX / size) {
-            set_err(err, errsize, "%s: rank %d has n = %g, rank %d has %d (must be equal, "
-                    ">= 0 and fit %d ranks)", who, r, hdr[r * H_LEN + H_X], rank, n, size);
-            st = TG_ERR_ARG;
-        }
+    headers h;
+    st = exchange_headers(NULL, local, 0, values, n, comm, size, who, &h, err, errsize);
+    if (st != TG_OK) {
+        free(gathered);
+        return st;
     }
-    free(hdr);
-    if (st != TG_OK || n == 0) {
+    st = check_headers(h.all, size, false, who, err, errsize);
+    if (st == TG_OK)
+        st = check_nval(h.all, size, n, INT_MAX / size, who, err, errsize);
+    if (st == TG_OK && n <= TG_DIST_MAX_VALUES)
+        sum_header_values(h.all, size, values, n);
+    headers_release(&h);
+    if (st != TG_OK || n <= TG_DIST_MAX_VALUES) {
         free(gathered);
         return st;
     }

@@ -55,6 +55,18 @@ extern "C" {
 tg_status tg_dist_average_grads(tg_params *ps, MPI_Comm comm, double weight, char *err,
                                 size_t errsize);
 
+/* The most values tg_dist_average_grads_sum carries. */
+#define TG_DIST_MAX_VALUES 8
+
+/* tg_dist_average_grads, and in the same exchange (no extra round trip) values[0..n)
+   become, on every rank, the sum over ranks in rank order of each rank's values, as
+   tg_dist_sum does: typically the global loss from each rank's weight * loss, and flags
+   every rank must agree on. 0 <= n <= TG_DIST_MAX_VALUES, the same on every rank; values
+   may be NULL when n is 0. Errors as tg_dist_average_grads (TG_ERR_ARG also for n out of
+   range or differing, TG_ERR_NULL for NULL values); values unchanged on error. */
+tg_status tg_dist_average_grads_sum(tg_params *ps, MPI_Comm comm, double weight,
+                                    double *values, int n, char *err, size_t errsize);
+
 /* Copies root's parameter values (not gradients) to every other rank of comm: call it once
    after building the model so that all ranks start from the same point whatever their
    initialisation. Returns TG_ERR_NULL, TG_ERR_ARG (bad root), TG_ERR_SHAPE (layouts

@@ -76,6 +76,17 @@ if mpicc -std=c11 -Wall -Wextra -Wpedantic -O2 -fopenmp -I. -D_POSIX_C_SOURCE=20
 else
     bad "dist API test compiles"
 fi
+# the same with headers on the heap (the path for more than 64 ranks), on 3 ranks
+if mpicc -std=c11 -O1 -fopenmp -I. -D_POSIX_C_SOURCE=200809L -DTG_WITH_MPI \
+        -DTG_DIST_SMALL_RANKS=1 -o "$work/dist_api_heap" tests/mpi/dist_api.c optim/dist.c \
+        "$LIB" -lm; then
+    "${MPIRUN[@]}" -np 3 "$work/dist_api_heap" >"$work/api_heap.txt" 2>&1
+    rc=$?
+    tail -1 "$work/api_heap.txt"
+    check "dist API on 3 ranks, headers on the heap" test $rc -eq 0
+else
+    bad "dist API test (heap headers) compiles"
+fi
 
 echo "== training: 2 ranks vs 1"
 train1 --steps 20 --log "$work/one.csv" --save "$work/one.ckpt"

@@ -20,6 +20,8 @@
 static int g_rank = 0, g_size = 1;
 static bool g_started = false;
 static MPI_Comm g_end_comm = MPI_COMM_NULL;
+static double g_exchange_s = 0.0;   /* time in dist_step's exchange (waiting included) */
+static int64_t g_exchanges = 0;
 static int64_t g_batch = 1, g_first = 0, g_rows = 1;
 static volatile sig_atomic_t g_pending = 0;   /* a signal received, not yet agreed on */
 
@@ -276,6 +278,10 @@ int dist_end(int rc)
         return rc;
     if (g_resume_copy[0])
         unlink(g_resume_copy);
+    if (getenv("CHARLM_DIST_STATS") && g_exchanges > 0)
+        fprintf(stderr, "charlm train: rank %d: %lld exchanges, %.3f s in them (%.2f ms "
+                "each, waiting for the other ranks included)\n", g_rank,
+                (long long)g_exchanges, g_exchange_s, 1e3 * g_exchange_s / (double)g_exchanges);
     bool failed = rc != EXIT_OK && rc != EXIT_INTERRUPTED;
     if (g_size > 1 && !all_reached_end(failed)) {
         /* the other ranks are waiting in an exchange this rank will never join */
@@ -336,43 +342,32 @@ tg_rng *dist_dropout_rng(tg_rng *rng, uint64_t seed, int64_t step)
     return &mine;
 }
 
-/* ---- the exchange of every step --------------------------------------------------------- */
-enum { X_LOSS, X_SIGNAL, X_TIME_UP, X_LEN };
+/* ---- the exchange of every step ---------------------------------------------------------
+ * One library call: the gradients, and in the same round trip the sums over ranks of
+ * weight * loss (the global mean loss) and of the flags everyone must agree on.
+ */
+enum { X_LOSS, X_SIGINT, X_SIGTERM, X_TIME_UP, X_LEN };
 
 int dist_step(tg_params *ps, double *loss, bool time_up, int *sig, bool *time_up_all)
 {
     double w = (double)g_rows / (double)g_batch;   /* this rank's share of the mean */
-    double mine[X_LEN] = {w * *loss, (double)g_pending, time_up ? 1.0 : 0.0};
-    double *all = malloc((size_t)g_size * X_LEN * sizeof *all);
-    if (!all) {
-        errorf("rank %d: out of memory", g_rank);
-        return EXIT_RUNTIME;
-    }
-    watchdog_arm("exchanging gradients");
-    int rc = MPI_Allgather(mine, X_LEN, MPI_DOUBLE, all, X_LEN, MPI_DOUBLE, MPI_COMM_WORLD);
-    if (rc != MPI_SUCCESS) {
-        watchdog_disarm();
-        free(all);
-        return mpi_error(rc, "MPI_Allgather");
-    }
-    /* the global mean loss, summed in rank order like the gradients */
-    double sum = 0.0;
-    *sig = 0;
-    for (int r = 0; r < g_size; r++) {
-        sum += all[r * X_LEN + X_LOSS];
-        if (*sig == 0)
-            *sig = (int)all[r * X_LEN + X_SIGNAL];
-    }
-    *time_up_all = all[X_TIME_UP] != 0.0;   /* rank 0's clock decides */
-    *loss = sum;
-    free(all);
+    int pending = g_pending;
+    double x[X_LEN] = {w * *loss, pending == SIGINT, pending == SIGTERM,
+                       g_rank == 0 && time_up};    /* rank 0's clock decides */
     char err[512] = "";
-    tg_status st = tg_dist_average_grads(ps, MPI_COMM_WORLD, w, err, sizeof err);
+    watchdog_arm("exchanging gradients");
+    double t0 = now_s();
+    tg_status st = tg_dist_average_grads_sum(ps, MPI_COMM_WORLD, w, x, X_LEN, err, sizeof err);
+    g_exchange_s += now_s() - t0;
+    g_exchanges++;
     watchdog_disarm();
     if (st != TG_OK) {
         errorf("rank %d: %s", g_rank, err[0] ? err : tg_status_str(st));
         return EXIT_RUNTIME;
     }
+    *loss = x[X_LOSS];
+    *sig = x[X_SIGINT] > 0 ? SIGINT : x[X_SIGTERM] > 0 ? SIGTERM : 0;
+    *time_up_all = x[X_TIME_UP] > 0;
     return EXIT_OK;
 }
 

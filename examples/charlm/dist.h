@@ -54,7 +54,8 @@ tg_rng *dist_dropout_rng(tg_rng *rng, uint64_t seed, int64_t step);
 
 /* After backward: replaces the gradients by the weighted combination over the ranks and
    *loss (this rank's mean loss over its rows) by the global mean; *sig receives the
-   signal any rank got (the first in rank order, 0: none) and *time_up rank 0's time_up.
+   signal any rank got (SIGINT before SIGTERM, 0: none) and *time_up_all rank 0's
+   time_up. One call of tg_dist_average_grads_sum carries it all.
    Returns EXIT_OK or EXIT_RUNTIME (message printed). */
 int dist_step(tg_params *ps, double *loss, bool time_up, int *sig, bool *time_up_all);
 

@@ -198,7 +198,51 @@ int main(int argc, char **argv)
         tg_params_free(ps);
     }
 
-    /* 8-9. fixed-order sums of scalars */
+    /* 8. gradients and scalars in one exchange */
+    {
+        tg_params *ps = make_params(TG_F32, 5000);
+        fill_grads(ps, rank);
+        double v[3] = {weight_of(rank) * 3.25, rank == 0, 1.0 / (rank + 3)};
+        tg_status st = tg_dist_average_grads_sum(ps, MPI_COMM_WORLD, weight_of(rank), v, 3,
+                                                 err, sizeof err);
+        double want[3] = {0, 0, 0};
+        for (int r = 0; r < size; r++) {
+            want[0] += weight_of(r) * 3.25;
+            want[1] += r == 0;
+            want[2] += 1.0 / (r + 3);
+        }
+        check(st == TG_OK && grads_exact(ps), "average_grads_sum: gradients as without values");
+        check(v[0] == want[0] && v[1] == want[1] && v[2] == want[2],
+              "average_grads_sum: values summed in rank order");
+        fill_grads(ps, rank);
+        double u[2] = {1.0, 2.0};
+        st = tg_dist_average_grads_sum(ps, MPI_COMM_WORLD, 1.0, u, rank == size - 1 ? 1 : 2,
+                                       err, sizeof err);
+        check(size == 1 ? st == TG_OK : st == TG_ERR_ARG && u[0] == 1.0 && u[1] == 2.0 &&
+                                            grads_are_own(ps),
+              "average_grads_sum: differing counts refused everywhere, nothing changed");
+        double many[TG_DIST_MAX_VALUES + 1] = {0};
+        st = tg_dist_average_grads_sum(ps, MPI_COMM_WORLD, 1.0, many, TG_DIST_MAX_VALUES + 1,
+                                       err, sizeof err);
+        check(st == TG_ERR_ARG, "average_grads_sum: more than TG_DIST_MAX_VALUES refused");
+        tg_params_free(ps);
+    }
+
+    /* 9-10. fixed-order sums of scalars (in the header, and beyond it) */
+    {
+        double big[20], want[20] = {0};
+        for (int i = 0; i < 20; i++)
+            big[i] = 0.01 * i + rank;
+        for (int r = 0; r < size; r++)
+            for (int i = 0; i < 20; i++)
+                want[i] += 0.01 * i + r;
+        tg_status st = tg_dist_sum(big, 20, MPI_COMM_WORLD, err, sizeof err);
+        int same = st == TG_OK;
+        for (int i = 0; i < 20; i++)
+            same &= big[i] == want[i];
+        check(same, "dist_sum of 20 values (beyond the header) adds in rank order");
+    }
+    /* fixed-order sums of scalars */
     {
         double v[2] = {0.1 * rank + 1e-17, weight_of(rank)};
         tg_status st = tg_dist_sum(v, 2, MPI_COMM_WORLD, err, sizeof err);
