@@ -93,6 +93,12 @@ train1 --steps 20 --log "$work/one.csv" --save "$work/one.ckpt"
 check "1-process run" test -s "$work/one.ckpt"
 trainN 1 --steps 20 --log "$work/np1.csv" --save "$work/np1.ckpt"
 check "mpirun -np 1 is bit-identical to the plain process" cmp -s "$work/one.ckpt" "$work/np1.ckpt"
+plain=$(dirname "$BUILD")/examples/charlm   # the default build's charlm, if built
+if [ "$BUILD" = build/mpi ] && [ -x "$plain" ]; then
+    "$plain" train "${TINY[@]}" --quiet --steps 20 --save "$work/plain.ckpt" >>"$work/out.txt" 2>&1
+    check "the MPI build in one process is bit-identical to the plain build" \
+        cmp -s "$work/one.ckpt" "$work/plain.ckpt"
+fi
 trainN 2 --steps 20 --log "$work/two.csv" --save "$work/two.ckpt"
 check "2-rank losses match 1-rank within $TOL" close_losses "$work/one.csv" "$work/two.csv" 1 20
 check "2-rank parameters after 20 steps within $TOL" close_params "$work/one.ckpt" "$work/two.ckpt"

@@ -164,6 +164,11 @@ void options_usage(FILE *f, charlm_cmd cmd)
                    "mean\ncross-entropy (nats/char) over seq-length chunks of the validation "
                    "split, each\nfrom a zero state. SIGINT/SIGTERM finish the current step, "
                    "save (--save) and\nexit 130. Defaults are char-rnn's.\n\n");
+#ifdef TG_WITH_MPI
+        fprintf(f, "Built with MPI: 'mpirun -np N charlm train ...' trains data-parallel on N "
+                   "ranks (--batch\nis the global batch; rank 0 prints, validates and saves; "
+                   "see docs/MPI.md).\n\n");
+#endif
         break;
     case CMD_SAMPLE:
         fprintf(f, "Prints the prime text, then --len generated characters as they come.\n\n");
