@@ -92,7 +92,8 @@ echo "== training: 2 ranks vs 1"
 train1 --steps 20 --log "$work/one.csv" --save "$work/one.ckpt"
 check "1-process run" test -s "$work/one.ckpt"
 trainN 1 --steps 20 --log "$work/np1.csv" --save "$work/np1.ckpt"
-check "mpirun -np 1 is bit-identical to running without mpirun" cmp -s "$work/one.ckpt" "$work/np1.ckpt"
+check "mpirun -np 1 is bit-identical to running without mpirun" \
+    cmp -s "$work/one.ckpt" "$work/np1.ckpt"
 plain=$(dirname "$BUILD")/examples/charlm   # the default build's charlm, if built
 if [ "$BUILD" = build/mpi ] && [ -x "$plain" ]; then
     "$plain" train "${TINY[@]}" --quiet --steps 20 --save "$work/plain.ckpt" >>"$work/out.txt" 2>&1
