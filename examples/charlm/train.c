@@ -615,8 +615,8 @@ int cmd_train(const charlm_opts *o)
             break;
         }
 #ifdef TG_WITH_MPI
-        /* combine the ranks' gradients and losses; agree on stopping */
-        /* rank 0's time verdict as below, with the previous steps' speed */
+        /* combine the ranks' gradients and losses; agree on stopping (signals, and rank
+           0's time verdict, the rule below with the previous steps' speed) */
         int dist_sig = 0;
         bool dist_time_up = false;
         double dist_tok_s = train_time > 0 ? (double)((t->step - first_step) * B * T) / train_time
