@@ -1,6 +1,7 @@
 /* tensor/gemm.c: tg_sgemm/tg_dgemm front end, run-time kernel choice, portable kernels. */
 #include "tensor/gemm.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,6 +35,30 @@ void *tg__gemm_scratch(size_t bytes)
     scratch.p = p;
     scratch.cap = cap;
     return p;
+}
+
+/* ---- oversubscription guard (see gemm_internal.h) ----------------------------------- */
+
+/* Products left to run serially before threads are tried again. */
+static _Atomic int serial_left;
+
+bool tg__gemm_threads_ok(void)
+{
+    int left = atomic_load_explicit(&serial_left, memory_order_relaxed);
+    if (left <= 0)
+        return true;
+    atomic_fetch_sub_explicit(&serial_left, 1, memory_order_relaxed);
+    return false;
+}
+
+void tg__gemm_parallel_took(double seconds, double fmas, int nth)
+{
+    /* 4 GFMA/s per thread is a fraction of what any AVX2 core does; 10x slower than that
+     * (plus 0.2 ms of slack for page faults and first-touch) means threads waited on each
+     * other: 256 products (tens of milliseconds at most) run serially. */
+    double slow = 10.0 * fmas / (4e9 * nth) + 2e-4;
+    if (seconds > slow)
+        atomic_store_explicit(&serial_left, 256, memory_order_relaxed);
 }
 
 /* ---- portable micro-kernels (plain C; used without AVX2+FMA, and as the reference) ---- */

@@ -330,8 +330,9 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
     x.npm = (M + GD_MR - 1) / GD_MR;
     x.npn = (N + GD_NR - 1) / GD_NR;
 
+    const double fmas = (double)M * (double)N * (double)K;
     int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (nth < 1 || (double)M * (double)N * (double)K < (double)TG_GEMM_PAR_MIN_FMAS)
+    if (nth < 1 || fmas < (double)TG_GEMM_PAR_MIN_FMAS || !tg__gemm_threads_ok())
         nth = 1;
 
     /* Columns mode when op(A) stays in L2 and splitting the columns balances about as well
@@ -363,11 +364,13 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
     if (nth == 1) {
         GD_P(run)(&x, 0, 1);
     } else {
+        double t0 = omp_get_wtime();
 #pragma omp parallel num_threads(nth)
         {
             int t = omp_get_thread_num(), n = omp_get_num_threads();
             GD_P(run)(&x, t, n);
         }
+        tg__gemm_parallel_took(omp_get_wtime() - t0, fmas, nth);
     }
     return true;
 }

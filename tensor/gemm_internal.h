@@ -14,6 +14,16 @@ void *tg__gemm_scratch(size_t bytes);
 /* Products with fewer multiply-adds than this run on the calling thread only. */
 #define TG_GEMM_PAR_MIN_FMAS ((int64_t)96 * 1024)
 
+/* Guard against oversubscription. When other processes keep the cores busy, a thread of a
+ * parallel region can wait a whole scheduler time slice for its partner, and a product
+ * that takes microseconds takes milliseconds. tg__gemm_threads_ok() says whether the next
+ * product may use threads; tg__gemm_parallel_took() reports how long a parallel product
+ * took, and a product far slower than any idle machine would run it makes the next ones
+ * run on the calling thread for a while (then threads are tried again). Results do not
+ * change: they are bit-identical for any thread count. */
+bool tg__gemm_threads_ok(void);
+void tg__gemm_parallel_took(double seconds, double fmas, int nth);
+
 /* The blocked drivers, one per (type, kernel). Preconditions (checked by tg_sgemm /
  * tg_dgemm): M, N, K >= 1, alpha != 0, pointers valid. Return false only when the
  * pack buffers cannot be allocated (C untouched then). */
