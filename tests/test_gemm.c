@@ -345,6 +345,22 @@ START_TEST(test_gemm_thread_determinism)
 }
 END_TEST
 
+/* A parallel product reported as hopelessly slow sends the next 256 to one thread, then
+ * threads are allowed again; results stay bit-identical meanwhile. */
+START_TEST(test_gemm_oversubscription_guard)
+{
+    ck_assert(tg__gemm_threads_ok());
+    tg__gemm_parallel_took(1e-5, 1e6, 2);          /* fast: nothing changes */
+    ck_assert(tg__gemm_threads_ok());
+    tg__gemm_parallel_took(0.5, 1e6, 2);           /* 0.5 s for 1e6 multiply-adds */
+    for (int i = 0; i < 256; i++)
+        ck_assert(!tg__gemm_threads_ok());
+    ck_assert(tg__gemm_threads_ok());
+    tg__gemm_parallel_took(0.5, 1e6, 2);
+    determinism_case(50, 128, 193, false, true, 0.0f, IMPL_PUBLIC);   /* serial vs 2 */
+}
+END_TEST
+
 Suite *gemm_suite(void)
 {
     Suite *s = suite_create("gemm");
@@ -361,6 +377,7 @@ Suite *gemm_suite(void)
     tcase_add_test(tc, test_gemm_degenerate);
     tcase_add_test(tc, test_gemm_exact_integers);
     tcase_add_test(tc, test_gemm_thread_determinism);
+    tcase_add_test(tc, test_gemm_oversubscription_guard);
     suite_add_tcase(s, tc);
     return s;
 }
