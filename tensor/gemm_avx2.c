@@ -23,6 +23,10 @@ sgemm_kernel_6x16(int64_t kc, const float *a, int64_t rs, int64_t cs, const floa
                   bool overwrite)
 {
     const float *a3 = a + 3 * rs;   /* rows 3..5: two bases keep every address one lea */
+    for (int r = 0; r < 6; r++) {   /* the tile of C is needed at the end: fetch it now */
+        _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
+        _mm_prefetch((const char *)(c + r * ldc + 15), _MM_HINT_T0);
+    }
     __m256 c00 = _mm256_setzero_ps(), c01 = _mm256_setzero_ps();
     __m256 c10 = _mm256_setzero_ps(), c11 = _mm256_setzero_ps();
     __m256 c20 = _mm256_setzero_ps(), c21 = _mm256_setzero_ps();
