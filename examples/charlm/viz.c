@@ -745,7 +745,8 @@ static int write_data(FILE *f, void *user)
     fprintf(f, ",\"cell\":\"%s\",\"layers\":%d,\"hidden\":%d,\"steps\":%lld,",
             tg_cell_kind_name(mt->cfg.cell), v->L, v->H, (long long)mt->step);
     if (mt->n_val > 0 && isfinite(mt->val_loss[mt->n_val - 1]))
-        fprintf(f, "\"val_loss\":%.4f,", mt->val_loss[mt->n_val - 1]);
+        fprintf(f, "\"val_loss\":%.4f,\"val_step\":%lld,", mt->val_loss[mt->n_val - 1],
+                (long long)mt->val_step[mt->n_val - 1]);
     else
         fputs("\"val_loss\":null,", f);
     fprintf(f, "\"n\":%lld,\"topk\":%d,\"vocab\":[", (long long)v->n, TOP_K);

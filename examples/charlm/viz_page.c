@@ -360,7 +360,8 @@ static const char *const page[] = {
     "    \" \\u00d7 \" + H + \" units \\u00b7 \" + M.vocab.length + \" characters \\u00b7"
     " trained \" + M.steps +",
     "    \" steps\" + (M.val_loss !== null ? \" \\u00b7 validation loss \" + M.val_loss.t"
-    "oFixed(3) + \" nats/char\" : \"\");",
+    "oFixed(3) + \" nats/char\" +",
+    "    (M.val_step !== M.steps ? \" (at step \" + M.val_step + \")\" : \"\") : \"\");",
     "  $(\"textinfo\").textContent = \"\\u2014 \" + N.toLocaleString(\"en\") + \" charact"
     "ers: \" + M.source;",
     "",
@@ -627,8 +628,13 @@ static const char *const page[] = {
     "    render();",
     "    document.documentElement.setAttribute(\"data-render-ms\", (performance.now() - t"
     "0).toFixed(1));",
-    "    if (c.at !== undefined && c.at !== S.pin) { S.pin = Math.min(N - 1, c.at); at(S."
-    "pin); }",
+    "    if (c.at !== undefined && c.at !== S.pin) {",
+    "      S.pin = Math.min(N - 1, c.at); at(S.pin);",
+    "      var r = spans[S.pin].getBoundingClientRect(), box = textEl.getBoundingClientRe"
+    "ct();",
+    "      if (r.top < box.top || r.bottom > box.bottom)",
+    "        textEl.scrollTop += r.top - box.top - box.height / 3;",
+    "    }",
     "    if (!fromHash) writeHash();",
     "  }",
     "  function writeHash() {",

@@ -55,7 +55,7 @@ chromium_run() {
         timeout 120 "$CHROMIUM" "${flags[@]}" --dump-dom "$url" >"$out" 2>"$OUT/chromium.log"
     else
         timeout 120 "$CHROMIUM" "${flags[@]}" --window-size="${VIZ_WINDOW:-1440,1000}" \
-            --screenshot="$out" \
+            --virtual-time-budget=3000 --screenshot="$out" \
             "$url" >"$OUT/chromium.log" 2>&1
     fi
     local rc=$?
