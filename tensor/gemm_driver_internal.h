@@ -28,8 +28,9 @@
  * computes MR x NR tiles of C slice after slice. Two ways to run it:
  *
  *   columns ("direct"): when op(A) is small (few rows: the recurrent products with
- *     M = batch), each thread takes a contiguous range of B panels; for each it packs the
- *     panel (all of K) into its own buffer and computes every tile below it. A is read in
+ *     M = batch), each thread takes a contiguous range of B panels; for a group of 4 of
+ *     them at a time, slice by slice, it packs the slice into its own buffer and computes
+ *     every tile below it (the tiles get their slices in order). A is read in
  *     place (no packing but for a partial last panel), A^T is packed by every thread into
  *     its own buffer (cheap next to the N/nth multiply-adds per element). No data is
  *     shared and no barrier is needed.
@@ -181,17 +182,19 @@ GD_P(tile)(const GD_P(ctx) *x, int64_t i, int64_t j, int64_t kc, const GD_T *a, 
         (hi) = (n) * (tid + 1) / nth;                          \
     } while (0)
 
-/* Packs the g B panels at columns j0, j0+NR, .. over all of K, panel q at dst + q*K*NR
- * (element (k,j) at [k*NR + j]; columns past N are 0). B not transposed: each row of B is
- * read as one contiguous run of g*NR elements, which the hardware prefetchers follow far
- * better than g runs of NR elements ldb apart (the weights come from L3 in training). */
-static void GD_P(pack_b_rows)(const GD_P(ctx) *x, int64_t j0, int64_t g, GD_T *dst)
+/* Packs rows [pc, pc+kc) of the g B panels at columns j0, j0+NR, ..: panel q at
+ * dst + q*kc*NR, element (k,j) at [(k-pc)*NR + j]; columns past N are 0. B not transposed:
+ * each row of B is read as one contiguous run of g*NR elements, which the hardware
+ * prefetchers follow far better than g runs of NR elements ldb apart (in training the
+ * weights come from L3). */
+static void GD_P(pack_b_rows)(const GD_P(ctx) *x, int64_t j0, int64_t g, int64_t pc,
+                              int64_t kc, GD_T *dst)
 {
-    const int64_t K = x->K, w = GD_MIN(g * GD_NR, x->N - j0);
-    for (int64_t k = 0; k < K; k++) {
-        const GD_T *src = x->B + k * x->ldb + j0;
+    const int64_t w = GD_MIN(g * GD_NR, x->N - j0);
+    for (int64_t k = 0; k < kc; k++) {
+        const GD_T *src = x->B + (pc + k) * x->ldb + j0;
         for (int64_t q = 0; q < g; q++) {
-            GD_T *d = dst + q * K * GD_NR + k * GD_NR;
+            GD_T *d = dst + q * kc * GD_NR + k * GD_NR;
             int64_t n = GD_MIN((int64_t)GD_NR, w - q * GD_NR);
             if (n == GD_NR) {
                 memcpy(d, src + q * GD_NR, GD_NR * sizeof(GD_T));
@@ -211,12 +214,12 @@ static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
     GD_SPLIT(x->npn, lo, hi);
     if (lo >= hi)
         return;
-    /* Private: GROUP B panels over all of K (slice at pc: bpan + pc*NR), and packed A panels
+    /* Private: one K slice of GROUP B panels (bpan), and packed A panels
      * (slice at pc: apan + pc*pw + (p-p0)*MR*depth): all of them when op(A) is A^T (read in
      * place, its rows would be one cache line per k, often in the same cache set), else
      * only the partial last one, if any. */
     GD_T *bpan = (GD_T *)(void *)(x->priv + (size_t)tid * x->priv_bytes);
-    GD_T *apan = bpan + GD_ROUNDUP(K * GD_GROUP * GD_NR * (int64_t)sizeof(GD_T)) /
+    GD_T *apan = bpan + GD_ROUNDUP(kc0 * GD_GROUP * GD_NR * (int64_t)sizeof(GD_T)) /
                             (int64_t)sizeof(GD_T);
     const int64_t p0 = x->ta ? 0 : x->M / GD_MR;   /* first packed panel */
     const int64_t pw = (x->npm - p0) * GD_MR;        /* rows of packed panels */
@@ -228,22 +231,20 @@ static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
     /* A read in place: element (i,k) of op(A) at A[i*lda + k]. */
     const int64_t lda = x->lda;
     for (int64_t jg = lo; jg < hi; jg += GD_GROUP) {
-        /* A group of B panels over all of K (panel q at bpan + q*K*NR); B^T is packed
-         * panel by panel and slice by slice with transposes. */
+        /* A group of B panels, one K slice at a time (panel q at bpan + q*kc*NR; B^T is
+         * packed panel by panel with transposes), then every tile below them. */
         const int64_t g = GD_MIN((int64_t)GD_GROUP, hi - jg);
-        if (!x->tb) {
-            GD_P(pack_b_rows)(x, jg * GD_NR, g, bpan);
-        } else {
-            for (int64_t q = 0; q < g; q++)
-                for (int64_t pc = 0; pc < K; pc += kc0)
-                    GD_P(pack_b)(x, (jg + q) * GD_NR, pc, GD_MIN(kc0, K - pc),
-                                 bpan + q * K * GD_NR + pc * GD_NR);
-        }
-        for (int64_t q = 0; q < g; q++) {
-            const int64_t j = (jg + q) * GD_NR;
-            for (int64_t pc = 0; pc < K; pc += kc0) {
-                int64_t kc = GD_MIN(kc0, K - pc);
-                const GD_T *b = bpan + q * K * GD_NR + pc * GD_NR;
+        for (int64_t pc = 0; pc < K; pc += kc0) {
+            const int64_t kc = GD_MIN(kc0, K - pc);
+            if (!x->tb) {
+                GD_P(pack_b_rows)(x, jg * GD_NR, g, pc, kc, bpan);
+            } else {
+                for (int64_t q = 0; q < g; q++)
+                    GD_P(pack_b)(x, (jg + q) * GD_NR, pc, kc, bpan + q * kc * GD_NR);
+            }
+            for (int64_t q = 0; q < g; q++) {
+                const int64_t j = (jg + q) * GD_NR;
+                const GD_T *b = bpan + q * kc * GD_NR;
                 for (int64_t ir = 0; ir < x->npm; ir++) {
                     int64_t i = ir * GD_MR;
                     if (ir < p0)
@@ -341,7 +342,7 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
                GD_P(balance)(x.npn, nth) + 0.02 >= GD_P(balance)(x.npm, nth);
     size_t bytes;
     if (x.direct) {
-        x.priv_bytes = GD_ROUNDUP((size_t)K * GD_GROUP * GD_NR * sizeof(GD_T)) +
+        x.priv_bytes = GD_ROUNDUP((size_t)x.kc * GD_GROUP * GD_NR * sizeof(GD_T)) +
                        GD_ROUNDUP((size_t)K * (size_t)(ta ? x.npm : 1) * GD_MR * sizeof(GD_T));
         bytes = (size_t)nth * x.priv_bytes;
     } else {
