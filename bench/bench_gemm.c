@@ -1,4 +1,4 @@
-/* bench/bench_gemm.c: GFLOP/s of tg_sgemm on the shapes training runs, side by side with OpenBLAS. */
+/* bench/bench_gemm.c: GFLOP/s of tg_sgemm on the shapes training runs, next to OpenBLAS. */
 /*
  * Prints one key=value line per shape:
  *   gemm M= K= N= ta= tb= gflops= [openblas_gflops= ratio= maxrel=]
