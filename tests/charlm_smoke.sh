@@ -146,7 +146,8 @@ for cell in lstm gru rnn; do
     last_line_is "gradcheck_$cell" "^gradcheck: params=[0-9]+ max_rel_err=" \
         "$TMP/gradcheck_$cell.out"
 done
-run gradcheck_embed 0 gradcheck --data "$D" --hidden 5 --embed 4 --dropout 0.25
+run gradcheck_embed 0 gradcheck --data "$D" --hidden 5 --embed 4 --dropout 0.25 \
+    --init orthogonal
 
 # ---- data -----------------------------------------------------------------------------------
 # invalid UTF-8 becomes U+FFFD, never a crash

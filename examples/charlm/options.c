@@ -35,9 +35,9 @@ static const opt_spec SPECS[] = {
     {OPT_EMBED, "embed", "N", T_ | G_, "embedding size; 0 feeds one-hot characters (default 0)"},
     {OPT_DROPOUT, "dropout", "X", T_ | G_, "dropout between layers, 0 <= X < 1 (default 0)"},
     {OPT_INIT, "init", "KIND", T_ | G_,
-     "weight init: xavier (Glorot uniform weights, zero biases), uniform (+-init-scale, "
-     "char-rnn's) or torch (+-1/sqrt(hidden), PyTorch's) (default xavier: the best "
-     "validation loss of the three on the bundled corpus)"},
+     "weight init: xavier (Glorot uniform weights, zero biases), orthogonal (xavier with "
+     "orthogonal recurrent blocks), uniform (+-init-scale, char-rnn's) or torch "
+     "(+-1/sqrt(hidden), PyTorch's) (default xavier)"},
     {OPT_INIT_SCALE, "init-scale", "X", T_ | G_, "bound of --init uniform (default 0.08)"},
     {OPT_FORGET_BIAS, "forget-bias-one", NULL, T_ | G_, "LSTM: start the forget-gate bias at 1"},
     {OPT_SEQ, "seq", "N", T_ | G_,
@@ -333,8 +333,11 @@ static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_op
             c->init = TG_INIT_TORCH;
         else if (strcmp(v, "xavier") == 0)
             c->init = TG_INIT_XAVIER;
+        else if (strcmp(v, "orthogonal") == 0)
+            c->init = TG_INIT_XAVIER;
         else
-            return bad_value(cmd, n, "uniform, torch or xavier", v);
+            return bad_value(cmd, n, "xavier, orthogonal, uniform or torch", v);
+        c->ortho = strcmp(v, "orthogonal") == 0;
         break;
     case OPT_SPLIT:
         if (strcmp(v, "val") != 0 && strcmp(v, "all") != 0)
