@@ -139,6 +139,18 @@ else
     bad "recolouring 20000 characters takes under 2 s (${render_ms:-none} ms)"
 fi
 
+# a text with quotes: "inside quotes" is among the features the units are ranked by
+for i in $(seq 1 60); do
+    printf 'She said "come here, %d" and he said "no".\nThen they left.\n' "$i"
+done >"$OUT/quotes.txt"
+expect 0 "train on a text with quotes" "$CHARLM" train --data "$OUT/quotes.txt" --hidden 8 \
+    --layers 1 --seq 16 --batch 4 --steps 10 --eval-every 0 --quiet --threads 1 \
+    --save "$OUT/quotes.ckpt"
+expect 0 "viz the text with quotes" "$CHARLM" viz --model "$OUT/quotes.ckpt" \
+    --text "$OUT/quotes.txt" --out "$OUT/quotes.html"
+if grep -q '"top":\[.*{"f":0,' "$OUT/quotes.html"; then ok "units ranked by 'inside quotes'"
+else bad "units ranked by 'inside quotes'"; fi
+
 # the prime is where the sampled page starts
 if grep -q '"text":"ROMEO:' "$OUT/gru.html"; then ok "the sampled text starts with the prime"
 else bad "the sampled text starts with the prime"; fi
