@@ -141,7 +141,7 @@ fi
 
 # a text with quotes: "inside quotes" is among the features the units are ranked by
 for i in $(seq 1 60); do
-    printf 'She said "come here, %d" and he said "no".\nThen they left.\n' "$i"
+    printf 'She said "come here, %d" and he said "no".\nThen they left <b>&amp; \\ ok</script>\n' "$i"
 done >"$OUT/quotes.txt"
 expect 0 "train on a text with quotes" "$CHARLM" train --data "$OUT/quotes.txt" --hidden 8 \
     --layers 1 --seq 16 --batch 4 --steps 10 --eval-every 0 --quiet --threads 1 \
@@ -150,6 +150,10 @@ expect 0 "viz the text with quotes" "$CHARLM" viz --model "$OUT/quotes.ckpt" \
     --text "$OUT/quotes.txt" --out "$OUT/quotes.html"
 if grep -q '"top":\[.*{"f":0,' "$OUT/quotes.html"; then ok "units ranked by 'inside quotes'"
 else bad "units ranked by 'inside quotes'"; fi
+chromium_run dom "file://$(realpath "$OUT/quotes.html")#layer=0&unit=1&q=input" \
+    "$OUT/quotes.dom.html" && ok "chromium dumps the quotes page" || bad "chromium (quotes)"
+tally "$PY" tests/viz/check_dom.py "$OUT/quotes.dom.html" "$OUT/quotes.txt" 0 100000 \
+    --q input --layer 0 --unit 1
 
 # the prime is where the sampled page starts
 if grep -q '"text":"ROMEO:' "$OUT/gru.html"; then ok "the sampled text starts with the prime"
