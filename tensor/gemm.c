@@ -55,7 +55,7 @@ void tg__gemm_parallel_took(double seconds, double fmas, int nth)
 {
     /* 4 GFMA/s per thread is a fraction of what any AVX2 core does; 10x slower than that
      * (plus 0.2 ms of slack for page faults and first-touch) means threads waited on each
-     * other: 256 products (tens of milliseconds at most) run serially. */
+     * other: the next 256 products run serially. */
     double slow = 10.0 * fmas / (4e9 * nth) + 2e-4;
     if (seconds > slow)
         atomic_store_explicit(&serial_left, 256, memory_order_relaxed);
