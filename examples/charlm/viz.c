@@ -520,10 +520,18 @@ static void compute_features(const viz_run *v, double *f)
     }
 }
 
+/* Strongest |r| first; ties by feature, layer, unit (a total order: qsort is stable here). */
 static int pick_cmp(const void *a, const void *b)
 {
-    double x = fabs(((const pick *)a)->r), y = fabs(((const pick *)b)->r);
-    return (x < y) - (x > y);
+    const pick *p = a, *q = b;
+    double x = fabs(p->r), y = fabs(q->r);
+    if (x != y)
+        return (x < y) - (x > y);
+    if (p->feature != q->feature)
+        return p->feature - q->feature;
+    if (p->layer != q->layer)
+        return p->layer - q->layer;
+    return p->unit - q->unit;
 }
 
 /* Pearson correlation of every (layer, quantity, unit) with every feature that varies;
