@@ -21,13 +21,13 @@ for t in "$@"; do
     corpus=$DIR/corpus/$name
     crashes=$DIR/crashes/$name
     log=$DIR/$t.log
-    mkdir -p "$corpus" "$crashes"
+    mkdir -p "$corpus" "$crashes" "$DIR/tmp"
     seeds=()
     for d in "$ROOT/tests/fuzz_seeds/$name" "$ROOT/tests/fuzz_regress/$name"; do
         [ -d "$d" ] && seeds+=("$d")
     done
     # one OpenMP thread: the targets run no parallel code and libFuzzer wants one thread
-    OMP_NUM_THREADS=1 "$bin" -max_total_time="$SECS" -print_final_stats=1 -timeout=10 \
+    OMP_NUM_THREADS=1 TMPDIR="$DIR/tmp" "$bin" -max_total_time="$SECS" -print_final_stats=1 -timeout=10 \
         -rss_limit_mb=2048 -artifact_prefix="$crashes/" "$corpus" "${seeds[@]}" \
         > "$log" 2>&1
     rc=$?
