@@ -65,9 +65,6 @@ tg_tensor *tg_node_finish(tg_node *n);
 /* "(2,3)" for messages; uses one of a few rotating static buffers. */
 const char *tg_shp(const tg_tensor *t);
 
-/* Parallel-for helpers: split only when the work pays for the fork/join. */
-#define TG_PRAGMA(x) _Pragma(#x)
-#define TG_PARALLEL_FOR(work) TG_PRAGMA(omp parallel for schedule(static) if ((work) > TG_PAR_THRESHOLD))
 
 /* Runs the statements once with T = float or double, matching dtype: kernels are
    written once. <tgmath.h> picks expf/exp etc. from T. */

@@ -75,9 +75,8 @@ static void dropout_forward(tg_node *n)
         const T *x = n->in[0]->data;
         T *y = n->out->data;
         T keep = (T)(1.0 / (1.0 - n->scalar));
-        TG_PARALLEL_FOR(len)
-        for (int64_t i = 0; i < len; i++)
-            y[i] = mask[i] ? x[i] * keep : 0;);
+        TG_FOR(len, i, len,
+            y[i] = mask[i] ? x[i] * keep : 0;););
 }
 
 static void dropout_backward(tg_node *n)
@@ -90,9 +89,8 @@ static void dropout_backward(tg_node *n)
         const T *g = n->out->grad;
         T *dx = n->in[0]->grad;
         T keep = (T)(1.0 / (1.0 - n->scalar));
-        TG_PARALLEL_FOR(len)
-        for (int64_t i = 0; i < len; i++)
-            dx[i] += mask[i] ? g[i] * keep : 0;);
+        TG_FOR(len, i, len,
+            dx[i] += mask[i] ? g[i] * keep : 0;););
 }
 
 static const tg_op op_dropout = { "dropout", dropout_forward, dropout_backward };

@@ -125,10 +125,9 @@ static void transpose_forward(tg_node *n)
     TG_DISPATCH(n->out->dtype,
         const T *x = n->in[0]->data;
         T *y = n->out->data;
-        TG_PARALLEL_FOR(M * N)
-        for (int64_t j = 0; j < N; j++)
+        TG_FOR(M * N, j, N,
             for (int64_t i = 0; i < M; i++)
-                y[j * M + i] = x[i * N + j];);
+                y[j * M + i] = x[i * N + j];););
 }
 
 static void transpose_backward(tg_node *n)
@@ -139,10 +138,9 @@ static void transpose_backward(tg_node *n)
     TG_DISPATCH(n->out->dtype,
         const T *g = n->out->grad;
         T *dx = n->in[0]->grad;
-        TG_PARALLEL_FOR(M * N)
-        for (int64_t i = 0; i < M; i++)
+        TG_FOR(M * N, i, M,
             for (int64_t j = 0; j < N; j++)
-                dx[i * N + j] += g[j * M + i];);
+                dx[i * N + j] += g[j * M + i];););
 }
 
 static const tg_op op_transpose = { "transpose", transpose_forward, transpose_backward };

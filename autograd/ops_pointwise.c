@@ -20,21 +20,17 @@ enum { VEC_CHUNK = 4096 };   /* elements per task of a vectorised float forward 
             const float *xs = n->in[0]->data;                                     \
             float *ys = n->out->data;                                             \
             int64_t chunks = (len + VEC_CHUNK - 1) / VEC_CHUNK;                   \
-            TG_PARALLEL_FOR(len * 8)                                              \
-            for (int64_t c = 0; c < chunks; c++) {                                \
+            TG_FOR(len * 8, c, chunks,                                            \
                 int64_t lo = c * VEC_CHUNK;                                       \
-                vec(xs + lo, ys + lo, len - lo < VEC_CHUNK ? len - lo : VEC_CHUNK); \
-            }                                                                     \
+                vec(xs + lo, ys + lo, len - lo < VEC_CHUNK ? len - lo : VEC_CHUNK);); \
             return;                                                               \
         }                                                                         \
         TG_DISPATCH(n->out->dtype,                                                \
             const T *xs = n->in[0]->data;                                         \
             T *ys = n->out->data;                                                 \
-            TG_PARALLEL_FOR(len * 8)                                              \
-            for (int64_t i = 0; i < len; i++) {                                   \
+            TG_FOR(len * 8, i, len,                                               \
                 T x = xs[i];                                                      \
-                ys[i] = fwd;                                                      \
-            });                                                                   \
+                ys[i] = fwd;););                                                  \
     }                                                                             \
     static void name##_backward(tg_node *n)                                       \
     {                                                                             \
@@ -48,12 +44,10 @@ enum { VEC_CHUNK = 4096 };   /* elements per task of a vectorised float forward 
             const T *ys = n->out->data;                                           \
             const T *gs = n->out->grad;                                           \
             T *dx = n->in[0]->grad;                                               \
-            TG_PARALLEL_FOR(len * 4)                                              \
-            for (int64_t i = 0; i < len; i++) {                                   \
+            TG_FOR(len * 4, i, len,                                               \
                 T x = xs[i], y = ys[i], g = gs[i];                                \
                 (void)x; (void)y;                                                 \
-                dx[i] += bwd;                                                     \
-            });                                                                   \
+                dx[i] += bwd;););                                                 \
     }                                                                             \
     static const tg_op op_##name = { #name, name##_forward, name##_backward };
 TG_UNARY_OPS(UNARY_KERNELS)
@@ -124,29 +118,28 @@ static inline void row_base(const bcast *bc, int64_t r, int64_t *oa, int64_t *ob
 /* Loops over result rows r (length L = shape[3]) with element offsets ia, ib, i and the
    inner strides sa3, sb3 (0 or 1): no division per element. _PAR splits rows over threads
    (only for loops whose rows write disjoint memory). */
-#define ROW_LOOP_BODY(bc, ...)                                                     \
-        for (int64_t r = 0; r < R; r++) {                                          \
+#define ROW_BODY(bc, ...)                                                          \
             int64_t oa, ob;                                                        \
             row_base(bc, r, &oa, &ob);                                             \
             for (int64_t j = 0; j < L; j++) {                                      \
                 int64_t i = r * L + j, ia = oa + j * sa3, ib = ob + j * sb3;       \
                 (void)i; (void)ia; (void)ib;                                       \
                 __VA_ARGS__                                                        \
-            }                                                                      \
-        }
+            }
 #define ROW_LOOP_VARS(bc)                                                          \
         int64_t L = (bc)->shape[3], R = (bc)->shape[0] * (bc)->shape[1] * (bc)->shape[2]; \
         int64_t sa3 = (bc)->sa[3], sb3 = (bc)->sb[3];
 #define FOR_ROWS_PAR(bc, ...)                                                      \
     do {                                                                           \
         ROW_LOOP_VARS(bc)                                                          \
-        TG_PARALLEL_FOR(R * L * 2)                                                 \
-        ROW_LOOP_BODY(bc, __VA_ARGS__)                                             \
+        TG_FOR(R * L * 2, r, R, ROW_BODY(bc, __VA_ARGS__));                       \
     } while (0)
 #define FOR_ROWS(bc, ...)                                                          \
     do {                                                                           \
         ROW_LOOP_VARS(bc)                                                          \
-        ROW_LOOP_BODY(bc, __VA_ARGS__)                                             \
+        for (int64_t r = 0; r < R; r++) {                                          \
+            ROW_BODY(bc, __VA_ARGS__)                                              \
+        }                                                                          \
     } while (0)
 
 #define BINARY_KERNELS(name, fwd, ga, gb)                                         \

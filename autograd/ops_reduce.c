@@ -34,9 +34,8 @@ static void sum_backward(tg_node *n)
     TG_DISPATCH(n->out->dtype,
         T g = ((const T *)n->out->grad)[0] * (T)n->scalar;
         T *dx = n->in[0]->grad;
-        TG_PARALLEL_FOR(len)
-        for (int64_t i = 0; i < len; i++)
-            dx[i] += g;);
+        TG_FOR(len, i, len,
+            dx[i] += g;););
 }
 
 static const tg_op op_sum = { "sum", sum_forward, sum_backward };
@@ -66,14 +65,13 @@ static void sum_dim_forward(tg_node *n)
     TG_DISPATCH(n->out->dtype,
         const T *x = n->in[0]->data;
         T *y = n->out->data;
-        TG_PARALLEL_FOR(outer * len * inner)
-        for (int64_t o = 0; o < outer; o++)
+        TG_FOR(outer * len * inner, o, outer,
             for (int64_t i = 0; i < inner; i++) {
                 double acc = 0;
                 for (int64_t k = 0; k < len; k++)
                     acc += (double)x[(o * len + k) * inner + i];
                 y[o * inner + i] = (T)acc;
-            });
+            }););
 }
 
 static void sum_dim_backward(tg_node *n)
@@ -84,11 +82,10 @@ static void sum_dim_backward(tg_node *n)
     TG_DISPATCH(n->out->dtype,
         const T *g = n->out->grad;
         T *dx = n->in[0]->grad;
-        TG_PARALLEL_FOR(outer * len * inner)
-        for (int64_t o = 0; o < outer; o++)
+        TG_FOR(outer * len * inner, o, outer,
             for (int64_t k = 0; k < len; k++)
                 for (int64_t i = 0; i < inner; i++)
-                    dx[(o * len + k) * inner + i] += g[o * inner + i];);
+                    dx[(o * len + k) * inner + i] += g[o * inner + i];););
 }
 
 static const tg_op op_sum_dim = { "sum_dim", sum_dim_forward, sum_dim_backward };
@@ -130,8 +127,7 @@ static void softmax_forward(tg_node *n)
     TG_DISPATCH(n->out->dtype,
         const T *x = n->in[0]->data;
         T *y = n->out->data;
-        TG_PARALLEL_FOR(rows * cols * 8)
-        for (int64_t r = 0; r < rows; r++) {
+        TG_FOR(rows * cols * 8, r, rows, {
             const T *xr = x + r * cols;
             T *yr = y + r * cols;
             T m = xr[0];
@@ -148,7 +144,7 @@ static void softmax_forward(tg_node *n)
                 for (int64_t j = 0; j < cols; j++)
                     yr[j] = (T)((double)exp(xr[j] - m) / s);
             }
-        });
+        }););
 }
 
 static void softmax_backward(tg_node *n)
@@ -161,8 +157,7 @@ static void softmax_backward(tg_node *n)
         const T *y = n->out->data;
         const T *g = n->out->grad;
         T *dx = n->in[0]->grad;
-        TG_PARALLEL_FOR(rows * cols * 4)
-        for (int64_t r = 0; r < rows; r++) {
+        TG_FOR(rows * cols * 4, r, rows, {
             const T *yr = y + r * cols, *gr = g + r * cols;
             T *dr = dx + r * cols;
             double dot = 0;
@@ -170,7 +165,7 @@ static void softmax_backward(tg_node *n)
                 dot += logsm ? (double)gr[j] : (double)gr[j] * (double)yr[j];
             for (int64_t j = 0; j < cols; j++)
                 dr[j] += logsm ? gr[j] - exp(yr[j]) * (T)dot : yr[j] * (gr[j] - (T)dot);
-        });
+        }););
 }
 
 static const tg_op op_softmax = { "softmax", softmax_forward, softmax_backward };
@@ -214,8 +209,7 @@ static void cross_entropy_forward(tg_node *n)
     ROWS_COLS(n->in[0]);
     TG_DISPATCH(n->out->dtype,
         const T *x = n->in[0]->data;
-        TG_PARALLEL_FOR(rows * cols * 8)
-        for (int64_t r = 0; r < rows; r++) {
+        TG_FOR(rows * cols * 8, r, rows, {
             const T *xr = x + r * cols;
             double m = (double)xr[0];
             for (int64_t j = 1; j < cols; j++)
@@ -225,7 +219,7 @@ static void cross_entropy_forward(tg_node *n)
                 s += exp((double)xr[j] - m);
             a->lse[r] = m + log(s);
             a->row_loss[r] = a->lse[r] - (double)xr[a->targets[r]];
-        }
+        });
         double total;
         SUM_IN_ORDER(double, a->row_loss, rows, total);
         ((T *)n->out->data)[0] = (T)(total / (double)rows););
@@ -241,14 +235,13 @@ static void cross_entropy_backward(tg_node *n)
         const T *x = n->in[0]->data;
         T *dx = n->in[0]->grad;
         double g = (double)((const T *)n->out->grad)[0] / (double)rows;
-        TG_PARALLEL_FOR(rows * cols * 8)
-        for (int64_t r = 0; r < rows; r++) {
+        TG_FOR(rows * cols * 8, r, rows, {
             const T *xr = x + r * cols;
             T *dr = dx + r * cols;
             for (int64_t j = 0; j < cols; j++)
                 dr[j] += (T)(g * exp((double)xr[j] - a->lse[r]));
             dr[a->targets[r]] -= (T)g;
-        });
+        }););
 }
 
 static const tg_op op_cross_entropy = { "cross_entropy", cross_entropy_forward,

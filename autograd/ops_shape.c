@@ -29,9 +29,8 @@ static void reshape_backward(tg_node *n)
     TG_DISPATCH(n->out->dtype,
         const T *g = n->out->grad;
         T *dx = n->in[0]->grad;
-        TG_PARALLEL_FOR(len)
-        for (int64_t i = 0; i < len; i++)
-            dx[i] += g[i];);
+        TG_FOR(len, i, len,
+            dx[i] += g[i];););
 }
 
 static const tg_op op_reshape = { "reshape", reshape_forward, reshape_backward };
@@ -78,10 +77,9 @@ static void concat_move(tg_node *n, bool backward)
             TG_DISPATCH(y->dtype,
                 const T *g = y->grad;
                 T *dx = x->grad;
-                TG_PARALLEL_FOR(outer * w)
-                for (int64_t o = 0; o < outer; o++)
+                TG_FOR(outer * w, o, outer,
                     for (int64_t i = 0; i < w; i++)
-                        dx[o * w + i] += g[o * width + off + i];);
+                        dx[o * w + i] += g[o * width + off + i];););
         }
         off += w;
     }
@@ -149,10 +147,9 @@ static void slice_move(tg_node *n, bool backward)
     TG_DISPATCH(x->dtype,
         const T *g = n->out->grad;
         T *dx = x->grad;
-        TG_PARALLEL_FOR(outer * yw)
-        for (int64_t o = 0; o < outer; o++)
+        TG_FOR(outer * yw, o, outer,
             for (int64_t i = 0; i < yw; i++)
-                dx[o * xw + off + i] += g[o * yw + i];);
+                dx[o * xw + off + i] += g[o * yw + i];););
 }
 
 static void slice_forward(tg_node *n)  { slice_move(n, false); }

@@ -23,4 +23,19 @@ void tg_tensor_set_shape(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *
 /* Work (elements, roughly flops) below which a kernel stays on one thread. */
 #define TG_PAR_THRESHOLD 32768
 
+/* for (int64_t i = 0; i < n; i++) { body }, split over OpenMP threads only when work
+   exceeds the threshold. The test comes before OpenMP is entered: a parallel region
+   whose if clause is false still costs libgomp a team set-up (malloc, futex), ~400 ns.
+   Use it only for loops whose iterations write disjoint memory. */
+#define TG_PRAGMA(x) _Pragma(#x)
+#define TG_FOR(work, i, n, ...)                                                   \
+    do {                                                                          \
+        if ((work) > TG_PAR_THRESHOLD) {                                          \
+            TG_PRAGMA(omp parallel for schedule(static))                          \
+            for (int64_t i = 0; i < (n); i++) { __VA_ARGS__ }                     \
+        } else {                                                                  \
+            for (int64_t i = 0; i < (n); i++) { __VA_ARGS__ }                     \
+        }                                                                         \
+    } while (0)
+
 #endif /* TG_TENSOR_TENSOR_INTERNAL_H */
