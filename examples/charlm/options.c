@@ -35,9 +35,10 @@ static const opt_spec SPECS[] = {
     {OPT_EMBED, "embed", "N", T_ | G_, "embedding size; 0 feeds one-hot characters (default 0)"},
     {OPT_DROPOUT, "dropout", "X", T_ | G_, "dropout between layers, 0 <= X < 1 (default 0)"},
     {OPT_INIT, "init", "KIND", T_ | G_,
-     "weight init: xavier (Glorot uniform weights, zero biases), orthogonal (xavier with "
-     "orthogonal recurrent blocks), uniform (+-init-scale, char-rnn's) or torch "
-     "(+-1/sqrt(hidden), PyTorch's) (default xavier)"},
+     "weight init: orthogonal (xavier with orthogonal recurrent blocks), xavier (Glorot "
+     "uniform weights, zero biases), uniform (+-init-scale, char-rnn's) or torch "
+     "(+-1/sqrt(hidden), PyTorch's) (default orthogonal: the best validation loss of "
+     "the four on the bundled corpus)"},
     {OPT_INIT_SCALE, "init-scale", "X", T_ | G_, "bound of --init uniform (default 0.08)"},
     {OPT_FORGET_BIAS, "forget-bias-one", NULL, T_ | G_, "LSTM: start the forget-gate bias at 1"},
     {OPT_SEQ, "seq", "N", T_ | G_,
@@ -264,6 +265,7 @@ static void defaults(charlm_cmd cmd, charlm_opts *o)
     c->embed = 0;
     c->dropout = 0.0;
     c->init = TG_INIT_XAVIER;
+    c->ortho = true;
     c->init_scale = 0.08;
     c->forget_bias_one = false;
     c->seq = cmd == CMD_GRADCHECK ? 4 : 50;
