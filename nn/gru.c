@@ -9,21 +9,14 @@
 tg_status tg_gru_cell_init(tg_gru_cell *cell, tg_params *ps, const char *prefix,
                            int input_size, int hidden_size, const tg_init *init, tg_rng *rng)
 {
-    if (!cell || !prefix)
+    if (!cell)
         return TG_ERR_NULL;
-    if (input_size < 1 || hidden_size < 1)
-        return TG_ERR_ARG;
-    const char *names[3] = { "update", "reset", "candidate" };
-    tg_linear *gates[3] = { &cell->update, &cell->reset, &cell->candidate };
-    int in = hidden_size + input_size;
-    for (int g = 0; g < 3; g++) {
-        char name[80];
-        snprintf(name, sizeof name, "%s.%s", prefix, names[g]);
-        tg_status st = tg_linear_init(gates[g], ps, name, in, hidden_size, hidden_size,
-                                      init, rng);                       /* (H+I) -> H */
-        if (st != TG_OK)
-            return st;
-    }
+    const char *const names[3] = { "update", "reset", "candidate" };
+    tg_linear *const gates[3] = { &cell->update, &cell->reset, &cell->candidate };
+    tg_status st = nn_init_gates(ps, prefix, 3, names, gates, input_size, hidden_size, init,
+                                 rng);
+    if (st != TG_OK)
+        return st;
     cell->input_size = input_size;
     cell->hidden_size = hidden_size;
     return TG_OK;

@@ -51,3 +51,22 @@ bool nn_check_step(tg_tape *tape, const char *who, const tg_tensor *x, const tg_
     }
     return ok;
 }
+
+tg_status nn_init_gates(tg_params *ps, const char *prefix, int n, const char *const *names,
+                        tg_linear *const *gates, int input_size, int hidden_size,
+                        const tg_init *init, tg_rng *rng)
+{
+    if (!prefix)
+        return TG_ERR_NULL;
+    if (input_size < 1 || hidden_size < 1)
+        return TG_ERR_ARG;
+    for (int g = 0; g < n; g++) {
+        char name[80];
+        snprintf(name, sizeof name, "%s.%s", prefix, names[g]);
+        tg_status st = tg_linear_init(gates[g], ps, name, hidden_size + input_size,
+                                      hidden_size, hidden_size, init, rng); /* (H+I) -> H */
+        if (st != TG_OK)
+            return st;
+    }
+    return TG_OK;
+}

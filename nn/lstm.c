@@ -9,21 +9,14 @@
 tg_status tg_lstm_cell_init(tg_lstm_cell *cell, tg_params *ps, const char *prefix,
                             int input_size, int hidden_size, const tg_init *init, tg_rng *rng)
 {
-    if (!cell || !prefix)
+    if (!cell)
         return TG_ERR_NULL;
-    if (input_size < 1 || hidden_size < 1)
-        return TG_ERR_ARG;
-    const char *names[4] = { "forget", "candidate", "input", "output" };
-    tg_linear *gates[4] = { &cell->forget, &cell->candidate, &cell->input, &cell->output };
-    int in = hidden_size + input_size;
-    for (int g = 0; g < 4; g++) {
-        char name[80];
-        snprintf(name, sizeof name, "%s.%s", prefix, names[g]);
-        tg_status st = tg_linear_init(gates[g], ps, name, in, hidden_size, hidden_size,
-                                      init, rng);                       /* (H+I) -> H */
-        if (st != TG_OK)
-            return st;
-    }
+    const char *const names[4] = { "forget", "candidate", "input", "output" };
+    tg_linear *const gates[4] = { &cell->forget, &cell->candidate, &cell->input, &cell->output };
+    tg_status st = nn_init_gates(ps, prefix, 4, names, gates, input_size, hidden_size, init,
+                                 rng);
+    if (st != TG_OK)
+        return st;
     if (init && init->forget_bias_one)
         tg_tensor_fill(cell->forget.b, 1.0);
     cell->input_size = input_size;

@@ -9,15 +9,12 @@
 tg_status tg_rnn_cell_init(tg_rnn_cell *cell, tg_params *ps, const char *prefix,
                            int input_size, int hidden_size, const tg_init *init, tg_rng *rng)
 {
-    if (!cell || !prefix)
+    if (!cell)
         return TG_ERR_NULL;
-    if (input_size < 1 || hidden_size < 1)
-        return TG_ERR_ARG;
-    char name[80];
-    snprintf(name, sizeof name, "%s.layer", prefix);
-    int in = hidden_size + input_size;
-    tg_status st = tg_linear_init(&cell->layer, ps, name, in, hidden_size, hidden_size,
-                                  init, rng);                           /* (H+I) -> H */
+    const char *const names[1] = { "layer" };
+    tg_linear *const gates[1] = { &cell->layer };
+    tg_status st = nn_init_gates(ps, prefix, 1, names, gates, input_size, hidden_size, init,
+                                 rng);
     if (st != TG_OK)
         return st;
     cell->input_size = input_size;
