@@ -1,6 +1,4 @@
 /* nn/gru.c: the GRU cell in its classic form (reset applied before the candidate's matmul). */
-#include <stdio.h>
-
 #include "nn/nn.h"
 #include "nn/nn_internal.h"
 

@@ -1,6 +1,4 @@
 /* nn/lstm.c: the LSTM cell, step by step as the illustrated guide writes it. */
-#include <stdio.h>
-
 #include "nn/nn.h"
 #include "nn/nn_internal.h"
 

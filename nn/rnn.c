@@ -1,6 +1,4 @@
 /* nn/rnn.c: the plain (Elman) RNN cell, h' = tanh(layer(concat(h, x))). */
-#include <stdio.h>
-
 #include "nn/nn.h"
 #include "nn/nn_internal.h"
 
