@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "examples/charlm/charlm.h"
 
@@ -76,6 +77,18 @@ int model_build(const charlm_config *cfg, int V, tg_dtype dtype, tg_params **ps,
     return EXIT_OK;
 }
 
+/* Parameters the config describes (in double: a crafted config may overflow int64). */
+static double model_param_count(const charlm_config *cfg, int V)
+{
+    double H = cfg->hidden, E = cfg->embed, n = E > 0 ? V * E : 0;
+    int gates = cfg->cell == TG_CELL_LSTM ? 4 : cfg->cell == TG_CELL_GRU ? 3 : 1;
+    for (int l = 0; l < cfg->layers; l++) {
+        double in = l > 0 ? H : E > 0 ? E : V;
+        n += gates * ((H + in) * H + H);
+    }
+    return n + H * V + V;
+}
+
 int model_load(const char *path, charlm_meta *meta, tg_params **ps, tg_charlm *m, char *err,
                size_t errsize)
 {
@@ -93,6 +106,16 @@ int model_load(const char *path, charlm_meta *meta, tg_params **ps, tg_charlm *m
     if (rc != EXIT_OK) {
         snprintf(err, errsize, "%s: %s", path, merr);
         return rc;
+    }
+    /* a file holds 4 bytes per float32 parameter: refuse metadata that describes a model
+       larger than the file before allocating it (a crafted file could ask for gigabytes) */
+    struct stat sb;
+    double want = model_param_count(&meta->cfg, meta->V) * 4.0;
+    if (stat(path, &sb) != 0 || want > (double)sb.st_size) {
+        snprintf(err, errsize, "%s: its metadata describes a model of %.0f bytes but the file "
+                 "has %lld: corrupt checkpoint", path, want, (long long)sb.st_size);
+        meta_free(meta);
+        return EXIT_RUNTIME;
     }
     rc = model_build(&meta->cfg, meta->V, TG_F32, ps, m, err, errsize);
     if (rc != EXIT_OK) {
