@@ -2,9 +2,8 @@
 #include <math.h>
 #include <stdint.h>
 
+#include "autograd/autograd_internal.h"   /* TG_DISPATCH, TG_FOR */
 #include "optim/optim.h"
-
-#define PAR_MIN 32768   /* elements below which a loop stays on one thread */
 
 /*
  * The sum of squares is taken in double over fixed chunks of CHUNK elements, each chunk
@@ -15,49 +14,26 @@
 #define CHUNK  8192
 #define MAX_CHUNKS 256   /* per pass; longer tensors take several passes */
 
-static double sumsq_f64(const double *g, int64_t n)
+static double sumsq(const tg_tensor *t)
 {
+    int64_t n = t->numel, pass = (int64_t)CHUNK * MAX_CHUNKS;
     double total = 0.0;
-    for (int64_t base = 0; base < n; base += (int64_t)CHUNK * MAX_CHUNKS) {
-        int64_t len = n - base < (int64_t)CHUNK * MAX_CHUNKS ? n - base
-                                                              : (int64_t)CHUNK * MAX_CHUNKS;
-        int nc = (int)((len + CHUNK - 1) / CHUNK);
-        double part[MAX_CHUNKS];
-        #pragma omp parallel for schedule(static) if (len > PAR_MIN)
-        for (int c = 0; c < nc; c++) {
-            int64_t lo = base + (int64_t)c * CHUNK;
-            int64_t hi = lo + CHUNK < base + len ? lo + CHUNK : base + len;
-            double s = 0.0;
-            for (int64_t i = lo; i < hi; i++)
-                s += g[i] * g[i];
-            part[c] = s;
-        }
-        for (int c = 0; c < nc; c++)
-            total += part[c];
-    }
-    return total;
-}
-
-static double sumsq_f32(const float *g, int64_t n)
-{
-    double total = 0.0;
-    for (int64_t base = 0; base < n; base += (int64_t)CHUNK * MAX_CHUNKS) {
-        int64_t len = n - base < (int64_t)CHUNK * MAX_CHUNKS ? n - base
-                                                              : (int64_t)CHUNK * MAX_CHUNKS;
-        int nc = (int)((len + CHUNK - 1) / CHUNK);
-        double part[MAX_CHUNKS];
-        #pragma omp parallel for schedule(static) if (len > PAR_MIN)
-        for (int c = 0; c < nc; c++) {
-            int64_t lo = base + (int64_t)c * CHUNK;
-            int64_t hi = lo + CHUNK < base + len ? lo + CHUNK : base + len;
-            double s = 0.0;
-            for (int64_t i = lo; i < hi; i++)
-                s += (double)g[i] * (double)g[i];
-            part[c] = s;
-        }
-        for (int c = 0; c < nc; c++)
-            total += part[c];
-    }
+    TG_DISPATCH(t->dtype,
+        const T *g = t->grad;
+        for (int64_t base = 0; base < n; base += pass) {
+            int64_t len = n - base < pass ? n - base : pass;
+            int64_t nc = (len + CHUNK - 1) / CHUNK;
+            double part[MAX_CHUNKS];
+            TG_FOR(len, c, nc,
+                int64_t lo = base + c * CHUNK;
+                int64_t hi = lo + CHUNK < base + len ? lo + CHUNK : base + len;
+                double s = 0.0;
+                for (int64_t i = lo; i < hi; i++)
+                    s += (double)g[i] * (double)g[i];
+                part[c] = s;);
+            for (int64_t c = 0; c < nc; c++)
+                total += part[c];
+        });
     return total;
 }
 
@@ -67,10 +43,8 @@ double tg_clip_grad_norm(tg_params *ps, double max_norm)
     double sum = 0.0;
     for (int j = 0; j < np; j++) {
         tg_tensor *t = tg_params_at(ps, j);
-        if (!t->grad)
-            continue;
-        sum += t->dtype == TG_F64 ? sumsq_f64(t->grad, t->numel)
-                                  : sumsq_f32(t->grad, t->numel);
+        if (t->grad)
+            sum += sumsq(t);
     }
     double norm = sqrt(sum);
     if (!isfinite(norm) || !(max_norm >= 0.0))
@@ -83,17 +57,9 @@ double tg_clip_grad_norm(tg_params *ps, double max_norm)
         int64_t n = t->numel;
         if (!t->grad)
             continue;
-        if (t->dtype == TG_F64) {
-            double *g = t->grad;
-            #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-            for (int64_t i = 0; i < n; i++)
-                g[i] = g[i] * coef;
-        } else {
-            float *g = t->grad;
-            #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-            for (int64_t i = 0; i < n; i++)
-                g[i] = (float)((double)g[i] * coef);
-        }
+        TG_DISPATCH(t->dtype,
+            T *g = t->grad;
+            TG_FOR(n, i, n, g[i] = (T)((double)g[i] * coef);););
     }
     return norm;
 }
@@ -108,17 +74,10 @@ void tg_clip_grad_value(tg_params *ps, double clip)
         int64_t n = t->numel;
         if (!t->grad)
             continue;
-        if (t->dtype == TG_F64) {
-            double *g = t->grad;
-            #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-            for (int64_t i = 0; i < n; i++)   /* NaN stays NaN, as in torch.clamp */
-                g[i] = g[i] > clip ? clip : g[i] < -clip ? -clip : g[i];
-        } else {
-            float *g = t->grad;
-            float hi = (float)clip, lo = -hi;
-            #pragma omp parallel for schedule(static) if (n > PAR_MIN)
-            for (int64_t i = 0; i < n; i++)
-                g[i] = g[i] > hi ? hi : g[i] < lo ? lo : g[i];
-        }
+        TG_DISPATCH(t->dtype,
+            T *g = t->grad;
+            T hi = (T)clip, lo = -hi;
+            /* NaN stays NaN, as in torch.clamp */
+            TG_FOR(n, i, n, g[i] = g[i] > hi ? hi : g[i] < lo ? lo : g[i];););
     }
 }
