@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/autograd_internal.h"   /* TG_DISPATCH */
 #include "optim/optim.h"
 #include "optim/optim_internal.h"
 
@@ -441,17 +442,12 @@ static bool grads_finite(tg_params *ps)
         int bad = 0;
         if (!t->grad)
             continue;
-        if (t->dtype == TG_F64) {
-            const double *g = t->grad;
-            #pragma omp parallel for schedule(static) reduction(|:bad) if (n > PAR_MIN)
+        TG_DISPATCH(t->dtype,
+            const T *g = t->grad;
+            /* an OR of flags: exact in any order, so the reduction is deterministic */
+            TG_PRAGMA(omp parallel for schedule(static) reduction(|:bad) if (n > PAR_MIN))
             for (int64_t i = 0; i < n; i++)
-                bad |= !isfinite(g[i]);
-        } else {
-            const float *g = t->grad;
-            #pragma omp parallel for schedule(static) reduction(|:bad) if (n > PAR_MIN)
-            for (int64_t i = 0; i < n; i++)
-                bad |= !isfinite(g[i]);
-        }
+                bad |= !isfinite(g[i]););
         if (bad)
             return false;
     }
