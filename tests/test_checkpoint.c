@@ -22,11 +22,7 @@ static void make_tmpdir(void)
 /* tmpdir/name in a static rotating buffer (a few may be live at once). */
 static const char *tpath(const char *name)
 {
-    static char bufs[4][160];
-    static int k;
-    char *b = bufs[k++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", tmpdir, name);
-    return b;
+    return tg_test_join(tmpdir, name);
 }
 
 /* Removes the files the tests create, then the directory. */
@@ -39,29 +35,6 @@ static void remove_tmpdir(void)
     rmdir(tpath("a.ckpt.tmp"));
     rmdir(tpath("dir.ckpt"));
     ck_assert_int_eq(rmdir(tmpdir), 0);
-}
-
-static unsigned char *read_all(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    ck_assert_int_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *size = (size_t)n;
-    return b;
-}
-
-static void write_all(const char *path, const void *data, size_t n)
-{
-    remove(path);   /* ext4 flushes a file truncated and rewritten in place on close */
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
 }
 
 /* Recomputes the trailing CRC-32 of a checkpoint image. */
@@ -153,7 +126,7 @@ static bool same_values(tg_params *a, tg_params *b)
 static bool files_equal(const char *p, const char *q)
 {
     size_t n, m;
-    unsigned char *a = read_all(p, &n), *b = read_all(q, &m);
+    unsigned char *a = tg_test_read_file(p, &n), *b = tg_test_read_file(q, &m);
     bool eq = n == m && memcmp(a, b, n) == 0;
     free(a);
     free(b);
@@ -264,7 +237,7 @@ START_TEST(test_same_state_same_bytes)
 
     /* the layout: magic, version 1, total size, CRC of everything before it */
     size_t n;
-    unsigned char *b = read_all(tpath("a.ckpt"), &n);
+    unsigned char *b = tg_test_read_file(tpath("a.ckpt"), &n);
     ck_assert_int_eq(memcmp(b, "TAPEGRAD", 8), 0);
     ck_assert(b[8] == 1 && b[9] == 0 && b[10] == 0 && b[11] == 0);
     uint64_t total = 0;
@@ -326,15 +299,15 @@ START_TEST(test_truncated_at_every_offset)
     tg_optim *opt;
     save_small("a.ckpt", &ps, &opt);
     size_t n;
-    unsigned char *b = read_all(tpath("a.ckpt"), &n);
+    unsigned char *b = tg_test_read_file(tpath("a.ckpt"), &n);
     for (size_t k = 0; k < n; k++) {
         char what[64];
         snprintf(what, sizeof what, "truncated to %zu of %zu bytes", k, n);
-        write_all(tpath("bad.ckpt"), b, k);
+        tg_test_write_file(tpath("bad.ckpt"), b, k);
         expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, what);
     }
     /* the message says what happened */
-    write_all(tpath("bad.ckpt"), b, n - 100);
+    tg_test_write_file(tpath("bad.ckpt"), b, n - 100);
     char err[256];
     ck_assert_int_eq(tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err),
                      TG_ERR_FORMAT);
@@ -356,20 +329,20 @@ START_TEST(test_bit_flips)
     tg_optim *opt;
     save_small("a.ckpt", &ps, &opt);
     size_t n;
-    unsigned char *b = read_all(tpath("a.ckpt"), &n);
+    unsigned char *b = tg_test_read_file(tpath("a.ckpt"), &n);
     for (size_t k = 0; k < n; k++) {
         for (int bit = 0; bit < 8; bit++) {
             char what[64];
             snprintf(what, sizeof what, "bit %d of byte %zu flipped", bit, k);
             b[k] ^= (unsigned char)(1u << bit);
-            write_all(tpath("bad.ckpt"), b, n);
+            tg_test_write_file(tpath("bad.ckpt"), b, n);
             expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, what);
             b[k] ^= (unsigned char)(1u << bit);
         }
     }
     /* a flipped payload bit is reported as a checksum mismatch */
     b[n / 2] ^= 0x10;
-    write_all(tpath("bad.ckpt"), b, n);
+    tg_test_write_file(tpath("bad.ckpt"), b, n);
     char err[256];
     ck_assert_int_eq(tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err),
                      TG_ERR_FORMAT);
@@ -388,7 +361,7 @@ START_TEST(test_magic_version_extended)
     tg_optim *opt;
     save_small("a.ckpt", &ps, &opt);
     size_t n;
-    unsigned char *b = read_all(tpath("a.ckpt"), &n);
+    unsigned char *b = tg_test_read_file(tpath("a.ckpt"), &n);
     unsigned char *c = malloc(n + 1000);
     char err[256];
 
@@ -396,11 +369,11 @@ START_TEST(test_magic_version_extended)
     memcpy(c, b, n);
     memcpy(c, "TAPEGRAF", 8);
     fix_crc(c, n);
-    write_all(tpath("bad.ckpt"), c, n);
+    tg_test_write_file(tpath("bad.ckpt"), c, n);
     expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "wrong magic");
     tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err);
     ck_assert_msg(strstr(err, "not a tapegrad checkpoint") != NULL, "%s", err);
-    write_all(tpath("bad.ckpt"), "hello", 5);
+    tg_test_write_file(tpath("bad.ckpt"), "hello", 5);
     expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "a text file");
 
     /* other versions (with a valid CRC) */
@@ -410,7 +383,7 @@ START_TEST(test_magic_version_extended)
         memcpy(c, b, n);
         put_le(c + 8, v, 4);
         fix_crc(c, n);
-        write_all(tpath("bad.ckpt"), c, n);
+        tg_test_write_file(tpath("bad.ckpt"), c, n);
         expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "other version");
         tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err);
         char want[64];
@@ -421,11 +394,11 @@ START_TEST(test_magic_version_extended)
     /* extended by 1 and by 1000 bytes */
     memcpy(c, b, n);
     memset(c + n, 0, 1000);
-    write_all(tpath("bad.ckpt"), c, n + 1);
+    tg_test_write_file(tpath("bad.ckpt"), c, n + 1);
     expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "extended by 1 byte");
     tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err);
     ck_assert_msg(strstr(err, "1 unexpected bytes after the end") != NULL, "%s", err);
-    write_all(tpath("bad.ckpt"), c, n + 1000);
+    tg_test_write_file(tpath("bad.ckpt"), c, n + 1000);
     expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "extended by 1000 bytes");
     /* extended with the size field and CRC patched to match: the structure check sees
        bytes nothing accounts for */
@@ -433,7 +406,7 @@ START_TEST(test_magic_version_extended)
     memset(c + n - 4, 'x', 8);
     put_le(c + 16, n + 8, 8);
     fix_crc(c, n + 8);
-    write_all(tpath("bad.ckpt"), c, n + 8);
+    tg_test_write_file(tpath("bad.ckpt"), c, n + 8);
     expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "consistently extended");
     free(c);
     free(b);
@@ -452,7 +425,7 @@ START_TEST(test_crafted_counts)
     tg_optim *opt;
     save_small("a.ckpt", &ps, &opt);
     size_t n;
-    unsigned char *b = read_all(tpath("a.ckpt"), &n);
+    unsigned char *b = tg_test_read_file(tpath("a.ckpt"), &n);
     unsigned char *c = malloc(n);
     struct { size_t off; uint64_t v; int bytes; const char *what; } cases[] = {
         { 12, 2, 4, "dtype code 2" },
@@ -478,7 +451,7 @@ START_TEST(test_crafted_counts)
         memcpy(c, b, n);
         put_le(c + cases[i].off, cases[i].v, cases[i].bytes);
         fix_crc(c, n);
-        write_all(tpath("bad.ckpt"), c, n);
+        tg_test_write_file(tpath("bad.ckpt"), c, n);
         expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, cases[i].what);
     }
     free(c);
@@ -614,7 +587,7 @@ START_TEST(test_unwritable)
     tg_optim *opt;
     save_small("a.ckpt", &ps, &opt);
     size_t n0;
-    unsigned char *before = read_all(tpath("a.ckpt"), &n0);
+    unsigned char *before = tg_test_read_file(tpath("a.ckpt"), &n0);
     tg_optim_set_lr(opt, 0.5);   /* another state, so a save would change the bytes */
     char err[256], want[256];
 
@@ -632,7 +605,7 @@ START_TEST(test_unwritable)
     ck_assert_str_eq(err, want);
     ck_assert_int_eq(rmdir(tpath("a.ckpt.tmp")), 0);
     size_t n1;
-    unsigned char *after = read_all(tpath("a.ckpt"), &n1);
+    unsigned char *after = tg_test_read_file(tpath("a.ckpt"), &n1);
     ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
     free(after);
 
@@ -644,14 +617,14 @@ START_TEST(test_unwritable)
         ck_assert_msg(strstr(err, strerror(ENOSPC)) != NULL && one_line(err), "%s", err);
         struct stat sb;
         ck_assert_int_eq(lstat(tpath("a.ckpt.tmp"), &sb), -1);   /* removed */
-        after = read_all(tpath("a.ckpt"), &n1);
+        after = tg_test_read_file(tpath("a.ckpt"), &n1);
         ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
         free(after);
     }
 
     /* the target is a directory: the rename fails, the temporary is removed */
     ck_assert_int_eq(mkdir(tpath("dir.ckpt"), 0700), 0);
-    write_all(tpath("dir.ckpt/x"), "keep", 4);
+    tg_test_write_file(tpath("dir.ckpt/x"), "keep", 4);
     ck_assert_int_eq(tg_checkpoint_save(tpath("dir.ckpt"), ps, opt, NULL, 0, err,
                                         sizeof err), TG_ERR_IO);
     ck_assert_msg(strstr(err, "cannot rename") != NULL && one_line(err), "%s", err);

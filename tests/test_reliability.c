@@ -41,11 +41,7 @@ static void make_dir(void)
 /* dir/name, in one of four rotating buffers. */
 static const char *at(const char *name)
 {
-    static char bufs[4][160];
-    static int k;
-    char *b = bufs[k++ % 4];
-    snprintf(b, sizeof bufs[0], "%s/%s", dir, name);
-    return b;
+    return tg_test_join(dir, name);
 }
 
 static void remove_dir(void)
@@ -56,32 +52,10 @@ static void remove_dir(void)
     rmdir(dir);
 }
 
-static unsigned char *slurp(const char *path, size_t *size)
-{
-    FILE *f = fopen(path, "rb");
-    ck_assert_msg(f != NULL, "cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc((size_t)n + 1);
-    ck_assert_int_eq(fread(b, 1, (size_t)n, f), (size_t)n);
-    fclose(f);
-    *size = (size_t)n;
-    return b;
-}
-
-static void spit(const char *path, const void *data, size_t n)
-{
-    FILE *f = fopen(path, "wb");
-    ck_assert_ptr_nonnull(f);
-    ck_assert_int_eq(fwrite(data, 1, n, f), n);
-    ck_assert_int_eq(fclose(f), 0);
-}
-
 static bool same_file(const char *path, const unsigned char *want, size_t n)
 {
     size_t m;
-    unsigned char *b = slurp(path, &m);
+    unsigned char *b = tg_test_read_file(path, &m);
     bool eq = m == n && memcmp(b, want, n) == 0;
     free(b);
     return eq;
@@ -180,7 +154,7 @@ static unsigned char *save_reference(const char *path, size_t *n)
                      TG_OK);
     tg_optim_free(opt);
     tg_params_free(ps);
-    return slurp(path, n);
+    return tg_test_read_file(path, n);
 }
 
 /* Loads path into small_model(2) + a fresh Adam and asserts it is refused cleanly: an
@@ -256,7 +230,7 @@ START_TEST(test_header_bits_with_valid_crc)
                 snprintf(what, sizeof what, "bit %d of byte %zu flipped, CRC fixed", bit, k);
                 b[k] ^= (unsigned char)(1u << bit);
                 put_le(b + n - 4, tg_crc32(0, b, n - 4), 4);
-                spit(at("bad.ckpt"), b, n);
+                tg_test_write_file(at("bad.ckpt"), b, n);
                 expect_refused(at("bad.ckpt"), what);
                 refused++;
                 b[k] ^= (unsigned char)(1u << bit);
@@ -286,7 +260,7 @@ START_TEST(test_truncated_with_consistent_header)
         if (k > n)
             memset(c + n - 4, 0x5a, k - n + 4);   /* extra bytes where the CRC was */
         fix_size_and_crc(c, k);
-        spit(at("bad.ckpt"), c, k);
+        tg_test_write_file(at("bad.ckpt"), c, k);
         char what[96];
         snprintf(what, sizeof what, "resized to %zu of %zu bytes, size and CRC fixed", k, n);
         tg_status st = expect_refused(at("bad.ckpt"), what);

@@ -18,6 +18,14 @@ Suite *gemm_suite(void);
 Suite *observe_suite(void);
 Suite *reliability_suite(void);
 
+/* Shared file helpers (tests/test_util.c); they fail the test on any I/O error. */
+/* The whole file, malloc'ed (caller frees), its length in *size. */
+unsigned char *tg_test_read_file(const char *path, size_t *size);
+/* Replaces path with n bytes of data. */
+void tg_test_write_file(const char *path, const void *data, size_t n);
+/* "dir/name" in one of four rotating static buffers (a few may be live at once). */
+const char *tg_test_join(const char *dir, const char *name);
+
 /* |a - b| <= tol, with both values printed on failure. */
 #define ck_close(a, b, tol)                                                          \
     do {                                                                             \
