@@ -103,14 +103,6 @@ TG_PORTABLE_KERNEL(dgemm_kernel_4x4, double, 4, 4)
 #define GD_KC 256
 #define GD_KERNEL sgemm_kernel_4x8
 #include "tensor/gemm_driver_internal.h"
-#undef GD_T
-#undef GD_ENTRY
-#undef GD_P
-#undef GD_MR
-#undef GD_NR
-#undef GD_MC
-#undef GD_KC
-#undef GD_KERNEL
 
 #define GD_T double
 #define GD_ENTRY tg__dgemm_portable
@@ -121,14 +113,6 @@ TG_PORTABLE_KERNEL(dgemm_kernel_4x4, double, 4, 4)
 #define GD_KC 256
 #define GD_KERNEL dgemm_kernel_4x4
 #include "tensor/gemm_driver_internal.h"
-#undef GD_T
-#undef GD_ENTRY
-#undef GD_P
-#undef GD_MR
-#undef GD_NR
-#undef GD_MC
-#undef GD_KC
-#undef GD_KERNEL
 
 /* ---- dispatch ---------------------------------------------------------------------- */
 

@@ -370,17 +370,6 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
 #define GD_PACK_B_COLS spack_b_cols16
 #define GD_EDGE_KERNEL sgemm_edge
 #include "tensor/gemm_driver_internal.h"
-#undef GD_T
-#undef GD_ENTRY
-#undef GD_P
-#undef GD_MR
-#undef GD_NR
-#undef GD_MC
-#undef GD_KC
-#undef GD_KERNEL
-#undef GD_PACK_A_ROWS
-#undef GD_PACK_B_COLS
-#undef GD_EDGE_KERNEL
 
 #define GD_T double
 #define GD_ENTRY tg__dgemm_avx2
@@ -391,11 +380,3 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
 #define GD_KC 256
 #define GD_KERNEL dgemm_kernel_6x8
 #include "tensor/gemm_driver_internal.h"
-#undef GD_T
-#undef GD_ENTRY
-#undef GD_P
-#undef GD_MR
-#undef GD_NR
-#undef GD_MC
-#undef GD_KC
-#undef GD_KERNEL

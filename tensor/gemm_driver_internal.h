@@ -1,6 +1,7 @@
 /* tensor/gemm_driver_internal.h: the packed, cache-blocked GEMM driver, instantiated per kernel. */
 /*
- * Included (several times, no include guard) by gemm.c and gemm_avx2.c after they define:
+ * Included (several times, no include guard) by gemm.c and gemm_avx2.c after they define
+ * (this file #undefs them all at its end, so the next instantiation starts clean):
  *   GD_T                element type (float | double)
  *   GD_ENTRY            name of the driver function to define (see gemm_internal.h)
  *   GD_P(x)             a name prefix for this instantiation's static helpers
@@ -382,3 +383,15 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
 #undef GD_B_BUDGET
 #undef GD_DIRECT_A_MAX
 #undef GD_GROUP
+/* the instantiation's parameters */
+#undef GD_T
+#undef GD_ENTRY
+#undef GD_P
+#undef GD_MR
+#undef GD_NR
+#undef GD_MC
+#undef GD_KC
+#undef GD_KERNEL
+#undef GD_PACK_A_ROWS
+#undef GD_PACK_B_COLS
+#undef GD_EDGE_KERNEL
