@@ -62,6 +62,14 @@ bool tg_node_output_view(tg_node *n, const tg_tensor *x, int ndim, const int64_t
    input requires them (the output then requires them too). Returns n->out. */
 tg_tensor *tg_node_finish(tg_node *n);
 
+/* Backward of a product X @ W whose W is caller-owned (a parameter, not a tape tensor):
+   queues dW += X^T @ dY (X (M,K) and dY (M,N) stay valid until the tape is reset) for the
+   end of tg_backward, which runs every queued product into the same W as one GEMM over
+   their stacked rows (a recurrent weight used at T steps: one K = T*M product instead of
+   T small ones, and W's gradient is read and written once). Returns false (TG_ERR_NOMEM
+   recorded) when the queue entry cannot be allocated. */
+bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, const tg_tensor *x, const void *dy);
+
 /* "(2,3)" for messages; uses one of a few rotating static buffers. */
 const char *tg_shp(const tg_tensor *t);
 

@@ -13,6 +13,16 @@ static void gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
         tg_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C, ldc);
 }
 
+/* dW += X^T @ dY for X (M,K), dY (M,N), W (K,N): queued for the end of backward when W is
+   caller-owned (see tg_defer_weight_grad), else at once. */
+static void weight_grad(tg_node *n, const tg_tensor *x, tg_tensor *w)
+{
+    int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
+    if (!(w->flags & TG_FLAG_TAPE) && tg_defer_weight_grad(n->tape, w, x, n->out->grad))
+        return;
+    gemm(x->dtype, true, false, K, N, M, x->data, K, n->out->grad, N, 1.0, w->grad, N);
+}
+
 /* ---- matmul ---------------------------------------------------------------------
  * forward:   C = A @ B        A: (M,K)  B: (K,N)  C: (M,N)
  * backward:  dA += dC @ B^T   dB += A^T @ dC    (gemm accumulates straight into grads)
@@ -31,7 +41,7 @@ static void matmul_backward(tg_node *n)
     if (a->grad)
         gemm(a->dtype, false, true, M, K, N, n->out->grad, N, b->data, N, 1.0, a->grad, K);
     if (b->grad)
-        gemm(a->dtype, true, false, K, N, M, a->data, K, n->out->grad, N, 1.0, b->grad, N);
+        weight_grad(n, a, n->in[1]);
 }
 
 static const tg_op op_matmul = { "matmul", matmul_forward, matmul_backward };
@@ -88,7 +98,7 @@ static void affine_backward(tg_node *n)
     if (x->grad)
         gemm(x->dtype, false, true, M, K, N, n->out->grad, N, w->data, N, 1.0, x->grad, K);
     if (w->grad)
-        gemm(x->dtype, true, false, K, N, M, x->data, K, n->out->grad, N, 1.0, w->grad, N);
+        weight_grad(n, x, n->in[1]);
     if (n->nin == 3 && n->in[2]->grad) {
         TG_DISPATCH(x->dtype,
             const T *g = n->out->grad;

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "autograd/autograd_internal.h"
+#include "tensor/gemm.h"
 
 enum { ALIGN = 64, CHUNK_MIN = 1 << 20, MSG_LEN = 256 };
 
@@ -14,8 +15,18 @@ typedef struct chunk {
     unsigned char *base;    /* ALIGN-aligned start of the usable bytes */
 } chunk;
 
+/* A queued weight gradient dW += X^T @ dY (see tg_defer_weight_grad). */
+typedef struct wgrad {
+    tg_tensor    *w;
+    const void   *x, *dy;        /* (rows, w->shape[0]) and (rows, w->shape[1]) */
+    int64_t       rows;
+    bool          done;
+    struct wgrad *next;          /* queued after this one */
+} wgrad;
+
 struct tg_tape {
     chunk   *first, *cur;
+    wgrad   *wq, *wq_last;  /* queued weight gradients, oldest first */
     tg_node *last;          /* newest recorded node */
     bool     grad_enabled;
     tg_status status;
@@ -42,6 +53,7 @@ void tg_tape_reset(tg_tape *tape)
     if (tape->cur)
         tape->cur->used = 0;
     tape->last = NULL;
+    tape->wq = tape->wq_last = NULL;
     tape->used = 0;
     tape->status = TG_OK;
     tape->msg[0] = '\0';
@@ -318,6 +330,58 @@ static bool ensure_grad(tg_tape *tape, tg_tensor *t)
     return t->grad != NULL;
 }
 
+bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, const tg_tensor *x, const void *dy)
+{
+    wgrad *q = tg_arena_alloc(tape, sizeof *q, false, "backward");
+    if (!q)
+        return false;
+    *q = (wgrad){ .w = w, .x = x->data, .dy = dy, .rows = x->shape[0] };
+    if (tape->wq_last)
+        tape->wq_last->next = q;
+    else
+        tape->wq = q;
+    tape->wq_last = q;
+    return true;
+}
+
+/* Runs the queued weight gradients: for each W (in order of first appearance), one
+   dW += A^T @ B whose rows are the rows of every X queued for W, in queue order (tape
+   order reversed), against the matching rows of dY. */
+static void run_weight_grads(tg_tape *tape)
+{
+    for (wgrad *q = tape->wq; q; q = q->next) {
+        if (q->done)
+            continue;
+        tg_tensor *w = q->w;
+        int64_t K = w->shape[0], N = w->shape[1], rows = 0, k = 0;
+        size_t es = tg_dtype_size(w->dtype);
+        for (wgrad *r = q; r; r = r->next)
+            if (r->w == w)
+                rows += r->rows;
+        const char **arows = tg_arena_alloc(tape, 2 * (size_t)rows * sizeof *arows, false,
+                                            "backward");
+        if (!arows)
+            break;              /* TG_ERR_NOMEM is recorded */
+        const char **brows = arows + rows;
+        for (wgrad *r = q; r; r = r->next) {
+            if (r->w != w)
+                continue;
+            r->done = true;
+            for (int64_t i = 0; i < r->rows; i++, k++) {
+                arows[k] = (const char *)r->x + (size_t)(i * K) * es;
+                brows[k] = (const char *)r->dy + (size_t)(i * N) * es;
+            }
+        }
+        if (w->dtype == TG_F64)
+            tg_dgemm_rows(K, N, rows, 1.0, (const double *const *)arows,
+                          (const double *const *)brows, 1.0, w->grad, N);
+        else
+            tg_sgemm_rows(K, N, rows, 1.0f, (const float *const *)arows,
+                          (const float *const *)brows, 1.0f, w->grad, N);
+    }
+    tape->wq = tape->wq_last = NULL;
+}
+
 tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
 {
     if (!tape)
@@ -340,6 +404,7 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
                 "requires grad)");
         return tape->status;
     }
+    tape->wq = tape->wq_last = NULL;
     for (tg_node *n = tape->last; n; n = n->prev)
         if (n->out->grad)
             memset(n->out->grad, 0, (size_t)n->out->numel * tg_dtype_size(n->out->dtype));
@@ -357,5 +422,7 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
                 return tape->status;
         n->op->backward(n);
     }
+    if (tape->status == TG_OK)
+        run_weight_grads(tape);
     return tape->status;
 }

@@ -185,9 +185,10 @@ void tg_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                 alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 #else
     bool ok = have_avx2_fma()
-                  ? tg__sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
-                  : tg__sgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta,
-                                       C, ldc);
+                  ? tg__sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, NULL,
+                                   beta, C, ldc)
+                  : tg__sgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL,
+                                       NULL, beta, C, ldc);
     if (!ok)
         TG_NAIVE_GEMM(float, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
@@ -209,10 +210,69 @@ void tg_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                 alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 #else
     bool ok = have_avx2_fma()
-                  ? tg__dgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc)
-                  : tg__dgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta,
-                                       C, ldc);
+                  ? tg__dgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, NULL,
+                                   beta, C, ldc)
+                  : tg__dgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL,
+                                       NULL, beta, C, ldc);
     if (!ok)
         TG_NAIVE_GEMM(double, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
 }
+
+/* ---- products over row tables ----------------------------------------------------------
+ * C = alpha * sum_k outer(arows[k], brows[k]) + beta * C: A^T @ B where row k of A (length
+ * M) and row k of B (length N) live anywhere. With OpenBLAS the rows are first copied
+ * into one contiguous pair of matrices (per-thread scratch).
+ */
+#ifdef TG_USE_OPENBLAS
+#define TG_ROWS_BACKEND(T, pre, M, N, K, alpha, arows, brows, beta, C, ldc)                 \
+    do {                                                                                   \
+        T *a_ = tg__gemm_scratch((size_t)(K) * (size_t)((M) + (N)) * sizeof(T));           \
+        if (a_) {                                                                          \
+            T *b_ = a_ + (K) * (M);                                                        \
+            for (int64_t k_ = 0; k_ < (K); k_++) {                                         \
+                memcpy(a_ + k_ * (M), (arows)[k_], (size_t)(M) * sizeof(T));               \
+                memcpy(b_ + k_ * (N), (brows)[k_], (size_t)(N) * sizeof(T));               \
+            }                                                                              \
+            cblas_##pre##gemm(CblasRowMajor, CblasTrans, CblasNoTrans, (blasint)(M),       \
+                              (blasint)(N), (blasint)(K), alpha, a_, (blasint)(M), b_,     \
+                              (blasint)(N), beta, C, (blasint)(ldc));                      \
+            ok_ = true;                                                                    \
+        }                                                                                  \
+    } while (0)
+#else
+#define TG_ROWS_BACKEND(T, pre, M, N, K, alpha, arows, brows, beta, C, ldc)                 \
+    ok_ = have_avx2_fma()                                                                  \
+              ? tg__##pre##gemm_avx2(true, false, M, N, K, alpha, arows[0], 0, brows[0], 0, \
+                                     arows, brows, beta, C, ldc)                           \
+              : tg__##pre##gemm_portable(true, false, M, N, K, alpha, arows[0], 0,         \
+                                         brows[0], 0, arows, brows, beta, C, ldc)
+#endif
+
+#define TG_GEMM_ROWS(T, pre)                                                               \
+    void tg_##pre##gemm_rows(int64_t M, int64_t N, int64_t K, T alpha,                     \
+                             const T *const *arows, const T *const *brows, T beta, T *C,   \
+                             int64_t ldc)                                                  \
+    {                                                                                      \
+        if (M <= 0 || N <= 0)                                                              \
+            return;                                                                        \
+        if (K <= 0 || alpha == 0) {                                                        \
+            TG_SCALE_C(T, M, N, beta, C, ldc);                                             \
+            return;                                                                        \
+        }                                                                                  \
+        bool ok_ = false;                                                                  \
+        TG_ROWS_BACKEND(T, pre, M, N, K, alpha, arows, brows, beta, C, ldc);               \
+        if (ok_)                                                                           \
+            return;                                                                        \
+        for (int64_t i = 0; i < M; i++) {            /* no memory for the pack buffers */  \
+            for (int64_t j = 0; j < N; j++) {                                              \
+                T s = 0;                                                                   \
+                for (int64_t k = 0; k < K; k++)                                            \
+                    s += arows[k][i] * brows[k][j];                                        \
+                T *c = C + i * ldc + j;                                                    \
+                *c = beta == 0 ? alpha * s : alpha * s + beta * *c;                        \
+            }                                                                              \
+        }                                                                                  \
+    }
+TG_GEMM_ROWS(float, s)
+TG_GEMM_ROWS(double, d)

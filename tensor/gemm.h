@@ -23,6 +23,15 @@ void tg_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
               double alpha, const double *A, int64_t lda, const double *B, int64_t ldb,
               double beta, double *C, int64_t ldc);
 
+/* C = alpha * A^T @ B + beta * C where the K rows of A (M wide) and of B (N wide) are
+ * given by pointer tables: C[i][j] = alpha * sum_k arows[k][i] * brows[k][j] + beta*C[i][j].
+ * The weight gradient of many products at once: dW += sum_t X_t^T @ dY_t over rows that
+ * live in separate buffers, as one blocked product. Deterministic like tg_sgemm. */
+void tg_sgemm_rows(int64_t M, int64_t N, int64_t K, float alpha, const float *const *arows,
+                   const float *const *brows, float beta, float *C, int64_t ldc);
+void tg_dgemm_rows(int64_t M, int64_t N, int64_t K, double alpha, const double *const *arows,
+                   const double *const *brows, double beta, double *C, int64_t ldc);
+
 /* Which implementation runs: "avx2-fma", "portable" or "openblas". */
 const char *tg_gemm_backend(void);
 

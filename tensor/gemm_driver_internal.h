@@ -56,6 +56,7 @@ typedef struct GD_P(ctx) {
     int64_t M, N, K;
     GD_T alpha, beta;
     const GD_T *A, *B;
+    const GD_T *const *arows, *const *brows;  /* row tables (ta and !tb only), or NULL */
     GD_T *C;
     int64_t lda, ldb, ldc;
     int64_t kc, nks;     /* depth of a K slice (the last one may be shorter), count */
@@ -66,6 +67,17 @@ typedef struct GD_P(ctx) {
     char *priv;          /* per-thread buffers, priv_bytes apart */
     size_t priv_bytes;
 } GD_P(ctx);
+
+/* Row k of A (when ta: op(A)(i,k) = row[i]) and of B (when !tb: op(B)(k,j) = row[j]):
+ * from the row tables when given, else at stride lda / ldb. */
+static inline const GD_T *GD_P(arow)(const GD_P(ctx) *x, int64_t k)
+{
+    return x->arows ? x->arows[k] : x->A + k * x->lda;
+}
+static inline const GD_T *GD_P(brow)(const GD_P(ctx) *x, int64_t k)
+{
+    return x->brows ? x->brows[k] : x->B + k * x->ldb;
+}
 
 /* Packs MR rows of op(A) (rows i0.., K slice pc..pc+kc) as dst[k*MR + i]; rows past M are 0. */
 static void GD_P(pack_a)(const GD_P(ctx) *x, int64_t i0, int64_t pc, int64_t kc, GD_T *dst)
@@ -92,7 +104,7 @@ static void GD_P(pack_a)(const GD_P(ctx) *x, int64_t i0, int64_t pc, int64_t kc,
         }
     } else {                              /* op(A)(i,k) = A[k*lda + i] */
         for (int64_t k = 0; k < kc; k++) {
-            const GD_T *s = x->A + (pc + k) * x->lda + i0;
+            const GD_T *s = GD_P(arow)(x, pc + k) + i0;
             GD_T *d = dst + k * GD_MR;
             if (mr == GD_MR) {
                 memcpy(d, s, GD_MR * sizeof(GD_T));
@@ -111,7 +123,7 @@ static void GD_P(pack_b)(const GD_P(ctx) *x, int64_t j0, int64_t pc, int64_t kc,
     int64_t nr = GD_MIN((int64_t)GD_NR, x->N - j0);
     if (!x->tb) {                         /* op(B)(k,j) = B[k*ldb + j] */
         for (int64_t k = 0; k < kc; k++) {
-            const GD_T *s = x->B + (pc + k) * x->ldb + j0;
+            const GD_T *s = GD_P(brow)(x, pc + k) + j0;
             GD_T *d = dst + k * GD_NR;
             if (nr == GD_NR) {
                 memcpy(d, s, GD_NR * sizeof(GD_T));
@@ -193,7 +205,7 @@ static void GD_P(pack_b_rows)(const GD_P(ctx) *x, int64_t j0, int64_t g, int64_t
 {
     const int64_t w = GD_MIN(g * GD_NR, x->N - j0);
     for (int64_t k = 0; k < kc; k++) {
-        const GD_T *src = x->B + (pc + k) * x->ldb + j0;
+        const GD_T *src = GD_P(brow)(x, pc + k) + j0;
         for (int64_t q = 0; q < g; q++) {
             GD_T *d = dst + q * kc * GD_NR + k * GD_NR;
             int64_t n = GD_MIN((int64_t)GD_NR, w - q * GD_NR);
@@ -319,11 +331,13 @@ static double GD_P(balance)(int64_t n, int nth)
 
 bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
               const GD_T *A, int64_t lda, const GD_T *B, int64_t ldb,
+              const GD_T *const *arows, const GD_T *const *brows,
               GD_T beta, GD_T *C, int64_t ldc)
 {
     GD_P(ctx) x = {
         .ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
-        .A = A, .B = B, .C = C, .lda = lda, .ldb = ldb, .ldc = ldc,
+        .A = A, .B = B, .arows = arows, .brows = brows, .C = C, .lda = lda, .ldb = ldb,
+        .ldc = ldc,
     };
     /* K slices of (nearly) equal depth <= KC: the split depends on K alone, and so does
      * the order in which each element of C is summed. */

@@ -25,19 +25,25 @@ bool tg__gemm_threads_ok(void);
 void tg__gemm_parallel_took(double seconds, double fmas, int nth);
 
 /* The blocked drivers, one per (type, kernel). Preconditions (checked by tg_sgemm /
- * tg_dgemm): M, N, K >= 1, alpha != 0, pointers valid. Return false only when the
- * pack buffers cannot be allocated (C untouched then). */
+ * tg_dgemm): M, N, K >= 1, alpha != 0, pointers valid. arows / brows, when not NULL,
+ * give row k of A (ta only) / of B (!tb only) in place of A + k*lda / B + k*ldb (see
+ * tg_sgemm_rows). Return false only when the pack buffers cannot be allocated (C
+ * untouched then). */
 bool tg__sgemm_portable(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                         const float *A, int64_t lda, const float *B, int64_t ldb,
+                        const float *const *arows, const float *const *brows,
                         float beta, float *C, int64_t ldc);
 bool tg__dgemm_portable(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
                         const double *A, int64_t lda, const double *B, int64_t ldb,
+                        const double *const *arows, const double *const *brows,
                         double beta, double *C, int64_t ldc);
 bool tg__sgemm_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                     const float *A, int64_t lda, const float *B, int64_t ldb,
+                        const float *const *arows, const float *const *brows,
                     float beta, float *C, int64_t ldc);
 bool tg__dgemm_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
                     const double *A, int64_t lda, const double *B, int64_t ldb,
+                        const double *const *arows, const double *const *brows,
                     double beta, double *C, int64_t ldc);
 
 #endif /* TG_TENSOR_GEMM_INTERNAL_H */

@@ -21,7 +21,9 @@ void tg_tensor_set_shape(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *
                          int64_t numel);
 
 /* Work (elements, roughly flops) below which a kernel stays on one thread. */
+#ifndef TG_PAR_THRESHOLD
 #define TG_PAR_THRESHOLD (1 << 20)
+#endif
 
 /* for (int64_t i = 0; i < n; i++) { body }, split over OpenMP threads only when work
    exceeds the threshold. The test comes before OpenMP is entered: a parallel region

@@ -73,7 +73,7 @@ static void run_case(const gcase *g, bool f64, impl which, bool nan_c)
             tg_dgemm(g->ta, g->tb, M, N, K, g->alpha, A, lda, B, ldb, g->beta, C, ldc);
         else
             ck_assert(tg__dgemm_portable(g->ta, g->tb, M, N, K, g->alpha, A, lda, B, ldb,
-                                         g->beta, C, ldc));
+                                         NULL, NULL, g->beta, C, ldc));
     } else {
         float *Af = malloc((na ? na : 1) * sizeof *Af), *Bf = malloc((nb ? nb : 1) * sizeof *Bf);
         float *Cf = malloc((nc ? nc : 1) * sizeof *Cf);
@@ -89,7 +89,7 @@ static void run_case(const gcase *g, bool f64, impl which, bool nan_c)
                      Cf, ldc);
         else
             ck_assert(tg__sgemm_portable(g->ta, g->tb, M, N, K, (float)g->alpha, Af, lda, Bf,
-                                         ldb, (float)g->beta, Cf, ldc));
+                                         ldb, NULL, NULL, (float)g->beta, Cf, ldc));
         for (size_t i = 0; i < nc; i++)
             C[i] = Cf[i];
         free(Af);
@@ -310,8 +310,10 @@ static void determinism_case(int64_t M, int64_t N, int64_t K, bool ta, bool tb, 
             tg_sgemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, beta, C, N);
             tg_dgemm(ta, tb, M, N, K, 0.5, Ad, lda, Bd, ldb, beta, D, N);
         } else {
-            ck_assert(tg__sgemm_portable(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, beta, C, N));
-            ck_assert(tg__dgemm_portable(ta, tb, M, N, K, 0.5, Ad, lda, Bd, ldb, beta, D, N));
+            ck_assert(tg__sgemm_portable(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, NULL, NULL,
+                                         beta, C, N));
+            ck_assert(tg__dgemm_portable(ta, tb, M, N, K, 0.5, Ad, lda, Bd, ldb, NULL, NULL,
+                                         beta, D, N));
         }
     }
     ck_assert_msg(memcmp(C1, C2, nc * sizeof *C1) == 0,
@@ -329,6 +331,81 @@ static void determinism_case(int64_t M, int64_t N, int64_t K, bool ta, bool tb, 
     free(D1);
     free(D2);
 }
+
+/* tg_sgemm_rows over rows scattered through a buffer (each row at its own offset, in
+   segments of `seg` rows as the tape queues them) must give, bit for bit, what tg_sgemm
+   gives for the same rows stored contiguously, with 1 and 2 threads, and the portable
+   driver likewise. */
+static void rows_case(int64_t M, int64_t N, int64_t K, int64_t seg)
+{
+    size_t na = (size_t)(K * M), nb = (size_t)(K * N), nc = (size_t)(M * N);
+    size_t gap = 7, nscat = na + nb + 2 * (size_t)K * gap + 64;
+    double *Ad = malloc(na * sizeof *Ad), *Bd = malloc(nb * sizeof *Bd);
+    double *Cd = malloc(nc * sizeof *Cd), *Rd = malloc(nc * sizeof *Rd);
+    double *Sd = malloc(nscat * sizeof *Sd);
+    float *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B);
+    float *C = malloc(nc * sizeof *C), *R = malloc(nc * sizeof *R), *S = malloc(nscat * sizeof *S);
+    const double **ard = malloc((size_t)K * sizeof *ard), **brd = malloc((size_t)K * sizeof *brd);
+    const float **ar = malloc((size_t)K * sizeof *ar), **br = malloc((size_t)K * sizeof *br);
+    ck_assert(Ad && Bd && Cd && Rd && Sd && A && B && C && R && S && ard && brd && ar && br);
+    for (size_t i = 0; i < na; i++)
+        Ad[i] = urand(), A[i] = (float)Ad[i];
+    for (size_t i = 0; i < nb; i++)
+        Bd[i] = urand(), B[i] = (float)Bd[i];
+    /* segment by segment: seg rows of A, then seg rows of B, a gap after each row */
+    size_t at = 3;
+    for (int64_t k0 = 0; k0 < K; k0 += seg) {
+        for (int64_t k = k0; k < K && k < k0 + seg; k++, at += (size_t)M + gap) {
+            memcpy(Sd + at, Ad + k * M, (size_t)M * sizeof *Sd);
+            memcpy(S + at, A + k * M, (size_t)M * sizeof *S);
+            ard[k] = Sd + at, ar[k] = S + at;
+        }
+        for (int64_t k = k0; k < K && k < k0 + seg; k++, at += (size_t)N + gap) {
+            memcpy(Sd + at, Bd + k * N, (size_t)N * sizeof *Sd);
+            memcpy(S + at, B + k * N, (size_t)N * sizeof *S);
+            brd[k] = Sd + at, br[k] = S + at;
+        }
+    }
+    ck_assert(at <= nscat);
+    int threads = omp_get_max_threads();
+    for (int pass = 0; pass < 3; pass++) {
+        omp_set_num_threads(pass == 1 ? 2 : 1);
+        for (size_t i = 0; i < nc; i++)
+            Cd[i] = Rd[i] = urand(), C[i] = R[i] = (float)Cd[i];
+        if (pass < 2) {
+            tg_sgemm(true, false, M, N, K, 0.5f, A, M, B, N, 1.0f, R, N);
+            tg_sgemm_rows(M, N, K, 0.5f, ar, br, 1.0f, C, N);
+            tg_dgemm(true, false, M, N, K, 0.5, Ad, M, Bd, N, 1.0, Rd, N);
+            tg_dgemm_rows(M, N, K, 0.5, ard, brd, 1.0, Cd, N);
+        } else {
+            ck_assert(tg__sgemm_portable(true, false, M, N, K, 0.5f, A, M, B, N, NULL, NULL,
+                                         1.0f, R, N));
+            ck_assert(tg__sgemm_portable(true, false, M, N, K, 0.5f, NULL, 0, NULL, 0, ar, br,
+                                         1.0f, C, N));
+            ck_assert(tg__dgemm_portable(true, false, M, N, K, 0.5, Ad, M, Bd, N, NULL, NULL,
+                                         1.0, Rd, N));
+            ck_assert(tg__dgemm_portable(true, false, M, N, K, 0.5, NULL, 0, NULL, 0, ard, brd,
+                                         1.0, Cd, N));
+        }
+        ck_assert_msg(memcmp(C, R, nc * sizeof *C) == 0 && memcmp(Cd, Rd, nc * sizeof *Cd) == 0,
+                      "rows %lldx%lldx%lld (segments of %lld) pass %d differs from the "
+                      "contiguous product", (long long)M, (long long)N, (long long)K,
+                      (long long)seg, pass);
+    }
+    omp_set_num_threads(threads);
+    free(Ad), free(Bd), free(Cd), free(Rd), free(Sd), free(A), free(B), free(C), free(R);
+    free(S), free(ard), free(brd), free(ar), free(br);
+}
+
+START_TEST(test_gemm_rows)
+{
+    rows_case(1, 1, 1, 1);
+    rows_case(13, 7, 5, 2);
+    rows_case(193, 128, 500, 50);     /* h128 layer 1 gate weight over 10 steps (rows mode) */
+    rows_case(40, 100, 300, 50);      /* columns mode */
+    rows_case(65, 33, 601, 7);        /* edges, K slices that cut segments */
+}
+END_TEST
 
 START_TEST(test_gemm_thread_determinism)
 {
@@ -381,6 +458,7 @@ Suite *gemm_suite(void)
     tcase_add_test(tc, test_gemm_degenerate);
     tcase_add_test(tc, test_gemm_exact_integers);
     tcase_add_test(tc, test_gemm_thread_determinism);
+    tcase_add_test(tc, test_gemm_rows);
     tcase_add_test(tc, test_gemm_oversubscription_guard);
     suite_add_tcase(s, tc);
     return s;
