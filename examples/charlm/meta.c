@@ -11,7 +11,7 @@
  * Layout (every integer little-endian; doubles and floats as their IEEE bit patterns):
  *   "CHARLMMD" u32 version
  *   config:  u32 cell, layers, hidden, embed; f64 dropout; u32 init (0 torch, 1 uniform,
- *            2 xavier, 3 xavier + orthogonal recurrent blocks); f64 init_scale;
+ *            2 xavier, 3 orthogonal: see model.c); f64 init_scale;
  *            u32 forget_bias_one; u32 seq, batch, optim; f64 lr, clip, clip_value,
  *            lr_decay; u64 lr_decay_every; f64 val_frac; u64 seed
  *   data:    u64 bytes; u32 crc

@@ -35,7 +35,8 @@ static const opt_spec SPECS[] = {
     {OPT_EMBED, "embed", "N", T_ | G_, "embedding size; 0 feeds one-hot characters (default 0)"},
     {OPT_DROPOUT, "dropout", "X", T_ | G_, "dropout between layers, 0 <= X < 1 (default 0)"},
     {OPT_INIT, "init", "KIND", T_ | G_,
-     "weight init: orthogonal (xavier with orthogonal recurrent blocks), xavier (Glorot "
+     "weight init: orthogonal (xavier with orthogonal recurrent blocks and, for one-hot "
+     "input, N(0,1) input rows in the first layer, as an embedding table), xavier (Glorot "
      "uniform weights, zero biases), uniform (+-init-scale, char-rnn's) or torch "
      "(+-1/sqrt(hidden), PyTorch's) (default orthogonal: the best validation loss of "
      "the four on the bundled corpus)"},
