@@ -33,24 +33,26 @@ typedef struct shape {
 } shape;
 
 /* The products one training step of the char-LM runs (batch 50, seq 50, vocab 65):
- * per gate layer x@W (M=50, K=H+I, N=H), its backward dX = dY@W^T and dW = X^T@dY, and
- * the output head over all B*T = 2500 rows, forward and backward. */
+ * per gate layer and time step x@W (M=50, K=H+I, N=H) and its backward dX = dY@W^T; the
+ * gate's dW = X^T@dY once over all 50 steps (2500 rows: backward queues the weight
+ * gradients and runs each W's as one product); the output head over all B*T = 2500 rows,
+ * forward and backward. */
 static const shape shapes[] = {
     {50, 193, 128, 0, 0, "h128 layer1 forward"},
     {50, 128, 193, 0, 1, "h128 layer1 backward dX"},
-    {193, 50, 128, 1, 0, "h128 layer1 backward dW"},
+    {193, 2500, 128, 1, 0, "h128 layer1 backward dW, 50 steps"},
     {50, 256, 128, 0, 0, "h128 layer2 forward"},
     {50, 128, 256, 0, 1, "h128 layer2 backward dX"},
-    {256, 50, 128, 1, 0, "h128 layer2 backward dW"},
+    {256, 2500, 128, 1, 0, "h128 layer2 backward dW, 50 steps"},
     {2500, 128, 65, 0, 0, "h128 head forward"},
     {2500, 65, 128, 0, 1, "h128 head backward dX"},
     {128, 2500, 65, 1, 0, "h128 head backward dW"},
     {50, 577, 512, 0, 0, "h512 layer1 forward"},
     {50, 512, 577, 0, 1, "h512 layer1 backward dX"},
-    {577, 50, 512, 1, 0, "h512 layer1 backward dW"},
+    {577, 2500, 512, 1, 0, "h512 layer1 backward dW, 50 steps"},
     {50, 1024, 512, 0, 0, "h512 layer2 forward"},
     {50, 512, 1024, 0, 1, "h512 layer2 backward dX"},
-    {1024, 50, 512, 1, 0, "h512 layer2 backward dW"},
+    {1024, 2500, 512, 1, 0, "h512 layer2 backward dW, 50 steps"},
     {2500, 512, 65, 0, 0, "h512 head forward"},
     {2500, 65, 512, 0, 1, "h512 head backward dX"},
     {512, 2500, 65, 1, 0, "h512 head backward dW"},

@@ -334,6 +334,7 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
               const GD_T *const *arows, const GD_T *const *brows,
               GD_T beta, GD_T *C, int64_t ldc)
 {
+
     GD_P(ctx) x = {
         .ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
         .A = A, .B = B, .arows = arows, .brows = brows, .C = C, .lda = lda, .ldb = ldb,
@@ -361,9 +362,11 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
                        GD_ROUNDUP((size_t)K * (size_t)(ta ? x.npm : 1) * GD_MR * sizeof(GD_T));
         bytes = (size_t)nth * x.priv_bytes;
     } else {
-        int64_t nround = x.npn * GD_NR;
-        int64_t ncap = (int64_t)(GD_B_BUDGET / ((size_t)K * sizeof(GD_T))) / GD_NR * GD_NR;
-        x.nc = GD_MIN(nround, ncap > GD_NR ? ncap : GD_NR);
+        /* column blocks of (nearly) equal width within the budget: each block packs all
+         * of op(A) again, so a narrow last block would cost nearly as much as a wide one */
+        int64_t cap = (int64_t)(GD_B_BUDGET / ((size_t)K * sizeof(GD_T))) / GD_NR;
+        int64_t nblocks = (x.npn + (cap > 1 ? cap : 1) - 1) / (cap > 1 ? cap : 1);
+        x.nc = (x.npn + nblocks - 1) / nblocks * GD_NR;
         x.priv_bytes = GD_ROUNDUP((size_t)GD_MC * (size_t)x.kc * sizeof(GD_T));
         bytes = GD_ROUNDUP((size_t)K * (size_t)x.nc * sizeof(GD_T)) + (size_t)nth * x.priv_bytes;
     }
