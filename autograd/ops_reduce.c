@@ -196,6 +196,7 @@ tg_tensor *tg_log_softmax(tg_tape *tape, tg_tensor *x)
  * forward:   lse_r = m_r + log sum_j e^(x[r,j] - m_r)      loss = (1/N) sum_r (lse_r - x[r,t_r])
  * backward:  dx[r,j] += dloss / N * (e^(x[r,j] - lse_r) - [j == t_r])
  * aux holds the targets (copied) followed by lse (N doubles), so backward needs no softmax.
+ * Sums and lse are in double; float logits take e^x from the vectorised tg_vexpf.
  */
 typedef struct ce_aux {
     int32_t *targets;   /* (N) */
@@ -203,10 +204,41 @@ typedef struct ce_aux {
     double  *row_loss;  /* (N) summed in order after the parallel loop */
 } ce_aux;
 
+/* float rows: e^(x[j] - shift) for j in [j0, j0 + len) into e, with the vectorised exp */
+enum { CE_CHUNK = 256 };
+static inline void ce_exp_f32(const float *x, double shift, int64_t len, float *e)
+{
+    for (int64_t j = 0; j < len; j++)
+        e[j] = (float)((double)x[j] - shift);
+    tg_vexpf(e, e, len);
+}
+
 static void cross_entropy_forward(tg_node *n)
 {
     ce_aux *a = n->aux;
     ROWS_COLS(n->in[0]);
+    if (n->out->dtype == TG_F32) {
+        const float *x = n->in[0]->data;
+        TG_FOR(rows * cols * 8, r, rows, {
+            const float *xr = x + r * cols;
+            float m = xr[0], e[CE_CHUNK];
+            for (int64_t j = 1; j < cols; j++)
+                m = xr[j] > m ? xr[j] : m;
+            double s = 0;
+            for (int64_t j0 = 0; j0 < cols; j0 += CE_CHUNK) {
+                int64_t len = cols - j0 < CE_CHUNK ? cols - j0 : CE_CHUNK;
+                ce_exp_f32(xr + j0, m, len, e);
+                for (int64_t j = 0; j < len; j++)
+                    s += e[j];
+            }
+            a->lse[r] = m + log(s);
+            a->row_loss[r] = a->lse[r] - (double)xr[a->targets[r]];
+        });
+        double total;
+        SUM_IN_ORDER(double, a->row_loss, rows, total);
+        ((float *)n->out->data)[0] = (float)(total / (double)rows);
+        return;
+    }
     TG_DISPATCH(n->out->dtype,
         const T *x = n->in[0]->data;
         TG_FOR(rows * cols * 8, r, rows, {
@@ -231,6 +263,23 @@ static void cross_entropy_backward(tg_node *n)
     ROWS_COLS(n->in[0]);
     if (!n->in[0]->grad)
         return;
+    if (n->out->dtype == TG_F32) {
+        const float *x = n->in[0]->data;
+        float *dx = n->in[0]->grad;
+        double g = (double)((const float *)n->out->grad)[0] / (double)rows;
+        TG_FOR(rows * cols * 8, r, rows, {
+            const float *xr = x + r * cols;
+            float *dr = dx + r * cols, e[CE_CHUNK];
+            for (int64_t j0 = 0; j0 < cols; j0 += CE_CHUNK) {
+                int64_t len = cols - j0 < CE_CHUNK ? cols - j0 : CE_CHUNK;
+                ce_exp_f32(xr + j0, a->lse[r], len, e);
+                for (int64_t j = 0; j < len; j++)
+                    dr[j0 + j] += (float)(g * e[j]);
+            }
+            dr[a->targets[r]] -= (float)g;
+        });
+        return;
+    }
     TG_DISPATCH(n->out->dtype,
         const T *x = n->in[0]->data;
         T *dx = n->in[0]->grad;
