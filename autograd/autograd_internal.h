@@ -38,6 +38,9 @@ struct tg_node {
     void        *aux;                       /* op data kept in the arena           */
 };
 
+/* Tensor flag (beside tensor.h's): backward reached this tape tensor from the loss. */
+#define TG_FLAG_GRAD_REACHED 0x100u
+
 /* Records the first error on the tape (later ones are ignored). Returns NULL so an op
    can `return tg_fail(...)`. The message is prefixed with "<op>: ". */
 tg_tensor *tg_fail(tg_tape *tape, tg_status status, const char *op, const char *fmt, ...)

@@ -321,6 +321,7 @@ tg_tensor *tg_node_finish(tg_node *n)
  */
 static bool ensure_grad(tg_tape *tape, tg_tensor *t)
 {
+    t->flags |= TG_FLAG_GRAD_REACHED;
     if (t->grad || !(t->flags & TG_FLAG_REQUIRES_GRAD))
         return true;
     if (!(t->flags & TG_FLAG_TAPE))
@@ -382,6 +383,36 @@ static void run_weight_grads(tg_tape *tape)
     tape->wq = tape->wq_last = NULL;
 }
 
+/* Gives every recorded node's output a zeroed gradient, as one arena block zeroed in
+   parallel: a step's gradients are as large as its activations, and zeroing them one
+   small buffer at a time was a serial memset per node. */
+static bool alloc_grads(tg_tape *tape)
+{
+    enum { PIECE = 64 * 1024 };
+    size_t total = 0;
+    for (tg_node *n = tape->last; n; n = n->prev)
+        if (!n->out->grad)
+            total += ((size_t)n->out->numel * tg_dtype_size(n->out->dtype) + ALIGN - 1) &
+                     ~(size_t)(ALIGN - 1);
+    if (total == 0)
+        return true;
+    char *block = tg_arena_alloc(tape, total, false, "backward");
+    if (!block)
+        return false;
+    int64_t pieces = (int64_t)((total + PIECE - 1) / PIECE);
+    TG_FOR((int64_t)total / 4, i, pieces,
+        size_t off = (size_t)i * PIECE;
+        memset(block + off, 0, total - off < PIECE ? total - off : PIECE););
+    for (tg_node *n = tape->last; n; n = n->prev) {
+        if (n->out->grad)
+            continue;
+        n->out->grad = block;
+        block += ((size_t)n->out->numel * tg_dtype_size(n->out->dtype) + ALIGN - 1) &
+                 ~(size_t)(ALIGN - 1);
+    }
+    return true;
+}
+
 tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
 {
     if (!tape)
@@ -408,14 +439,14 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
     for (tg_node *n = tape->last; n; n = n->prev)
         if (n->out->grad)
             memset(n->out->grad, 0, (size_t)n->out->numel * tg_dtype_size(n->out->dtype));
-    if (!ensure_grad(tape, loss))
+    if (!alloc_grads(tape) || !ensure_grad(tape, loss))
         return tape->status;
     if (loss->dtype == TG_F64)
         *(double *)loss->grad += 1.0;
     else
         *(float *)loss->grad += 1.0f;
     for (tg_node *n = tape->last; n; n = n->prev) {
-        if (!n->out->grad)
+        if (!(n->out->flags & TG_FLAG_GRAD_REACHED))
             continue;   /* nothing downstream of this node reached the loss */
         for (int i = 0; i < n->nin; i++)
             if (!ensure_grad(tape, n->in[i]))

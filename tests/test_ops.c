@@ -608,6 +608,24 @@ START_TEST(test_fanout_and_repeated_backward_accumulate)
 }
 END_TEST
 
+/* Ops recorded after (or beside) the loss never reached it: their backward must not run,
+   or a non-finite value there (0 * inf) would poison the gradients. */
+START_TEST(test_nodes_off_the_loss_path_are_skipped)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = mk(TG_F64, 1, (int64_t[]){ 2 }, (double[]){ 1, 1000 });
+    tg_tensor_requires_grad(x);
+    tg_tensor *y = tg_sum(tape, tg_scale(tape, x, 2));
+    tg_tensor *off = tg_sum(tape, tg_exp(tape, x));      /* inf, not part of y */
+    ck_assert(isinf(tg_tensor_get(off, 0)));
+    ck_assert_int_eq(tg_backward(tape, y), TG_OK);
+    ck_close(tg_tensor_grad_get(x, 0), 2, 0);
+    ck_close(tg_tensor_grad_get(x, 1), 2, 0);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_constants_get_no_gradient)
 {
     tg_tape *tape = tg_tape_new();
@@ -932,6 +950,7 @@ Suite *ops_suite(void)
     tcase_set_timeout(ag, 60);
     tcase_add_test(ag, test_fanout_and_repeated_backward_accumulate);
     tcase_add_test(ag, test_constants_get_no_gradient);
+    tcase_add_test(ag, test_nodes_off_the_loss_path_are_skipped);
     tcase_add_test(ag, test_grad_disabled_records_nothing);
     tcase_add_test(ag, test_errors_are_sticky_and_clear_on_reset);
     tcase_add_test(ag, test_null_in_null_out);
