@@ -69,9 +69,12 @@ tg_tensor *tg_node_finish(tg_node *n);
    queues dW += X^T @ dY (X (M,K) and dY (M,N) stay valid until the tape is reset) for the
    end of tg_backward, which runs every queued product into the same W as one GEMM over
    their stacked rows (a recurrent weight used at T steps: one K = T*M product instead of
-   T small ones, and W's gradient is read and written once). Returns false (TG_ERR_NOMEM
+   T small ones, and W's gradient is read and written once). b, when not NULL, is a
+   caller-owned bias queued with it: db += the column sums of dY, added in the same order
+   as at once but with the columns split over threads. Returns false (TG_ERR_NOMEM
    recorded) when the queue entry cannot be allocated. */
-bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, const tg_tensor *x, const void *dy);
+bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, tg_tensor *b, const tg_tensor *x,
+                          const void *dy);
 
 /* "(2,3)" for messages; uses one of a few rotating static buffers. */
 const char *tg_shp(const tg_tensor *t);

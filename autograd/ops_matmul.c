@@ -13,14 +13,28 @@ static void gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
         tg_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C, ldc);
 }
 
-/* dW += X^T @ dY for X (M,K), dY (M,N), W (K,N): queued for the end of backward when W is
-   caller-owned (see tg_defer_weight_grad), else at once. */
-static void weight_grad(tg_node *n, const tg_tensor *x, tg_tensor *w)
+/* dW += X^T @ dY for X (M,K), dY (M,N), W (K,N), and db += the column sums of dY when b is
+   given: queued for the end of backward when W is caller-owned (see
+   tg_defer_weight_grad; b too when it is caller-owned), else at once. */
+static void weight_grad(tg_node *n, const tg_tensor *x, tg_tensor *w, tg_tensor *b)
 {
     int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
-    if (!(w->flags & TG_FLAG_TAPE) && tg_defer_weight_grad(n->tape, w, x, n->out->grad))
-        return;
-    gemm(x->dtype, true, false, K, N, M, x->data, K, n->out->grad, N, 1.0, w->grad, N);
+    bool queue_b = b && b->grad && !(b->flags & TG_FLAG_TAPE);
+    if (w->grad && !(w->flags & TG_FLAG_TAPE) &&
+        tg_defer_weight_grad(n->tape, w, queue_b ? b : NULL, x, n->out->grad)) {
+        if (queue_b)
+            b = NULL;
+    } else if (w->grad) {
+        gemm(x->dtype, true, false, K, N, M, x->data, K, n->out->grad, N, 1.0, w->grad, N);
+    }
+    if (b && b->grad) {
+        TG_DISPATCH(x->dtype,
+            const T *g = n->out->grad;
+            T *db = b->grad;
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++)
+                    db[j] += g[i * N + j];);
+    }
 }
 
 /* ---- matmul ---------------------------------------------------------------------
@@ -40,8 +54,7 @@ static void matmul_backward(tg_node *n)
     int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
     if (a->grad)
         gemm(a->dtype, false, true, M, K, N, n->out->grad, N, b->data, N, 1.0, a->grad, K);
-    if (b->grad)
-        weight_grad(n, a, n->in[1]);
+    weight_grad(n, a, n->in[1], NULL);
 }
 
 static const tg_op op_matmul = { "matmul", matmul_forward, matmul_backward };
@@ -97,16 +110,7 @@ static void affine_backward(tg_node *n)
     int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
     if (x->grad)
         gemm(x->dtype, false, true, M, K, N, n->out->grad, N, w->data, N, 1.0, x->grad, K);
-    if (w->grad)
-        weight_grad(n, x, n->in[1]);
-    if (n->nin == 3 && n->in[2]->grad) {
-        TG_DISPATCH(x->dtype,
-            const T *g = n->out->grad;
-            T *db = n->in[2]->grad;
-            for (int64_t i = 0; i < M; i++)
-                for (int64_t j = 0; j < N; j++)
-                    db[j] += g[i * N + j];);
-    }
+    weight_grad(n, x, n->in[1], n->nin == 3 ? n->in[2] : NULL);
 }
 
 static const tg_op op_affine = { "affine", affine_forward, affine_backward };

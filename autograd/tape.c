@@ -17,7 +17,7 @@ typedef struct chunk {
 
 /* A queued weight gradient dW += X^T @ dY (see tg_defer_weight_grad). */
 typedef struct wgrad {
-    tg_tensor    *w;
+    tg_tensor    *w, *b;         /* b: the bias whose db += column sums of dY, or NULL */
     const void   *x, *dy;        /* (rows, w->shape[0]) and (rows, w->shape[1]) */
     int64_t       rows;
     bool          done;
@@ -331,12 +331,13 @@ static bool ensure_grad(tg_tape *tape, tg_tensor *t)
     return t->grad != NULL;
 }
 
-bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, const tg_tensor *x, const void *dy)
+bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, tg_tensor *b, const tg_tensor *x,
+                          const void *dy)
 {
     wgrad *q = tg_arena_alloc(tape, sizeof *q, false, "backward");
     if (!q)
         return false;
-    *q = (wgrad){ .w = w, .x = x->data, .dy = dy, .rows = x->shape[0] };
+    *q = (wgrad){ .w = w, .b = b, .x = x->data, .dy = dy, .rows = x->shape[0] };
     if (tape->wq_last)
         tape->wq_last->next = q;
     else
@@ -345,9 +346,26 @@ bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, const tg_tensor *x, const
     return true;
 }
 
+/* db[j] += rows[k][j] for k in order (the order the ops would have added them), columns
+   in blocks of 64 split over threads. */
+static void add_column_sums(tg_tensor *b, const char *const *rows, int64_t nrows)
+{
+    enum { BLOCK = 64 };
+    int64_t N = b->numel, nblocks = (N + BLOCK - 1) / BLOCK;
+    TG_DISPATCH(b->dtype,
+        T *db = b->grad;
+        TG_FOR(nrows * N, blk, nblocks,
+            int64_t j0 = blk * BLOCK, j1 = j0 + BLOCK < N ? j0 + BLOCK : N;
+            for (int64_t k = 0; k < nrows; k++) {
+                const T *g = (const T *)(const void *)rows[k];
+                for (int64_t j = j0; j < j1; j++)
+                    db[j] += g[j];
+            }););
+}
+
 /* Runs the queued weight gradients: for each W (in order of first appearance), one
    dW += A^T @ B whose rows are the rows of every X queued for W, in queue order (tape
-   order reversed), against the matching rows of dY. */
+   order reversed), against the matching rows of dY; and the biases queued with them. */
 static void run_weight_grads(tg_tape *tape)
 {
     for (wgrad *q = tape->wq; q; q = q->next) {
@@ -356,9 +374,13 @@ static void run_weight_grads(tg_tape *tape)
         tg_tensor *w = q->w;
         int64_t K = w->shape[0], N = w->shape[1], rows = 0, k = 0;
         size_t es = tg_dtype_size(w->dtype);
-        for (wgrad *r = q; r; r = r->next)
-            if (r->w == w)
+        bool one_bias = true;   /* every product of W queued the same bias */
+        for (wgrad *r = q; r; r = r->next) {
+            if (r->w == w) {
                 rows += r->rows;
+                one_bias = one_bias && r->b == q->b;
+            }
+        }
         const char **arows = tg_arena_alloc(tape, 2 * (size_t)rows * sizeof *arows, false,
                                             "backward");
         if (!arows)
@@ -379,6 +401,18 @@ static void run_weight_grads(tg_tape *tape)
         else
             tg_sgemm_rows(K, N, rows, 1.0f, (const float *const *)arows,
                           (const float *const *)brows, 1.0f, w->grad, N);
+        if (one_bias && q->b) {
+            add_column_sums(q->b, brows, rows);
+        } else if (!one_bias) {
+            k = 0;
+            for (wgrad *r = q; r; r = r->next) {
+                if (r->w != w)
+                    continue;
+                if (r->b)
+                    add_column_sums(r->b, brows + k, r->rows);
+                k += r->rows;
+            }
+        }
     }
     tape->wq = tape->wq_last = NULL;
 }

@@ -8,6 +8,7 @@
 #include <omp.h>
 
 #include "tensor/gemm_internal.h"
+#include "tensor/tensor_internal.h"
 
 #ifdef TG_USE_OPENBLAS
 #include <cblas.h>
@@ -41,6 +42,11 @@ void *tg__gemm_scratch(size_t bytes)
 
 /* Products left to run serially before threads are tried again. */
 static _Atomic int serial_left;
+
+bool tg__threads_pay(void)
+{
+    return atomic_load_explicit(&serial_left, memory_order_relaxed) <= 0;
+}
 
 bool tg__gemm_threads_ok(void)
 {

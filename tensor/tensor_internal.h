@@ -20,19 +20,25 @@ tg_status tg_shape_check(tg_dtype dtype, int ndim, const int64_t *shape, int64_t
 void tg_tensor_set_shape(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *shape,
                          int64_t numel);
 
-/* Work (elements, roughly flops) below which a kernel stays on one thread. */
+/* Work (elements, roughly flops) below which a kernel stays on one thread. With the
+   second thread spinning in libgomp, a region costs about a microsecond: the split pays
+   from a few thousand elements on (a 50x128 sigmoid is 51200 work). */
 #ifndef TG_PAR_THRESHOLD
-#define TG_PAR_THRESHOLD (1 << 20)
+#define TG_PAR_THRESHOLD (1 << 13)
 #endif
 
+/* False while the GEMM's oversubscription guard (tensor/gemm_internal.h) keeps products
+   on one thread: other processes hold the cores, and a region would wait for its team. */
+bool tg__threads_pay(void);
+
 /* for (int64_t i = 0; i < n; i++) { body }, split over OpenMP threads only when work
-   exceeds the threshold. The test comes before OpenMP is entered: a parallel region
-   whose if clause is false still costs libgomp a team set-up (malloc, futex), ~400 ns.
-   Use it only for loops whose iterations write disjoint memory. */
+   exceeds the threshold and threads pay. The test comes before OpenMP is entered: a
+   parallel region whose if clause is false still costs libgomp a team set-up (malloc,
+   futex), ~400 ns. Use it only for loops whose iterations write disjoint memory. */
 #define TG_PRAGMA(x) _Pragma(#x)
 #define TG_FOR(work, i, n, ...)                                                   \
     do {                                                                          \
-        if ((work) > TG_PAR_THRESHOLD) {                                          \
+        if ((work) > TG_PAR_THRESHOLD && tg__threads_pay()) {                     \
             TG_PRAGMA(omp parallel for schedule(static))                          \
             for (int64_t i = 0; i < (n); i++) { __VA_ARGS__ }                     \
         } else {                                                                  \
