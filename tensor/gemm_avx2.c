@@ -6,6 +6,7 @@
  * 12 independent FMAs, enough to hide the FMA latency on two FMA pipes.
  */
 #include <immintrin.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>

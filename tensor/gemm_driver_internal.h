@@ -62,6 +62,7 @@ typedef struct GD_P(ctx) {
     int64_t kc, nks;     /* depth of a K slice (the last one may be shorter), count */
     int64_t npm, npn;    /* A panels (M rounded up to MR, / MR), B panels */
     bool direct;         /* columns mode (else rows mode) */
+    _Atomic int64_t *next_panel;   /* the next B (columns) or A (rows) panel to take */
     int64_t nc;          /* rows mode: width of a column block (a multiple of NR) */
     GD_T *bp;            /* rows mode: shared K x nc, every slice of the column block */
     char *priv;          /* per-thread buffers, priv_bytes apart */
@@ -219,14 +220,16 @@ static void GD_P(pack_b_rows)(const GD_P(ctx) *x, int64_t j0, int64_t g, int64_t
     }
 }
 
-/* Columns mode, run by thread tid of nth: B panels [lo, hi) and every tile below them. */
+/* Columns mode, run by thread tid of nth: takes runs of B panels from the shared counter
+ * until none is left, and computes every tile below them. Taking them as they come keeps
+ * both threads busy when one runs slower (the A the other thread just wrote sits in that
+ * thread's cache); which thread computes a tile never changes its arithmetic. */
 static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
 {
     const int64_t K = x->K, kc0 = x->kc;
-    int64_t lo, hi;
-    GD_SPLIT(x->npn, lo, hi);
-    if (lo >= hi)
-        return;
+    /* runs of up to GROUP panels, shorter when there are few panels per thread */
+    int64_t run = x->npn / (4 * (int64_t)nth);
+    run = run < 1 ? 1 : run > GD_GROUP ? GD_GROUP : run;
     /* Private: one K slice of GROUP B panels (bpan), and packed A panels
      * (slice at pc: apan + pc*pw + (p-p0)*MR*depth): all of them when op(A) is A^T (read in
      * place, its rows would be one cache line per k, often in the same cache set), else
@@ -243,10 +246,13 @@ static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
     }
     /* A read in place: element (i,k) of op(A) at A[i*lda + k]. */
     const int64_t lda = x->lda;
-    for (int64_t jg = lo; jg < hi; jg += GD_GROUP) {
+    for (;;) {
+        const int64_t jg = atomic_fetch_add_explicit(x->next_panel, run, memory_order_relaxed);
+        if (jg >= x->npn)
+            break;
         /* A group of B panels, one K slice at a time (panel q at bpan + q*kc*NR; B^T is
          * packed panel by panel with transposes), then every tile below them. */
-        const int64_t g = GD_MIN((int64_t)GD_GROUP, hi - jg);
+        const int64_t g = GD_MIN(run, x->npn - jg);
         for (int64_t pc = 0; pc < K; pc += kc0) {
             const int64_t kc = GD_MIN(kc0, K - pc);
             if (!x->tb) {
@@ -272,15 +278,21 @@ static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
     }
 }
 
-/* Rows mode, run by thread tid of nth (barriers when nth > 1). */
+/* Rows mode, run by thread tid of nth (barriers when nth > 1): the threads pack a column
+ * block of op(B) together, then take runs of A panels from the shared counter (as in
+ * columns mode) and compute their tiles. */
 static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
 {
     const int64_t N = x->N, K = x->K, kc0 = x->kc, npm = x->npm;
     GD_T *ap = (GD_T *)(void *)(x->priv + (size_t)tid * x->priv_bytes);   /* MC x kc */
+    int64_t run = npm / (4 * (int64_t)nth);
+    run = run < 1 ? 1 : run > GD_MC / GD_MR ? GD_MC / GD_MR : run;
     for (int64_t jc = 0; jc < N; jc += x->nc) {
         int64_t nc = GD_MIN(x->nc, N - jc);
         int64_t npn = (nc + GD_NR - 1) / GD_NR, ncr = npn * GD_NR;
         int64_t lo, hi;
+        if (tid == 0)   /* nobody takes panels before the barrier below */
+            atomic_store_explicit(x->next_panel, 0, memory_order_relaxed);
         /* Shared pack of every slice: slice at pc holds panel p at pc*ncr + p*NR*depth. */
         int64_t items = x->nks * npn;
         GD_SPLIT(items, lo, hi);
@@ -291,9 +303,12 @@ static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
         if (nth > 1) {
 #pragma omp barrier
         }
-        GD_SPLIT(npm, lo, hi);
-        for (int64_t i0 = lo; i0 < hi; i0 += GD_MC / GD_MR) {
-            int64_t np = GD_MIN((int64_t)(GD_MC / GD_MR), hi - i0);
+        for (;;) {
+            const int64_t i0 = atomic_fetch_add_explicit(x->next_panel, run,
+                                                         memory_order_relaxed);
+            if (i0 >= npm)
+                break;
+            int64_t np = GD_MIN(run, npm - i0);
             for (int64_t pc = 0; pc < K; pc += kc0) {
                 int64_t kc = GD_MIN(kc0, K - pc);
                 for (int64_t p = 0; p < np; p++)
@@ -380,6 +395,8 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
         x.priv = buf + GD_ROUNDUP((size_t)K * (size_t)x.nc * sizeof(GD_T));
     }
 
+    _Atomic int64_t next_panel = 0;
+    x.next_panel = &next_panel;
     if (nth == 1) {
         GD_P(run)(&x, 0, 1);
     } else {
