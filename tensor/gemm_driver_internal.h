@@ -50,6 +50,7 @@
 #define GD_B_BUDGET ((size_t)4 << 20)      /* rows mode: bytes of packed op(B) per block */
 #define GD_DIRECT_A_MAX ((size_t)256 << 10) /* columns mode: bytes of op(A) at most (L2) */
 #define GD_GROUP 4                          /* columns mode: B panels packed together */
+#define GD_PREFETCH_ROWS 8                  /* rows of B fetched ahead while packing */
 
 typedef struct GD_P(ctx) {
     bool ta, tb;
@@ -207,6 +208,11 @@ static void GD_P(pack_b_rows)(const GD_P(ctx) *x, int64_t j0, int64_t g, int64_t
     const int64_t w = GD_MIN(g * GD_NR, x->N - j0);
     for (int64_t k = 0; k < kc; k++) {
         const GD_T *src = GD_P(brow)(x, pc + k) + j0;
+        if (pc + k + GD_PREFETCH_ROWS < x->K) {   /* rows ldb apart: help the prefetchers */
+            const char *ahead = (const char *)(GD_P(brow)(x, pc + k + GD_PREFETCH_ROWS) + j0);
+            for (int64_t off = 0; off < w * (int64_t)sizeof(GD_T); off += 64)
+                __builtin_prefetch(ahead + off);
+        }
         for (int64_t q = 0; q < g; q++) {
             GD_T *d = dst + q * kc * GD_NR + k * GD_NR;
             int64_t n = GD_MIN((int64_t)GD_NR, w - q * GD_NR);
@@ -417,6 +423,7 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
 #undef GD_B_BUDGET
 #undef GD_DIRECT_A_MAX
 #undef GD_GROUP
+#undef GD_PREFETCH_ROWS
 /* the instantiation's parameters */
 #undef GD_T
 #undef GD_ENTRY
