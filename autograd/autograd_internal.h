@@ -65,6 +65,13 @@ bool tg_node_output_view(tg_node *n, const tg_tensor *x, int ndim, const int64_t
    input requires them (the output then requires them too). Returns n->out. */
 tg_tensor *tg_node_finish(tg_node *n);
 
+/* op(W) (W, or W^T when tb) packed for tg_sgemm_prepacked, once per tape: a recurrent
+   weight multiplies at every time step, forward (W) and backward (W^T). Only for a float
+   caller-owned W being trained (requires grad) while the tape records gradients: such a
+   W must not change before tg_tape_reset anyway, since backward reads it. NULL when not
+   applicable or out of memory (the product then packs W itself; no error is recorded). */
+const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb);
+
 /* Backward of a product X @ W whose W is caller-owned (a parameter, not a tape tensor):
    queues dW += X^T @ dY (X (M,K) and dY (M,N) stay valid until the tape is reset) for the
    end of tg_backward, which runs every queued product into the same W as one GEMM over

@@ -13,6 +13,20 @@ static void gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
         tg_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C, ldc);
 }
 
+/* C = op(A) @ op(B) + beta*C for op(A) = A and a B that is a weight: from the tape's
+   packed copy of op(B) when there is one (tg_packed_weight). */
+static void gemm_w(tg_tape *tape, tg_dtype dt, bool tb, int64_t M, int64_t N, int64_t K,
+                   const void *A, int64_t lda, const tg_tensor *w, double beta, void *C,
+                   int64_t ldc)
+{
+    const float *packed = tg_packed_weight(tape, w, tb);
+    if (packed)
+        tg_sgemm_prepacked(tb, M, N, K, 1.0f, A, lda, w->data, w->shape[1], packed,
+                           (float)beta, C, ldc);
+    else
+        gemm(dt, false, tb, M, N, K, A, lda, w->data, w->shape[1], beta, C, ldc);
+}
+
 /* dW += X^T @ dY for X (M,K), dY (M,N), W (K,N), and db += the column sums of dY when b is
    given: queued for the end of backward when W is caller-owned (see
    tg_defer_weight_grad; b too when it is caller-owned), else at once. */
@@ -45,7 +59,7 @@ static void matmul_forward(tg_node *n)
 {
     const tg_tensor *a = n->in[0], *b = n->in[1];
     int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
-    gemm(a->dtype, false, false, M, N, K, a->data, K, b->data, N, 0.0, n->out->data, N);
+    gemm_w(n->tape, a->dtype, false, M, N, K, a->data, K, b, 0.0, n->out->data, N);
 }
 
 static void matmul_backward(tg_node *n)
@@ -53,7 +67,7 @@ static void matmul_backward(tg_node *n)
     const tg_tensor *a = n->in[0], *b = n->in[1];
     int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
     if (a->grad)
-        gemm(a->dtype, false, true, M, K, N, n->out->grad, N, b->data, N, 1.0, a->grad, K);
+        gemm_w(n->tape, a->dtype, true, M, K, N, n->out->grad, N, b, 1.0, a->grad, K);
     weight_grad(n, a, n->in[1], NULL);
 }
 
@@ -100,8 +114,8 @@ static void affine_forward(tg_node *n)
                 for (int64_t j = 0; j < N; j++)
                     y[i * N + j] = b[j];);
     }
-    gemm(x->dtype, false, false, M, N, K, x->data, K, w->data, N, n->nin == 3 ? 1.0 : 0.0,
-         n->out->data, N);
+    gemm_w(n->tape, x->dtype, false, M, N, K, x->data, K, w, n->nin == 3 ? 1.0 : 0.0,
+           n->out->data, N);
 }
 
 static void affine_backward(tg_node *n)
@@ -109,7 +123,7 @@ static void affine_backward(tg_node *n)
     const tg_tensor *x = n->in[0], *w = n->in[1];
     int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
     if (x->grad)
-        gemm(x->dtype, false, true, M, K, N, n->out->grad, N, w->data, N, 1.0, x->grad, K);
+        gemm_w(n->tape, x->dtype, true, M, K, N, n->out->grad, N, w, 1.0, x->grad, K);
     weight_grad(n, x, n->in[1], n->nin == 3 ? n->in[2] : NULL);
 }
 

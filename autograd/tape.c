@@ -24,9 +24,18 @@ typedef struct wgrad {
     struct wgrad *next;          /* queued after this one */
 } wgrad;
 
+/* A packed copy of op(W) for the life of the tape (see tg_packed_weight). */
+typedef struct wpack {
+    const tg_tensor *w;
+    bool             tb;
+    const float     *packed;
+    struct wpack    *next;
+} wpack;
+
 struct tg_tape {
     chunk   *first, *cur;
     wgrad   *wq, *wq_last;  /* queued weight gradients, oldest first */
+    wpack   *packs;         /* packed weights */
     tg_node *last;          /* newest recorded node */
     bool     grad_enabled;
     tg_status status;
@@ -54,6 +63,7 @@ void tg_tape_reset(tg_tape *tape)
         tape->cur->used = 0;
     tape->last = NULL;
     tape->wq = tape->wq_last = NULL;
+    tape->packs = NULL;
     tape->used = 0;
     tape->status = TG_OK;
     tape->msg[0] = '\0';
@@ -329,6 +339,31 @@ static bool ensure_grad(tg_tape *tape, tg_tensor *t)
     t->grad = tg_arena_alloc(tape, (size_t)t->numel * tg_dtype_size(t->dtype), true,
                              "backward");
     return t->grad != NULL;
+}
+
+const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb)
+{
+    if (!tape->grad_enabled || w->dtype != TG_F32 || w->ndim != 2 ||
+        (w->flags & TG_FLAG_TAPE) || !(w->flags & TG_FLAG_REQUIRES_GRAD))
+        return NULL;
+    for (wpack *e = tape->packs; e; e = e->next)
+        if (e->w == w && e->tb == tb)
+            return e->packed;
+    int64_t K = tb ? w->shape[1] : w->shape[0], N = tb ? w->shape[0] : w->shape[1];
+    int64_t n = tg_sgemm_packed_size(K, N);
+    if (n <= 0 || tape->status != TG_OK)
+        return NULL;
+    wpack *e = tg_arena_alloc(tape, sizeof *e, false, "matmul");
+    float *packed = e ? tg_arena_alloc(tape, (size_t)n * sizeof(float), false, "matmul") : NULL;
+    if (!packed) {                     /* optional: the product packs as it goes */
+        tape->status = TG_OK;
+        tape->msg[0] = '\0';
+        return NULL;
+    }
+    tg_sgemm_pack(tb, K, N, w->data, w->shape[1], packed);
+    *e = (wpack){ .w = w, .tb = tb, .packed = packed, .next = tape->packs };
+    tape->packs = e;
+    return packed;
 }
 
 bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, tg_tensor *b, const tg_tensor *x,

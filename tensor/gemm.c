@@ -192,9 +192,9 @@ void tg_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
 #else
     bool ok = have_avx2_fma()
                   ? tg__sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, NULL,
-                                   beta, C, ldc)
+                                   NULL, beta, C, ldc)
                   : tg__sgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL,
-                                       NULL, beta, C, ldc);
+                                       NULL, NULL, beta, C, ldc);
     if (!ok)
         TG_NAIVE_GEMM(float, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
@@ -217,9 +217,9 @@ void tg_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
 #else
     bool ok = have_avx2_fma()
                   ? tg__dgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, NULL,
-                                   beta, C, ldc)
+                                   NULL, beta, C, ldc)
                   : tg__dgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL,
-                                       NULL, beta, C, ldc);
+                                       NULL, NULL, beta, C, ldc);
     if (!ok)
         TG_NAIVE_GEMM(double, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
@@ -250,9 +250,9 @@ void tg_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
 #define TG_ROWS_BACKEND(T, pre, M, N, K, alpha, arows, brows, beta, C, ldc)                 \
     ok_ = have_avx2_fma()                                                                  \
               ? tg__##pre##gemm_avx2(true, false, M, N, K, alpha, arows[0], 0, brows[0], 0, \
-                                     arows, brows, beta, C, ldc)                           \
+                                     arows, brows, NULL, beta, C, ldc)                     \
               : tg__##pre##gemm_portable(true, false, M, N, K, alpha, arows[0], 0,         \
-                                         brows[0], 0, arows, brows, beta, C, ldc)
+                                         brows[0], 0, arows, brows, NULL, beta, C, ldc)
 #endif
 
 #define TG_GEMM_ROWS(T, pre)                                                               \
@@ -282,3 +282,57 @@ void tg_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
     }
 TG_GEMM_ROWS(float, s)
 TG_GEMM_ROWS(double, d)
+
+/* ---- products with a packed copy of op(B) ----------------------------------------------
+ * A weight used by many products (a recurrent gate at every time step) is packed once. */
+int64_t tg_sgemm_packed_size(int64_t K, int64_t N)
+{
+#ifdef TG_USE_OPENBLAS
+    (void)K, (void)N;
+    return 0;
+#else
+    if (K <= 0 || N <= 0)
+        return 0;
+    return have_avx2_fma() ? tg__sgemm_avx2_packed_size(K, N)
+                           : tg__sgemm_portable_packed_size(K, N);
+#endif
+}
+
+void tg_sgemm_pack(bool trans_b, int64_t K, int64_t N, const float *B, int64_t ldb,
+                   float *dst)
+{
+#ifdef TG_USE_OPENBLAS
+    (void)trans_b, (void)K, (void)N, (void)B, (void)ldb, (void)dst;
+#else
+    if (K <= 0 || N <= 0)
+        return;
+    if (have_avx2_fma())
+        tg__sgemm_avx2_pack(trans_b, K, N, B, ldb, dst);
+    else
+        tg__sgemm_portable_pack(trans_b, K, N, B, ldb, dst);
+#endif
+}
+
+void tg_sgemm_prepacked(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb,
+                        const float *Bp, float beta, float *C, int64_t ldc)
+{
+#ifdef TG_USE_OPENBLAS
+    (void)Bp;
+    tg_sgemm(false, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#else
+    if (M <= 0 || N <= 0)
+        return;
+    if (K <= 0 || alpha == 0) {
+        TG_SCALE_C(float, M, N, beta, C, ldc);
+        return;
+    }
+    bool ok = have_avx2_fma()
+                  ? tg__sgemm_avx2(false, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, NULL,
+                                   Bp, beta, C, ldc)
+                  : tg__sgemm_portable(false, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL,
+                                       NULL, Bp, beta, C, ldc);
+    if (!ok)
+        TG_NAIVE_GEMM(float, false, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+#endif
+}

@@ -32,6 +32,18 @@ void tg_sgemm_rows(int64_t M, int64_t N, int64_t K, float alpha, const float *co
 void tg_dgemm_rows(int64_t M, int64_t N, int64_t K, double alpha, const double *const *arows,
                    const double *const *brows, double beta, double *C, int64_t ldc);
 
+/* A packed copy of op(B) (B, or B^T when trans_b) for tg_sgemm_prepacked: how many
+ * floats it takes (0 when the backend has no packed form: then pass NULL as Bp), and the
+ * packing. */
+int64_t tg_sgemm_packed_size(int64_t K, int64_t N);
+void tg_sgemm_pack(bool trans_b, int64_t K, int64_t N, const float *B, int64_t ldb,
+                   float *dst);
+/* tg_sgemm(false, trans_b, ...) that may read op(B) from Bp (tg_sgemm_pack's copy of the
+ * same B, or NULL) instead of packing B again. Bit-identical to tg_sgemm. */
+void tg_sgemm_prepacked(bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                        const float *A, int64_t lda, const float *B, int64_t ldb,
+                        const float *Bp, float beta, float *C, int64_t ldc);
+
 /* Which implementation runs: "avx2-fma", "portable" or "openblas". */
 const char *tg_gemm_backend(void);
 

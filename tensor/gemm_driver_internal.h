@@ -58,6 +58,7 @@ typedef struct GD_P(ctx) {
     GD_T alpha, beta;
     const GD_T *A, *B;
     const GD_T *const *arows, *const *brows;  /* row tables (ta and !tb only), or NULL */
+    const GD_T *bpre;    /* columns mode: op(B) packed by GD_PACK (panel p at p*K*NR), or NULL */
     GD_T *C;
     int64_t lda, ldb, ldc;
     int64_t kc, nks;     /* depth of a K slice (the last one may be shorter), count */
@@ -261,7 +262,9 @@ static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
         const int64_t g = GD_MIN(run, x->npn - jg);
         for (int64_t pc = 0; pc < K; pc += kc0) {
             const int64_t kc = GD_MIN(kc0, K - pc);
-            if (!x->tb) {
+            if (x->bpre) {
+                /* packed once by the caller: read in place */
+            } else if (!x->tb) {
                 GD_P(pack_b_rows)(x, jg * GD_NR, g, pc, kc, bpan);
             } else {
                 for (int64_t q = 0; q < g; q++)
@@ -269,7 +272,8 @@ static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
             }
             for (int64_t q = 0; q < g; q++) {
                 const int64_t j = (jg + q) * GD_NR;
-                const GD_T *b = bpan + q * kc * GD_NR;
+                const GD_T *b = x->bpre ? x->bpre + (jg + q) * K * GD_NR + pc * GD_NR
+                                        : bpan + q * kc * GD_NR;
                 for (int64_t ir = 0; ir < x->npm; ir++) {
                     int64_t i = ir * GD_MR;
                     if (ir < p0)
@@ -350,12 +354,29 @@ static double GD_P(balance)(int64_t n, int nth)
     return (double)n / (double)(most * nth);
 }
 
+#define GD_CAT(a, b) a##b
+#define GD_XCAT(a, b) GD_CAT(a, b)
+
+/* Elements of op(B) (K x N) packed for the bpre argument: every NR-wide panel, all K
+ * rows deep, columns past N zero. */
+int64_t GD_XCAT(GD_ENTRY, _packed_size)(int64_t K, int64_t N)
+{
+    return (N + GD_NR - 1) / GD_NR * GD_NR * K;
+}
+
+void GD_XCAT(GD_ENTRY, _pack)(bool tb, int64_t K, int64_t N, const GD_T *B, int64_t ldb,
+                              GD_T *dst)
+{
+    GD_P(ctx) x = { .tb = tb, .N = N, .K = K, .B = B, .ldb = ldb };
+    for (int64_t j = 0; j < N; j += GD_NR)
+        GD_P(pack_b)(&x, j, 0, K, dst + j * K);
+}
+
 bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
               const GD_T *A, int64_t lda, const GD_T *B, int64_t ldb,
-              const GD_T *const *arows, const GD_T *const *brows,
+              const GD_T *const *arows, const GD_T *const *brows, const GD_T *bpre,
               GD_T beta, GD_T *C, int64_t ldc)
 {
-
     GD_P(ctx) x = {
         .ta = ta, .tb = tb, .M = M, .N = N, .K = K, .alpha = alpha, .beta = beta,
         .A = A, .B = B, .arows = arows, .brows = brows, .C = C, .lda = lda, .ldb = ldb,
@@ -377,6 +398,7 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
      * as splitting the rows. */
     x.direct = (size_t)M * (size_t)K * sizeof(GD_T) <= GD_DIRECT_A_MAX &&
                GD_P(balance)(x.npn, nth) + 0.02 >= GD_P(balance)(x.npm, nth);
+    x.bpre = x.direct ? bpre : NULL;   /* rows mode packs its own blocks */
     size_t bytes;
     if (x.direct) {
         x.priv_bytes = GD_ROUNDUP((size_t)x.kc * GD_GROUP * GD_NR * sizeof(GD_T)) +
@@ -424,6 +446,8 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
 #undef GD_DIRECT_A_MAX
 #undef GD_GROUP
 #undef GD_PREFETCH_ROWS
+#undef GD_CAT
+#undef GD_XCAT
 /* the instantiation's parameters */
 #undef GD_T
 #undef GD_ENTRY

@@ -73,7 +73,7 @@ static void run_case(const gcase *g, bool f64, impl which, bool nan_c)
             tg_dgemm(g->ta, g->tb, M, N, K, g->alpha, A, lda, B, ldb, g->beta, C, ldc);
         else
             ck_assert(tg__dgemm_portable(g->ta, g->tb, M, N, K, g->alpha, A, lda, B, ldb,
-                                         NULL, NULL, g->beta, C, ldc));
+                                         NULL, NULL, NULL, g->beta, C, ldc));
     } else {
         float *Af = malloc((na ? na : 1) * sizeof *Af), *Bf = malloc((nb ? nb : 1) * sizeof *Bf);
         float *Cf = malloc((nc ? nc : 1) * sizeof *Cf);
@@ -89,7 +89,7 @@ static void run_case(const gcase *g, bool f64, impl which, bool nan_c)
                      Cf, ldc);
         else
             ck_assert(tg__sgemm_portable(g->ta, g->tb, M, N, K, (float)g->alpha, Af, lda, Bf,
-                                         ldb, NULL, NULL, (float)g->beta, Cf, ldc));
+                                         ldb, NULL, NULL, NULL, (float)g->beta, Cf, ldc));
         for (size_t i = 0; i < nc; i++)
             C[i] = Cf[i];
         free(Af);
@@ -310,9 +310,9 @@ static void determinism_case(int64_t M, int64_t N, int64_t K, bool ta, bool tb, 
             tg_sgemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, beta, C, N);
             tg_dgemm(ta, tb, M, N, K, 0.5, Ad, lda, Bd, ldb, beta, D, N);
         } else {
-            ck_assert(tg__sgemm_portable(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, NULL, NULL,
+            ck_assert(tg__sgemm_portable(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, NULL, NULL, NULL,
                                          beta, C, N));
-            ck_assert(tg__dgemm_portable(ta, tb, M, N, K, 0.5, Ad, lda, Bd, ldb, NULL, NULL,
+            ck_assert(tg__dgemm_portable(ta, tb, M, N, K, 0.5, Ad, lda, Bd, ldb, NULL, NULL, NULL,
                                          beta, D, N));
         }
     }
@@ -378,14 +378,14 @@ static void rows_case(int64_t M, int64_t N, int64_t K, int64_t seg)
             tg_dgemm(true, false, M, N, K, 0.5, Ad, M, Bd, N, 1.0, Rd, N);
             tg_dgemm_rows(M, N, K, 0.5, ard, brd, 1.0, Cd, N);
         } else {
-            ck_assert(tg__sgemm_portable(true, false, M, N, K, 0.5f, A, M, B, N, NULL, NULL,
+            ck_assert(tg__sgemm_portable(true, false, M, N, K, 0.5f, A, M, B, N, NULL, NULL, NULL,
                                          1.0f, R, N));
-            ck_assert(tg__sgemm_portable(true, false, M, N, K, 0.5f, NULL, 0, NULL, 0, ar, br,
+            ck_assert(tg__sgemm_portable(true, false, M, N, K, 0.5f, NULL, 0, NULL, 0, ar, br, NULL,
                                          1.0f, C, N));
-            ck_assert(tg__dgemm_portable(true, false, M, N, K, 0.5, Ad, M, Bd, N, NULL, NULL,
+            ck_assert(tg__dgemm_portable(true, false, M, N, K, 0.5, Ad, M, Bd, N, NULL, NULL, NULL,
                                          1.0, Rd, N));
             ck_assert(tg__dgemm_portable(true, false, M, N, K, 0.5, NULL, 0, NULL, 0, ard, brd,
-                                         1.0, Cd, N));
+                                         NULL, 1.0, Cd, N));
         }
         ck_assert_msg(memcmp(C, R, nc * sizeof *C) == 0 && memcmp(Cd, Rd, nc * sizeof *Cd) == 0,
                       "rows %lldx%lldx%lld (segments of %lld) pass %d differs from the "
@@ -404,6 +404,43 @@ START_TEST(test_gemm_rows)
     rows_case(193, 128, 500, 50);     /* h128 layer 1 gate weight over 10 steps (rows mode) */
     rows_case(40, 100, 300, 50);      /* columns mode */
     rows_case(65, 33, 601, 7);        /* edges, K slices that cut segments */
+}
+END_TEST
+
+/* tg_sgemm_prepacked with tg_sgemm_pack's copy of op(B) gives tg_sgemm's bits. */
+START_TEST(test_gemm_prepacked)
+{
+    const int64_t shapes[][3] = { { 50, 128, 193 }, { 50, 193, 128 }, { 7, 33, 5 },
+                                  { 2500, 65, 128 }, { 50, 512, 577 } };
+    int threads = omp_get_max_threads();
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        for (int tb = 0; tb < 2; tb++) {
+            int64_t ldb = tb ? K : N, n = tg_sgemm_packed_size(K, N);
+            size_t na = (size_t)(M * K), nb = (size_t)(K * N), nc = (size_t)(M * N);
+            float *A = malloc(na * sizeof *A), *B = malloc(nb * sizeof *B);
+            float *C1 = malloc(nc * sizeof *C1), *C2 = malloc(nc * sizeof *C2);
+            float *P = aligned_alloc(64, (size_t)(n + 16) * sizeof *P);
+            ck_assert(A && B && C1 && C2 && P && n >= K * N);
+            for (int64_t i = 0; i < M * K; i++)
+                A[i] = (float)urand();
+            for (int64_t i = 0; i < K * N; i++)
+                B[i] = (float)urand();
+            tg_sgemm_pack(tb, K, N, B, ldb, P);
+            for (int th = 1; th <= 2; th++) {
+                omp_set_num_threads(th);
+                for (int64_t i = 0; i < M * N; i++)
+                    C1[i] = C2[i] = (float)urand();
+                tg_sgemm(false, tb, M, N, K, 0.5f, A, K, B, ldb, 1.0f, C1, N);
+                tg_sgemm_prepacked(tb, M, N, K, 0.5f, A, K, B, ldb, P, 1.0f, C2, N);
+                ck_assert_msg(memcmp(C1, C2, (size_t)(M * N) * sizeof *C1) == 0,
+                              "prepacked %lldx%lldx%lld tb=%d differs", (long long)M,
+                              (long long)N, (long long)K, tb);
+            }
+            omp_set_num_threads(threads);
+            free(A), free(B), free(C1), free(C2), free(P);
+        }
+    }
 }
 END_TEST
 
@@ -459,6 +496,7 @@ Suite *gemm_suite(void)
     tcase_add_test(tc, test_gemm_exact_integers);
     tcase_add_test(tc, test_gemm_thread_determinism);
     tcase_add_test(tc, test_gemm_rows);
+    tcase_add_test(tc, test_gemm_prepacked);
     tcase_add_test(tc, test_gemm_oversubscription_guard);
     suite_add_tcase(s, tc);
     return s;
