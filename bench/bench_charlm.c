@@ -40,8 +40,9 @@ static void die(const char *what, const char *msg)
     exit(1);
 }
 
-/* Best batch-average GFLOP/s of a 1024^3 tg_sgemm. */
-static double gemm_peak(bool quick)
+/* Best batch-average GFLOP/s of a 1024^3 tg_sgemm over `batches` batches of 4 calls (after
+   one warm-up batch); printed when `print`. */
+static double gemm_peak(int batches, bool print)
 {
     const int64_t n = 1024;
     float *a = malloc((size_t)(n * n) * sizeof *a), *b = malloc((size_t)(n * n) * sizeof *b);
@@ -53,7 +54,6 @@ static double gemm_peak(bool quick)
         b[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
     }
     double best = 0;
-    int batches = quick ? 3 : 7;
     for (int r = 0; r < batches + 1; r++) {
         int per = 4;
         double t = now();
@@ -66,7 +66,8 @@ static double gemm_peak(bool quick)
     free(a);
     free(b);
     free(c);
-    printf("gemm_peak M=1024 K=1024 N=1024 gflops=%.1f\n", best);
+    if (print)
+        printf("gemm_peak M=1024 K=1024 N=1024 gflops=%.1f\n", best);
     return best;
 }
 
@@ -76,8 +77,14 @@ static int cmp_double(const void *x, const void *y)
     return (a > b) - (a < b);
 }
 
+static double median(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
 static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, int64_t T,
-                        int threads, double peak, bool quick)
+                        int threads, bool quick)
 {
     const int V = 65;
     tg_charlm_config cfg = {.cell = cell, .vocab = V, .layers = layers, .hidden = hidden,
@@ -111,14 +118,23 @@ static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, in
     fwd += 2.0 * (double)B * (double)T * hidden * V;
     double flops = 3.0 * fwd;
 
-    int warm = 3, steps = quick ? 4 : (hidden >= 512 ? 10 : 20);
-    double *ms = malloc((size_t)steps * sizeof *ms);
-    if (!ms)
+    /* Rounds of a GEMM peak measurement and a few steps, so that the peak each fraction
+       is taken against was measured seconds apart from the steps (on a shared machine the
+       rate of both drifts by tens of percent within a minute). */
+    int warm = 3, rounds = quick ? 2 : 5, per_round = hidden >= 512 ? 2 : 4;
+    int steps = rounds * per_round;
+    double *ms = malloc((size_t)steps * sizeof *ms), *round_ms = malloc((size_t)per_round * 8);
+    double *peaks = malloc((size_t)rounds * sizeof *peaks);
+    double *fracs = malloc((size_t)rounds * sizeof *fracs);
+    if (!ms || !round_ms || !peaks || !fracs)
         die("setup", "out of memory");
     double t_fwd = 0, t_bwd = 0, t_opt = 0;
     size_t peak0 = 0;
     int64_t mallocs0 = 0;
     for (int s = 0; s < warm + steps; s++) {
+        int r = s - warm;
+        if (r >= 0 && r % per_round == 0)
+            peaks[r / per_round] = gemm_peak(2, false);
         for (int64_t i = 0; i < B * T; i++) {
             in[i] = (int32_t)tg_rng_below(&rng, V);
             tg[i] = (int32_t)tg_rng_below(&rng, V);
@@ -141,28 +157,35 @@ static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, in
         if ((st = tg_optim_step(opt)) != TG_OK)
             die("optimizer", tg_status_str(st));
         double t3 = now();
-        if (s >= warm) {
-            ms[s - warm] = (t3 - t0) * 1e3;
+        if (r >= 0) {
+            ms[r] = round_ms[r % per_round] = (t3 - t0) * 1e3;
             t_fwd += t1 - t0;
             t_bwd += t2 - t1;
             t_opt += t3 - t2;
+            if (r % per_round == per_round - 1) {
+                double step_gflops = flops / (median(round_ms, per_round) * 1e-3) * 1e-9;
+                fracs[r / per_round] = step_gflops / peaks[r / per_round];
+            }
         }
     }
     size_t peak1 = tg_tape_bytes_peak(tape);
     int64_t mallocs1 = tg_tape_mallocs(tape);
-    qsort(ms, (size_t)steps, sizeof *ms, cmp_double);
-    double med = steps % 2 ? ms[steps / 2] : 0.5 * (ms[steps / 2 - 1] + ms[steps / 2]);
-    double gflops = flops / (med * 1e-3) * 1e-9;
+    double med = median(ms, steps), gflops = flops / (med * 1e-3) * 1e-9;
+    double peak = median(peaks, rounds), frac = median(fracs, rounds);
     printf("charlm cell=%s layers=%d hidden=%d batch=%lld seq=%lld threads=%d "
            "ms_per_step=%.2f tokens_per_s=%.0f gflops=%.1f fraction_of_gemm_peak=%.2f "
+           "fraction_range=%.2f-%.2f gemm_peak_gflops=%.1f "
            "flops_per_step=%.4g fwd_ms=%.2f bwd_ms=%.2f opt_ms=%.2f "
            "tape_peak_bytes=%zu tape_peak_growth=%lld mallocs_per_step=%.2f\n",
            tg_cell_kind_name(cell), layers, hidden, (long long)B, (long long)T, threads, med,
-           (double)(B * T) / (med * 1e-3), gflops, peak > 0 ? gflops / peak : 0.0, flops,
-           t_fwd * 1e3 / steps, t_bwd * 1e3 / steps, t_opt * 1e3 / steps, peak1,
+           (double)(B * T) / (med * 1e-3), gflops, frac, fracs[0], fracs[rounds - 1], peak,
+           flops, t_fwd * 1e3 / steps, t_bwd * 1e3 / steps, t_opt * 1e3 / steps, peak1,
            (long long)peak1 - (long long)peak0, (double)(mallocs1 - mallocs0) / steps);
     fflush(stdout);
     free(ms);
+    free(round_ms);
+    free(peaks);
+    free(fracs);
     free(in);
     free(tg);
     tg_stack_state_free(state);
@@ -193,13 +216,13 @@ int main(void)
     omp_set_num_threads(threads);
     printf("# bench_charlm threads=%d gemm=%s (flops: matmuls only, forward 2*M*N*K, "
            "backward 2x forward)\n", threads, tg_gemm_backend());
-    double peak = gemm_peak(quick);
+    gemm_peak(quick ? 3 : 7, true);
     for (const char *p = hs; *p;) {
         char *end;
         long h = strtol(p, &end, 10);
         if (end == p || h < 1)
             die("TG_BENCH_HIDDEN", "expected a comma-separated list of sizes");
-        bench_model(cell, 2, (int)h, 50, 50, threads, peak, quick);
+        bench_model(cell, 2, (int)h, 50, 50, threads, quick);
         p = *end == ',' ? end + 1 : end;
     }
     return 0;

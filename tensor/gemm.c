@@ -40,8 +40,9 @@ void *tg__gemm_scratch(size_t bytes)
 
 /* ---- oversubscription guard (see gemm_internal.h) ----------------------------------- */
 
-/* Products left to run serially before threads are tried again. */
-static _Atomic int serial_left;
+/* Products left to run serially before threads are tried again; slow parallel products
+   seen since the last run of fast ones, and fast ones since the last slow one. */
+static _Atomic int serial_left, strikes, fast_since;
 
 bool tg__threads_pay(void)
 {
@@ -61,10 +62,20 @@ void tg__gemm_parallel_took(double seconds, double fmas, int nth)
 {
     /* 4 GFMA/s per thread is a fraction of what any AVX2 core does; 10x slower than that
      * (plus 0.2 ms of slack for page faults and first-touch) means threads waited on each
-     * other: the next 256 products run serially. */
+     * other. Once is a hiccup (a virtual CPU descheduled by its host for a moment); three
+     * times without 64 fast products in between means the cores are taken: the next 256
+     * products run serially. */
     double slow = 10.0 * fmas / (4e9 * nth) + 2e-4;
-    if (seconds > slow)
-        atomic_store_explicit(&serial_left, 256, memory_order_relaxed);
+    if (seconds > slow) {
+        atomic_store_explicit(&fast_since, 0, memory_order_relaxed);
+        if (atomic_fetch_add_explicit(&strikes, 1, memory_order_relaxed) + 1 >= 3) {
+            atomic_store_explicit(&strikes, 0, memory_order_relaxed);
+            atomic_store_explicit(&serial_left, 256, memory_order_relaxed);
+        }
+    } else if (atomic_fetch_add_explicit(&fast_since, 1, memory_order_relaxed) + 1 >= 64) {
+        atomic_store_explicit(&fast_since, 0, memory_order_relaxed);
+        atomic_store_explicit(&strikes, 0, memory_order_relaxed);
+    }
 }
 
 /* ---- portable micro-kernels (plain C; used without AVX2+FMA, and as the reference) ---- */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "tensor/gemm_internal.h"
+#include "tensor/tensor_internal.h"
 #include "tests/tests.h"
 
 /* ---- helpers --------------------------------------------------------------------------- */
@@ -470,11 +471,20 @@ START_TEST(test_gemm_oversubscription_guard)
     ck_assert(tg__gemm_threads_ok());
     tg__gemm_parallel_took(1e-5, 1e6, 2);          /* fast: nothing changes */
     ck_assert(tg__gemm_threads_ok());
-    tg__gemm_parallel_took(0.5, 1e6, 2);           /* 0.5 s for 1e6 multiply-adds */
+    /* one slow product (0.5 s for 1e6 multiply-adds), then 64 fast ones: a hiccup */
+    tg__gemm_parallel_took(0.5, 1e6, 2);
+    for (int i = 0; i < 64; i++)
+        tg__gemm_parallel_took(1e-5, 1e6, 2);
+    tg__gemm_parallel_took(0.5, 1e6, 2);
+    tg__gemm_parallel_took(0.5, 1e6, 2);
+    ck_assert(tg__gemm_threads_ok() && tg__threads_pay());
+    tg__gemm_parallel_took(0.5, 1e6, 2);           /* the third in a row: cores are taken */
+    ck_assert(!tg__threads_pay());
     for (int i = 0; i < 256; i++)
         ck_assert(!tg__gemm_threads_ok());
-    ck_assert(tg__gemm_threads_ok());
-    tg__gemm_parallel_took(0.5, 1e6, 2);
+    ck_assert(tg__gemm_threads_ok() && tg__threads_pay());
+    for (int i = 0; i < 3; i++)
+        tg__gemm_parallel_took(0.5, 1e6, 2);
     determinism_case(50, 128, 193, false, true, 0.0f, IMPL_PUBLIC);   /* serial vs 2 */
 }
 END_TEST
