@@ -227,6 +227,33 @@ static void GD_P(pack_b_rows)(const GD_P(ctx) *x, int64_t j0, int64_t g, int64_t
     }
 }
 
+/* Packs np MR-row panels of op(A) = A^T (rows i0.., K slice pc..pc+kc) as pack_a would
+ * one by one, reading each row of A once (np*MR contiguous elements) instead of once per
+ * panel; rows past M are 0. */
+static void GD_P(pack_at_panels)(const GD_P(ctx) *x, int64_t i0, int64_t np, int64_t pc,
+                                 int64_t kc, GD_T *dst)
+{
+    const int64_t m = GD_MIN(np * GD_MR, x->M - i0);
+    for (int64_t k = 0; k < kc; k++) {
+        const GD_T *src = GD_P(arow)(x, pc + k) + i0;
+        if (pc + k + GD_PREFETCH_ROWS < x->K) {
+            const char *ahead = (const char *)(GD_P(arow)(x, pc + k + GD_PREFETCH_ROWS) + i0);
+            for (int64_t off = 0; off < m * (int64_t)sizeof(GD_T); off += 64)
+                __builtin_prefetch(ahead + off);
+        }
+        for (int64_t p = 0; p < np; p++) {
+            GD_T *d = dst + p * GD_MR * kc + k * GD_MR;
+            int64_t n = GD_MIN((int64_t)GD_MR, m - p * GD_MR);
+            if (n == GD_MR) {
+                memcpy(d, src + p * GD_MR, GD_MR * sizeof(GD_T));
+            } else {
+                for (int64_t i = 0; i < GD_MR; i++)
+                    d[i] = i < n ? src[p * GD_MR + i] : (GD_T)0;
+            }
+        }
+    }
+}
+
 /* Columns mode, run by thread tid of nth: takes runs of B panels from the shared counter
  * until none is left, and computes every tile below them. Taking them as they come keeps
  * both threads busy when one runs slower (the A the other thread just wrote sits in that
@@ -303,12 +330,20 @@ static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
         int64_t lo, hi;
         if (tid == 0)   /* nobody takes panels before the barrier below */
             atomic_store_explicit(x->next_panel, 0, memory_order_relaxed);
-        /* Shared pack of every slice: slice at pc holds panel p at pc*ncr + p*NR*depth. */
-        int64_t items = x->nks * npn;
+        /* Shared pack of every slice: slice at pc holds panel p at pc*ncr + p*NR*depth;
+         * B not transposed is packed GROUP panels at a time (one run of each row). */
+        int64_t ng = (npn + GD_GROUP - 1) / GD_GROUP, items = x->nks * ng;
         GD_SPLIT(items, lo, hi);
         for (int64_t it = lo; it < hi; it++) {
-            int64_t sl = it / npn, p = it % npn, pc = sl * kc0, kc = GD_MIN(kc0, K - pc);
-            GD_P(pack_b)(x, jc + p * GD_NR, pc, kc, x->bp + pc * ncr + p * GD_NR * kc);
+            int64_t sl = it / ng, p0 = it % ng * GD_GROUP, pc = sl * kc0;
+            int64_t kc = GD_MIN(kc0, K - pc), g = GD_MIN((int64_t)GD_GROUP, npn - p0);
+            GD_T *dst = x->bp + pc * ncr + p0 * GD_NR * kc;
+            if (!x->tb) {
+                GD_P(pack_b_rows)(x, jc + p0 * GD_NR, g, pc, kc, dst);
+            } else {
+                for (int64_t p = 0; p < g; p++)
+                    GD_P(pack_b)(x, jc + (p0 + p) * GD_NR, pc, kc, dst + p * GD_NR * kc);
+            }
         }
         if (nth > 1) {
 #pragma omp barrier
@@ -321,8 +356,11 @@ static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
             int64_t np = GD_MIN(run, npm - i0);
             for (int64_t pc = 0; pc < K; pc += kc0) {
                 int64_t kc = GD_MIN(kc0, K - pc);
-                for (int64_t p = 0; p < np; p++)
-                    GD_P(pack_a)(x, (i0 + p) * GD_MR, pc, kc, ap + p * GD_MR * kc);
+                if (x->ta)
+                    GD_P(pack_at_panels)(x, i0 * GD_MR, np, pc, kc, ap);
+                else
+                    for (int64_t p = 0; p < np; p++)
+                        GD_P(pack_a)(x, (i0 + p) * GD_MR, pc, kc, ap + p * GD_MR * kc);
                 for (int64_t jr = 0; jr < npn; jr++) {
                     const GD_T *b = x->bp + pc * ncr + jr * GD_NR * kc;
                     for (int64_t p = 0; p < np; p++)
