@@ -65,6 +65,10 @@ bool tg_node_output_view(tg_node *n, const tg_tensor *x, int ndim, const int64_t
    input requires them (the output then requires them too). Returns n->out. */
 tg_tensor *tg_node_finish(tg_node *n);
 
+/* sigmoid(x @ w + b) or, when tanh_act, tanh(x @ w + b) as one node (ops_matmul.c):
+   what tg_gate records for those two activations. b may be NULL. */
+tg_tensor *tg_gate_op(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b, bool tanh_act);
+
 /* op(W) (W, or W^T when tb) packed for tg_sgemm_prepacked, once per tape: a recurrent
    weight multiplies at every time step, forward (W) and backward (W^T). Only for a float
    caller-owned W being trained (requires grad) while the tape records gradients: such a

@@ -1,4 +1,6 @@
 /* autograd/ops_matmul.c: matmul, affine (x @ w + b as one node) and transpose. */
+#include <tgmath.h>
+
 #include "autograd/autograd_internal.h"
 #include "tensor/gemm.h"
 
@@ -30,20 +32,21 @@ static void gemm_w(tg_tape *tape, tg_dtype dt, bool tb, int64_t M, int64_t N, in
 /* dW += X^T @ dY for X (M,K), dY (M,N), W (K,N), and db += the column sums of dY when b is
    given: queued for the end of backward when W is caller-owned (see
    tg_defer_weight_grad; b too when it is caller-owned), else at once. */
-static void weight_grad(tg_node *n, const tg_tensor *x, tg_tensor *w, tg_tensor *b)
+static void weight_grad(tg_node *n, const tg_tensor *x, const void *dy, tg_tensor *w,
+                        tg_tensor *b)
 {
     int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
     bool queue_b = b && b->grad && !(b->flags & TG_FLAG_TAPE);
     if (w->grad && !(w->flags & TG_FLAG_TAPE) &&
-        tg_defer_weight_grad(n->tape, w, queue_b ? b : NULL, x, n->out->grad)) {
+        tg_defer_weight_grad(n->tape, w, queue_b ? b : NULL, x, dy)) {
         if (queue_b)
             b = NULL;
     } else if (w->grad) {
-        gemm(x->dtype, true, false, K, N, M, x->data, K, n->out->grad, N, 1.0, w->grad, N);
+        gemm(x->dtype, true, false, K, N, M, x->data, K, dy, N, 1.0, w->grad, N);
     }
     if (b && b->grad) {
         TG_DISPATCH(x->dtype,
-            const T *g = n->out->grad;
+            const T *g = dy;
             T *db = b->grad;
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j = 0; j < N; j++)
@@ -68,7 +71,7 @@ static void matmul_backward(tg_node *n)
     int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
     if (a->grad)
         gemm_w(n->tape, a->dtype, true, M, K, N, n->out->grad, N, b, 1.0, a->grad, K);
-    weight_grad(n, a, n->in[1], NULL);
+    weight_grad(n, a, n->out->grad, n->in[1], NULL);
 }
 
 static const tg_op op_matmul = { "matmul", matmul_forward, matmul_backward };
@@ -124,7 +127,7 @@ static void affine_backward(tg_node *n)
     int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
     if (x->grad)
         gemm_w(n->tape, x->dtype, true, M, K, N, n->out->grad, N, w, 1.0, x->grad, K);
-    weight_grad(n, x, n->in[1], n->nin == 3 ? n->in[2] : NULL);
+    weight_grad(n, x, n->out->grad, n->in[1], n->nin == 3 ? n->in[2] : NULL);
 }
 
 static const tg_op op_affine = { "affine", affine_forward, affine_backward };
@@ -138,6 +141,83 @@ tg_tensor *tg_affine(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b)
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[1]))
         return tg_fail(tape, TG_ERR_SHAPE, "affine", "bias %s does not match %s @ %s",
                        tg_shp(b), tg_shp(x), tg_shp(w));
+    if (!tg_node_output(n, 2, (int64_t[]){ x->shape[0], w->shape[1] }, false))
+        return NULL;
+    return tg_node_finish(n);
+}
+
+/* ---- gate: affine and activation as one node -----------------------------------------
+ * forward:   Y = act(X @ W + b)      act: sigmoid or tanh (the unary table's formulas)
+ * backward:  dZ = dY * act'(Y), then affine's backward with dZ
+ * Z = X @ W + b is never stored: the product lands in Y and the bias and activation are
+ * applied there row by row while it is in cache. Bit-identical to act(tg_affine(...)):
+ * the same product, the same single rounding of acc + b, the same activation kernels.
+ */
+static void gate_forward(tg_node *n)
+{
+    const tg_tensor *x = n->in[0], *w = n->in[1];
+    int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
+    bool tanh_act = n->arg[0];
+    gemm_w(n->tape, x->dtype, false, M, N, K, x->data, K, w, 0.0, n->out->data, N);
+    const void *bias = n->nin == 3 ? n->in[2]->data : NULL;
+    if (x->dtype == TG_F32) {
+        float *y = n->out->data;
+        const float *b = bias;
+        TG_FOR(M * N * 8, i, M,
+            float *yr = y + i * N;
+            if (b)
+                for (int64_t j = 0; j < N; j++)
+                    yr[j] = yr[j] + b[j];
+            if (tanh_act)
+                tg_vtanhf(yr, yr, N);
+            else
+                tg_vsigmoidf(yr, yr, N););
+        return;
+    }
+    TG_DISPATCH(x->dtype,
+        T *y = n->out->data;
+        const T *b = bias;
+        TG_FOR(M * N * 8, i, M,
+            for (int64_t j = 0; j < N; j++) {
+                T v = b ? y[i * N + j] + b[j] : y[i * N + j];
+                y[i * N + j] = tanh_act ? tanh(v) : 1 / (1 + exp(-v));
+            }););
+}
+
+static void gate_backward(tg_node *n)
+{
+    const tg_tensor *x = n->in[0], *w = n->in[1];
+    int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
+    bool tanh_act = n->arg[0];
+    void *dz = tg_arena_alloc(n->tape, (size_t)(M * N) * tg_dtype_size(x->dtype), false,
+                              "gate");
+    if (!dz)
+        return;
+    /* the unary table's backward formulas, added to 0 as they would be to a fresh dZ */
+    TG_DISPATCH(x->dtype,
+        const T *y = n->out->data;
+        const T *g = n->out->grad;
+        T *d = dz;
+        TG_FOR(M * N * 4, i, M * N,
+            d[i] = tanh_act ? (T)0 + g[i] * (1 - y[i] * y[i])
+                            : (T)0 + g[i] * y[i] * (1 - y[i]);););
+    if (x->grad)
+        gemm_w(n->tape, x->dtype, true, M, K, N, dz, N, w, 1.0, x->grad, K);
+    weight_grad(n, x, dz, n->in[1], n->nin == 3 ? n->in[2] : NULL);
+}
+
+static const tg_op op_gate = { "gate", gate_forward, gate_backward };
+
+tg_tensor *tg_gate_op(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b, bool tanh_act)
+{
+    tg_tensor *in[3] = { x, w, b };
+    tg_node *n = tg_node_begin(tape, &op_gate, b ? 3 : 2, in);
+    if (!n || !check_matmul(tape, "gate", x, w))
+        return NULL;
+    if (b && (b->ndim != 1 || b->shape[0] != w->shape[1]))
+        return tg_fail(tape, TG_ERR_SHAPE, "gate", "bias %s does not match %s @ %s",
+                       tg_shp(b), tg_shp(x), tg_shp(w));
+    n->arg[0] = tanh_act;
     if (!tg_node_output(n, 2, (int64_t[]){ x->shape[0], w->shape[1] }, false))
         return NULL;
     return tg_node_finish(n);

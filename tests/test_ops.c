@@ -298,6 +298,10 @@ static tg_tensor *build_affine_nobias(tg_tape *t, tg_tensor **in, double s)
 { (void)s; return tg_affine(t, in[0], in[1], NULL); }
 static tg_tensor *build_transpose(tg_tape *t, tg_tensor **in, double s)
 { (void)s; return tg_transpose(t, in[0]); }
+static tg_tensor *build_gate_sigmoid(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_gate_op(t, in[0], in[1], in[2], false); }
+static tg_tensor *build_gate_tanh_nobias(tg_tape *t, tg_tensor **in, double s)
+{ (void)s; return tg_gate_op(t, in[0], in[1], NULL, true); }
 
 START_TEST(test_matmul_forward_known)
 {
@@ -317,6 +321,68 @@ START_TEST(test_matmul_forward_known)
 }
 END_TEST
 
+/* The fused gate (what tg_gate records for sigmoid and tanh) equals the composition
+   act(affine) bit for bit, forward and backward, in both dtypes and with known values. */
+START_TEST(test_gate_op_matches_composition)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *a = mk(TG_F64, 2, (int64_t[]){ 1, 2 }, (double[]){ 1, -2 });
+    tg_tensor *w = mk(TG_F64, 2, (int64_t[]){ 2, 1 }, (double[]){ 0.5, 0.25 });
+    tg_tensor *b = mk(TG_F64, 1, (int64_t[]){ 1 }, (double[]){ 0.75 });
+    expect_values(tg_gate_op(tape, a, w, b, false), (double[]){ 1 / (1 + exp(-0.75)) }, 1e-15);
+    expect_values(tg_gate_op(tape, a, w, NULL, true), (double[]){ 0.0 }, 0);
+    tg_tensor_free(a), tg_tensor_free(w), tg_tensor_free(b);
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        for (int act = 0; act < 2; act++) {
+            int64_t M = 13, K = 37, N = 21;
+            tg_tensor *x[2], *wt[2], *bt[2], *y[2];
+            for (int v = 0; v < 2; v++) {
+                tg_tensor *x64 = rnd(2, (int64_t[]){ M, K }, -1, 1, 11);
+                tg_tensor *w64 = rnd(2, (int64_t[]){ K, N }, -1, 1, 12);
+                tg_tensor *b64 = rnd(1, (int64_t[]){ N }, -1, 1, 13);
+                x[v] = tg_tensor_new(dt, 2, x64->shape);
+                wt[v] = tg_tensor_new(dt, 2, w64->shape);
+                bt[v] = tg_tensor_new(dt, 1, b64->shape);
+                for (int64_t i = 0; i < x64->numel; i++)
+                    tg_tensor_set(x[v], i, tg_tensor_get(x64, i));
+                for (int64_t i = 0; i < w64->numel; i++)
+                    tg_tensor_set(wt[v], i, tg_tensor_get(w64, i));
+                for (int64_t i = 0; i < b64->numel; i++)
+                    tg_tensor_set(bt[v], i, tg_tensor_get(b64, i));
+                tg_tensor_free(x64), tg_tensor_free(w64), tg_tensor_free(b64);
+                tg_tensor_requires_grad(x[v]);
+                tg_tensor_requires_grad(wt[v]);
+                tg_tensor_requires_grad(bt[v]);
+                tg_tape_reset(tape);
+                y[v] = v == 0 ? tg_gate_op(tape, x[v], wt[v], bt[v], act)
+                              : (act ? tg_tanh : tg_sigmoid)(tape,
+                                                             tg_affine(tape, x[v], wt[v], bt[v]));
+                tg_tensor *loss = tg_sum(tape, tg_mul(tape, y[v], y[v]));
+                ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
+                size_t es = d ? 8 : 4;
+                if (v == 1) {
+                    ck_assert_msg(memcmp(x[0]->grad, x[1]->grad, (size_t)(M * K) * es) == 0 &&
+                                  memcmp(wt[0]->grad, wt[1]->grad, (size_t)(K * N) * es) == 0 &&
+                                  memcmp(bt[0]->grad, bt[1]->grad, (size_t)N * es) == 0,
+                                  "gate gradients differ from act(affine) (dtype %d act %d)", d,
+                                  act);
+                }
+            }
+            /* forward values: recompute both on one tape and compare */
+            tg_tape_reset(tape);
+            tg_tensor *g0 = tg_gate_op(tape, x[0], wt[0], bt[0], act);
+            tg_tensor *g1 = (act ? tg_tanh : tg_sigmoid)(tape,
+                                                         tg_affine(tape, x[1], wt[1], bt[1]));
+            ck_assert(memcmp(g0->data, g1->data, (size_t)(M * N) * (d ? 8 : 4)) == 0);
+            for (int v = 0; v < 2; v++)
+                tg_tensor_free(x[v]), tg_tensor_free(wt[v]), tg_tensor_free(bt[v]);
+        }
+    }
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_matmul_affine_transpose_gradcheck)
 {
     tg_tensor *in[3] = { rnd(2, (int64_t[]){ 4, 5 }, -1, 1, 1),
@@ -326,8 +392,10 @@ START_TEST(test_matmul_affine_transpose_gradcheck)
     double e2 = gradcheck_case(build_affine, in, 3, 0);
     double e3 = gradcheck_case(build_affine_nobias, in, 2, 0);
     double e4 = gradcheck_case(build_transpose, in, 1, 0);
-    printf("gradcheck matmul max_rel_err=%.3g affine=%.3g/%.3g transpose=%.3g\n", e1, e2, e3,
-           e4);
+    double e5 = gradcheck_case(build_gate_sigmoid, in, 3, 0);
+    double e6 = gradcheck_case(build_gate_tanh_nobias, in, 2, 0);
+    printf("gradcheck matmul max_rel_err=%.3g affine=%.3g/%.3g transpose=%.3g "
+           "gate=%.3g/%.3g\n", e1, e2, e3, e4, e5, e6);
     free_all(in, 3);
 }
 END_TEST
@@ -735,6 +803,8 @@ START_TEST(test_every_op_rejects_bad_shapes_and_args)
     EXPECT_FAIL(t, tg_matmul(t, v3, m23), TG_ERR_SHAPE, "matmul: (3) @ (2,3): operands must");
     EXPECT_FAIL(t, tg_affine(t, m23, m23, v3), TG_ERR_SHAPE, "affine:");
     EXPECT_FAIL(t, tg_affine(t, m22, m23, v2), TG_ERR_SHAPE, "affine: bias (2)");
+    EXPECT_FAIL(t, tg_gate_op(t, m23, m23, v3, false), TG_ERR_SHAPE, "gate:");
+    EXPECT_FAIL(t, tg_gate_op(t, m22, m23, v2, true), TG_ERR_SHAPE, "gate: bias (2)");
     EXPECT_FAIL(t, tg_transpose(t, v3), TG_ERR_SHAPE, "transpose:");
     EXPECT_FAIL(t, tg_reshape(t, m23, 2, (int64_t[]){ 4, 2 }), TG_ERR_SHAPE, "reshape:");
     EXPECT_FAIL(t, tg_reshape(t, m23, 5, (int64_t[]){ 1, 1, 1, 2, 3 }), TG_ERR_SHAPE, "reshape:");
@@ -941,6 +1011,7 @@ Suite *ops_suite(void)
     tcase_add_test(gc, test_binary_gradcheck_table_broadcasting);
     tcase_add_test(gc, test_same_tensor_both_operands);
     tcase_add_test(gc, test_matmul_affine_transpose_gradcheck);
+    tcase_add_test(gc, test_gate_op_matches_composition);
     tcase_add_test(gc, test_matmul_f32_f64_agree_odd_shapes);
     tcase_add_test(gc, test_shape_ops_gradcheck);
     tcase_add_test(gc, test_reduce_softmax_ce_embedding_gradcheck);
