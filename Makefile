@@ -17,7 +17,7 @@ BUILD   ?= build
 OPT     ?= -O3
 WARN    := -Wall -Wextra -Wpedantic -Wshadow -Wmissing-prototypes
 CFLAGS  ?= $(OPT) -g
-BASE_CFLAGS := -std=c11 $(WARN) -fopenmp -fPIC -I. -D_POSIX_C_SOURCE=200809L -MMD -MP
+BASE_CFLAGS := -std=c11 $(WARN) -fopenmp -fPIC -fno-math-errno -I. -D_POSIX_C_SOURCE=200809L -MMD -MP
 LDLIBS  := -fopenmp -lm
 SAN     :=
 
