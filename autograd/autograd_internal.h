@@ -19,6 +19,10 @@ typedef struct tg_op {
     const char *name;
     void (*forward)(tg_node *n);
     void (*backward)(tg_node *n);
+    /* Backward honours n->fresh: an input whose bit is set has a gradient buffer of
+       garbage that this backward must overwrite (every element) instead of adding to.
+       Ops without it get zeroed buffers. */
+    bool writes_fresh;
 } tg_op;
 
 enum { TG_NODE_INLINE_IN = 3 };
@@ -34,12 +38,17 @@ struct tg_node {
     int          nin;
     tg_tensor   *in_inline[TG_NODE_INLINE_IN];
     double       scalar;                    /* op argument: scale, p, ...          */
+    unsigned     fresh;                     /* backward: bit i, see writes_fresh   */
     int64_t      arg[4];                    /* op arguments: dim, start, len, ...  */
     void        *aux;                       /* op data kept in the arena           */
 };
 
-/* Tensor flag (beside tensor.h's): backward reached this tape tensor from the loss. */
+/* Tensor flags (beside tensor.h's): backward reached this tape tensor from the loss; its
+   gradient buffer is not written yet (holds garbage). */
 #define TG_FLAG_GRAD_REACHED 0x100u
+#define TG_FLAG_GRAD_STALE   0x200u
+/* Whether input i's gradient must be overwritten rather than added to (see tg_op). */
+#define TG_FRESH(n, i) ((i) < 32 && (((n)->fresh >> (i)) & 1u))
 
 /* Records the first error on the tape (later ones are ignored). Returns NULL so an op
    can `return tg_fail(...)`. The message is prefixed with "<op>: ". */

@@ -1,4 +1,5 @@
 /* autograd/ops_matmul.c: matmul, affine (x @ w + b as one node) and transpose. */
+#include <string.h>
 #include <tgmath.h>
 
 #include "autograd/autograd_internal.h"
@@ -27,6 +28,16 @@ static void gemm_w(tg_tape *tape, tg_dtype dt, bool tb, int64_t M, int64_t N, in
                            (float)beta, C, ldc);
     else
         gemm(dt, false, tb, M, N, K, A, lda, w->data, w->shape[1], beta, C, ldc);
+}
+
+/* A weight or bias that is a tape tensor (the output of another op) and fresh is zeroed:
+   its gradient is added to below. */
+static void fresh_zero_wb(tg_node *n)
+{
+    for (int i = 1; i < n->nin; i++)
+        if (TG_FRESH(n, i) && n->in[i]->grad)
+            memset(n->in[i]->grad, 0,
+                   (size_t)n->in[i]->numel * tg_dtype_size(n->in[i]->dtype));
 }
 
 /* dW += X^T @ dY for X (M,K), dY (M,N), W (K,N), and db += the column sums of dY when b is
@@ -70,11 +81,14 @@ static void matmul_backward(tg_node *n)
     const tg_tensor *a = n->in[0], *b = n->in[1];
     int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
     if (a->grad)
-        gemm_w(n->tape, a->dtype, true, M, K, N, n->out->grad, N, b, 1.0, a->grad, K);
+        gemm_w(n->tape, a->dtype, true, M, K, N, n->out->grad, N, b, TG_FRESH(n, 0) ? 0 : 1,
+               a->grad, K);
+    if (TG_FRESH(n, 1) && b->grad)      /* a tape tensor as B: accumulated below */
+        memset(b->grad, 0, (size_t)b->numel * tg_dtype_size(b->dtype));
     weight_grad(n, a, n->out->grad, n->in[1], NULL);
 }
 
-static const tg_op op_matmul = { "matmul", matmul_forward, matmul_backward };
+static const tg_op op_matmul = { "matmul", matmul_forward, matmul_backward, true };
 
 static bool check_matmul(tg_tape *tape, const char *op, const tg_tensor *a, const tg_tensor *b)
 {
@@ -126,11 +140,13 @@ static void affine_backward(tg_node *n)
     const tg_tensor *x = n->in[0], *w = n->in[1];
     int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
     if (x->grad)
-        gemm_w(n->tape, x->dtype, true, M, K, N, n->out->grad, N, w, 1.0, x->grad, K);
+        gemm_w(n->tape, x->dtype, true, M, K, N, n->out->grad, N, w, TG_FRESH(n, 0) ? 0 : 1,
+               x->grad, K);
+    fresh_zero_wb(n);
     weight_grad(n, x, n->out->grad, n->in[1], n->nin == 3 ? n->in[2] : NULL);
 }
 
-static const tg_op op_affine = { "affine", affine_forward, affine_backward };
+static const tg_op op_affine = { "affine", affine_forward, affine_backward, true };
 
 tg_tensor *tg_affine(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b)
 {
@@ -202,11 +218,12 @@ static void gate_backward(tg_node *n)
             d[i] = tanh_act ? (T)0 + g[i] * (1 - y[i] * y[i])
                             : (T)0 + g[i] * y[i] * (1 - y[i]);););
     if (x->grad)
-        gemm_w(n->tape, x->dtype, true, M, K, N, dz, N, w, 1.0, x->grad, K);
+        gemm_w(n->tape, x->dtype, true, M, K, N, dz, N, w, TG_FRESH(n, 0) ? 0 : 1, x->grad, K);
+    fresh_zero_wb(n);
     weight_grad(n, x, dz, n->in[1], n->nin == 3 ? n->in[2] : NULL);
 }
 
-static const tg_op op_gate = { "gate", gate_forward, gate_backward };
+static const tg_op op_gate = { "gate", gate_forward, gate_backward, true };
 
 tg_tensor *tg_gate_op(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b, bool tanh_act)
 {
@@ -251,7 +268,7 @@ static void transpose_backward(tg_node *n)
                 dx[i * N + j] += g[j * M + i];););
 }
 
-static const tg_op op_transpose = { "transpose", transpose_forward, transpose_backward };
+static const tg_op op_transpose = { "transpose", transpose_forward, transpose_backward, false };
 
 tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x)
 {

@@ -1,4 +1,5 @@
 /* autograd/ops_pointwise.c: elementwise ops: the unary table and broadcasting binaries. */
+#include <string.h>
 #include <tgmath.h>
 
 #include "autograd/autograd_internal.h"
@@ -39,6 +40,7 @@ enum { VEC_CHUNK = 4096 };   /* elements per task of a vectorised float forward 
         (void)s;                                                                  \
         if (!n->in[0]->grad)                                                      \
             return;                                                               \
+        bool fresh = TG_FRESH(n, 0);                                              \
         TG_DISPATCH(n->out->dtype,                                                \
             const T *xs = n->in[0]->data;                                         \
             const T *ys = n->out->data;                                           \
@@ -47,9 +49,9 @@ enum { VEC_CHUNK = 4096 };   /* elements per task of a vectorised float forward 
             TG_FOR(len * 4, i, len,                                               \
                 T x = xs[i], y = ys[i], g = gs[i];                                \
                 (void)x; (void)y;                                                 \
-                dx[i] += bwd;););                                                 \
+                dx[i] = (fresh ? (T)0 : dx[i]) + (bwd);););                       \
     }                                                                             \
-    static const tg_op op_##name = { #name, name##_forward, name##_backward };
+    static const tg_op op_##name = { #name, name##_forward, name##_backward, true };
 TG_UNARY_OPS(UNARY_KERNELS)
 #undef UNARY_KERNELS
 
@@ -164,17 +166,23 @@ static inline void row_base(const bcast *bc, int64_t r, int64_t *oa, int64_t *ob
             const T *gs = n->out->grad;                                           \
             T *da = n->in[0]->grad;                                               \
             T *db = n->in[1]->grad;                                               \
+            bool fa = TG_FRESH(n, 0), fb = TG_FRESH(n, 1);                        \
+            /* a fresh broadcast operand is summed into: zero it first */         \
+            if (da && fa && !bc->a_full)                                          \
+                memset(da, 0, (size_t)n->in[0]->numel * sizeof(T));               \
+            if (db && fb && !bc->b_full)                                          \
+                memset(db, 0, (size_t)n->in[1]->numel * sizeof(T));               \
             /* a full-shape operand: every row writes its own elements, in parallel */ \
             if (da && bc->a_full)                                                 \
                 FOR_ROWS_PAR(bc,                                       \
                     T a = as[ia]; T b = bs[ib]; T g = gs[i];                      \
                     (void)a; (void)b;                                             \
-                    da[ia] += ga;);                                               \
+                    da[ia] = (fa ? (T)0 : da[ia]) + (ga););                       \
             if (db && bc->b_full)                                                 \
                 FOR_ROWS_PAR(bc,                                       \
                     T a = as[ia]; T b = bs[ib]; T g = gs[i];                      \
                     (void)a; (void)b;                                             \
-                    db[ib] += gb;);                                               \
+                    db[ib] = (fb ? (T)0 : db[ib]) + (gb););                       \
             /* a broadcast operand: summed over the stretched dims, in row order */ \
             if (da && !bc->a_full)                                                \
                 FOR_ROWS(bc,                                         \
@@ -187,7 +195,7 @@ static inline void row_base(const bcast *bc, int64_t r, int64_t *oa, int64_t *ob
                     (void)a; (void)b;                                             \
                     db[ib] += gb;););                                             \
     }                                                                             \
-    static const tg_op op_##name = { #name, name##_forward, name##_backward };
+    static const tg_op op_##name = { #name, name##_forward, name##_backward, true };
 TG_BINARY_OPS(BINARY_KERNELS)
 #undef BINARY_KERNELS
 

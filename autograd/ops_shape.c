@@ -33,7 +33,7 @@ static void reshape_backward(tg_node *n)
             dx[i] += g[i];););
 }
 
-static const tg_op op_reshape = { "reshape", reshape_forward, reshape_backward };
+static const tg_op op_reshape = { "reshape", reshape_forward, reshape_backward, false };
 
 tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape)
 {
@@ -74,12 +74,14 @@ static void concat_move(tg_node *n, bool backward)
                 memcpy((char *)y->data + (size_t)(o * width + off) * es,
                        (const char *)x->data + (size_t)(o * w) * es, (size_t)w * es);
         } else if (x->grad) {
+            bool fresh = TG_FRESH(n, k);
             TG_DISPATCH(y->dtype,
                 const T *g = y->grad;
                 T *dx = x->grad;
                 TG_FOR(outer * w, o, outer,
                     for (int64_t i = 0; i < w; i++)
-                        dx[o * w + i] += g[o * width + off + i];););
+                        dx[o * w + i] = (fresh ? (T)0 : dx[o * w + i]) +
+                                        g[o * width + off + i];););
         }
         off += w;
     }
@@ -87,7 +89,7 @@ static void concat_move(tg_node *n, bool backward)
 
 static void concat_forward(tg_node *n)  { concat_move(n, false); }
 static void concat_backward(tg_node *n) { concat_move(n, true); }
-static const tg_op op_concat = { "concat", concat_forward, concat_backward };
+static const tg_op op_concat = { "concat", concat_forward, concat_backward, true };
 
 tg_tensor *tg_concat_n(tg_tape *tape, tg_tensor *const *xs, int count, int dim)
 {
@@ -154,7 +156,7 @@ static void slice_move(tg_node *n, bool backward)
 
 static void slice_forward(tg_node *n)  { slice_move(n, false); }
 static void slice_backward(tg_node *n) { slice_move(n, true); }
-static const tg_op op_slice = { "slice", slice_forward, slice_backward };
+static const tg_op op_slice = { "slice", slice_forward, slice_backward, false };
 
 tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int dim, int64_t start, int64_t len)
 {

@@ -452,12 +452,12 @@ static void run_weight_grads(tg_tape *tape)
     tape->wq = tape->wq_last = NULL;
 }
 
-/* Gives every recorded node's output a zeroed gradient, as one arena block zeroed in
-   parallel: a step's gradients are as large as its activations, and zeroing them one
-   small buffer at a time was a serial memset per node. */
+/* Gives every recorded node's output a gradient buffer from one arena block, marked
+   stale: not zeroed, since a step's gradients are as large as its activations. Before a
+   node's backward runs, each stale input gradient is either handed to the op to
+   overwrite (ops with writes_fresh) or zeroed then, while it is about to be used. */
 static bool alloc_grads(tg_tape *tape)
 {
-    enum { PIECE = 64 * 1024 };
     size_t total = 0;
     for (tg_node *n = tape->last; n; n = n->prev)
         if (!n->out->grad)
@@ -468,14 +468,11 @@ static bool alloc_grads(tg_tape *tape)
     char *block = tg_arena_alloc(tape, total, false, "backward");
     if (!block)
         return false;
-    int64_t pieces = (int64_t)((total + PIECE - 1) / PIECE);
-    TG_FOR((int64_t)total / 4, i, pieces,
-        size_t off = (size_t)i * PIECE;
-        memset(block + off, 0, total - off < PIECE ? total - off : PIECE););
     for (tg_node *n = tape->last; n; n = n->prev) {
         if (n->out->grad)
             continue;
         n->out->grad = block;
+        n->out->flags |= TG_FLAG_GRAD_STALE;
         block += ((size_t)n->out->numel * tg_dtype_size(n->out->dtype) + ALIGN - 1) &
                  ~(size_t)(ALIGN - 1);
     }
@@ -510,6 +507,10 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
             memset(n->out->grad, 0, (size_t)n->out->numel * tg_dtype_size(n->out->dtype));
     if (!alloc_grads(tape) || !ensure_grad(tape, loss))
         return tape->status;
+    if (loss->flags & TG_FLAG_GRAD_STALE) {
+        memset(loss->grad, 0, tg_dtype_size(loss->dtype));
+        loss->flags &= ~TG_FLAG_GRAD_STALE;
+    }
     if (loss->dtype == TG_F64)
         *(double *)loss->grad += 1.0;
     else
@@ -517,10 +518,27 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
     for (tg_node *n = tape->last; n; n = n->prev) {
         if (!(n->out->flags & TG_FLAG_GRAD_REACHED))
             continue;   /* nothing downstream of this node reached the loss */
-        for (int i = 0; i < n->nin; i++)
-            if (!ensure_grad(tape, n->in[i]))
+        n->fresh = 0;
+        for (int i = 0; i < n->nin; i++) {
+            tg_tensor *x = n->in[i];
+            if (!ensure_grad(tape, x))
                 return tape->status;
+            if (!(x->flags & TG_FLAG_GRAD_STALE))
+                continue;
+            x->flags &= ~TG_FLAG_GRAD_STALE;
+            if (n->op->writes_fresh && i < 32)
+                n->fresh |= 1u << i;
+            else
+                memset(x->grad, 0, (size_t)x->numel * tg_dtype_size(x->dtype));
+        }
         n->op->backward(n);
+    }
+    /* outputs the loss never reached keep no gradient (their buffer was never written) */
+    for (tg_node *n = tape->last; n; n = n->prev) {
+        if (n->out->flags & TG_FLAG_GRAD_STALE) {
+            n->out->flags &= ~TG_FLAG_GRAD_STALE;
+            n->out->grad = NULL;
+        }
     }
     if (tape->status == TG_OK)
         run_weight_grads(tape);

@@ -676,6 +676,35 @@ START_TEST(test_fanout_and_repeated_backward_accumulate)
 }
 END_TEST
 
+/* Gradient buffers of tape tensors start as garbage that the first op to reach them
+   overwrites (or zeroes, for ops that add): exercise every kind of first writer on tape
+   tensors: GEMM (matmul's A and B, affine's x, weight and bias from other ops), unary,
+   binary full-shape and broadcast, the same tensor twice in one op, concat of one tensor
+   with itself, reductions and softmax. */
+static tg_tensor *build_fresh_mix(tg_tape *t, tg_tensor **in, double s)
+{
+    (void)s;
+    tg_tensor *a = tg_tanh(t, in[0]), *b = tg_sigmoid(t, in[1]), *v = tg_tanh(t, in[2]);
+    tg_tensor *ab = tg_matmul(t, a, b);                           /* (4,3) */
+    tg_tensor *aff = tg_affine(t, a, tg_exp(t, b), v);            /* weight, bias from ops */
+    tg_tensor *sq = tg_mul(t, ab, ab);                            /* one tensor twice */
+    tg_tensor *bc = tg_add(t, aff, v);                            /* v broadcast */
+    tg_tensor *cat = tg_concat(t, sq, sq, 1);                     /* (4,6) */
+    tg_tensor *sm = tg_softmax(t, tg_concat(t, bc, tg_scale(t, ab, 0.5), 1));
+    return tg_add(t, tg_sum_dim(t, cat, 1), tg_sum_dim(t, tg_mul(t, sm, sm), 1));
+}
+
+START_TEST(test_fresh_gradients_gradcheck)
+{
+    tg_tensor *in[3] = { rnd(2, (int64_t[]){ 4, 5 }, -1, 1, 21),
+                         rnd(2, (int64_t[]){ 5, 3 }, -1, 1, 22),
+                         rnd(1, (int64_t[]){ 3 }, -1, 1, 23) };
+    double e = gradcheck_case(build_fresh_mix, in, 3, 0);
+    printf("gradcheck fresh-gradient mix max_rel_err=%.3g\n", e);
+    free_all(in, 3);
+}
+END_TEST
+
 /* Ops recorded after (or beside) the loss never reached it: their backward must not run,
    or a non-finite value there (0 * inf) would poison the gradients. */
 START_TEST(test_nodes_off_the_loss_path_are_skipped)
@@ -689,6 +718,7 @@ START_TEST(test_nodes_off_the_loss_path_are_skipped)
     ck_assert_int_eq(tg_backward(tape, y), TG_OK);
     ck_close(tg_tensor_grad_get(x, 0), 2, 0);
     ck_close(tg_tensor_grad_get(x, 1), 2, 0);
+    ck_assert_ptr_null(off->grad);          /* never reached: no gradient, as before */
     tg_tensor_free(x);
     tg_tape_free(tape);
 }
@@ -1022,6 +1052,7 @@ Suite *ops_suite(void)
     tcase_add_test(ag, test_fanout_and_repeated_backward_accumulate);
     tcase_add_test(ag, test_constants_get_no_gradient);
     tcase_add_test(ag, test_nodes_off_the_loss_path_are_skipped);
+    tcase_add_test(ag, test_fresh_gradients_gradcheck);
     tcase_add_test(ag, test_grad_disabled_records_nothing);
     tcase_add_test(ag, test_errors_are_sticky_and_clear_on_reset);
     tcase_add_test(ag, test_null_in_null_out);
