@@ -47,7 +47,7 @@
 #define GD_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define GD_ALIGN 64
 #define GD_ROUNDUP(n) (((n) + GD_ALIGN - 1) / GD_ALIGN * GD_ALIGN)
-#define GD_B_BUDGET ((size_t)4 << 20)      /* rows mode: bytes of packed op(B) per block */
+#define GD_B_BUDGET ((size_t)8 << 20)      /* rows mode: bytes of packed op(B) per block */
 #define GD_DIRECT_A_MAX ((size_t)256 << 10) /* columns mode: bytes of op(A) at most (L2) */
 #define GD_GROUP 4                          /* columns mode: B panels packed together */
 #define GD_PREFETCH_ROWS 8                  /* rows of B fetched ahead while packing */
