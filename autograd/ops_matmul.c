@@ -148,18 +148,26 @@ static void affine_backward(tg_node *n)
 
 static const tg_op op_affine = { "affine", affine_forward, affine_backward, true };
 
-tg_tensor *tg_affine(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b)
+/* Records x @ w + b (b may be NULL) as op, arg[0] = arg: the checks affine and gate share. */
+static tg_tensor *record_affine(tg_tape *tape, const tg_op *op, tg_tensor *x, tg_tensor *w,
+                                tg_tensor *b, int64_t arg)
 {
     tg_tensor *in[3] = { x, w, b };
-    tg_node *n = tg_node_begin(tape, &op_affine, b ? 3 : 2, in);
-    if (!n || !check_matmul(tape, "affine", x, w))
+    tg_node *n = tg_node_begin(tape, op, b ? 3 : 2, in);
+    if (!n || !check_matmul(tape, op->name, x, w))
         return NULL;
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[1]))
-        return tg_fail(tape, TG_ERR_SHAPE, "affine", "bias %s does not match %s @ %s",
+        return tg_fail(tape, TG_ERR_SHAPE, op->name, "bias %s does not match %s @ %s",
                        tg_shp(b), tg_shp(x), tg_shp(w));
+    n->arg[0] = arg;
     if (!tg_node_output(n, 2, (int64_t[]){ x->shape[0], w->shape[1] }, false))
         return NULL;
     return tg_node_finish(n);
+}
+
+tg_tensor *tg_affine(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b)
+{
+    return record_affine(tape, &op_affine, x, w, b, 0);
 }
 
 /* ---- gate: affine and activation as one node -----------------------------------------
@@ -227,17 +235,7 @@ static const tg_op op_gate = { "gate", gate_forward, gate_backward, true };
 
 tg_tensor *tg_gate_op(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b, bool tanh_act)
 {
-    tg_tensor *in[3] = { x, w, b };
-    tg_node *n = tg_node_begin(tape, &op_gate, b ? 3 : 2, in);
-    if (!n || !check_matmul(tape, "gate", x, w))
-        return NULL;
-    if (b && (b->ndim != 1 || b->shape[0] != w->shape[1]))
-        return tg_fail(tape, TG_ERR_SHAPE, "gate", "bias %s does not match %s @ %s",
-                       tg_shp(b), tg_shp(x), tg_shp(w));
-    n->arg[0] = tanh_act;
-    if (!tg_node_output(n, 2, (int64_t[]){ x->shape[0], w->shape[1] }, false))
-        return NULL;
-    return tg_node_finish(n);
+    return record_affine(tape, &op_gate, x, w, b, tanh_act);
 }
 
 /* ---- transpose -------------------------------------------------------------------

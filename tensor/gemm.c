@@ -186,9 +186,10 @@ const char *tg_gemm_backend(void)
         }                                                                                  \
     } while (0)
 
-void tg_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
-              float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-              float beta, float *C, int64_t ldc)
+/* tg_sgemm, reading op(B) from Bp (packed by tg_sgemm_pack) when it is not NULL. */
+static void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                  const float *A, int64_t lda, const float *B, int64_t ldb, const float *Bp,
+                  float beta, float *C, int64_t ldc)
 {
     if (M <= 0 || N <= 0)
         return;
@@ -197,18 +198,26 @@ void tg_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
         return;
     }
 #ifdef TG_USE_OPENBLAS
+    (void)Bp;
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K,
                 alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 #else
     bool ok = have_avx2_fma()
                   ? tg__sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, NULL,
-                                   NULL, beta, C, ldc)
+                                   Bp, beta, C, ldc)
                   : tg__sgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL,
-                                       NULL, NULL, beta, C, ldc);
+                                       NULL, Bp, beta, C, ldc);
     if (!ok)
         TG_NAIVE_GEMM(float, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 #endif
+}
+
+void tg_sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
+              float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+              float beta, float *C, int64_t ldc)
+{
+    sgemm(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C, ldc);
 }
 
 void tg_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
@@ -328,22 +337,5 @@ void tg_sgemm_prepacked(bool trans_b, int64_t M, int64_t N, int64_t K, float alp
                         const float *A, int64_t lda, const float *B, int64_t ldb,
                         const float *Bp, float beta, float *C, int64_t ldc)
 {
-#ifdef TG_USE_OPENBLAS
-    (void)Bp;
-    tg_sgemm(false, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#else
-    if (M <= 0 || N <= 0)
-        return;
-    if (K <= 0 || alpha == 0) {
-        TG_SCALE_C(float, M, N, beta, C, ldc);
-        return;
-    }
-    bool ok = have_avx2_fma()
-                  ? tg__sgemm_avx2(false, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, NULL,
-                                   Bp, beta, C, ldc)
-                  : tg__sgemm_portable(false, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL,
-                                       NULL, Bp, beta, C, ldc);
-    if (!ok)
-        TG_NAIVE_GEMM(float, false, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-#endif
+    sgemm(false, trans_b, M, N, K, alpha, A, lda, B, ldb, Bp, beta, C, ldc);
 }

@@ -198,60 +198,51 @@ GD_P(tile)(const GD_P(ctx) *x, int64_t i, int64_t j, int64_t kc, const GD_T *a, 
         (hi) = (n) * (tid + 1) / nth;                          \
     } while (0)
 
-/* Packs rows [pc, pc+kc) of the g B panels at columns j0, j0+NR, ..: panel q at
- * dst + q*kc*NR, element (k,j) at [(k-pc)*NR + j]; columns past N are 0. B not transposed:
- * each row of B is read as one contiguous run of g*NR elements, which the hardware
- * prefetchers follow far better than g runs of NR elements ldb apart (in training the
- * weights come from L3). */
-static void GD_P(pack_b_rows)(const GD_P(ctx) *x, int64_t j0, int64_t g, int64_t pc,
-                              int64_t kc, GD_T *dst)
+/* Packs np panels, each w elements wide, from the K rows of a matrix given by row(x, k)
+ * (A's rows when op(A) = A^T, B's when op(B) = B), starting at element off of each row:
+ * rows pc..pc+kc, panel p at dst + p*kc*w, element (k, j) at [(k-pc)*w + j]; elements past
+ * `valid` (counted from off) are 0. Each row is read once, as one run of np*w elements,
+ * and rows are fetched 8 ahead: consecutive rows are ld apart, which the hardware
+ * prefetchers follow badly (in training the weights come from memory). */
+static inline __attribute__((always_inline)) void
+GD_P(pack_row_panels)(const GD_P(ctx) *x, const GD_T *(*row)(const GD_P(ctx) *, int64_t),
+                      int64_t off, int64_t valid, int64_t w, int64_t np, int64_t pc,
+                      int64_t kc, GD_T *dst)
 {
-    const int64_t w = GD_MIN(g * GD_NR, x->N - j0);
+    const int64_t m = GD_MIN(np * w, valid);
     for (int64_t k = 0; k < kc; k++) {
-        const GD_T *src = GD_P(brow)(x, pc + k) + j0;
-        if (pc + k + GD_PREFETCH_ROWS < x->K) {   /* rows ldb apart: help the prefetchers */
-            const char *ahead = (const char *)(GD_P(brow)(x, pc + k + GD_PREFETCH_ROWS) + j0);
-            for (int64_t off = 0; off < w * (int64_t)sizeof(GD_T); off += 64)
-                __builtin_prefetch(ahead + off);
+        const GD_T *src = row(x, pc + k) + off;
+        if (pc + k + GD_PREFETCH_ROWS < x->K) {
+            const char *ahead = (const char *)(row(x, pc + k + GD_PREFETCH_ROWS) + off);
+            for (int64_t o = 0; o < m * (int64_t)sizeof(GD_T); o += 64)
+                __builtin_prefetch(ahead + o);
         }
-        for (int64_t q = 0; q < g; q++) {
-            GD_T *d = dst + q * kc * GD_NR + k * GD_NR;
-            int64_t n = GD_MIN((int64_t)GD_NR, w - q * GD_NR);
-            if (n == GD_NR) {
-                memcpy(d, src + q * GD_NR, GD_NR * sizeof(GD_T));
+        for (int64_t p = 0; p < np; p++) {
+            GD_T *d = dst + p * kc * w + k * w;
+            int64_t n = GD_MIN(w, m - p * w);
+            if (n == w) {
+                memcpy(d, src + p * w, (size_t)w * sizeof(GD_T));
             } else {
-                for (int64_t j = 0; j < GD_NR; j++)
-                    d[j] = j < n ? src[q * GD_NR + j] : (GD_T)0;
+                for (int64_t j = 0; j < w; j++)
+                    d[j] = j < n ? src[p * w + j] : (GD_T)0;
             }
         }
     }
 }
 
-/* Packs np MR-row panels of op(A) = A^T (rows i0.., K slice pc..pc+kc) as pack_a would
- * one by one, reading each row of A once (np*MR contiguous elements) instead of once per
- * panel; rows past M are 0. */
+/* g NR-wide panels of op(B) = B at columns j0.. (rows pc..pc+kc). */
+static void GD_P(pack_b_rows)(const GD_P(ctx) *x, int64_t j0, int64_t g, int64_t pc,
+                              int64_t kc, GD_T *dst)
+{
+    GD_P(pack_row_panels)(x, GD_P(brow), j0, x->N - j0, GD_NR, g, pc, kc, dst);
+}
+
+/* np MR-row panels of op(A) = A^T at rows i0.. (K slice pc..pc+kc), as pack_a would pack
+ * them one by one. */
 static void GD_P(pack_at_panels)(const GD_P(ctx) *x, int64_t i0, int64_t np, int64_t pc,
                                  int64_t kc, GD_T *dst)
 {
-    const int64_t m = GD_MIN(np * GD_MR, x->M - i0);
-    for (int64_t k = 0; k < kc; k++) {
-        const GD_T *src = GD_P(arow)(x, pc + k) + i0;
-        if (pc + k + GD_PREFETCH_ROWS < x->K) {
-            const char *ahead = (const char *)(GD_P(arow)(x, pc + k + GD_PREFETCH_ROWS) + i0);
-            for (int64_t off = 0; off < m * (int64_t)sizeof(GD_T); off += 64)
-                __builtin_prefetch(ahead + off);
-        }
-        for (int64_t p = 0; p < np; p++) {
-            GD_T *d = dst + p * GD_MR * kc + k * GD_MR;
-            int64_t n = GD_MIN((int64_t)GD_MR, m - p * GD_MR);
-            if (n == GD_MR) {
-                memcpy(d, src + p * GD_MR, GD_MR * sizeof(GD_T));
-            } else {
-                for (int64_t i = 0; i < GD_MR; i++)
-                    d[i] = i < n ? src[p * GD_MR + i] : (GD_T)0;
-            }
-        }
-    }
+    GD_P(pack_row_panels)(x, GD_P(arow), i0, x->M - i0, GD_MR, np, pc, kc, dst);
 }
 
 /* Columns mode, run by thread tid of nth: takes runs of B panels from the shared counter
