@@ -19,10 +19,10 @@ typedef struct tg_op {
     const char *name;
     void (*forward)(tg_node *n);
     void (*backward)(tg_node *n);
-    /* Backward honours n->fresh: an input whose bit is set has a gradient buffer of
-       garbage that this backward must overwrite (every element) instead of adding to.
-       Ops without it get zeroed buffers. */
-    bool writes_fresh;
+    /* Inputs (bit i: input i) whose gradient backward can write instead of add to. When
+       input i's buffer still holds garbage, tg_backward sets bit i of n->fresh and the
+       op must overwrite every element; inputs outside the mask get a zeroed buffer. */
+    unsigned overwrites;
 } tg_op;
 
 enum { TG_NODE_INLINE_IN = 3 };
@@ -38,7 +38,7 @@ struct tg_node {
     int          nin;
     tg_tensor   *in_inline[TG_NODE_INLINE_IN];
     double       scalar;                    /* op argument: scale, p, ...          */
-    unsigned     fresh;                     /* backward: bit i, see writes_fresh   */
+    unsigned     fresh;                     /* backward: bit i, see tg_op.overwrites */
     int64_t      arg[4];                    /* op arguments: dim, start, len, ...  */
     void        *aux;                       /* op data kept in the arena           */
 };
@@ -49,6 +49,7 @@ struct tg_node {
 #define TG_FLAG_GRAD_STALE   0x200u
 /* Whether input i's gradient must be overwritten rather than added to (see tg_op). */
 #define TG_FRESH(n, i) ((i) < 32 && (((n)->fresh >> (i)) & 1u))
+#define TG_ALL_INPUTS (~0u)   /* tg_op.overwrites of an op that writes every input */
 
 /* Records the first error on the tape (later ones are ignored). Returns NULL so an op
    can `return tg_fail(...)`. The message is prefixed with "<op>: ". */
@@ -113,6 +114,12 @@ const char *tg_shp(const tg_tensor *t);
         }                                                                         \
     } while (0)
 
+/* The two gate activations, also used by the gate op (ops_matmul.c), which must give the
+   same bits: sigmoid(x) and the backward of sigmoid and tanh from the output y. */
+#define TG_SIGMOID(x) (1 / (1 + exp(-(x))))
+#define TG_DSIGMOID(g, y) ((g) * (y) * (1 - (y)))
+#define TG_DTANH(g, y) ((g) * (1 - (y) * (y)))
+
 /* ---- the pointwise op tables --------------------------------------------------
  * Unary: X(name, forward y = f(x, s), backward: dx += df(g, x, y, s), float array kernel)
  * s is the op's scalar (scale, add_scalar), unused by the others. The last column names a
@@ -124,8 +131,8 @@ const char *tg_shp(const tg_tensor *t);
     X(neg,        -x,                 -g,               NULL)                 \
     X(scale,      (T)s * x,           (T)s * g,         NULL)                 \
     X(add_scalar, x + (T)s,           g,                NULL)                 \
-    X(sigmoid,    1 / (1 + exp(-x)),  g * y * (1 - y),  tg_vsigmoidf)         \
-    X(tanh,       tanh(x),            g * (1 - y * y),  tg_vtanhf)            \
+    X(sigmoid,    TG_SIGMOID(x),      TG_DSIGMOID(g, y), tg_vsigmoidf)        \
+    X(tanh,       tanh(x),            TG_DTANH(g, y),   tg_vtanhf)            \
     X(relu,       x > 0 ? x : 0,      x > 0 ? g : 0,    NULL)                 \
     X(exp,        exp(x),             g * y,            tg_vexpf)             \
     X(log,        log(x),             g / x,            NULL)

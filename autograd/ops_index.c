@@ -32,7 +32,7 @@ static void embedding_backward(tg_node *n)
                 dw[idx[i] * D + j] += g[i * D + j];);
 }
 
-static const tg_op op_embedding = { "embedding", embedding_forward, embedding_backward, false };
+static const tg_op op_embedding = { "embedding", embedding_forward, embedding_backward, 0 };
 
 tg_tensor *tg_embedding(tg_tape *tape, tg_tensor *table, const int32_t *idx, int64_t count)
 {
@@ -93,7 +93,7 @@ static void dropout_backward(tg_node *n)
             dx[i] += mask[i] ? g[i] * keep : 0;););
 }
 
-static const tg_op op_dropout = { "dropout", dropout_forward, dropout_backward, false };
+static const tg_op op_dropout = { "dropout", dropout_forward, dropout_backward, 0 };
 
 tg_tensor *tg_dropout(tg_tape *tape, tg_tensor *x, double p, tg_rng *rng)
 {

@@ -30,16 +30,6 @@ static void gemm_w(tg_tape *tape, tg_dtype dt, bool tb, int64_t M, int64_t N, in
         gemm(dt, false, tb, M, N, K, A, lda, w->data, w->shape[1], beta, C, ldc);
 }
 
-/* A weight or bias that is a tape tensor (the output of another op) and fresh is zeroed:
-   its gradient is added to below. */
-static void fresh_zero_wb(tg_node *n)
-{
-    for (int i = 1; i < n->nin; i++)
-        if (TG_FRESH(n, i) && n->in[i]->grad)
-            memset(n->in[i]->grad, 0,
-                   (size_t)n->in[i]->numel * tg_dtype_size(n->in[i]->dtype));
-}
-
 /* dW += X^T @ dY for X (M,K), dY (M,N), W (K,N), and db += the column sums of dY when b is
    given: queued for the end of backward when W is caller-owned (see
    tg_defer_weight_grad; b too when it is caller-owned), else at once. */
@@ -83,12 +73,11 @@ static void matmul_backward(tg_node *n)
     if (a->grad)
         gemm_w(n->tape, a->dtype, true, M, K, N, n->out->grad, N, b, TG_FRESH(n, 0) ? 0 : 1,
                a->grad, K);
-    if (TG_FRESH(n, 1) && b->grad)      /* a tape tensor as B: accumulated below */
-        memset(b->grad, 0, (size_t)b->numel * tg_dtype_size(b->dtype));
     weight_grad(n, a, n->out->grad, n->in[1], NULL);
 }
 
-static const tg_op op_matmul = { "matmul", matmul_forward, matmul_backward, true };
+/* dA is written by one product (beta 0 when fresh); dB and the bias are added to */
+static const tg_op op_matmul = { "matmul", matmul_forward, matmul_backward, 1u };
 
 static bool check_matmul(tg_tape *tape, const char *op, const tg_tensor *a, const tg_tensor *b)
 {
@@ -142,11 +131,10 @@ static void affine_backward(tg_node *n)
     if (x->grad)
         gemm_w(n->tape, x->dtype, true, M, K, N, n->out->grad, N, w, TG_FRESH(n, 0) ? 0 : 1,
                x->grad, K);
-    fresh_zero_wb(n);
     weight_grad(n, x, n->out->grad, n->in[1], n->nin == 3 ? n->in[2] : NULL);
 }
 
-static const tg_op op_affine = { "affine", affine_forward, affine_backward, true };
+static const tg_op op_affine = { "affine", affine_forward, affine_backward, 1u };
 
 /* Records x @ w + b (b may be NULL) as op, arg[0] = arg: the checks affine and gate share. */
 static tg_tensor *record_affine(tg_tape *tape, const tg_op *op, tg_tensor *x, tg_tensor *w,
@@ -204,7 +192,7 @@ static void gate_forward(tg_node *n)
         TG_FOR(M * N * 8, i, M,
             for (int64_t j = 0; j < N; j++) {
                 T v = b ? y[i * N + j] + b[j] : y[i * N + j];
-                y[i * N + j] = tanh_act ? tanh(v) : 1 / (1 + exp(-v));
+                y[i * N + j] = tanh_act ? tanh(v) : TG_SIGMOID(v);
             }););
 }
 
@@ -223,15 +211,13 @@ static void gate_backward(tg_node *n)
         const T *g = n->out->grad;
         T *d = dz;
         TG_FOR(M * N * 4, i, M * N,
-            d[i] = tanh_act ? (T)0 + g[i] * (1 - y[i] * y[i])
-                            : (T)0 + g[i] * y[i] * (1 - y[i]);););
+            d[i] = (T)0 + (tanh_act ? TG_DTANH(g[i], y[i]) : TG_DSIGMOID(g[i], y[i]));););
     if (x->grad)
         gemm_w(n->tape, x->dtype, true, M, K, N, dz, N, w, TG_FRESH(n, 0) ? 0 : 1, x->grad, K);
-    fresh_zero_wb(n);
     weight_grad(n, x, dz, n->in[1], n->nin == 3 ? n->in[2] : NULL);
 }
 
-static const tg_op op_gate = { "gate", gate_forward, gate_backward, true };
+static const tg_op op_gate = { "gate", gate_forward, gate_backward, 1u };
 
 tg_tensor *tg_gate_op(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b, bool tanh_act)
 {
@@ -266,7 +252,7 @@ static void transpose_backward(tg_node *n)
                 dx[i * N + j] += g[j * M + i];););
 }
 
-static const tg_op op_transpose = { "transpose", transpose_forward, transpose_backward, false };
+static const tg_op op_transpose = { "transpose", transpose_forward, transpose_backward, 0 };
 
 tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x)
 {

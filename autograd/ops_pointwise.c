@@ -51,7 +51,7 @@ enum { VEC_CHUNK = 4096 };   /* elements per task of a vectorised float forward 
                 (void)x; (void)y;                                                 \
                 dx[i] = (fresh ? (T)0 : dx[i]) + (bwd);););                       \
     }                                                                             \
-    static const tg_op op_##name = { #name, name##_forward, name##_backward, true };
+    static const tg_op op_##name = { #name, name##_forward, name##_backward, TG_ALL_INPUTS };
 TG_UNARY_OPS(UNARY_KERNELS)
 #undef UNARY_KERNELS
 
@@ -195,7 +195,7 @@ static inline void row_base(const bcast *bc, int64_t r, int64_t *oa, int64_t *ob
                     (void)a; (void)b;                                             \
                     db[ib] += gb;););                                             \
     }                                                                             \
-    static const tg_op op_##name = { #name, name##_forward, name##_backward, true };
+    static const tg_op op_##name = { #name, name##_forward, name##_backward, TG_ALL_INPUTS };
 TG_BINARY_OPS(BINARY_KERNELS)
 #undef BINARY_KERNELS
 

@@ -38,8 +38,8 @@ static void sum_backward(tg_node *n)
             dx[i] += g;););
 }
 
-static const tg_op op_sum = { "sum", sum_forward, sum_backward, false };
-static const tg_op op_mean = { "mean", sum_forward, sum_backward, false };
+static const tg_op op_sum = { "sum", sum_forward, sum_backward, 0 };
+static const tg_op op_mean = { "mean", sum_forward, sum_backward, 0 };
 
 static tg_tensor *reduce_all(tg_tape *tape, const tg_op *op, tg_tensor *x, bool mean)
 {
@@ -88,7 +88,7 @@ static void sum_dim_backward(tg_node *n)
                     dx[(o * len + k) * inner + i] += g[o * inner + i];););
 }
 
-static const tg_op op_sum_dim = { "sum_dim", sum_dim_forward, sum_dim_backward, false };
+static const tg_op op_sum_dim = { "sum_dim", sum_dim_forward, sum_dim_backward, 0 };
 
 tg_tensor *tg_sum_dim(tg_tape *tape, tg_tensor *x, int dim)
 {
@@ -168,8 +168,8 @@ static void softmax_backward(tg_node *n)
         }););
 }
 
-static const tg_op op_softmax = { "softmax", softmax_forward, softmax_backward, false };
-static const tg_op op_log_softmax = { "log_softmax", softmax_forward, softmax_backward, false };
+static const tg_op op_softmax = { "softmax", softmax_forward, softmax_backward, 0 };
+static const tg_op op_log_softmax = { "log_softmax", softmax_forward, softmax_backward, 0 };
 
 static tg_tensor *softmax_like(tg_tape *tape, const tg_op *op, tg_tensor *x, bool logsm)
 {
@@ -294,7 +294,7 @@ static void cross_entropy_backward(tg_node *n)
 }
 
 static const tg_op op_cross_entropy = { "cross_entropy", cross_entropy_forward,
-                                        cross_entropy_backward, false };
+                                        cross_entropy_backward, 0 };
 
 tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, const int32_t *targets)
 {

@@ -33,7 +33,7 @@ static void reshape_backward(tg_node *n)
             dx[i] += g[i];););
 }
 
-static const tg_op op_reshape = { "reshape", reshape_forward, reshape_backward, false };
+static const tg_op op_reshape = { "reshape", reshape_forward, reshape_backward, 0 };
 
 tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape)
 {
@@ -89,7 +89,7 @@ static void concat_move(tg_node *n, bool backward)
 
 static void concat_forward(tg_node *n)  { concat_move(n, false); }
 static void concat_backward(tg_node *n) { concat_move(n, true); }
-static const tg_op op_concat = { "concat", concat_forward, concat_backward, true };
+static const tg_op op_concat = { "concat", concat_forward, concat_backward, TG_ALL_INPUTS };
 
 tg_tensor *tg_concat_n(tg_tape *tape, tg_tensor *const *xs, int count, int dim)
 {
@@ -156,7 +156,7 @@ static void slice_move(tg_node *n, bool backward)
 
 static void slice_forward(tg_node *n)  { slice_move(n, false); }
 static void slice_backward(tg_node *n) { slice_move(n, true); }
-static const tg_op op_slice = { "slice", slice_forward, slice_backward, false };
+static const tg_op op_slice = { "slice", slice_forward, slice_backward, 0 };
 
 tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int dim, int64_t start, int64_t len)
 {

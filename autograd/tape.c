@@ -455,7 +455,7 @@ static void run_weight_grads(tg_tape *tape)
 /* Gives every recorded node's output a gradient buffer from one arena block, marked
    stale: not zeroed, since a step's gradients are as large as its activations. Before a
    node's backward runs, each stale input gradient is either handed to the op to
-   overwrite (ops with writes_fresh) or zeroed then, while it is about to be used. */
+   overwrite (see tg_op.overwrites) or zeroed then, while it is about to be used. */
 static bool alloc_grads(tg_tape *tape)
 {
     size_t total = 0;
@@ -526,7 +526,7 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
             if (!(x->flags & TG_FLAG_GRAD_STALE))
                 continue;
             x->flags &= ~TG_FLAG_GRAD_STALE;
-            if (n->op->writes_fresh && i < 32)
+            if (i < 32 && ((n->op->overwrites >> i) & 1u))
                 n->fresh |= 1u << i;
             else
                 memset(x->grad, 0, (size_t)x->numel * tg_dtype_size(x->dtype));

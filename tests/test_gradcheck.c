@@ -24,7 +24,7 @@ static void wrong_backward(tg_node *n)
     for (int64_t i = 0; i < n->out->numel; i++)
         ((double *)n->in[0]->grad)[i] += 2 * ((double *)n->out->grad)[i];
 }
-static const tg_op op_wrong = { "wrong", wrong_forward, wrong_backward, false };
+static const tg_op op_wrong = { "wrong", wrong_forward, wrong_backward, 0 };
 
 static tg_tensor *wrong_fn(tg_tape *tape, void *user)
 {
