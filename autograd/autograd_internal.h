@@ -57,7 +57,8 @@ tg_tensor *tg_fail(tg_tape *tape, tg_status status, const char *op, const char *
     __attribute__((format(printf, 4, 5)));
 
 /* Arena allocation (64-byte aligned), dies at reset. NULL + TG_ERR_NOMEM recorded for
-   op on failure. zero: clear the bytes. */
+   op on failure; op NULL: an optional allocation, whose failure records nothing.
+   zero: clear the bytes. */
 void *tg_arena_alloc(tg_tape *tape, size_t bytes, bool zero, const char *op);
 
 /* Begins recording op over inputs: checks the tape is usable, no input is NULL and all

@@ -180,11 +180,19 @@ static chunk *chunk_new(tg_tape *tape, size_t need)
     return c;
 }
 
-void *tg_arena_alloc(tg_tape *tape, size_t bytes, bool zero, const char *op)
+/* bytes rounded up to ALIGN (0 when that overflows) */
+static size_t aligned(size_t bytes)
 {
     size_t need = (bytes + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    return need < bytes ? 0 : need;
+}
+
+void *tg_arena_alloc(tg_tape *tape, size_t bytes, bool zero, const char *op)
+{
+    size_t need = aligned(bytes);
     if (need < bytes) {
-        tg_fail(tape, TG_ERR_NOMEM, op, "allocation of %zu bytes overflows", bytes);
+        if (op)
+            tg_fail(tape, TG_ERR_NOMEM, op, "allocation of %zu bytes overflows", bytes);
         return NULL;
     }
     chunk *c = tape->cur;
@@ -196,8 +204,9 @@ void *tg_arena_alloc(tg_tape *tape, size_t bytes, bool zero, const char *op)
         }
         chunk *fresh = chunk_new(tape, need);
         if (!fresh) {
-            tg_fail(tape, TG_ERR_NOMEM, op, "out of memory allocating %zu bytes on the tape",
-                    bytes);
+            if (op)
+                tg_fail(tape, TG_ERR_NOMEM, op,
+                        "out of memory allocating %zu bytes on the tape", bytes);
             return NULL;
         }
         if (!c) {
@@ -353,13 +362,11 @@ const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb)
     int64_t n = tg_sgemm_packed_size(K, N);
     if (n <= 0 || tape->status != TG_OK)
         return NULL;
-    wpack *e = tg_arena_alloc(tape, sizeof *e, false, "matmul");
-    float *packed = e ? tg_arena_alloc(tape, (size_t)n * sizeof(float), false, "matmul") : NULL;
-    if (!packed) {                     /* optional: the product packs as it goes */
-        tape->status = TG_OK;
-        tape->msg[0] = '\0';
+    /* optional: without memory the product packs as it goes, and no error is recorded */
+    wpack *e = tg_arena_alloc(tape, sizeof *e, false, NULL);
+    float *packed = e ? tg_arena_alloc(tape, (size_t)n * sizeof(float), false, NULL) : NULL;
+    if (!packed)
         return NULL;
-    }
     tg_sgemm_pack(tb, K, N, w->data, w->shape[1], packed);
     *e = (wpack){ .w = w, .tb = tb, .packed = packed, .next = tape->packs };
     tape->packs = e;
@@ -409,13 +416,9 @@ static void run_weight_grads(tg_tape *tape)
         tg_tensor *w = q->w;
         int64_t K = w->shape[0], N = w->shape[1], rows = 0, k = 0;
         size_t es = tg_dtype_size(w->dtype);
-        bool one_bias = true;   /* every product of W queued the same bias */
-        for (wgrad *r = q; r; r = r->next) {
-            if (r->w == w) {
+        for (wgrad *r = q; r; r = r->next)
+            if (r->w == w)
                 rows += r->rows;
-                one_bias = one_bias && r->b == q->b;
-            }
-        }
         const char **arows = tg_arena_alloc(tape, 2 * (size_t)rows * sizeof *arows, false,
                                             "backward");
         if (!arows)
@@ -436,18 +439,23 @@ static void run_weight_grads(tg_tape *tape)
         else
             tg_sgemm_rows(K, N, rows, 1.0f, (const float *const *)arows,
                           (const float *const *)brows, 1.0f, w->grad, N);
-        if (one_bias && q->b) {
-            add_column_sums(q->b, brows, rows);
-        } else if (!one_bias) {
-            k = 0;
-            for (wgrad *r = q; r; r = r->next) {
-                if (r->w != w)
-                    continue;
-                if (r->b)
-                    add_column_sums(r->b, brows + k, r->rows);
-                k += r->rows;
+        /* the biases, one sum per run of consecutive products that share one (usually a
+           single run: all of W's) */
+        tg_tensor *b = NULL;
+        int64_t k0 = 0;
+        k = 0;
+        for (wgrad *r = q; r; r = r->next) {
+            if (r->w != w)
+                continue;
+            if (r->b != b) {
+                if (b)
+                    add_column_sums(b, brows + k0, k - k0);
+                b = r->b, k0 = k;
             }
+            k += r->rows;
         }
+        if (b)
+            add_column_sums(b, brows + k0, k - k0);
     }
     tape->wq = tape->wq_last = NULL;
 }
@@ -461,8 +469,7 @@ static bool alloc_grads(tg_tape *tape)
     size_t total = 0;
     for (tg_node *n = tape->last; n; n = n->prev)
         if (!n->out->grad)
-            total += ((size_t)n->out->numel * tg_dtype_size(n->out->dtype) + ALIGN - 1) &
-                     ~(size_t)(ALIGN - 1);
+            total += aligned((size_t)n->out->numel * tg_dtype_size(n->out->dtype));
     if (total == 0)
         return true;
     char *block = tg_arena_alloc(tape, total, false, "backward");
@@ -473,8 +480,7 @@ static bool alloc_grads(tg_tape *tape)
             continue;
         n->out->grad = block;
         n->out->flags |= TG_FLAG_GRAD_STALE;
-        block += ((size_t)n->out->numel * tg_dtype_size(n->out->dtype) + ALIGN - 1) &
-                 ~(size_t)(ALIGN - 1);
+        block += aligned((size_t)n->out->numel * tg_dtype_size(n->out->dtype));
     }
     return true;
 }
