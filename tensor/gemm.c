@@ -119,6 +119,7 @@ TG_PORTABLE_KERNEL(dgemm_kernel_4x4, double, 4, 4)
 #define GD_MC 128
 #define GD_KC 256
 #define GD_KERNEL sgemm_kernel_4x8
+#define GD_PACK_ENTRY tg__sgemm_portable_pack
 #include "tensor/gemm_driver_internal.h"
 
 #define GD_T double
@@ -313,8 +314,8 @@ int64_t tg_sgemm_packed_size(int64_t K, int64_t N)
 #else
     if (K <= 0 || N <= 0)
         return 0;
-    return have_avx2_fma() ? tg__sgemm_avx2_packed_size(K, N)
-                           : tg__sgemm_portable_packed_size(K, N);
+    return have_avx2_fma() ? tg__sgemm_avx2_pack(false, K, N, NULL, 0, NULL)
+                           : tg__sgemm_portable_pack(false, K, N, NULL, 0, NULL);
 #endif
 }
 

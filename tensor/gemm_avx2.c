@@ -370,6 +370,7 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
 #define GD_PACK_A_ROWS spack_a_rows6
 #define GD_PACK_B_COLS spack_b_cols16
 #define GD_EDGE_KERNEL sgemm_edge
+#define GD_PACK_ENTRY tg__sgemm_avx2_pack
 #include "tensor/gemm_driver_internal.h"
 
 #define GD_T double

@@ -21,7 +21,9 @@
  *   GD_EDGE_KERNEL(mr, nr, kc, a, rs, cs, b, bs, t) for an edge tile (mr < MR or nr < NR):
  *     either writes the raw sums of (at least) its mr x nr part to t (rows of NR) and
  *     returns true, or returns false (the full kernel is used); the choice must depend
- *     on (mr, nr) only.
+ *     on (mr, nr) only;
+ *   GD_PACK_ENTRY       name of a function to define that packs op(B) once for the bpre
+ *     argument (see gemm_internal.h); only the float instantiations use it.
  *
  * The design is BLIS's: op(B) is packed into NR-wide panels and op(A) into MR-tall panels
  * (transposes are absorbed by the packing, never materialised), K is cut into slices of
@@ -29,15 +31,15 @@
  * computes MR x NR tiles of C slice after slice. Two ways to run it:
  *
  *   columns ("direct"): when op(A) is small (few rows: the recurrent products with
- *     M = batch), each thread takes a contiguous range of B panels; for a group of 4 of
- *     them at a time, slice by slice, it packs the slice into its own buffer and computes
- *     every tile below it (the tiles get their slices in order). A is read in
- *     place (no packing but for a partial last panel), A^T is packed by every thread into
- *     its own buffer (cheap next to the N/nth multiply-adds per element). No data is
- *     shared and no barrier is needed.
+ *     M = batch), the threads take runs of up to 4 B panels from a shared counter; for a
+ *     run, slice by slice, a thread packs the slice into its own buffer (or reads a copy
+ *     of op(B) packed once by the caller) and computes every tile below it (the tiles get
+ *     their slices in order). A is read in place (no packing but for a partial last
+ *     panel), A^T is packed by every thread into its own buffer (cheap next to the N/nth
+ *     multiply-adds per element). No data is shared and no barrier is needed.
  *   rows: otherwise the threads pack all K slices of a column block of op(B) into a
- *     shared buffer (one barrier), then each takes a contiguous range of A panels, packs
- *     them MC rows at a time into its own buffer, slice by slice, and computes the tiles.
+ *     shared buffer (one barrier), then take runs of A panels from the shared counter,
+ *     pack each run into their own buffer, slice by slice, and compute its tiles.
  *
  * Either way one thread computes a tile through all K slices in increasing order, and
  * which kernel computes an element depends only on (M, N): each element of C is summed
@@ -58,7 +60,8 @@ typedef struct GD_P(ctx) {
     GD_T alpha, beta;
     const GD_T *A, *B;
     const GD_T *const *arows, *const *brows;  /* row tables (ta and !tb only), or NULL */
-    const GD_T *bpre;    /* columns mode: op(B) packed by GD_PACK (panel p at p*K*NR), or NULL */
+    const GD_T *bpre;    /* columns mode: op(B) packed by GD_PACK_ENTRY (panel p at
+                            p*K*NR), or NULL */
     GD_T *C;
     int64_t lda, ldb, ldc;
     int64_t kc, nks;     /* depth of a K slice (the last one may be shorter), count */
@@ -198,6 +201,14 @@ GD_P(tile)(const GD_P(ctx) *x, int64_t i, int64_t j, int64_t kc, const GD_T *a, 
         (hi) = (n) * (tid + 1) / nth;                          \
     } while (0)
 
+/* Panels a thread takes at a time from n: about a quarter of its share, 1 to cap. Runs
+ * small enough to even out threads that run at different speeds. */
+static int64_t GD_P(run_length)(int64_t n, int nth, int64_t cap)
+{
+    int64_t run = n / (4 * (int64_t)nth);
+    return run < 1 ? 1 : run > cap ? cap : run;
+}
+
 /* Packs np panels, each w elements wide, from the K rows of a matrix given by row(x, k)
  * (A's rows when op(A) = A^T, B's when op(B) = B), starting at element off of each row:
  * rows pc..pc+kc, panel p at dst + p*kc*w, element (k, j) at [(k-pc)*w + j]; elements past
@@ -252,9 +263,7 @@ static void GD_P(pack_at_panels)(const GD_P(ctx) *x, int64_t i0, int64_t np, int
 static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
 {
     const int64_t K = x->K, kc0 = x->kc;
-    /* runs of up to GROUP panels, shorter when there are few panels per thread */
-    int64_t run = x->npn / (4 * (int64_t)nth);
-    run = run < 1 ? 1 : run > GD_GROUP ? GD_GROUP : run;
+    const int64_t run = GD_P(run_length)(x->npn, nth, GD_GROUP);
     /* Private: one K slice of GROUP B panels (bpan), and packed A panels
      * (slice at pc: apan + pc*pw + (p-p0)*MR*depth): all of them when op(A) is A^T (read in
      * place, its rows would be one cache line per k, often in the same cache set), else
@@ -313,8 +322,7 @@ static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
 {
     const int64_t N = x->N, K = x->K, kc0 = x->kc, npm = x->npm;
     GD_T *ap = (GD_T *)(void *)(x->priv + (size_t)tid * x->priv_bytes);   /* MC x kc */
-    int64_t run = npm / (4 * (int64_t)nth);
-    run = run < 1 ? 1 : run > GD_MC / GD_MR ? GD_MC / GD_MR : run;
+    const int64_t run = GD_P(run_length)(npm, nth, GD_MC / GD_MR);
     for (int64_t jc = 0; jc < N; jc += x->nc) {
         int64_t nc = GD_MIN(x->nc, N - jc);
         int64_t npn = (nc + GD_NR - 1) / GD_NR, ncr = npn * GD_NR;
@@ -383,23 +391,17 @@ static double GD_P(balance)(int64_t n, int nth)
     return (double)n / (double)(most * nth);
 }
 
-#define GD_CAT(a, b) a##b
-#define GD_XCAT(a, b) GD_CAT(a, b)
-
-/* Elements of op(B) (K x N) packed for the bpre argument: every NR-wide panel, all K
- * rows deep, columns past N zero. */
-int64_t GD_XCAT(GD_ENTRY, _packed_size)(int64_t K, int64_t N)
-{
-    return (N + GD_NR - 1) / GD_NR * GD_NR * K;
-}
-
-void GD_XCAT(GD_ENTRY, _pack)(bool tb, int64_t K, int64_t N, const GD_T *B, int64_t ldb,
-                              GD_T *dst)
+#ifdef GD_PACK_ENTRY
+/* Packs op(B) (K x N) for the bpre argument into dst: every NR-wide panel, all K rows
+ * deep, columns past N zero. Returns the elements that takes; dst NULL only asks. */
+int64_t GD_PACK_ENTRY(bool tb, int64_t K, int64_t N, const GD_T *B, int64_t ldb, GD_T *dst)
 {
     GD_P(ctx) x = { .tb = tb, .N = N, .K = K, .B = B, .ldb = ldb };
-    for (int64_t j = 0; j < N; j += GD_NR)
+    for (int64_t j = 0; dst && j < N; j += GD_NR)
         GD_P(pack_b)(&x, j, 0, K, dst + j * K);
+    return (N + GD_NR - 1) / GD_NR * GD_NR * K;
 }
+#endif
 
 bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
               const GD_T *A, int64_t lda, const GD_T *B, int64_t ldb,
@@ -437,7 +439,8 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
         /* column blocks of (nearly) equal width within the budget: each block packs all
          * of op(A) again, so a narrow last block would cost nearly as much as a wide one */
         int64_t cap = (int64_t)(GD_B_BUDGET / ((size_t)K * sizeof(GD_T))) / GD_NR;
-        int64_t nblocks = (x.npn + (cap > 1 ? cap : 1) - 1) / (cap > 1 ? cap : 1);
+        cap = cap > 1 ? cap : 1;
+        int64_t nblocks = (x.npn + cap - 1) / cap;
         x.nc = (x.npn + nblocks - 1) / nblocks * GD_NR;
         x.priv_bytes = GD_ROUNDUP((size_t)GD_MC * (size_t)x.kc * sizeof(GD_T));
         bytes = GD_ROUNDUP((size_t)K * (size_t)x.nc * sizeof(GD_T)) + (size_t)nth * x.priv_bytes;
@@ -475,8 +478,6 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
 #undef GD_DIRECT_A_MAX
 #undef GD_GROUP
 #undef GD_PREFETCH_ROWS
-#undef GD_CAT
-#undef GD_XCAT
 /* the instantiation's parameters */
 #undef GD_T
 #undef GD_ENTRY
@@ -489,3 +490,4 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
 #undef GD_PACK_A_ROWS
 #undef GD_PACK_B_COLS
 #undef GD_EDGE_KERNEL
+#undef GD_PACK_ENTRY

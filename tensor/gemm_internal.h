@@ -27,42 +27,31 @@ void tg__gemm_parallel_took(double seconds, double fmas, int nth);
 /* The blocked drivers, one per (type, kernel). Preconditions (checked by tg_sgemm /
  * tg_dgemm): M, N, K >= 1, alpha != 0, pointers valid. arows / brows, when not NULL,
  * give row k of A (ta only) / of B (!tb only) in place of A + k*lda / B + k*ldb (see
- * tg_sgemm_rows); bpre, when not NULL, is op(B) packed by the driver's _pack function,
+ * tg_sgemm_rows); bpre, when not NULL, is op(B) packed by tg__sgemm_*_pack (float only),
  * which columns mode reads instead of packing B again (see tg_sgemm_prepacked). Return
  * false only when the pack buffers cannot be allocated (C untouched then). */
 bool tg__sgemm_portable(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                         const float *A, int64_t lda, const float *B, int64_t ldb,
                         const float *const *arows, const float *const *brows,
-                        const float *bpre,
-                        float beta, float *C, int64_t ldc);
+                        const float *bpre, float beta, float *C, int64_t ldc);
 bool tg__dgemm_portable(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
                         const double *A, int64_t lda, const double *B, int64_t ldb,
                         const double *const *arows, const double *const *brows,
-                        const double *bpre,
-                        double beta, double *C, int64_t ldc);
+                        const double *bpre, double beta, double *C, int64_t ldc);
 bool tg__sgemm_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                     const float *A, int64_t lda, const float *B, int64_t ldb,
-                        const float *const *arows, const float *const *brows,
-                        const float *bpre,
+                    const float *const *arows, const float *const *brows, const float *bpre,
                     float beta, float *C, int64_t ldc);
 bool tg__dgemm_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
                     const double *A, int64_t lda, const double *B, int64_t ldb,
-                        const double *const *arows, const double *const *brows,
-                        const double *bpre,
-                    double beta, double *C, int64_t ldc);
+                    const double *const *arows, const double *const *brows,
+                    const double *bpre, double beta, double *C, int64_t ldc);
 
-/* Each driver's packing of op(B) for its bpre argument (see gemm_driver_internal.h). */
-int64_t tg__sgemm_avx2_packed_size(int64_t K, int64_t N);
-void tg__sgemm_avx2_pack(bool tb, int64_t K, int64_t N, const float *B, int64_t ldb,
-                         float *dst);
-int64_t tg__sgemm_portable_packed_size(int64_t K, int64_t N);
-void tg__sgemm_portable_pack(bool tb, int64_t K, int64_t N, const float *B, int64_t ldb,
-                             float *dst);
-int64_t tg__dgemm_avx2_packed_size(int64_t K, int64_t N);
-void tg__dgemm_avx2_pack(bool tb, int64_t K, int64_t N, const double *B, int64_t ldb,
-                         double *dst);
-int64_t tg__dgemm_portable_packed_size(int64_t K, int64_t N);
-void tg__dgemm_portable_pack(bool tb, int64_t K, int64_t N, const double *B, int64_t ldb,
-                             double *dst);
+/* The float drivers' packing of op(B) for their bpre argument (GD_PACK_ENTRY in
+ * gemm_driver_internal.h): returns the elements it takes; dst NULL only asks. */
+int64_t tg__sgemm_avx2_pack(bool tb, int64_t K, int64_t N, const float *B, int64_t ldb,
+                            float *dst);
+int64_t tg__sgemm_portable_pack(bool tb, int64_t K, int64_t N, const float *B, int64_t ldb,
+                                float *dst);
 
 #endif /* TG_TENSOR_GEMM_INTERNAL_H */
