@@ -23,7 +23,12 @@
  * do not depend on the thread count.
  */
 
-#define PAR_MIN 32768   /* elements below which an update stays on one thread */
+/* for each chunk of up to 4096 of n elements: [lo, lo + len), chunks split over threads
+   when the work pays (TG_FOR) */
+#define FOR_CHUNKS(n, work_per_elem, lo, len, ...)                                     \
+    TG_FOR((n) * (work_per_elem), c_, ((n) + 4095) / 4096,                             \
+        int64_t lo = c_ * 4096, len = (n) - lo < 4096 ? (n) - lo : 4096;               \
+        __VA_ARGS__)
 
 struct tg_optim {
     tg_params      *ps;
@@ -386,15 +391,16 @@ static inline void adagrad_elem(double *p, double g, double *s, const step_args 
     *p = *p + a->neg_clr * g / std;
 }
 
-/* One loop per (kind, dtype): load p, g and the state as doubles, update, store. */
+/* One loop per (kind, dtype): load p, g and the state as doubles, update, store; chunks
+   of 4096 elements split over threads (TG_FOR). Its runtime options (decay, momentum,
+   centering, which buffers exist) keep the compiler from vectorising it: the common
+   plain RMSprop has its own loop below. */
 #define DEFINE_UPDATE(NAME, T, ELEM)                                                   \
-    static void NAME(T *restrict p, const T *restrict g, T *const *st, int nb,        \
-                     int64_t n, const step_args *a)                                    \
+    static void NAME##_chunk(T *restrict p, const T *restrict g, T *restrict s0,      \
+                             T *restrict s1, T *restrict s2, int64_t n,               \
+                             const step_args *a)                                       \
     {                                                                                  \
         const step_args args = *a;                                                     \
-        T *s0 = nb > 0 ? st[0] : NULL, *s1 = nb > 1 ? st[1] : NULL;                    \
-        T *s2 = nb > 2 ? st[2] : NULL;                                                 \
-        _Pragma("omp parallel for schedule(static) if (n > PAR_MIN)")                  \
         for (int64_t i = 0; i < n; i++) {                                              \
             double pv = (double)p[i];                                                  \
             double sv[TG_OPTIM_MAX_BUFS] = { s0 ? (double)s0[i] : 0.0,                 \
@@ -409,6 +415,15 @@ static inline void adagrad_elem(double *p, double g, double *s, const step_args 
             if (s2)                                                                    \
                 s2[i] = (T)sv[2];                                                      \
         }                                                                              \
+    }                                                                                  \
+    static void NAME(T *restrict p, const T *restrict g, T *const *st, int nb,        \
+                     int64_t n, const step_args *a)                                    \
+    {                                                                                  \
+        T *s0 = nb > 0 ? st[0] : NULL, *s1 = nb > 1 ? st[1] : NULL;                    \
+        T *s2 = nb > 2 ? st[2] : NULL;                                                 \
+        FOR_CHUNKS(n, 4, lo, len,                                                      \
+            NAME##_chunk(p + lo, g + lo, s0 ? s0 + lo : NULL, s1 ? s1 + lo : NULL,     \
+                         s2 ? s2 + lo : NULL, len, a););                               \
     }
 
 DEFINE_UPDATE(sgd_f32, float, sgd_elem)
@@ -444,9 +459,7 @@ static void rmsprop_plain_chunk(float *restrict p, const float *restrict g,
 static void rmsprop_plain_f32(float *p, const float *g, float *sq, int64_t n,
                               const step_args *a)
 {
-    enum { CHUNK = 4096 };
-    TG_FOR(n * 4, c, (n + CHUNK - 1) / CHUNK,
-        int64_t lo = c * CHUNK, len = n - lo < CHUNK ? n - lo : CHUNK;
+    FOR_CHUNKS(n, 4, lo, len,
         rmsprop_plain_chunk(p + lo, g + lo, sq + lo, len, a->alpha, a->one_minus_alpha,
                             a->eps, a->neg_lr););
 }
@@ -473,10 +486,15 @@ static bool grads_finite(tg_params *ps)
             continue;
         TG_DISPATCH(t->dtype,
             const T *g = t->grad;
-            /* an OR of flags: exact in any order, so the reduction is deterministic */
-            TG_PRAGMA(omp parallel for schedule(static) reduction(|:bad) if (n > PAR_MIN))
-            for (int64_t i = 0; i < n; i++)
-                bad |= !isfinite(g[i]););
+            /* a chunk that finds one sets the flag: the same answer in any order */
+            FOR_CHUNKS(n, 1, lo, len,
+                int found = 0;
+                for (int64_t i = lo; i < lo + len; i++)
+                    found |= !isfinite(g[i]);
+                if (found) {
+                    TG_PRAGMA(omp atomic write)
+                    bad = 1;
+                }););
         if (bad)
             return false;
     }
