@@ -123,7 +123,8 @@ static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, in
        rate of both drifts by tens of percent within a minute). */
     int warm = 3, rounds = quick ? 2 : 5, per_round = hidden >= 512 ? 2 : 4;
     int steps = rounds * per_round;
-    double *ms = malloc((size_t)steps * sizeof *ms), *round_ms = malloc((size_t)per_round * 8);
+    double *ms = malloc((size_t)steps * sizeof *ms);
+    double *round_ms = malloc((size_t)per_round * sizeof *round_ms);
     double *peaks = malloc((size_t)rounds * sizeof *peaks);
     double *fracs = malloc((size_t)rounds * sizeof *fracs);
     if (!ms || !round_ms || !peaks || !fracs)
