@@ -237,7 +237,8 @@ fi
 echo "== rank 0 cannot write a checkpoint any more (its directory vanished)"
 mkdir -p "$work/sub"
 start_long "$work/sub/long.ckpt"
-rm -rf "$work/sub"
+# renamed away in one step: rm -rf alone races with a save creating its temp file there
+mv "$work/sub" "$work/sub.gone" && rm -rf "$work/sub.gone"
 check "the job ends within 30 s" wait_bounded 30
 check "rank 0 says why" grep -q "charlm train: .*sub/long.ckpt" "$work/long.txt"
 check "and the other rank is stopped, not left waiting" \
