@@ -213,6 +213,43 @@ static void sgemm_edge_6x8(int64_t kc, const float *a, int64_t rs, int64_t cs,
     _mm256_store_ps(t + 80, _mm256_add_ps(c5, d5));
 }
 
+/* Columns 0..nr-1 (nr <= 4) of a 6x16 tile whose A panel is packed (rs 1, cs 6): the 6
+ * rows of one k are one masked load, so a k step costs one load and nr broadcasts where
+ * the 6x8 kernel spends six broadcasts and a load on columns that do not exist (a 65-wide
+ * output head ends in a 1-wide panel). Each lane does what lane j of the 6x8 kernel does
+ * for row i, (even-k chain) + (odd-k chain), so the bits are the same as the 6x8 kernel's
+ * (A read in place, rs > 1, still takes that one). */
+static inline __attribute__((always_inline)) void
+sgemm_edge_6xn_packed(int nr, int64_t kc, const float *a, const float *restrict b, int64_t bs,
+                      float *restrict t)
+{
+    const __m256i rows6 = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+    __m256 c[4], d[4];
+    for (int j = 0; j < 4; j++)
+        c[j] = d[j] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 <= kc; k += 2) {
+        __m256 a0 = _mm256_maskload_ps(a, rows6), a1 = _mm256_maskload_ps(a + 6, rows6);
+        for (int j = 0; j < nr; j++) {
+            c[j] = _mm256_fmadd_ps(a0, _mm256_broadcast_ss(b + j), c[j]);
+            d[j] = _mm256_fmadd_ps(a1, _mm256_broadcast_ss(b + bs + j), d[j]);
+        }
+        a += 12;
+        b += 2 * bs;
+    }
+    if (k < kc) {
+        __m256 a0 = _mm256_maskload_ps(a, rows6);
+        for (int j = 0; j < nr; j++)
+            c[j] = _mm256_fmadd_ps(a0, _mm256_broadcast_ss(b + j), c[j]);
+    }
+    for (int j = 0; j < nr; j++) {
+        _Alignas(32) float col[8];
+        _mm256_store_ps(col, _mm256_add_ps(c[j], d[j]));
+        for (int i = 0; i < 6; i++)
+            t[i * 16 + j] = col[i];
+    }
+}
+
 /* Picks an edge kernel for an mr x nr edge tile; false: use the full kernel. */
 static inline __attribute__((always_inline)) bool
 sgemm_edge(int64_t mr, int64_t nr, int64_t kc, const float *a, int64_t rs, int64_t cs,
@@ -224,6 +261,15 @@ sgemm_edge(int64_t mr, int64_t nr, int64_t kc, const float *a, int64_t rs, int64
     }
     if (mr <= 4) {
         sgemm_edge_4x16(kc, a, rs, cs, b, bs, t);
+        return true;
+    }
+    if (nr <= 4 && rs == 1 && cs == 6) {   /* same bits as 6x8, fewer loads */
+        switch (nr) {
+        case 1: sgemm_edge_6xn_packed(1, kc, a, b, bs, t); break;
+        case 2: sgemm_edge_6xn_packed(2, kc, a, b, bs, t); break;
+        case 3: sgemm_edge_6xn_packed(3, kc, a, b, bs, t); break;
+        default: sgemm_edge_6xn_packed(4, kc, a, b, bs, t); break;
+        }
         return true;
     }
     if (nr <= 8) {

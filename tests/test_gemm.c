@@ -170,8 +170,9 @@ START_TEST(test_gemm_tiny_shapes)
 }
 END_TEST
 
-/* Shapes on both sides of the micro-tile edges (MR 4/6, NR 4/8/16, and the 2-, 4-row and
- * 8-column edge kernels), with odd and even K (the edge kernels split even and odd k). */
+/* Shapes on both sides of the micro-tile edges (MR 4/6, NR 4/8/16, and the 2-, 4-row, 8-
+ * and 1..4-column edge kernels), with odd and even K (the edge kernels split even and odd
+ * k). */
 START_TEST(test_gemm_tile_edges)
 {
     static const int64_t ms[] = {1, 2, 3, 4, 5, 6, 7, 8, 10, 12, 13};
@@ -459,8 +460,12 @@ START_TEST(test_gemm_thread_determinism)
     determinism_case(200, 520, 2100, false, false, 1.0f, IMPL_PUBLIC);   /* column blocks */
     /* 3 B panels split badly over 2 threads: 1 thread runs the columns mode, 2 the rows
      * mode; the arithmetic must not depend on the mode. */
-    for (int t = 0; t < 4; t++)
+    for (int t = 0; t < 4; t++) {
         determinism_case(120, 40, 300, t & 1, (t >> 1) & 1, 0.0f, IMPL_PUBLIC);
+        /* 1- to 4-column edges: A read in place (6x8 kernel) or packed (6xn), same bits */
+        for (int64_t n = 33; n <= 36; n++)
+            determinism_case(120, n, 301, t & 1, (t >> 1) & 1, 0.0f, IMPL_PUBLIC);
+    }
 }
 END_TEST
 
