@@ -31,7 +31,8 @@
  * computes MR x NR tiles of C slice after slice. Two ways to run it:
  *
  *   columns ("direct"): when op(A) is small (few rows: the recurrent products with
- *     M = batch), the threads take runs of up to 4 B panels from a shared counter; for a
+ *     M = batch), the threads take runs of up to 4 B panels from a shared counter
+ *     (guided: long runs first, short ones last, see take_run); for a
  *     run, slice by slice, a thread packs the slice into its own buffer (or reads a copy
  *     of op(B) packed once by the caller) and computes every tile below it (the tiles get
  *     their slices in order). A is read in place (no packing but for a partial last
@@ -201,12 +202,26 @@ GD_P(tile)(const GD_P(ctx) *x, int64_t i, int64_t j, int64_t kc, const GD_T *a, 
         (hi) = (n) * (tid + 1) / nth;                          \
     } while (0)
 
-/* Panels a thread takes at a time from n: about a quarter of its share, 1 to cap. Runs
- * small enough to even out threads that run at different speeds. */
-static int64_t GD_P(run_length)(int64_t n, int nth, int64_t cap)
+/* Takes the next run of panels from the shared counter, guided: half of an even share of
+ * what is left (1 to cap), so early runs are long (a packed slice of B serves many A
+ * panels) and the last ones short (the threads finish together). Sets *first; false when
+ * none is left. */
+static bool GD_P(take_run)(_Atomic int64_t *next, int64_t n, int nth, int64_t cap,
+                           int64_t *first, int64_t *count)
 {
-    int64_t run = n / (4 * (int64_t)nth);
-    return run < 1 ? 1 : run > cap ? cap : run;
+    int64_t at = atomic_load_explicit(next, memory_order_relaxed);
+    for (;;) {
+        if (at >= n)
+            return false;
+        int64_t run = (n - at) / (2 * (int64_t)nth);
+        run = run < 1 ? 1 : run > cap ? cap : run;
+        if (atomic_compare_exchange_weak_explicit(next, &at, at + run, memory_order_relaxed,
+                                                  memory_order_relaxed)) {
+            *first = at;
+            *count = run < n - at ? run : n - at;
+            return true;
+        }
+    }
 }
 
 /* Packs np panels, each w elements wide, from the K rows of a matrix given by row(x, k)
@@ -263,7 +278,6 @@ static void GD_P(pack_at_panels)(const GD_P(ctx) *x, int64_t i0, int64_t np, int
 static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
 {
     const int64_t K = x->K, kc0 = x->kc;
-    const int64_t run = GD_P(run_length)(x->npn, nth, GD_GROUP);
     /* Private: one K slice of GROUP B panels (bpan), and packed A panels
      * (slice at pc: apan + pc*pw + (p-p0)*MR*depth): all of them when op(A) is A^T (read in
      * place, its rows would be one cache line per k, often in the same cache set), else
@@ -280,13 +294,10 @@ static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
     }
     /* A read in place: element (i,k) of op(A) at A[i*lda + k]. */
     const int64_t lda = x->lda;
-    for (;;) {
-        const int64_t jg = atomic_fetch_add_explicit(x->next_panel, run, memory_order_relaxed);
-        if (jg >= x->npn)
-            break;
+    int64_t jg, g;
+    while (GD_P(take_run)(x->next_panel, x->npn, nth, GD_GROUP, &jg, &g)) {
         /* A group of B panels, one K slice at a time (panel q at bpan + q*kc*NR; B^T is
          * packed panel by panel with transposes), then every tile below them. */
-        const int64_t g = GD_MIN(run, x->npn - jg);
         for (int64_t pc = 0; pc < K; pc += kc0) {
             const int64_t kc = GD_MIN(kc0, K - pc);
             if (x->bpre) {
@@ -322,7 +333,6 @@ static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
 {
     const int64_t N = x->N, K = x->K, kc0 = x->kc, npm = x->npm;
     GD_T *ap = (GD_T *)(void *)(x->priv + (size_t)tid * x->priv_bytes);   /* MC x kc */
-    const int64_t run = GD_P(run_length)(npm, nth, GD_MC / GD_MR);
     for (int64_t jc = 0; jc < N; jc += x->nc) {
         int64_t nc = GD_MIN(x->nc, N - jc);
         int64_t npn = (nc + GD_NR - 1) / GD_NR, ncr = npn * GD_NR;
@@ -347,12 +357,8 @@ static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
         if (nth > 1) {
 #pragma omp barrier
         }
-        for (;;) {
-            const int64_t i0 = atomic_fetch_add_explicit(x->next_panel, run,
-                                                         memory_order_relaxed);
-            if (i0 >= npm)
-                break;
-            int64_t np = GD_MIN(run, npm - i0);
+        int64_t i0, np;
+        while (GD_P(take_run)(x->next_panel, npm, nth, GD_MC / GD_MR, &i0, &np)) {
             for (int64_t pc = 0; pc < K; pc += kc0) {
                 int64_t kc = GD_MIN(kc0, K - pc);
                 if (x->ta)
