@@ -21,7 +21,8 @@ typedef struct tg_op {
     void (*backward)(tg_node *n);
     /* Inputs (bit i: input i) whose gradient backward can write instead of add to. When
        input i's buffer still holds garbage, tg_backward sets bit i of n->fresh and the
-       op must overwrite every element; inputs outside the mask get a zeroed buffer. */
+       op must overwrite every element (every element of the tg_grad_cols leading
+       columns); inputs outside the mask get a zeroed buffer. */
     unsigned overwrites;
 } tg_op;
 
@@ -47,6 +48,25 @@ struct tg_node {
    gradient buffer is not written yet (holds garbage). */
 #define TG_FLAG_GRAD_REACHED 0x100u
 #define TG_FLAG_GRAD_STALE   0x200u
+/* Only the leading columns (last dim) of this tape tensor's gradient are ever read: a
+   concat whose trailing inputs need no gradient (the one-hot input of combine = [h, x])
+   sets it, and products skip computing the rest of their dX (tg_grad_cols). */
+#define TG_FLAG_GRAD_LEAD    0x400u
+
+/* A tensor made by tg_node_output: the public struct and what only the tape needs. */
+typedef struct tg_tape_owned {
+    tg_tensor t;
+    int64_t   grad_cols;   /* with TG_FLAG_GRAD_LEAD: the columns of the gradient read */
+} tg_tape_owned;
+
+/* Columns (last dim) of t's gradient that anything reads: all, unless t says fewer. Those
+   beyond may be left unwritten, also by an op told to overwrite (see tg_op.overwrites). */
+static inline int64_t tg_grad_cols(const tg_tensor *t)
+{
+    return (t->flags & TG_FLAG_GRAD_LEAD) ? ((const tg_tape_owned *)(const void *)t)->grad_cols
+                                          : t->shape[t->ndim - 1];
+}
+
 /* Whether input i's gradient must be overwritten rather than added to (see tg_op). */
 #define TG_FRESH(n, i) ((i) < 32 && (((n)->fresh >> (i)) & 1u))
 #define TG_ALL_INPUTS (~0u)   /* tg_op.overwrites of an op that writes every input */

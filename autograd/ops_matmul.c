@@ -57,7 +57,8 @@ static void weight_grad(tg_node *n, const tg_tensor *x, const void *dy, tg_tenso
 
 /* ---- matmul ---------------------------------------------------------------------
  * forward:   C = A @ B        A: (M,K)  B: (K,N)  C: (M,N)
- * backward:  dA += dC @ B^T   dB += A^T @ dC    (gemm accumulates straight into grads)
+ * backward:  dA += dC @ B^T   dB += A^T @ dC    (gemm accumulates straight into grads;
+ *            dA only in the columns anything reads, tg_grad_cols)
  */
 static void matmul_forward(tg_node *n)
 {
@@ -70,9 +71,9 @@ static void matmul_backward(tg_node *n)
 {
     const tg_tensor *a = n->in[0], *b = n->in[1];
     int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
-    if (a->grad)
-        gemm_w(n->tape, a->dtype, true, M, K, N, n->out->grad, N, b, TG_FRESH(n, 0) ? 0 : 1,
-               a->grad, K);
+    if (a->grad)   /* the columns of dA anything reads (tg_grad_cols) */
+        gemm_w(n->tape, a->dtype, true, M, tg_grad_cols(a), N, n->out->grad, N, b,
+               TG_FRESH(n, 0) ? 0 : 1, a->grad, K);
     weight_grad(n, a, n->out->grad, n->in[1], NULL);
 }
 
@@ -129,8 +130,8 @@ static void affine_backward(tg_node *n)
     const tg_tensor *x = n->in[0], *w = n->in[1];
     int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
     if (x->grad)
-        gemm_w(n->tape, x->dtype, true, M, K, N, n->out->grad, N, w, TG_FRESH(n, 0) ? 0 : 1,
-               x->grad, K);
+        gemm_w(n->tape, x->dtype, true, M, tg_grad_cols(x), N, n->out->grad, N, w,
+               TG_FRESH(n, 0) ? 0 : 1, x->grad, K);
     weight_grad(n, x, n->out->grad, n->in[1], n->nin == 3 ? n->in[2] : NULL);
 }
 
@@ -213,7 +214,8 @@ static void gate_backward(tg_node *n)
         TG_FOR(M * N * 4, i, M * N,
             d[i] = (T)0 + (tanh_act ? TG_DTANH(g[i], y[i]) : TG_DSIGMOID(g[i], y[i]));););
     if (x->grad)
-        gemm_w(n->tape, x->dtype, true, M, K, N, dz, N, w, TG_FRESH(n, 0) ? 0 : 1, x->grad, K);
+        gemm_w(n->tape, x->dtype, true, M, tg_grad_cols(x), N, dz, N, w, TG_FRESH(n, 0) ? 0 : 1,
+               x->grad, K);
     weight_grad(n, x, dz, n->in[1], n->nin == 3 ? n->in[2] : NULL);
 }
 

@@ -117,7 +117,22 @@ tg_tensor *tg_concat_n(tg_tape *tape, tg_tensor *const *xs, int count, int dim)
     n->arg[0] = dim;
     if (!tg_node_output(n, x0->ndim, shape, false))
         return NULL;
-    return tg_node_finish(n);
+    tg_tensor *y = tg_node_finish(n);
+    /* joined along the last dim with trailing inputs that need no gradient: the columns
+       they fill are never read from dY (concat(h, x) with a one-hot x) */
+    if (y && (y->flags & TG_FLAG_REQUIRES_GRAD) && dim == y->ndim - 1) {
+        int64_t lead = 0, off = 0;
+        for (int k = 0; k < count; k++) {
+            off += xs[k]->shape[dim];
+            if (xs[k]->flags & TG_FLAG_REQUIRES_GRAD)
+                lead = off;
+        }
+        if (lead < y->shape[dim]) {
+            y->flags |= TG_FLAG_GRAD_LEAD;
+            ((tg_tape_owned *)(void *)y)->grad_cols = lead;
+        }
+    }
+    return y;
 }
 
 tg_tensor *tg_concat(tg_tape *tape, tg_tensor *a, tg_tensor *b, int dim)

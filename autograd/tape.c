@@ -292,10 +292,11 @@ bool tg_node_output(tg_node *n, int ndim, const int64_t *shape, bool zero)
         tg_fail(tape, st, n->op->name, "result shape is invalid or too large");
         return false;
     }
-    tg_tensor *t = tg_arena_alloc(tape, sizeof *t, true, n->op->name);
-    void *data = t ? tg_arena_alloc(tape, bytes, zero, n->op->name) : NULL;
+    tg_tape_owned *tt = tg_arena_alloc(tape, sizeof *tt, true, n->op->name);
+    void *data = tt ? tg_arena_alloc(tape, bytes, zero, n->op->name) : NULL;
     if (!data)
         return false;
+    tg_tensor *t = &tt->t;
     tg_tensor_set_shape(t, n->in[0]->dtype, ndim, shape, numel);
     t->data = data;
     t->flags = TG_FLAG_TAPE;

@@ -705,6 +705,77 @@ START_TEST(test_fresh_gradients_gradcheck)
 }
 END_TEST
 
+/* combine = [h | x] with x needing no gradient (the one-hot input of a first layer): the
+   concat marks the x columns of its gradient as never read (TG_FLAG_GRAD_LEAD) and the
+   products skip them. h's gradient must stay right through matmul, affine and gate, with
+   an odd width (a partial last panel) and x in the middle of three inputs (no skip). */
+static tg_tensor *build_dead_tail(tg_tape *t, tg_tensor **in, double s)
+{
+    (void)s;
+    tg_tensor *x = tg_tape_tensor(t, TG_F64, 2, (int64_t[]){ 4, 3 });
+    if (!x)
+        return NULL;
+    for (int64_t i = 0; i < x->numel; i++)
+        ((double *)x->data)[i] = 0.1 * (double)(i % 7) - 0.3;
+    tg_tensor *h = tg_tanh(t, in[0]);                               /* (4,5) */
+    tg_tensor *combine = tg_concat(t, h, x, 1);                     /* (4,8) */
+    tg_tensor *middle = tg_concat_n(t, (tg_tensor *[]){ h, x, h }, 3, 1);   /* (4,13) */
+    if (combine->flags & TG_FLAG_REQUIRES_GRAD) {   /* recorded for backward */
+        ck_assert(combine->flags & TG_FLAG_GRAD_LEAD);
+        ck_assert_int_eq(tg_grad_cols(combine), 5);
+        ck_assert(!(middle->flags & TG_FLAG_GRAD_LEAD));
+    }
+    tg_tensor *m = tg_matmul(t, combine, in[1]);                    /* (4,2) */
+    tg_tensor *a = tg_affine(t, combine, in[1], in[2]);
+    tg_tensor *g = tg_gate_op(t, combine, in[1], in[2], true);
+    tg_tensor *u = tg_matmul(t, middle, tg_transpose(t, middle));   /* (4,4) */
+    return tg_add(t, tg_sum_dim(t, tg_add(t, tg_mul(t, m, a), tg_mul(t, g, g)), 1),
+                  tg_sum_dim(t, u, 1));
+}
+
+START_TEST(test_dead_gradient_columns_gradcheck)
+{
+    tg_tensor *in[3] = { rnd(2, (int64_t[]){ 4, 5 }, -1, 1, 31),
+                         rnd(2, (int64_t[]){ 8, 2 }, -1, 1, 32),
+                         rnd(1, (int64_t[]){ 2 }, -1, 1, 33) };
+    double e = gradcheck_case(build_dead_tail, in, 3, 0);
+    printf("gradcheck dead gradient columns max_rel_err=%.3g\n", e);
+    free_all(in, 3);
+}
+END_TEST
+
+/* Skipping the dead columns changes no bit of h's gradient when h's width is a whole number
+   of GEMM panels (32), f32, 1 and 2 threads: x needing a gradient or not. */
+START_TEST(test_dead_gradient_columns_same_bits)
+{
+    float dh[2][50 * 32];
+    for (int pass = 0; pass < 2; pass++) {
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *h = tg_tensor_new(TG_F32, 2, (int64_t[]){ 50, 32 });
+        tg_tensor *x = tg_tensor_new(TG_F32, 2, (int64_t[]){ 50, 65 });
+        tg_tensor *w = tg_tensor_new(TG_F32, 2, (int64_t[]){ 97, 48 });
+        for (int64_t i = 0; i < h->numel; i++)
+            ((float *)h->data)[i] = (float)((i * 37) % 19) / 19.0f - 0.5f;
+        for (int64_t i = 0; i < x->numel; i++)
+            ((float *)x->data)[i] = i % 65 == i / 65 % 65 ? 1.0f : 0.0f;
+        for (int64_t i = 0; i < w->numel; i++)
+            ((float *)w->data)[i] = (float)((i * 53) % 23) / 23.0f - 0.5f;
+        tg_tensor_requires_grad(h);
+        tg_tensor_requires_grad(w);
+        if (pass == 1)
+            tg_tensor_requires_grad(x);
+        tg_tensor *y = tg_gate_op(tape, tg_concat(tape, h, x, 1), w, NULL, false);
+        ck_assert_int_eq(tg_backward(tape, tg_sum(tape, tg_mul(tape, y, y))), TG_OK);
+        memcpy(dh[pass], h->grad, sizeof dh[pass]);
+        tg_tensor_free(h);
+        tg_tensor_free(x);
+        tg_tensor_free(w);
+        tg_tape_free(tape);
+    }
+    ck_assert(memcmp(dh[0], dh[1], sizeof dh[0]) == 0);
+}
+END_TEST
+
 /* Ops recorded after (or beside) the loss never reached it: their backward must not run,
    or a non-finite value there (0 * inf) would poison the gradients. */
 START_TEST(test_nodes_off_the_loss_path_are_skipped)
@@ -1053,6 +1124,8 @@ Suite *ops_suite(void)
     tcase_add_test(ag, test_constants_get_no_gradient);
     tcase_add_test(ag, test_nodes_off_the_loss_path_are_skipped);
     tcase_add_test(ag, test_fresh_gradients_gradcheck);
+    tcase_add_test(ag, test_dead_gradient_columns_gradcheck);
+    tcase_add_test(ag, test_dead_gradient_columns_same_bits);
     tcase_add_test(ag, test_grad_disabled_records_nothing);
     tcase_add_test(ag, test_errors_are_sticky_and_clear_on_reset);
     tcase_add_test(ag, test_null_in_null_out);
