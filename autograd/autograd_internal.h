@@ -48,6 +48,8 @@ struct tg_node {
    gradient buffer is not written yet (holds garbage). */
 #define TG_FLAG_GRAD_REACHED 0x100u
 #define TG_FLAG_GRAD_STALE   0x200u
+/* Its gradient buffer goes to another tensor once its node has run backward. */
+#define TG_FLAG_GRAD_RECYCLED 0x800u
 /* Only the leading columns (last dim) of this tape tensor's gradient are ever read: a
    concat whose trailing inputs need no gradient (the one-hot input of combine = [h, x])
    sets it, and products skip computing the rest of their dX (tg_grad_cols). */
@@ -108,7 +110,8 @@ tg_tensor *tg_gate_op(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b, b
 const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb);
 
 /* Backward of a product X @ W whose W is caller-owned (a parameter, not a tape tensor):
-   queues dW += X^T @ dY (X (M,K) and dY (M,N) stay valid until the tape is reset) for the
+   queues dW += X^T @ dY (X (M,K) and dY (M,N) stay valid until the tape is reset: dY
+   must not be a gradient buffer, which is recycled during backward) for the
    end of tg_backward, which runs every queued product into the same W as one GEMM over
    their stacked rows (a recurrent weight used at T steps: one K = T*M product instead of
    T small ones, and W's gradient is read and written once). b, when not NULL, is a

@@ -38,8 +38,17 @@ static void weight_grad(tg_node *n, const tg_tensor *x, const void *dy, tg_tenso
 {
     int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
     bool queue_b = b && b->grad && !(b->flags & TG_FLAG_TAPE);
-    if (w->grad && !(w->flags & TG_FLAG_TAPE) &&
-        tg_defer_weight_grad(n->tape, w, queue_b ? b : NULL, x, dy)) {
+    bool queue = w->grad && !(w->flags & TG_FLAG_TAPE);
+    if (queue && dy == n->out->grad && (n->out->flags & TG_FLAG_GRAD_RECYCLED)) {
+        /* the buffer goes to another tensor once this backward returns: the queue gets a
+           copy (M*N elements, next to the M*N*K of the product) */
+        size_t bytes = (size_t)(M * N) * tg_dtype_size(x->dtype);
+        void *copy = tg_arena_alloc(n->tape, bytes, false, "backward");
+        if (!copy)
+            return;   /* TG_ERR_NOMEM recorded: backward fails */
+        dy = memcpy(copy, dy, bytes);
+    }
+    if (queue && tg_defer_weight_grad(n->tape, w, queue_b ? b : NULL, x, dy)) {
         if (queue_b)
             b = NULL;
     } else if (w->grad) {

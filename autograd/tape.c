@@ -461,27 +461,94 @@ static void run_weight_grads(tg_tape *tape)
     tape->wq = tape->wq_last = NULL;
 }
 
-/* Gives every recorded node's output a gradient buffer from one arena block, marked
-   stale: not zeroed, since a step's gradients are as large as its activations. Before a
-   node's backward runs, each stale input gradient is either handed to the op to
-   overwrite (see tg_op.overwrites) or zeroed then, while it is about to be used. */
-static bool alloc_grads(tg_tape *tape)
+/* Gradient buffers of one size that no tensor uses any more (see alloc_grads). */
+typedef struct freebuf {
+    void           *buf;
+    struct freebuf *next;
+} freebuf;
+enum { GRAD_SIZES = 32 };   /* distinct buffer sizes recycled; others are not */
+
+/* Takes a buffer of `bytes` from the free list of that size, else from the arena. */
+static void *take_grad_buffer(tg_tape *tape, size_t bytes, size_t *sizes, freebuf **lists,
+                              int *nsizes)
 {
-    size_t total = 0;
-    for (tg_node *n = tape->last; n; n = n->prev)
-        if (!n->out->grad)
-            total += aligned((size_t)n->out->numel * tg_dtype_size(n->out->dtype));
-    if (total == 0)
+    for (int c = 0; c < *nsizes; c++) {
+        if (sizes[c] == bytes && lists[c]) {
+            void *buf = lists[c]->buf;
+            lists[c] = lists[c]->next;
+            return buf;
+        }
+    }
+    return tg_arena_alloc(tape, bytes, false, "backward");
+}
+
+/* Puts buf on the free list of its size (no-op past GRAD_SIZES sizes). */
+static bool give_grad_buffer(tg_tape *tape, void *buf, size_t bytes, size_t *sizes,
+                             freebuf **lists, int *nsizes)
+{
+    int c = 0;
+    while (c < *nsizes && sizes[c] != bytes)
+        c++;
+    if (c == GRAD_SIZES)
         return true;
-    char *block = tg_arena_alloc(tape, total, false, "backward");
-    if (!block)
+    if (c == *nsizes) {
+        sizes[c] = bytes;
+        lists[c] = NULL;
+        (*nsizes)++;
+    }
+    freebuf *f = tg_arena_alloc(tape, sizeof *f, false, "backward");
+    if (!f)
         return false;
+    *f = (freebuf){ .buf = buf, .next = lists[c] };
+    lists[c] = f;
+    return true;
+}
+
+/* Before any op runs backward, gives a gradient buffer to every tape tensor the walk from
+   the loss will write, marked stale (garbage: before a node's backward runs, each stale
+   input gradient is handed to the op to overwrite, see tg_op.overwrites, or zeroed then).
+   Buffers are recycled: a node output's gradient is dead once its node has run backward,
+   so its buffer goes to the tensors first written after that (older nodes' inputs). A
+   step's gradients then stay in cache instead of streaming through as much memory as
+   its activations; the recycled tensors are flagged and keep no gradient afterwards.
+   Also marks which node outputs the walk reaches. All or nothing: false (NOMEM recorded)
+   before any gradient is touched. */
+static bool alloc_grads(tg_tape *tape, tg_tensor *loss)
+{
+    size_t sizes[GRAD_SIZES];
+    freebuf *lists[GRAD_SIZES];
+    int nsizes = 0;
+    loss->flags |= TG_FLAG_GRAD_REACHED;
     for (tg_node *n = tape->last; n; n = n->prev) {
-        if (n->out->grad)
+        tg_tensor *y = n->out;
+        if (y == loss && !y->grad) {
+            y->grad = take_grad_buffer(tape, aligned((size_t)y->numel * tg_dtype_size(y->dtype)),
+                                       sizes, lists, &nsizes);
+            if (!y->grad)
+                return false;
+            y->flags |= TG_FLAG_GRAD_STALE;
+        }
+        if (!(y->flags & TG_FLAG_GRAD_REACHED))
             continue;
-        n->out->grad = block;
-        n->out->flags |= TG_FLAG_GRAD_STALE;
-        block += aligned((size_t)n->out->numel * tg_dtype_size(n->out->dtype));
+        for (int i = 0; i < n->nin; i++) {
+            tg_tensor *x = n->in[i];
+            x->flags |= TG_FLAG_GRAD_REACHED;
+            if (x->grad || !(x->flags & TG_FLAG_REQUIRES_GRAD) || !(x->flags & TG_FLAG_TAPE))
+                continue;
+            x->grad = take_grad_buffer(tape, aligned((size_t)x->numel * tg_dtype_size(x->dtype)),
+                                       sizes, lists, &nsizes);
+            if (!x->grad)
+                return false;
+            x->flags |= TG_FLAG_GRAD_STALE;
+        }
+        /* n's backward is the last to read y's gradient */
+        if (y->grad && (y->flags & TG_FLAG_GRAD_STALE)) {
+            if (!give_grad_buffer(tape, y->grad,
+                                  aligned((size_t)y->numel * tg_dtype_size(y->dtype)), sizes,
+                                  lists, &nsizes))
+                return false;
+            y->flags |= TG_FLAG_GRAD_RECYCLED;
+        }
     }
     return true;
 }
@@ -512,7 +579,7 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
     for (tg_node *n = tape->last; n; n = n->prev)
         if (n->out->grad)
             memset(n->out->grad, 0, (size_t)n->out->numel * tg_dtype_size(n->out->dtype));
-    if (!alloc_grads(tape) || !ensure_grad(tape, loss))
+    if (!alloc_grads(tape, loss) || !ensure_grad(tape, loss))
         return tape->status;
     if (loss->flags & TG_FLAG_GRAD_STALE) {
         memset(loss->grad, 0, tg_dtype_size(loss->dtype));
@@ -540,10 +607,10 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
         }
         n->op->backward(n);
     }
-    /* outputs the loss never reached keep no gradient (their buffer was never written) */
+    /* recycled buffers belong to other tensors now: those outputs keep no gradient */
     for (tg_node *n = tape->last; n; n = n->prev) {
-        if (n->out->flags & TG_FLAG_GRAD_STALE) {
-            n->out->flags &= ~TG_FLAG_GRAD_STALE;
+        if (n->out->flags & TG_FLAG_GRAD_RECYCLED) {
+            n->out->flags &= ~(TG_FLAG_GRAD_RECYCLED | TG_FLAG_GRAD_STALE);
             n->out->grad = NULL;
         }
     }
