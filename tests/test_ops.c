@@ -776,6 +776,41 @@ START_TEST(test_dead_gradient_columns_same_bits)
 }
 END_TEST
 
+/* A node output's gradient buffer is recycled once its node has run backward: a chain of
+   200 tanh over 4096 floats needs its activations (3.2 MB) and a few gradient buffers,
+   not 200 more; the gradient is the same as a short chain's would be, and the recycled
+   intermediates keep no gradient afterwards. */
+START_TEST(test_gradient_buffers_are_recycled)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tensor_new(TG_F32, 1, (int64_t[]){ 4096 });
+    for (int64_t i = 0; i < x->numel; i++)
+        ((float *)x->data)[i] = (float)(i % 17) / 17.0f - 0.5f;
+    tg_tensor_requires_grad(x);
+    tg_tensor *y = x, *mid = NULL;
+    for (int k = 0; k < 200; k++) {
+        y = tg_tanh(tape, y);
+        if (k == 100)
+            mid = y;
+    }
+    size_t forward = tg_tape_bytes_used(tape);
+    ck_assert_int_eq(tg_backward(tape, tg_sum(tape, y)), TG_OK);
+    size_t grads = tg_tape_bytes_peak(tape) - forward;
+    ck_assert_msg(grads < 8 * 4096 * sizeof(float), "backward took %zu bytes", grads);
+    ck_assert_ptr_null(mid->grad);
+    /* d/dx of tanh^200(x) = prod over the chain of (1 - y_k^2) */
+    double want = 1.0, v = tg_tensor_get(x, 5);
+    for (int k = 0; k < 200; k++) {
+        float t = tanhf((float)v);
+        want *= 1.0 - (double)t * t;
+        v = t;
+    }
+    ck_close(tg_tensor_grad_get(x, 5), want, 1e-5 * fabs(want));
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
 /* Ops recorded after (or beside) the loss never reached it: their backward must not run,
    or a non-finite value there (0 * inf) would poison the gradients. */
 START_TEST(test_nodes_off_the_loss_path_are_skipped)
@@ -1126,6 +1161,7 @@ Suite *ops_suite(void)
     tcase_add_test(ag, test_fresh_gradients_gradcheck);
     tcase_add_test(ag, test_dead_gradient_columns_gradcheck);
     tcase_add_test(ag, test_dead_gradient_columns_same_bits);
+    tcase_add_test(ag, test_gradient_buffers_are_recycled);
     tcase_add_test(ag, test_grad_disabled_records_nothing);
     tcase_add_test(ag, test_errors_are_sticky_and_clear_on_reset);
     tcase_add_test(ag, test_null_in_null_out);
