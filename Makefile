@@ -4,7 +4,7 @@
 #   make run        train the char-LM on the bundled corpus for ~2 minutes, then sample
 #   make check      build and run the Check test suite (installs Check if root)
 #   make san        the test suite under AddressSanitizer + UndefinedBehaviorSanitizer
-#   make bench      build and run the benchmarks (key=value lines)
+#   make bench      build and run the benchmarks (key=value lines; PyTorch too if installed)
 #   make install PREFIX=/usr/local
 #   make BLAS=openblas   route tg_sgemm/tg_dgemm to OpenBLAS (optional backend)
 
@@ -134,6 +134,9 @@ san: check-deps
 
 bench: $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do echo "# $$b"; $$b || exit 1; done
+	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
+	    echo "# bench/torch_charlm.py"; /usr/bin/python3 bench/torch_charlm.py; \
+	else echo "# bench/torch_charlm.py: skipped (no python3-torch)"; fi
 
 run: examples
 	$(BUILD)/examples/charlm train --time-limit 120 --save $(BUILD)/charlm.ckpt
