@@ -41,6 +41,9 @@
  *   rows: otherwise the threads pack all K slices of a column block of op(B) into a
  *     shared buffer (one barrier), then take runs of A panels from the shared counter,
  *     pack each run into their own buffer, slice by slice, and compute its tiles.
+ *   slices: instead of rows when K is deep and op(B) narrow (weight gradients), one K
+ *     slice of op(B) at a time is packed together (a barrier per slice) and each thread
+ *     computes a fixed share of the A panels against it (see run_slices).
  *
  * Either way one thread computes a tile through all K slices in increasing order, and
  * which kernel computes an element depends only on (M, N): each element of C is summed
@@ -53,6 +56,7 @@
 #define GD_B_BUDGET ((size_t)8 << 20)      /* rows mode: bytes of packed op(B) per block */
 #define GD_DIRECT_A_MAX ((size_t)256 << 10) /* columns mode: bytes of op(A) at most (L2) */
 #define GD_GROUP 4                          /* columns mode: B panels packed together */
+#define GD_SLICE_MAX ((size_t)160 << 10)    /* slices mode: bytes of one packed B slice */
 #define GD_PREFETCH_ROWS 8                  /* rows of B fetched ahead while packing */
 
 typedef struct GD_P(ctx) {
@@ -67,7 +71,8 @@ typedef struct GD_P(ctx) {
     int64_t lda, ldb, ldc;
     int64_t kc, nks;     /* depth of a K slice (the last one may be shorter), count */
     int64_t npm, npn;    /* A panels (M rounded up to MR, / MR), B panels */
-    bool direct;         /* columns mode (else rows mode) */
+    bool direct;         /* columns mode (else rows or slices mode) */
+    bool slices;         /* slices mode (see run_slices) */
     _Atomic int64_t *next_panel;   /* the next B (columns) or A (rows) panel to take */
     int64_t nc;          /* rows mode: width of a column block (a multiple of NR) */
     GD_T *bp;            /* rows mode: shared K x nc, every slice of the column block */
@@ -380,12 +385,59 @@ static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
     }
 }
 
+/* Slices mode, run by thread tid of nth (a barrier per K slice when nth > 1): for a deep
+ * product with a narrow op(B) (weight gradients: K = T*B rows, N = H), one K slice of op(B)
+ * at a time is packed by the threads together into one of two shared buffers, small enough
+ * to stay in cache, and each thread computes its own fixed share of the A panels against
+ * it. The rows mode packs every slice up front instead, and streams all of them past
+ * every run of A panels. Two buffers: a thread packing slice s+1 cannot overwrite the
+ * slice another thread still reads, which it only passes after the barrier of s+1. */
+static void GD_P(run_slices)(const GD_P(ctx) *x, int tid, int nth)
+{
+    const int64_t K = x->K, kc0 = x->kc, npn = x->npn, ncr = npn * GD_NR;
+    GD_T *ap = (GD_T *)(void *)(x->priv + (size_t)tid * x->priv_bytes);   /* MC x kc */
+    int64_t lo, hi, plo, phi;
+    const int64_t ng = (npn + GD_GROUP - 1) / GD_GROUP;
+    GD_SPLIT(x->npm, plo, phi);           /* this thread's A panels, for every slice */
+    GD_SPLIT(ng, lo, hi);                 /* and its groups of B panels to pack */
+    for (int64_t pc = 0, sl = 0; pc < K; pc += kc0, sl++) {
+        const int64_t kc = GD_MIN(kc0, K - pc);
+        GD_T *bs = x->bp + (sl & 1) * kc0 * ncr;   /* panel p at p*NR*kc */
+        for (int64_t gi = lo; gi < hi; gi++) {
+            int64_t p0 = gi * GD_GROUP, g = GD_MIN((int64_t)GD_GROUP, npn - p0);
+            if (!x->tb) {
+                GD_P(pack_b_rows)(x, p0 * GD_NR, g, pc, kc, bs + p0 * GD_NR * kc);
+            } else {
+                for (int64_t p = 0; p < g; p++)
+                    GD_P(pack_b)(x, (p0 + p) * GD_NR, pc, kc, bs + (p0 + p) * GD_NR * kc);
+            }
+        }
+        if (nth > 1) {
+#pragma omp barrier
+        }
+        for (int64_t i0 = plo; i0 < phi; i0 += GD_MC / GD_MR) {
+            const int64_t np = GD_MIN((int64_t)(GD_MC / GD_MR), phi - i0);
+            if (x->ta)
+                GD_P(pack_at_panels)(x, i0 * GD_MR, np, pc, kc, ap);
+            else
+                for (int64_t p = 0; p < np; p++)
+                    GD_P(pack_a)(x, (i0 + p) * GD_MR, pc, kc, ap + p * GD_MR * kc);
+            for (int64_t jr = 0; jr < npn; jr++)
+                for (int64_t p = 0; p < np; p++)
+                    GD_P(tile)(x, (i0 + p) * GD_MR, jr * GD_NR, kc, ap + p * GD_MR * kc, 1,
+                               GD_MR, bs + jr * GD_NR * kc, GD_NR, pc == 0);
+        }
+    }
+}
+
 #undef GD_SPLIT
 
 static void GD_P(run)(const GD_P(ctx) *x, int tid, int nth)
 {
     if (x->direct)
         GD_P(run_direct)(x, tid, nth);
+    else if (x->slices)
+        GD_P(run_slices)(x, tid, nth);
     else
         GD_P(run_rows)(x, tid, nth);
 }
@@ -436,8 +488,15 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
     x.direct = (size_t)M * (size_t)K * sizeof(GD_T) <= GD_DIRECT_A_MAX &&
                GD_P(balance)(x.npn, nth) + 0.02 >= GD_P(balance)(x.npm, nth);
     x.bpre = x.direct ? bpre : NULL;   /* rows mode packs its own blocks */
+    /* Slices mode for a deep product whose K slice of op(B) fits in cache twice. */
+    x.slices = !x.direct && x.nks >= 2 &&
+               (size_t)x.kc * (size_t)x.npn * GD_NR * sizeof(GD_T) <= GD_SLICE_MAX;
     size_t bytes;
-    if (x.direct) {
+    if (x.slices) {
+        x.priv_bytes = GD_ROUNDUP((size_t)GD_MC * (size_t)x.kc * sizeof(GD_T));
+        bytes = 2 * GD_ROUNDUP((size_t)x.kc * (size_t)x.npn * GD_NR * sizeof(GD_T)) +
+                (size_t)nth * x.priv_bytes;
+    } else if (x.direct) {
         x.priv_bytes = GD_ROUNDUP((size_t)x.kc * GD_GROUP * GD_NR * sizeof(GD_T)) +
                        GD_ROUNDUP((size_t)K * (size_t)(ta ? x.npm : 1) * GD_MR * sizeof(GD_T));
         bytes = (size_t)nth * x.priv_bytes;
@@ -456,6 +515,9 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
         return false;
     if (x.direct) {
         x.priv = buf;
+    } else if (x.slices) {
+        x.bp = (GD_T *)(void *)buf;
+        x.priv = buf + 2 * GD_ROUNDUP((size_t)x.kc * (size_t)x.npn * GD_NR * sizeof(GD_T));
     } else {
         x.bp = (GD_T *)(void *)buf;
         x.priv = buf + GD_ROUNDUP((size_t)K * (size_t)x.nc * sizeof(GD_T));
@@ -483,6 +545,7 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
 #undef GD_B_BUDGET
 #undef GD_DIRECT_A_MAX
 #undef GD_GROUP
+#undef GD_SLICE_MAX
 #undef GD_PREFETCH_ROWS
 /* the instantiation's parameters */
 #undef GD_T

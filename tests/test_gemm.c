@@ -403,7 +403,8 @@ START_TEST(test_gemm_rows)
 {
     rows_case(1, 1, 1, 1);
     rows_case(13, 7, 5, 2);
-    rows_case(193, 128, 500, 50);     /* h128 layer 1 gate weight over 10 steps (rows mode) */
+    rows_case(193, 128, 500, 50);     /* h128 layer 1 gate weight over 10 steps (slices mode) */
+    rows_case(193, 512, 500, 50);     /* a wider one (rows mode: a slice of B is too big) */
     rows_case(40, 100, 300, 50);      /* columns mode */
     rows_case(65, 33, 601, 7);        /* edges, K slices that cut segments */
 }
