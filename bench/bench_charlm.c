@@ -3,7 +3,7 @@
  * Prints, for the default model (2-layer LSTM, batch 50, seq 50, one-hot input, vocab 65,
  * RMSprop, clip 5) at hidden 128 and 512:
  *   charlm cell= layers= hidden= batch= seq= threads= ms_per_step= tokens_per_s= gflops=
- *          fraction_of_gemm_peak= flops_per_step= fwd_ms= bwd_ms= opt_ms=
+ *          fraction_of_gemm_peak= flops_per_step= fraction_performed= fwd_ms= bwd_ms= opt_ms=
  *          tape_peak_bytes= tape_peak_growth= mallocs_per_step=
  * and before them the GEMM peak it is compared with:
  *   gemm_peak M=1024 K=1024 N=1024 gflops=
@@ -12,6 +12,8 @@
  * (B*T, H) @ (H, V), 2*B*T*H*V; backward counts twice the forward (dX and dW), so a step is
  * 3x the forward matmul FLOPs. gflops = flops_per_step / time per step, and
  * fraction_of_gemm_peak = gflops / the 1024^3 tg_sgemm rate measured in the same run.
+ * fraction_performed is the same for the FLOPs the step runs: backward skips the first
+ * layer's dX columns of the one-hot input (nothing reads them), T*G*2*B*V*H of the count.
  * ms_per_step is the median of the timed steps (after 3 warm-up steps); tape_peak_growth
  * is the change of tg_tape_bytes_peak over the timed steps, mallocs_per_step the tape's
  * malloc calls per timed step (both 0 when the arena is reused as designed).
@@ -117,6 +119,9 @@ static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, in
     }
     fwd += 2.0 * (double)B * (double)T * hidden * V;
     double flops = 3.0 * fwd;
+    /* Of those, backward does not compute the first layer's dX columns of its one-hot input
+       (nothing reads them: tg_grad_cols), T*G*2*B*V*H; what the step actually runs: */
+    double performed = flops - (double)T * gates * 2.0 * (double)B * V * hidden;
 
     /* Rounds of a GEMM peak measurement and a few steps, so that the peak each fraction
        is taken against was measured seconds apart from the steps (on a shared machine the
@@ -176,11 +181,11 @@ static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, in
     printf("charlm cell=%s layers=%d hidden=%d batch=%lld seq=%lld threads=%d "
            "ms_per_step=%.2f tokens_per_s=%.0f gflops=%.1f fraction_of_gemm_peak=%.2f "
            "fraction_range=%.2f-%.2f gemm_peak_gflops=%.1f "
-           "flops_per_step=%.4g fwd_ms=%.2f bwd_ms=%.2f opt_ms=%.2f "
+           "flops_per_step=%.4g fraction_performed=%.2f fwd_ms=%.2f bwd_ms=%.2f opt_ms=%.2f "
            "tape_peak_bytes=%zu tape_peak_growth=%lld mallocs_per_step=%.2f\n",
            tg_cell_kind_name(cell), layers, hidden, (long long)B, (long long)T, threads, med,
            (double)(B * T) / (med * 1e-3), gflops, frac, fracs[0], fracs[rounds - 1], peak,
-           flops, t_fwd * 1e3 / steps, t_bwd * 1e3 / steps, t_opt * 1e3 / steps, peak1,
+           flops, frac * performed / flops, t_fwd * 1e3 / steps, t_bwd * 1e3 / steps, t_opt * 1e3 / steps, peak1,
            (long long)peak1 - (long long)peak0, (double)(mallocs1 - mallocs0) / steps);
     fflush(stdout);
     free(ms);
