@@ -336,8 +336,9 @@ tg_tensor *tg_node_finish(tg_node *n)
 }
 
 /* ---- backward ---------------------------------------------------------------------
- * Gradients of tape tensors live in the arena and are zeroed at the start of every
- * backward; gradients of caller-owned tensors (parameters) accumulate across calls.
+ * Gradients of tape tensors live in the arena, are given out by alloc_grads before the
+ * walk (recycled: a buffer serves several tensors in turn) and are gone afterwards;
+ * gradients of caller-owned tensors (parameters) accumulate across calls.
  */
 static bool ensure_grad(tg_tape *tape, tg_tensor *t)
 {
