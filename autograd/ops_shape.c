@@ -65,6 +65,9 @@ static void concat_move(tg_node *n, bool backward)
     int64_t outer = span(y, 0, dim), inner = span(y, dim + 1, y->ndim);
     int64_t width = y->shape[dim] * inner;
     size_t es = tg_dtype_size(y->dtype);
+    /* inputs past the columns of dY anything computes (TG_FLAG_GRAD_LEAD, set only when dim
+       is the last) needed no gradient when this was recorded: they get none */
+    int64_t live = (y->flags & TG_FLAG_GRAD_LEAD) ? tg_grad_cols(y) : width;
     int64_t off = 0;
     for (int k = 0; k < n->nin; k++) {
         const tg_tensor *x = n->in[k];
@@ -73,7 +76,7 @@ static void concat_move(tg_node *n, bool backward)
             for (int64_t o = 0; o < outer; o++)
                 memcpy((char *)y->data + (size_t)(o * width + off) * es,
                        (const char *)x->data + (size_t)(o * w) * es, (size_t)w * es);
-        } else if (x->grad) {
+        } else if (x->grad && off < live) {
             bool fresh = TG_FRESH(n, k);
             TG_DISPATCH(y->dtype,
                 const T *g = y->grad;

@@ -577,9 +577,12 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
         return tape->status;
     }
     tape->wq = tape->wq_last = NULL;
-    for (tg_node *n = tape->last; n; n = n->prev)
+    for (tg_node *n = tape->last; n; n = n->prev) {
+        n->out->flags &= ~TG_FLAG_GRAD_REACHED;   /* an earlier backward's walk, maybe from
+                                                     another loss */
         if (n->out->grad)
             memset(n->out->grad, 0, (size_t)n->out->numel * tg_dtype_size(n->out->dtype));
+    }
     if (!alloc_grads(tape, loss) || !ensure_grad(tape, loss))
         return tape->status;
     if (loss->flags & TG_FLAG_GRAD_STALE) {

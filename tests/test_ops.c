@@ -676,6 +676,28 @@ START_TEST(test_fanout_and_repeated_backward_accumulate)
 }
 END_TEST
 
+/* Two losses on one tape, one backward each: the second walk starts afresh (what the first
+   reached, and the gradient buffers it recycled, do not carry over). */
+START_TEST(test_backward_from_two_losses_on_one_tape)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = mk(TG_F64, 1, (int64_t[]){ 2 }, (double[]){ 0.5, -1 });
+    tg_tensor_requires_grad(x);
+    tg_tensor *y1 = tg_sum(tape, tg_tanh(tape, x));
+    tg_tensor *y2 = tg_sum(tape, tg_exp(tape, x));
+    ck_assert_int_eq(tg_backward(tape, y1), TG_OK);
+    ck_close(tg_tensor_grad_get(x, 0), 1 - tanh(0.5) * tanh(0.5), 1e-15);
+    tg_tensor_zero_grad(x);
+    ck_assert_int_eq(tg_backward(tape, y2), TG_OK);
+    ck_close(tg_tensor_grad_get(x, 0), exp(0.5), 1e-15);
+    ck_close(tg_tensor_grad_get(x, 1), exp(-1.0), 1e-15);
+    ck_assert_int_eq(tg_backward(tape, y1), TG_OK);   /* adds, like PyTorch */
+    ck_close(tg_tensor_grad_get(x, 1), exp(-1.0) + 1 - tanh(1.0) * tanh(1.0), 1e-15);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
 /* Gradient buffers of tape tensors start as garbage that the first op to reach them
    overwrites (or zeroes, for ops that add): exercise every kind of first writer on tape
    tensors: GEMM (matmul's A and B, affine's x, weight and bias from other ops), unary,
@@ -746,6 +768,28 @@ END_TEST
 
 /* Skipping the dead columns changes no bit of h's gradient when h's width is a whole number
    of GEMM panels (32), f32, 1 and 2 threads: x needing a gradient or not. */
+/* x made to require gradients after the concat was recorded gets none from it (the graph
+   is what was recorded, as in PyTorch), rather than the columns nobody computed. */
+START_TEST(test_dead_gradient_columns_late_requires_grad)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *h = mk(TG_F64, 2, (int64_t[]){ 1, 2 }, (double[]){ 0.5, -1 });
+    tg_tensor *x = mk(TG_F64, 2, (int64_t[]){ 1, 1 }, (double[]){ 2 });
+    tg_tensor *w = mk(TG_F64, 2, (int64_t[]){ 3, 1 }, (double[]){ 1, 2, 3 });
+    tg_tensor_requires_grad(h);
+    tg_tensor *y = tg_matmul(tape, tg_concat(tape, h, x, 1), w);   /* 0.5 - 2 + 6 */
+    tg_tensor_requires_grad(x);
+    ck_assert_int_eq(tg_backward(tape, tg_sum(tape, y)), TG_OK);
+    ck_close(tg_tensor_grad_get(h, 0), 1, 0);
+    ck_close(tg_tensor_grad_get(h, 1), 2, 0);
+    ck_close(tg_tensor_grad_get(x, 0), 0, 0);
+    tg_tensor_free(h);
+    tg_tensor_free(x);
+    tg_tensor_free(w);
+    tg_tape_free(tape);
+}
+END_TEST
+
 START_TEST(test_dead_gradient_columns_same_bits)
 {
     float dh[2][50 * 32];
@@ -1158,9 +1202,11 @@ Suite *ops_suite(void)
     tcase_add_test(ag, test_fanout_and_repeated_backward_accumulate);
     tcase_add_test(ag, test_constants_get_no_gradient);
     tcase_add_test(ag, test_nodes_off_the_loss_path_are_skipped);
+    tcase_add_test(ag, test_backward_from_two_losses_on_one_tape);
     tcase_add_test(ag, test_fresh_gradients_gradcheck);
     tcase_add_test(ag, test_dead_gradient_columns_gradcheck);
     tcase_add_test(ag, test_dead_gradient_columns_same_bits);
+    tcase_add_test(ag, test_dead_gradient_columns_late_requires_grad);
     tcase_add_test(ag, test_gradient_buffers_are_recycled);
     tcase_add_test(ag, test_grad_disabled_records_nothing);
     tcase_add_test(ag, test_errors_are_sticky_and_clear_on_reset);
