@@ -340,18 +340,6 @@ tg_tensor *tg_node_finish(tg_node *n)
  * walk (recycled: a buffer serves several tensors in turn) and are gone afterwards;
  * gradients of caller-owned tensors (parameters) accumulate across calls.
  */
-static bool ensure_grad(tg_tape *tape, tg_tensor *t)
-{
-    t->flags |= TG_FLAG_GRAD_REACHED;
-    if (t->grad || !(t->flags & TG_FLAG_REQUIRES_GRAD))
-        return true;
-    if (!(t->flags & TG_FLAG_TAPE))
-        return true;    /* a caller-owned tensor without a buffer gets no gradient */
-    t->grad = tg_arena_alloc(tape, (size_t)t->numel * tg_dtype_size(t->dtype), true,
-                             "backward");
-    return t->grad != NULL;
-}
-
 const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb)
 {
     if (!tape->grad_enabled || w->dtype != TG_F32 || w->ndim != 2 ||
@@ -462,94 +450,93 @@ static void run_weight_grads(tg_tape *tape)
     tape->wq = tape->wq_last = NULL;
 }
 
-/* Gradient buffers of one size that no tensor uses any more (see alloc_grads). */
+/* The gradient buffers no tensor uses any more, one free list per size (GRAD_SIZES sizes
+   at most; buffers of further sizes are not recycled). */
+enum { GRAD_SIZES = 32 };
 typedef struct freebuf {
     void           *buf;
     struct freebuf *next;
 } freebuf;
-enum { GRAD_SIZES = 32 };   /* distinct buffer sizes recycled; others are not */
+typedef struct grad_pool {
+    size_t   bytes[GRAD_SIZES];
+    freebuf *free[GRAD_SIZES];
+    int      nsizes;
+} grad_pool;
 
-/* Takes a buffer of `bytes` from the free list of that size, else from the arena. */
-static void *take_grad_buffer(tg_tape *tape, size_t bytes, size_t *sizes, freebuf **lists,
-                              int *nsizes)
+static size_t grad_bytes(const tg_tensor *t)
 {
-    for (int c = 0; c < *nsizes; c++) {
-        if (sizes[c] == bytes && lists[c]) {
-            void *buf = lists[c]->buf;
-            lists[c] = lists[c]->next;
-            return buf;
-        }
-    }
-    return tg_arena_alloc(tape, bytes, false, "backward");
+    return aligned((size_t)t->numel * tg_dtype_size(t->dtype));
 }
 
-/* Puts buf on the free list of its size (no-op past GRAD_SIZES sizes). */
-static bool give_grad_buffer(tg_tape *tape, void *buf, size_t bytes, size_t *sizes,
-                             freebuf **lists, int *nsizes)
+/* Gives t a stale (garbage) gradient buffer: a free one of its size, else a new one. */
+static bool take_grad(tg_tape *tape, grad_pool *pool, tg_tensor *t)
 {
+    size_t bytes = grad_bytes(t);
+    for (int c = 0; c < pool->nsizes; c++) {
+        if (pool->bytes[c] == bytes && pool->free[c]) {
+            t->grad = pool->free[c]->buf;
+            pool->free[c] = pool->free[c]->next;
+            break;
+        }
+    }
+    if (!t->grad)
+        t->grad = tg_arena_alloc(tape, bytes, false, "backward");
+    t->flags |= TG_FLAG_GRAD_STALE;
+    return t->grad != NULL;
+}
+
+/* Puts t's gradient buffer on the free list of its size and flags t as having given it. */
+static bool give_grad(tg_tape *tape, grad_pool *pool, tg_tensor *t)
+{
+    size_t bytes = grad_bytes(t);
     int c = 0;
-    while (c < *nsizes && sizes[c] != bytes)
+    while (c < pool->nsizes && pool->bytes[c] != bytes)
         c++;
     if (c == GRAD_SIZES)
         return true;
-    if (c == *nsizes) {
-        sizes[c] = bytes;
-        lists[c] = NULL;
-        (*nsizes)++;
+    if (c == pool->nsizes) {
+        pool->bytes[c] = bytes;
+        pool->free[c] = NULL;
+        pool->nsizes++;
     }
     freebuf *f = tg_arena_alloc(tape, sizeof *f, false, "backward");
     if (!f)
         return false;
-    *f = (freebuf){ .buf = buf, .next = lists[c] };
-    lists[c] = f;
+    *f = (freebuf){ .buf = t->grad, .next = pool->free[c] };
+    pool->free[c] = f;
+    t->flags |= TG_FLAG_GRAD_RECYCLED;
     return true;
 }
 
-/* Before any op runs backward, gives a gradient buffer to every tape tensor the walk from
-   the loss will write, marked stale (garbage: before a node's backward runs, each stale
-   input gradient is handed to the op to overwrite, see tg_op.overwrites, or zeroed then).
-   Buffers are recycled: a node output's gradient is dead once its node has run backward,
-   so its buffer goes to the tensors first written after that (older nodes' inputs). A
-   step's gradients then stay in cache instead of streaming through as much memory as
-   its activations; the recycled tensors are flagged and keep no gradient afterwards.
-   Also marks which node outputs the walk reaches. All or nothing: false (NOMEM recorded)
-   before any gradient is touched. */
+/* Before any op runs backward, marks the node outputs the walk from the loss reaches and
+   gives a gradient buffer to every tape tensor it will write, the loss first, marked stale
+   (garbage: before a node's backward runs, each stale input gradient is handed to the op
+   to overwrite, see tg_op.overwrites, or zeroed then). Buffers are recycled: a node
+   output's gradient is dead once its node has run backward, so its buffer goes to the
+   tensors first written after that (older nodes' inputs). A step's gradients then stay in
+   cache instead of streaming through as much memory as its activations; the recycled
+   tensors are flagged and keep no gradient afterwards. All or nothing: false (NOMEM
+   recorded) before any gradient is touched. Every node output starts without a gradient
+   buffer: a backward leaves none behind. */
 static bool alloc_grads(tg_tape *tape, tg_tensor *loss)
 {
-    size_t sizes[GRAD_SIZES];
-    freebuf *lists[GRAD_SIZES];
-    int nsizes = 0;
+    grad_pool pool = { .nsizes = 0 };
     loss->flags |= TG_FLAG_GRAD_REACHED;
+    if (!take_grad(tape, &pool, loss))
+        return false;
     for (tg_node *n = tape->last; n; n = n->prev) {
         tg_tensor *y = n->out;
-        if (y == loss && !y->grad) {
-            y->grad = take_grad_buffer(tape, aligned((size_t)y->numel * tg_dtype_size(y->dtype)),
-                                       sizes, lists, &nsizes);
-            if (!y->grad)
-                return false;
-            y->flags |= TG_FLAG_GRAD_STALE;
-        }
         if (!(y->flags & TG_FLAG_GRAD_REACHED))
             continue;
         for (int i = 0; i < n->nin; i++) {
             tg_tensor *x = n->in[i];
             x->flags |= TG_FLAG_GRAD_REACHED;
-            if (x->grad || !(x->flags & TG_FLAG_REQUIRES_GRAD) || !(x->flags & TG_FLAG_TAPE))
-                continue;
-            x->grad = take_grad_buffer(tape, aligned((size_t)x->numel * tg_dtype_size(x->dtype)),
-                                       sizes, lists, &nsizes);
-            if (!x->grad)
+            if (!x->grad && (x->flags & TG_FLAG_REQUIRES_GRAD) && (x->flags & TG_FLAG_TAPE) &&
+                !take_grad(tape, &pool, x))
                 return false;
-            x->flags |= TG_FLAG_GRAD_STALE;
         }
-        /* n's backward is the last to read y's gradient */
-        if (y->grad && (y->flags & TG_FLAG_GRAD_STALE)) {
-            if (!give_grad_buffer(tape, y->grad,
-                                  aligned((size_t)y->numel * tg_dtype_size(y->dtype)), sizes,
-                                  lists, &nsizes))
-                return false;
-            y->flags |= TG_FLAG_GRAD_RECYCLED;
-        }
+        if (!give_grad(tape, &pool, y))   /* n's backward is the last to read it */
+            return false;
     }
     return true;
 }
@@ -577,30 +564,21 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
         return tape->status;
     }
     tape->wq = tape->wq_last = NULL;
-    for (tg_node *n = tape->last; n; n = n->prev) {
-        n->out->flags &= ~TG_FLAG_GRAD_REACHED;   /* an earlier backward's walk, maybe from
-                                                     another loss */
-        if (n->out->grad)
-            memset(n->out->grad, 0, (size_t)n->out->numel * tg_dtype_size(n->out->dtype));
-    }
-    if (!alloc_grads(tape, loss) || !ensure_grad(tape, loss))
+    for (tg_node *n = tape->last; n; n = n->prev)   /* an earlier walk, maybe from another loss */
+        n->out->flags &= ~TG_FLAG_GRAD_REACHED;
+    if (!alloc_grads(tape, loss))
         return tape->status;
-    if (loss->flags & TG_FLAG_GRAD_STALE) {
-        memset(loss->grad, 0, tg_dtype_size(loss->dtype));
-        loss->flags &= ~TG_FLAG_GRAD_STALE;
-    }
+    loss->flags &= ~TG_FLAG_GRAD_STALE;
     if (loss->dtype == TG_F64)
-        *(double *)loss->grad += 1.0;
+        *(double *)loss->grad = 1.0;
     else
-        *(float *)loss->grad += 1.0f;
+        *(float *)loss->grad = 1.0f;
     for (tg_node *n = tape->last; n; n = n->prev) {
         if (!(n->out->flags & TG_FLAG_GRAD_REACHED))
             continue;   /* nothing downstream of this node reached the loss */
         n->fresh = 0;
         for (int i = 0; i < n->nin; i++) {
             tg_tensor *x = n->in[i];
-            if (!ensure_grad(tape, x))
-                return tape->status;
             if (!(x->flags & TG_FLAG_GRAD_STALE))
                 continue;
             x->flags &= ~TG_FLAG_GRAD_STALE;
