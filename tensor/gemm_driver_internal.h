@@ -75,7 +75,8 @@ typedef struct GD_P(ctx) {
     bool slices;         /* slices mode (see run_slices) */
     _Atomic int64_t *next_panel;   /* the next B (columns) or A (rows) panel to take */
     int64_t nc;          /* rows mode: width of a column block (a multiple of NR) */
-    GD_T *bp;            /* rows mode: shared K x nc, every slice of the column block */
+    GD_T *bp;            /* shared packed op(B): rows mode K x nc (every slice of a column
+                            block), slices mode two slices; columns mode none */
     char *priv;          /* per-thread buffers, priv_bytes apart */
     size_t priv_bytes;
 } GD_P(ctx);
@@ -261,19 +262,39 @@ GD_P(pack_row_panels)(const GD_P(ctx) *x, const GD_T *(*row)(const GD_P(ctx) *, 
     }
 }
 
-/* g NR-wide panels of op(B) = B at columns j0.. (rows pc..pc+kc). */
-static void GD_P(pack_b_rows)(const GD_P(ctx) *x, int64_t j0, int64_t g, int64_t pc,
-                              int64_t kc, GD_T *dst)
+/* g NR-wide panels of op(B) at columns j0.. (K slice pc..pc+kc), panel q at dst + q*kc*NR:
+ * B not transposed read a row at a time (one run of g*NR elements), B^T panel by panel. */
+static void GD_P(pack_b_panels)(const GD_P(ctx) *x, int64_t j0, int64_t g, int64_t pc,
+                                int64_t kc, GD_T *dst)
 {
-    GD_P(pack_row_panels)(x, GD_P(brow), j0, x->N - j0, GD_NR, g, pc, kc, dst);
+    if (!x->tb)
+        GD_P(pack_row_panels)(x, GD_P(brow), j0, x->N - j0, GD_NR, g, pc, kc, dst);
+    else
+        for (int64_t q = 0; q < g; q++)
+            GD_P(pack_b)(x, j0 + q * GD_NR, pc, kc, dst + q * kc * GD_NR);
 }
 
-/* np MR-row panels of op(A) = A^T at rows i0.. (K slice pc..pc+kc), as pack_a would pack
- * them one by one. */
-static void GD_P(pack_at_panels)(const GD_P(ctx) *x, int64_t i0, int64_t np, int64_t pc,
-                                 int64_t kc, GD_T *dst)
+/* np MR-row panels of op(A) at rows i0.. (K slice pc..pc+kc), panel p at dst + p*kc*MR:
+ * A^T read a row at a time (one run of np*MR elements), A panel by panel. */
+static void GD_P(pack_a_panels)(const GD_P(ctx) *x, int64_t i0, int64_t np, int64_t pc,
+                                int64_t kc, GD_T *dst)
 {
-    GD_P(pack_row_panels)(x, GD_P(arow), i0, x->M - i0, GD_MR, np, pc, kc, dst);
+    if (x->ta)
+        GD_P(pack_row_panels)(x, GD_P(arow), i0, x->M - i0, GD_MR, np, pc, kc, dst);
+    else
+        for (int64_t p = 0; p < np; p++)
+            GD_P(pack_a)(x, i0 + p * GD_MR, pc, kc, dst + p * kc * GD_MR);
+}
+
+/* The tiles of np packed A panels (rows i0..) against npn packed B panels (columns j0..)
+ * over one K slice (pc, depth kc); B panel q at b + q*kc*NR. */
+static void GD_P(panel_tiles)(const GD_P(ctx) *x, int64_t i0, int64_t np, const GD_T *ap,
+                              int64_t j0, int64_t npn, const GD_T *b, int64_t pc, int64_t kc)
+{
+    for (int64_t q = 0; q < npn; q++)
+        for (int64_t p = 0; p < np; p++)
+            GD_P(tile)(x, i0 + p * GD_MR, j0 + q * GD_NR, kc, ap + p * GD_MR * kc, 1, GD_MR,
+                       b + q * GD_NR * kc, GD_NR, pc == 0);
 }
 
 /* Columns mode, run by thread tid of nth: takes runs of B panels from the shared counter
@@ -305,14 +326,8 @@ static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
          * packed panel by panel with transposes), then every tile below them. */
         for (int64_t pc = 0; pc < K; pc += kc0) {
             const int64_t kc = GD_MIN(kc0, K - pc);
-            if (x->bpre) {
-                /* packed once by the caller: read in place */
-            } else if (!x->tb) {
-                GD_P(pack_b_rows)(x, jg * GD_NR, g, pc, kc, bpan);
-            } else {
-                for (int64_t q = 0; q < g; q++)
-                    GD_P(pack_b)(x, (jg + q) * GD_NR, pc, kc, bpan + q * kc * GD_NR);
-            }
+            if (!x->bpre)   /* else packed once by the caller: read in place */
+                GD_P(pack_b_panels)(x, jg * GD_NR, g, pc, kc, bpan);
             for (int64_t q = 0; q < g; q++) {
                 const int64_t j = (jg + q) * GD_NR;
                 const GD_T *b = x->bpre ? x->bpre + (jg + q) * K * GD_NR + pc * GD_NR
@@ -351,13 +366,7 @@ static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
         for (int64_t it = lo; it < hi; it++) {
             int64_t sl = it / ng, p0 = it % ng * GD_GROUP, pc = sl * kc0;
             int64_t kc = GD_MIN(kc0, K - pc), g = GD_MIN((int64_t)GD_GROUP, npn - p0);
-            GD_T *dst = x->bp + pc * ncr + p0 * GD_NR * kc;
-            if (!x->tb) {
-                GD_P(pack_b_rows)(x, jc + p0 * GD_NR, g, pc, kc, dst);
-            } else {
-                for (int64_t p = 0; p < g; p++)
-                    GD_P(pack_b)(x, jc + (p0 + p) * GD_NR, pc, kc, dst + p * GD_NR * kc);
-            }
+            GD_P(pack_b_panels)(x, jc + p0 * GD_NR, g, pc, kc, x->bp + pc * ncr + p0 * GD_NR * kc);
         }
         if (nth > 1) {
 #pragma omp barrier
@@ -366,17 +375,8 @@ static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
         while (GD_P(take_run)(x->next_panel, npm, nth, GD_MC / GD_MR, &i0, &np)) {
             for (int64_t pc = 0; pc < K; pc += kc0) {
                 int64_t kc = GD_MIN(kc0, K - pc);
-                if (x->ta)
-                    GD_P(pack_at_panels)(x, i0 * GD_MR, np, pc, kc, ap);
-                else
-                    for (int64_t p = 0; p < np; p++)
-                        GD_P(pack_a)(x, (i0 + p) * GD_MR, pc, kc, ap + p * GD_MR * kc);
-                for (int64_t jr = 0; jr < npn; jr++) {
-                    const GD_T *b = x->bp + pc * ncr + jr * GD_NR * kc;
-                    for (int64_t p = 0; p < np; p++)
-                        GD_P(tile)(x, (i0 + p) * GD_MR, jc + jr * GD_NR, kc,
-                                   ap + p * GD_MR * kc, 1, GD_MR, b, GD_NR, pc == 0);
-                }
+                GD_P(pack_a_panels)(x, i0 * GD_MR, np, pc, kc, ap);
+                GD_P(panel_tiles)(x, i0 * GD_MR, np, ap, jc, npn, x->bp + pc * ncr, pc, kc);
             }
         }
         if (jc + x->nc < N && nth > 1) {   /* the next block repacks the shared buffer */
@@ -405,27 +405,15 @@ static void GD_P(run_slices)(const GD_P(ctx) *x, int tid, int nth)
         GD_T *bs = x->bp + (sl & 1) * kc0 * ncr;   /* panel p at p*NR*kc */
         for (int64_t gi = lo; gi < hi; gi++) {
             int64_t p0 = gi * GD_GROUP, g = GD_MIN((int64_t)GD_GROUP, npn - p0);
-            if (!x->tb) {
-                GD_P(pack_b_rows)(x, p0 * GD_NR, g, pc, kc, bs + p0 * GD_NR * kc);
-            } else {
-                for (int64_t p = 0; p < g; p++)
-                    GD_P(pack_b)(x, (p0 + p) * GD_NR, pc, kc, bs + (p0 + p) * GD_NR * kc);
-            }
+            GD_P(pack_b_panels)(x, p0 * GD_NR, g, pc, kc, bs + p0 * GD_NR * kc);
         }
         if (nth > 1) {
 #pragma omp barrier
         }
         for (int64_t i0 = plo; i0 < phi; i0 += GD_MC / GD_MR) {
             const int64_t np = GD_MIN((int64_t)(GD_MC / GD_MR), phi - i0);
-            if (x->ta)
-                GD_P(pack_at_panels)(x, i0 * GD_MR, np, pc, kc, ap);
-            else
-                for (int64_t p = 0; p < np; p++)
-                    GD_P(pack_a)(x, (i0 + p) * GD_MR, pc, kc, ap + p * GD_MR * kc);
-            for (int64_t jr = 0; jr < npn; jr++)
-                for (int64_t p = 0; p < np; p++)
-                    GD_P(tile)(x, (i0 + p) * GD_MR, jr * GD_NR, kc, ap + p * GD_MR * kc, 1,
-                               GD_MR, bs + jr * GD_NR * kc, GD_NR, pc == 0);
+            GD_P(pack_a_panels)(x, i0 * GD_MR, np, pc, kc, ap);
+            GD_P(panel_tiles)(x, i0 * GD_MR, np, ap, 0, npn, bs, pc, kc);
         }
     }
 }
@@ -491,15 +479,14 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
     /* Slices mode for a deep product whose K slice of op(B) fits in cache twice. */
     x.slices = !x.direct && x.nks >= 2 &&
                (size_t)x.kc * (size_t)x.npn * GD_NR * sizeof(GD_T) <= GD_SLICE_MAX;
-    size_t bytes;
+    size_t shared;   /* bytes of the shared packed op(B), before the private buffers */
     if (x.slices) {
         x.priv_bytes = GD_ROUNDUP((size_t)GD_MC * (size_t)x.kc * sizeof(GD_T));
-        bytes = 2 * GD_ROUNDUP((size_t)x.kc * (size_t)x.npn * GD_NR * sizeof(GD_T)) +
-                (size_t)nth * x.priv_bytes;
+        shared = 2 * GD_ROUNDUP((size_t)x.kc * (size_t)x.npn * GD_NR * sizeof(GD_T));
     } else if (x.direct) {
         x.priv_bytes = GD_ROUNDUP((size_t)x.kc * GD_GROUP * GD_NR * sizeof(GD_T)) +
                        GD_ROUNDUP((size_t)K * (size_t)(ta ? x.npm : 1) * GD_MR * sizeof(GD_T));
-        bytes = (size_t)nth * x.priv_bytes;
+        shared = 0;
     } else {
         /* column blocks of (nearly) equal width within the budget: each block packs all
          * of op(A) again, so a narrow last block would cost nearly as much as a wide one */
@@ -508,20 +495,13 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
         int64_t nblocks = (x.npn + cap - 1) / cap;
         x.nc = (x.npn + nblocks - 1) / nblocks * GD_NR;
         x.priv_bytes = GD_ROUNDUP((size_t)GD_MC * (size_t)x.kc * sizeof(GD_T));
-        bytes = GD_ROUNDUP((size_t)K * (size_t)x.nc * sizeof(GD_T)) + (size_t)nth * x.priv_bytes;
+        shared = GD_ROUNDUP((size_t)K * (size_t)x.nc * sizeof(GD_T));
     }
-    char *buf = tg__gemm_scratch(bytes);
+    char *buf = tg__gemm_scratch(shared + (size_t)nth * x.priv_bytes);
     if (!buf)
         return false;
-    if (x.direct) {
-        x.priv = buf;
-    } else if (x.slices) {
-        x.bp = (GD_T *)(void *)buf;
-        x.priv = buf + 2 * GD_ROUNDUP((size_t)x.kc * (size_t)x.npn * GD_NR * sizeof(GD_T));
-    } else {
-        x.bp = (GD_T *)(void *)buf;
-        x.priv = buf + GD_ROUNDUP((size_t)K * (size_t)x.nc * sizeof(GD_T));
-    }
+    x.bp = (GD_T *)(void *)buf;
+    x.priv = buf + shared;
 
     _Atomic int64_t next_panel = 0;
     x.next_panel = &next_panel;
