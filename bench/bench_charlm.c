@@ -177,7 +177,7 @@ static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, in
     size_t peak1 = tg_tape_bytes_peak(tape);
     int64_t mallocs1 = tg_tape_mallocs(tape);
     double med = median(ms, steps), gflops = flops / (med * 1e-3) * 1e-9;
-    double peak = median(peaks, rounds), frac = median(fracs, rounds);
+    double peak = median(peaks, rounds), frac = median(fracs, rounds);   /* fracs sorted */
     printf("charlm cell=%s layers=%d hidden=%d batch=%lld seq=%lld threads=%d "
            "ms_per_step=%.2f tokens_per_s=%.0f gflops=%.1f fraction_of_gemm_peak=%.2f "
            "fraction_range=%.2f-%.2f gemm_peak_gflops=%.1f "
@@ -185,7 +185,8 @@ static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, in
            "tape_peak_bytes=%zu tape_peak_growth=%lld mallocs_per_step=%.2f\n",
            tg_cell_kind_name(cell), layers, hidden, (long long)B, (long long)T, threads, med,
            (double)(B * T) / (med * 1e-3), gflops, frac, fracs[0], fracs[rounds - 1], peak,
-           flops, frac * performed / flops, t_fwd * 1e3 / steps, t_bwd * 1e3 / steps, t_opt * 1e3 / steps, peak1,
+           flops, frac * performed / flops, t_fwd * 1e3 / steps, t_bwd * 1e3 / steps,
+           t_opt * 1e3 / steps, peak1,
            (long long)peak1 - (long long)peak0, (double)(mallocs1 - mallocs0) / steps);
     fflush(stdout);
     free(ms);
