@@ -766,8 +766,6 @@ START_TEST(test_dead_gradient_columns_gradcheck)
 }
 END_TEST
 
-/* Skipping the dead columns changes no bit of h's gradient when h's width is a whole number
-   of GEMM panels (32), f32, 1 and 2 threads: x needing a gradient or not. */
 /* x made to require gradients after the concat was recorded gets none from it (the graph
    is what was recorded, as in PyTorch), rather than the columns nobody computed. */
 START_TEST(test_dead_gradient_columns_late_requires_grad)
@@ -790,6 +788,8 @@ START_TEST(test_dead_gradient_columns_late_requires_grad)
 }
 END_TEST
 
+/* Skipping the dead columns changes no bit of h's gradient when h's width is a whole number
+   of GEMM panels (32), f32: x needing a gradient or not. */
 START_TEST(test_dead_gradient_columns_same_bits)
 {
     float dh[2][50 * 32];
