@@ -48,12 +48,12 @@ struct tg_node {
    gradient buffer is not written yet (holds garbage). */
 #define TG_FLAG_GRAD_REACHED 0x100u
 #define TG_FLAG_GRAD_STALE   0x200u
-/* Its gradient buffer goes to another tensor once its node has run backward. */
-#define TG_FLAG_GRAD_RECYCLED 0x800u
 /* Only the leading columns (last dim) of this tape tensor's gradient are ever read: a
    concat whose trailing inputs need no gradient (the one-hot input of combine = [h, x])
    sets it, and products skip computing the rest of their dX (tg_grad_cols). */
 #define TG_FLAG_GRAD_LEAD    0x400u
+/* Its gradient buffer goes to another tensor once its node has run backward. */
+#define TG_FLAG_GRAD_RECYCLED 0x800u
 
 /* A tensor made by tg_node_output: the public struct and what only the tape needs. */
 typedef struct tg_tape_owned {

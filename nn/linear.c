@@ -20,11 +20,10 @@ tg_tensor *tg_gate(tg_tape *tape, tg_unary_op act, const tg_linear *l, tg_tensor
 {
     if (!act)
         return tg_fail(tape, TG_ERR_NULL, "gate", "%s: NULL activation", name ? name : "");
-    if (!l)
-        return tg_fail(tape, TG_ERR_NULL, "linear", "NULL layer");
     /* sigmoid and tanh gates are one node (the pre-activation is never stored); any
-       other activation is applied to the linear layer's output */
-    tg_tensor *g = act == tg_sigmoid || act == tg_tanh
+       other activation is applied to the linear layer's output (which reports a NULL
+       layer) */
+    tg_tensor *g = l && (act == tg_sigmoid || act == tg_tanh)
                        ? tg_gate_op(tape, x, l->w, l->b, act == tg_tanh)
                        : act(tape, tg_linear_apply(tape, l, x));
     return name ? tg_name(tape, g, name) : g;

@@ -307,6 +307,10 @@ START_TEST(test_linear_apply_values)
     ck_assert_ptr_null(tg_gate(tape, NULL, &l, x, "g"));
     ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
     tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_gate(tape, tg_sigmoid, NULL, x, "g"));   /* the one-node gate's path */
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "linear: NULL layer"));
+    tg_tape_reset(tape);
     tg_linear wrong = { b, b };
     ck_assert_ptr_null(tg_linear_apply(tape, &wrong, x));
     ck_assert_int_ne(tg_tape_status(tape), TG_OK);
