@@ -485,9 +485,11 @@ static bool take_grad(tg_tape *tape, grad_pool *pool, tg_tensor *t)
     return t->grad != NULL;
 }
 
-/* Puts t's gradient buffer on the free list of its size and flags t as having given it. */
+/* Flags t as giving its gradient buffer back (it keeps none after backward) and puts the
+   buffer on the free list of its size, if the pool has one. */
 static bool give_grad(tg_tape *tape, grad_pool *pool, tg_tensor *t)
 {
+    t->flags |= TG_FLAG_GRAD_RECYCLED;
     size_t bytes = grad_bytes(t);
     int c = 0;
     while (c < pool->nsizes && pool->bytes[c] != bytes)
@@ -504,7 +506,6 @@ static bool give_grad(tg_tape *tape, grad_pool *pool, tg_tensor *t)
         return false;
     *f = (freebuf){ .buf = t->grad, .next = pool->free[c] };
     pool->free[c] = f;
-    t->flags |= TG_FLAG_GRAD_RECYCLED;
     return true;
 }
 

@@ -698,6 +698,31 @@ START_TEST(test_backward_from_two_losses_on_one_tape)
 }
 END_TEST
 
+/* More gradient sizes than the backward pool keeps free lists for (40 sizes, 64 bytes
+   apart, in one chain): a second backward on the same tape gives the same gradient, not
+   that plus the first backward's leftovers. */
+START_TEST(test_repeated_backward_with_many_gradient_sizes)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = mk(TG_F64, 1, (int64_t[]){ 320 }, NULL);
+    for (int64_t i = 0; i < 320; i++)
+        tg_tensor_set(x, i, 0.001 * (double)i);
+    tg_tensor_requires_grad(x);
+    tg_tensor *y = tg_tanh(tape, x);
+    for (int64_t k = 39; k >= 1; k--)   /* 39 more sizes: slices of 8k doubles */
+        y = tg_tanh(tape, tg_slice(tape, y, 0, 0, 8 * k));
+    tg_tensor *loss = tg_sum(tape, y);
+    ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
+    double first = tg_tensor_grad_get(x, 0);
+    tg_tensor_zero_grad(x);
+    ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
+    ck_close(tg_tensor_grad_get(x, 0), first, 0);
+    ck_close(tg_tensor_grad_get(x, 319), 0, 0);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
 /* Gradient buffers of tape tensors start as garbage that the first op to reach them
    overwrites (or zeroes, for ops that add): exercise every kind of first writer on tape
    tensors: GEMM (matmul's A and B, affine's x, weight and bias from other ops), unary,
@@ -1203,6 +1228,7 @@ Suite *ops_suite(void)
     tcase_add_test(ag, test_constants_get_no_gradient);
     tcase_add_test(ag, test_nodes_off_the_loss_path_are_skipped);
     tcase_add_test(ag, test_backward_from_two_losses_on_one_tape);
+    tcase_add_test(ag, test_repeated_backward_with_many_gradient_sizes);
     tcase_add_test(ag, test_fresh_gradients_gradcheck);
     tcase_add_test(ag, test_dead_gradient_columns_gradcheck);
     tcase_add_test(ag, test_dead_gradient_columns_same_bits);
