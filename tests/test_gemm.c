@@ -194,8 +194,9 @@ START_TEST(test_gemm_k_slices)
 }
 END_TEST
 
-/* Many rows and columns in the few-rows (columns) mode, and the rows mode with several
- * row blocks (MC) and several column blocks (packed op(B) is capped at 4 MiB). */
+/* Many rows and columns in the few-rows (columns) mode; the slices mode with several row
+ * blocks (MC) and K slices; and the rows mode with two K slices too wide for the slices
+ * mode (a slice of packed op(B) over 4 MiB) and two column blocks (op(B) over 8 MiB). */
 START_TEST(test_gemm_blocks)
 {
     run_all(300, 21, 11, 1.0, 0.0, 0, false);
@@ -206,6 +207,8 @@ START_TEST(test_gemm_blocks)
     g.ta = true;
     g.tb = false;
     run_case(&g, false, IMPL_PUBLIC, false);
+    gcase wide = {129, 4112, 512, true, false, 1.0, 0.5, 1};
+    run_case(&wide, false, IMPL_PUBLIC, false);
 }
 END_TEST
 
