@@ -394,7 +394,7 @@ static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
  * slice then streams from cache past a thread's share once per MC rows. The rows mode
  * packs every slice up front instead and streams all of them past every run of A panels,
  * and its guided runs get short at the end: at 577x2500x512 that read op(B) from L3 about
- * three times as often, and ran 3-6% slower. Two buffers: a thread packing slice s+1
+ * three times as often, and ran 2-4% slower. Two buffers: a thread packing slice s+1
  * cannot overwrite the slice another thread still reads, which it only passes after the
  * barrier of s+1. */
 static void GD_P(run_slices)(const GD_P(ctx) *x, int tid, int nth)
@@ -481,7 +481,7 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
     x.direct = (size_t)M * (size_t)K * sizeof(GD_T) <= GD_DIRECT_A_MAX &&
                GD_P(balance)(x.npn, nth) + 0.02 >= GD_P(balance)(x.npm, nth);
     x.bpre = x.direct ? bpre : NULL;   /* rows mode packs its own blocks */
-    /* Slices mode for a product deeper than one slice whose slice of op(B) is not huge. */
+    /* Slices mode for a product deeper than one K slice, unless a slice of op(B) is huge. */
     x.slices = !x.direct && x.nks >= 2 &&
                (size_t)x.kc * (size_t)x.npn * GD_NR * sizeof(GD_T) <= GD_SLICE_MAX;
     size_t shared;   /* bytes of the shared packed op(B), before the private buffers */
