@@ -8,8 +8,6 @@
  * forward:   y[i] = f(x[i])
  * backward:  dx[i] += f'(x[i]) * dy[i]   (written with y where cheaper: sigmoid, tanh, exp)
  */
-enum { VEC_CHUNK = 4096 };   /* elements per task of a vectorised float forward */
-
 #define UNARY_KERNELS(name, fwd, bwd, vecf)                                       \
     static void name##_forward(tg_node *n)                                        \
     {                                                                             \
@@ -20,10 +18,8 @@ enum { VEC_CHUNK = 4096 };   /* elements per task of a vectorised float forward 
         if (vec && n->out->dtype == TG_F32) {                                     \
             const float *xs = n->in[0]->data;                                     \
             float *ys = n->out->data;                                             \
-            int64_t chunks = (len + VEC_CHUNK - 1) / VEC_CHUNK;                   \
-            TG_FOR(len * 8, c, chunks,                                            \
-                int64_t lo = c * VEC_CHUNK;                                       \
-                vec(xs + lo, ys + lo, len - lo < VEC_CHUNK ? len - lo : VEC_CHUNK);); \
+            TG_FOR_CHUNKS(len * 8, len, lo, m,                                    \
+                vec(xs + lo, ys + lo, m););                                       \
             return;                                                               \
         }                                                                         \
         TG_DISPATCH(n->out->dtype,                                                \

@@ -23,13 +23,6 @@
  * do not depend on the thread count.
  */
 
-/* for each chunk of up to 4096 of n elements: [lo, lo + len), chunks split over threads
-   when the work pays (TG_FOR) */
-#define FOR_CHUNKS(n, work_per_elem, lo, len, ...)                                     \
-    TG_FOR((n) * (work_per_elem), c_, ((n) + 4095) / 4096,                             \
-        int64_t lo = c_ * 4096, len = (n) - lo < 4096 ? (n) - lo : 4096;               \
-        __VA_ARGS__)
-
 struct tg_optim {
     tg_params      *ps;
     tg_optim_config cfg;
@@ -392,9 +385,9 @@ static inline void adagrad_elem(double *p, double g, double *s, const step_args 
 }
 
 /* One loop per (kind, dtype): load p, g and the state as doubles, update, store; chunks
-   of 4096 elements split over threads (TG_FOR). Its runtime options (decay, momentum,
-   centering, which buffers exist) keep the compiler from vectorising it: the common
-   plain RMSprop has its own loop below. */
+   of TG_CHUNK elements split over threads (TG_FOR_CHUNKS). Its runtime options (decay,
+   momentum, centering, which buffers exist) keep the compiler from vectorising it: the
+   common plain RMSprop has its own loop below. */
 #define DEFINE_UPDATE(NAME, T, ELEM)                                                   \
     static void NAME##_chunk(T *restrict p, const T *restrict g, T *restrict s0,      \
                              T *restrict s1, T *restrict s2, int64_t n,               \
@@ -421,7 +414,7 @@ static inline void adagrad_elem(double *p, double g, double *s, const step_args 
     {                                                                                  \
         T *s0 = nb > 0 ? st[0] : NULL, *s1 = nb > 1 ? st[1] : NULL;                    \
         T *s2 = nb > 2 ? st[2] : NULL;                                                 \
-        FOR_CHUNKS(n, 4, lo, len,                                                      \
+        TG_FOR_CHUNKS(n * 4, n, lo, len,                                               \
             NAME##_chunk(p + lo, g + lo, s0 ? s0 + lo : NULL, s1 ? s1 + lo : NULL,     \
                          s2 ? s2 + lo : NULL, len, a););                               \
     }
@@ -459,7 +452,7 @@ static void rmsprop_plain_chunk(float *restrict p, const float *restrict g,
 static void rmsprop_plain_f32(float *p, const float *g, float *sq, int64_t n,
                               const step_args *a)
 {
-    FOR_CHUNKS(n, 4, lo, len,
+    TG_FOR_CHUNKS(n * 4, n, lo, len,
         rmsprop_plain_chunk(p + lo, g + lo, sq + lo, len, a->alpha, a->one_minus_alpha,
                             a->eps, a->neg_lr););
 }
@@ -487,7 +480,7 @@ static bool grads_finite(tg_params *ps)
         TG_DISPATCH(t->dtype,
             const T *g = t->grad;
             /* a chunk that finds one sets the flag: the same answer in any order */
-            FOR_CHUNKS(n, 1, lo, len,
+            TG_FOR_CHUNKS(n, n, lo, len,
                 int found = 0;
                 for (int64_t i = lo; i < lo + len; i++)
                     found |= !isfinite(g[i]);

@@ -46,4 +46,14 @@ bool tg__threads_pay(void);
         }                                                                         \
     } while (0)
 
+/* TG_FOR over chunks of TG_CHUNK elements: body runs once per chunk [lo, lo + len) of the
+   n elements, the chunks split over threads when work pays. Chunk bounds depend on n
+   alone, so a per-chunk result is the same for any thread count. */
+#define TG_CHUNK 4096
+#define TG_FOR_CHUNKS(work, n, lo, len, ...)                                      \
+    TG_FOR((work), chunk_, ((n) + TG_CHUNK - 1) / TG_CHUNK,                      \
+        int64_t lo = chunk_ * TG_CHUNK;                                           \
+        int64_t len = (n) - lo < TG_CHUNK ? (n) - lo : TG_CHUNK;                  \
+        __VA_ARGS__)
+
 #endif /* TG_TENSOR_TENSOR_INTERNAL_H */
