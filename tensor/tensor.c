@@ -72,18 +72,40 @@ void tg_tensor_set_shape(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *
     t->numel = numel;
 }
 
+/* Says why tg_shape_check refused (dtype, ndim, shape) on behalf of who. */
+static void shape_error(const char *who, tg_status st, tg_dtype dtype, int ndim,
+                        const int64_t *shape)
+{
+    if (!shape)
+        tg_error_set(st, "%s: shape is NULL", who);
+    else if (dtype != TG_F32 && dtype != TG_F64)
+        tg_error_set(st, "%s: unknown dtype %d", who, (int)dtype);
+    else if (ndim < 1 || ndim > TG_MAX_DIMS)
+        tg_error_set(st, "%s: %d dims (must be 1..%d)", who, ndim, TG_MAX_DIMS);
+    else if (st == TG_ERR_SHAPE)
+        tg_error_set(st, "%s: every dim must be >= 1", who);
+    else
+        tg_error_set(st, "%s: %d-dim shape too large", who, ndim);
+}
+
 tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape)
 {
     int64_t numel;
     size_t bytes;
-    if (tg_shape_check(dtype, ndim, shape, &numel, &bytes) != TG_OK)
+    tg_status st = tg_shape_check(dtype, ndim, shape, &numel, &bytes);
+    if (st != TG_OK) {
+        shape_error("tensor_new", st, dtype, ndim, shape);
         return NULL;
+    }
     tg_tensor *t = calloc(1, sizeof *t);
-    if (!t)
+    if (!t) {
+        tg_error_set(TG_ERR_NOMEM, "tensor_new: out of memory");
         return NULL;
+    }
     t->data = calloc(1, bytes);
     if (!t->data) {
         free(t);
+        tg_error_set(TG_ERR_NOMEM, "tensor_new: out of memory for %zu bytes", bytes);
         return NULL;
     }
     tg_tensor_set_shape(t, dtype, ndim, shape, numel);

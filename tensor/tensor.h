@@ -30,6 +30,19 @@ typedef enum tg_status {
 /* A short English description of a status ("shape mismatch", ...). Never NULL. */
 const char *tg_status_str(tg_status s);
 
+/* ---- errors of functions that are not ops ----------------------------------
+ * An op records its error on its tape (autograd.h). Every other function that returns
+ * NULL or a status other than TG_OK also leaves a message for the calling thread saying
+ * why ("params_add: name \"w\" is taken"), read with tg_last_error, as errno is read
+ * after a failed libc call. A successful call does not clear it.
+ */
+/* The message of the calling thread's most recent failure ("" when there was none). */
+const char *tg_last_error(void);
+/* The status of that failure (TG_OK when there was none). */
+tg_status   tg_last_status(void);
+/* Forgets the calling thread's last failure. */
+void        tg_clear_error(void);
+
 #define TG_MAX_DIMS 4
 
 /* flags bits */

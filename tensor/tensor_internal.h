@@ -8,6 +8,12 @@
 
 #include "tensor/tensor.h"
 
+/* Records the calling thread's last error (tg_last_error) and returns status, so a
+   failing function can `return tg_error_set(TG_ERR_ARG, "who: why %d", x);`.
+   The message starts with the public function's name without its tg_ prefix. */
+tg_status tg_error_set(tg_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
 /* a*b into *out; true (and *out untouched) when it overflows size_t. */
 bool tg_mul_overflows(size_t a, size_t b, size_t *out);
 

@@ -31,6 +31,25 @@ START_TEST(test_new_rejects_bad_input)
 }
 END_TEST
 
+START_TEST(test_last_error_per_thread_message)
+{
+    tg_clear_error();
+    ck_assert_str_eq(tg_last_error(), "");
+    ck_assert_int_eq(tg_last_status(), TG_OK);
+    ck_assert_ptr_null(tg_tensor_new(TG_F32, 5, (int64_t[]){ 1, 1, 1, 1, 1 }));
+    ck_assert_int_eq(tg_last_status(), TG_ERR_ARG);
+    ck_assert_msg(strstr(tg_last_error(), "tensor_new") && strstr(tg_last_error(), "5"),
+                  "message: %s", tg_last_error());
+    /* a success leaves the reason of the last failure in place */
+    tg_tensor *t = tg_tensor_new(TG_F32, 1, (int64_t[]){ 2 });
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(tg_last_status(), TG_ERR_ARG);
+    tg_tensor_free(t);
+    tg_clear_error();
+    ck_assert_str_eq(tg_last_error(), "");
+}
+END_TEST
+
 START_TEST(test_new_overflow_is_an_error)
 {
     /* 2^80 elements: the size computation overflows; must be NULL, not a crash */
@@ -211,6 +230,7 @@ Suite *tensor_suite(void)
     tcase_add_test(tc, test_new_zeroed_and_shape);
     tcase_add_test(tc, test_new_rejects_bad_input);
     tcase_add_test(tc, test_new_overflow_is_an_error);
+    tcase_add_test(tc, test_last_error_per_thread_message);
     tcase_add_test(tc, test_requires_grad_and_access);
     tcase_add_test(tc, test_copy_clone_and_mismatch);
     tcase_add_test(tc, test_print_is_shape_aware);

@@ -1,0 +1,36 @@
+/* tensor/error.c: the calling thread's last error, the reason behind a NULL or a status. */
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "tensor/tensor_internal.h"
+
+/* One message per thread, as errno and dlerror keep theirs: a failing call on one thread
+   never overwrites the reason another thread is about to read. */
+static _Thread_local char last_message[512];
+static _Thread_local tg_status last_status;
+
+const char *tg_last_error(void)
+{
+    return last_message;
+}
+
+tg_status tg_last_status(void)
+{
+    return last_status;
+}
+
+void tg_clear_error(void)
+{
+    last_message[0] = '\0';
+    last_status = TG_OK;
+}
+
+tg_status tg_error_set(tg_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_message, sizeof last_message, fmt, ap);
+    va_end(ap);
+    last_status = status;
+    return status;
+}
