@@ -26,7 +26,7 @@ BASE_CFLAGS += -DTG_USE_OPENBLAS $(shell pkg-config --cflags openblas 2>/dev/nul
 LDLIBS      += $(shell pkg-config --libs openblas 2>/dev/null || echo -lopenblas)
 endif
 
-# MPI=1: data-parallel training over MPI (issue 9; docs/MPI.md): optim/dist.c's tg_dist_*
+# MPI=1: data-parallel training over MPI (docs/MPI.md): optim/dist.c's tg_dist_*
 # join the library and charlm trains across ranks (mpirun -np N build/mpi/examples/charlm
 # train ...). mpicc builds into build/mpi, so MPI and plain objects never mix.
 ifeq ($(MPI),1)
@@ -159,7 +159,7 @@ clean:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 
-# ---- reliability (issue 7; docs/RELIABILITY.md) ----------------------------------------
+# ---- reliability (docs/RELIABILITY.md) ----------------------------------------
 #   make fuzz          libFuzzer targets fuzz/fuzz_*.c (clang), each run FUZZ_TIME seconds
 #                      from the seeds in tests/fuzz_seeds/NAME (tests/fuzz.sh)
 #   make reliability   the fuzz seeds and kept crash inputs (tests/fuzz_regress/NAME) replayed
@@ -207,7 +207,7 @@ reliability: check-deps
 
 -include $(shell find $(FUZZ_DIR) -name '*.d' 2>/dev/null)
 
-# ---- MPI (issue 9; docs/MPI.md) ---------------------------------------------------------
+# ---- MPI (docs/MPI.md) ---------------------------------------------------------
 #   make mpi-test      build charlm with MPI=1, then tests/mpi_test.sh: the library API on
 #                      2 ranks, 2-rank vs 1-rank losses, bit-identical reruns, resume on 1
 #                      rank, a rank killed mid-run (needs mpirun: openmpi-bin libopenmpi-dev)

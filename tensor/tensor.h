@@ -135,7 +135,7 @@ void tg_tensor_fill_uniform(tg_tensor *t, tg_rng *rng, double lo, double hi);
 void tg_tensor_fill_normal(tg_tensor *t, tg_rng *rng, double mean, double sd);
 
 /* ---- threads --------------------------------------------------------------
- * Results never depend on the thread count (see DESIGN.md section 6).
+ * Results never depend on the thread count (docs/DESIGN.md, "Determinism").
  */
 /* Sets the number of OpenMP threads kernels may use (n >= 1); no-op without OpenMP. */
 void tg_set_num_threads(int n);

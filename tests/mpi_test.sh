@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/mpi_test.sh: data-parallel training over MPI (issue 9): the tg_dist API on 2 and 3
+# tests/mpi_test.sh: data-parallel training over MPI (docs/MPI.md): the tg_dist API on 2 and 3
 # ranks, 2-rank vs 1-rank training, bit-identical reruns, resume across rank counts,
 # dropout, a rank killed or hung mid-run, a graceful stop. Usage: tests/mpi_test.sh [BUILD]
 # where BUILD holds an MPI=1 build (default build/mpi; `make mpi-test` builds it first).

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# tests/reliability.sh: end-to-end reliability checks of the charlm tool (issue 7).
+# tests/reliability.sh: end-to-end reliability checks of the charlm tool (docs/RELIABILITY.md).
 #
 #   tests/reliability.sh [-b BUILD] [SECTION...]
 #

@@ -6,7 +6,7 @@
 
 #include "examples/charlm/charlm.h"
 #ifdef TG_WITH_MPI
-#include "examples/charlm/dist.h"   /* MPI=1: data-parallel training (issue 9) */
+#include "examples/charlm/dist.h"   /* MPI=1: data-parallel training (docs/MPI.md) */
 #endif
 #include "examples/charlm/viz.h"
 

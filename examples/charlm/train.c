@@ -11,7 +11,7 @@
 
 #include "examples/charlm/charlm.h"
 #ifdef TG_WITH_MPI
-#include "examples/charlm/dist.h"   /* MPI=1: data-parallel training (issue 9) */
+#include "examples/charlm/dist.h"   /* MPI=1: data-parallel training (docs/MPI.md) */
 #endif
 
 #define SUMMARY_WINDOW 20 /* the summary's loss is the mean of this many last steps */

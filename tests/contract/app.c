@@ -1,4 +1,4 @@
-/* tests/contract/app.c: an outside program written only against DESIGN.md section 4's contract;
+/* tests/contract/app.c: an outside program written only against the public headers (tapegrad.h);
    `make check` links it with build/libtapegrad.a and it checks every op's gradient. */
 #include <math.h>
 #include <stdio.h>

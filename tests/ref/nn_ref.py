@@ -11,7 +11,7 @@ written into the header, then mapped onto torch's own layout:
     (an implementation that shares no code with tapegrad; torch's second bias is zero),
   * the classic GRU (reset gate applied to h before the candidate's matmul) is not what
     torch.nn.GRU computes, so it is written out with torch ops from the equations in
-    DESIGN.md section 4.
+    the GRU section of nn/gru.c (the illustrated guide's classic form).
 Gradients come from torch's autograd through that mapping, so they are in tapegrad's layout.
 
 Cell cases: B=2, I=3, H=4, T=6 steps from a random h0 (and c0); loss = sum_t sum(h_t * r_t)
