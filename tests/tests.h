@@ -12,6 +12,8 @@ Suite *tensor_suite(void);
 Suite *ops_suite(void);
 Suite *gradcheck_suite(void);
 Suite *nn_suite(void);
+Suite *cells_suite(void);
+Suite *stack_suite(void);
 Suite *optim_suite(void);
 Suite *checkpoint_suite(void);
 Suite *gemm_suite(void);
@@ -25,6 +27,21 @@ unsigned char *tg_test_read_file(const char *path, size_t *size);
 void tg_test_write_file(const char *path, const void *data, size_t n);
 /* "dir/name" in one of four rotating static buffers (a few may be live at once). */
 const char *tg_test_join(const char *dir, const char *name);
+
+/* Shared nn helpers (tests/nn_util.c). */
+/* The gates of a cell in struct order (the reference header's order); returns count. */
+int tg_test_cell_gates(tg_cell *c, tg_linear **g);
+/* One step of any cell kind; *c is read and replaced for LSTM. Returns the new h. */
+tg_tensor *tg_test_cell_step(tg_tape *tape, const tg_cell *cell, tg_tensor *x, tg_tensor *h,
+                             tg_tensor **c);
+/* A caller-owned float64 tensor (d0) or (d0,d1) that requires grad, filled with values
+   (row-major) unless NULL. */
+tg_tensor *tg_test_new_f64(int ndim, int64_t d0, int64_t d1, const double *values);
+/* The largest |t[i] - ref[i]| over t's values (or its gradient when grad is true). */
+double tg_test_max_abs_diff(const tg_tensor *t, const double *ref, bool grad);
+/* Builds a 2-layer char-LM of kind (V 11, H 6) into a new collection seeded with seed. */
+tg_params *tg_test_charlm_params(tg_charlm *m, tg_cell_kind kind, int embed, uint64_t seed,
+                                 tg_dtype dtype);
 
 /* |a - b| <= tol, with both values printed on failure. */
 #define ck_close(a, b, tol)                                                          \

@@ -1,0 +1,77 @@
+/* tests/nn_util.c: helpers the nn, cells and stack suites share. */
+#include <math.h>
+#include <string.h>
+
+#include "tests/tests.h"
+
+/* Legend: B batch, T time, I input, H hidden, V vocab. */
+
+int tg_test_cell_gates(tg_cell *c, tg_linear **g)
+{
+    switch (c->kind) {
+    case TG_CELL_RNN:
+        g[0] = &c->u.rnn.layer;
+        return 1;
+    case TG_CELL_LSTM:
+        g[0] = &c->u.lstm.forget;
+        g[1] = &c->u.lstm.candidate;
+        g[2] = &c->u.lstm.input;
+        g[3] = &c->u.lstm.output;
+        return 4;
+    case TG_CELL_GRU:
+        g[0] = &c->u.gru.update;
+        g[1] = &c->u.gru.reset;
+        g[2] = &c->u.gru.candidate;
+        return 3;
+    }
+    return 0;
+}
+
+tg_tensor *tg_test_cell_step(tg_tape *tape, const tg_cell *cell, tg_tensor *x, tg_tensor *h,
+                             tg_tensor **c)
+{
+    switch (cell->kind) {
+    case TG_CELL_RNN:
+        return tg_rnn_cell_step(tape, &cell->u.rnn, x, h);
+    case TG_CELL_LSTM: {
+        tg_lstm_state s = tg_lstm_cell_step(tape, &cell->u.lstm, x, (tg_lstm_state){ h, *c });
+        *c = s.c;
+        return s.h;
+    }
+    case TG_CELL_GRU:
+        return tg_gru_cell_step(tape, &cell->u.gru, x, h);
+    }
+    return NULL;
+}
+
+tg_tensor *tg_test_new_f64(int ndim, int64_t d0, int64_t d1, const double *values)
+{
+    const int64_t shape[2] = { d0, d1 };
+    tg_tensor *t = tg_tensor_new(TG_F64, ndim, shape);
+    ck_assert_ptr_nonnull(t);
+    if (values)
+        tg_tensor_fill_values(t, values);
+    ck_assert_int_eq(tg_tensor_requires_grad(t), TG_OK);
+    return t;
+}
+
+double tg_test_max_abs_diff(const tg_tensor *t, const double *ref, bool grad)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < t->numel; i++) {
+        double v = grad ? tg_tensor_grad_get(t, i) : tg_tensor_get(t, i);
+        worst = fmax(worst, fabs(v - ref[i]));
+    }
+    return worst;
+}
+
+tg_params *tg_test_charlm_params(tg_charlm *m, tg_cell_kind kind, int embed, uint64_t seed,
+                                 tg_dtype dtype)
+{
+    tg_params *ps = tg_params_new(dtype);
+    tg_rng rng;
+    tg_rng_seed(&rng, seed);
+    tg_charlm_config cfg = { kind, 11, 2, 6, embed, 0.0 };
+    ck_assert_int_eq(tg_charlm_init(m, ps, &cfg, NULL, &rng), TG_OK);
+    return ps;
+}

@@ -1,0 +1,312 @@
+/* tests/test_cells.c: the cells suite: one cell's steps against a torch reference, the
+   names its gates report, its error paths, and float64 gradient checks through time. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/ref/nn_ref.h"
+#include "tests/tests.h"
+
+/* Legend: B batch, T time, I input, H hidden, V vocab. */
+
+/* ---- the cells against the torch reference ------------------------------------- */
+
+/* A cell built as an outside program would: public struct fields filled with
+   caller-owned tensors (no tg_params). */
+typedef struct ref_cell {
+    const nnref_cell *r;
+    tg_cell cell;
+    tg_tensor *w[4], *b[4];
+    tg_tensor *x[8], *h0, *c0;
+} ref_cell;
+
+static void ref_cell_build(ref_cell *rc, const nnref_cell *r)
+{
+    memset(rc, 0, sizeof *rc);
+    rc->r = r;
+    int kind = tg_cell_kind_parse(r->kind);
+    ck_assert_int_ge(kind, 0);
+    rc->cell.kind = (tg_cell_kind)kind;
+    tg_linear *gates[4];
+    int n = tg_test_cell_gates(&rc->cell, gates);
+    ck_assert_int_eq(n, r->ngates);
+    for (int g = 0; g < n; g++) {
+        rc->w[g] = tg_test_new_f64(2, r->H + r->I, r->H, r->w[g]);
+        rc->b[g] = tg_test_new_f64(1, r->H, 1, r->b[g]);
+        gates[g]->w = rc->w[g];
+        gates[g]->b = rc->b[g];
+    }
+    switch (rc->cell.kind) {      /* the sizes are the same field in every cell struct */
+    case TG_CELL_RNN:
+        rc->cell.u.rnn.input_size = r->I;
+        rc->cell.u.rnn.hidden_size = r->H;
+        break;
+    case TG_CELL_LSTM:
+        rc->cell.u.lstm.input_size = r->I;
+        rc->cell.u.lstm.hidden_size = r->H;
+        break;
+    case TG_CELL_GRU:
+        rc->cell.u.gru.input_size = r->I;
+        rc->cell.u.gru.hidden_size = r->H;
+        break;
+    }
+    for (int t = 0; t < r->T; t++)
+        rc->x[t] = tg_test_new_f64(2, r->B, r->I, r->x + t * r->B * r->I);
+    rc->h0 = tg_test_new_f64(2, r->B, r->H, r->h0);
+    rc->c0 = r->c0 ? tg_test_new_f64(2, r->B, r->H, r->c0) : NULL;
+}
+
+static void ref_cell_free(ref_cell *rc)
+{
+    for (int g = 0; g < 4; g++) {
+        tg_tensor_free(rc->w[g]);
+        tg_tensor_free(rc->b[g]);
+    }
+    for (int t = 0; t < 8; t++)
+        tg_tensor_free(rc->x[t]);
+    tg_tensor_free(rc->h0);
+    tg_tensor_free(rc->c0);
+}
+
+START_TEST(test_cell_matches_torch)
+{
+    const nnref_cell *r = &nnref_cells[_i];
+    ref_cell rc;
+    ref_cell_build(&rc, r);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *h = rc.h0, *c = rc.c0, *loss = NULL;
+    int64_t BH = (int64_t)r->B * r->H;
+    for (int t = 0; t < r->T; t++) {
+        h = tg_test_cell_step(tape, &rc.cell, rc.x[t], h, &c);
+        ck_assert_msg(h != NULL, "%s step %d: %s", r->kind, t, tg_tape_errmsg(tape));
+        ck_assert(tg_test_max_abs_diff(h, r->h + t * BH, false) < 1e-12);
+        if (r->c)
+            ck_assert(tg_test_max_abs_diff(c, r->c + t * BH, false) < 1e-12);
+        const double *rt = r->r + t * BH;
+        tg_tensor *rt_t = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ r->B, r->H });
+        memcpy(rt_t->data, rt, (size_t)BH * sizeof(double));
+        tg_tensor *term = tg_sum(tape, tg_mul(tape, h, rt_t));
+        loss = loss ? tg_add(tape, loss, term) : term;
+    }
+    ck_close(tg_tensor_get(loss, 0), r->loss, 1e-12);
+    ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
+    for (int g = 0; g < r->ngates; g++) {
+        ck_assert_msg(tg_test_max_abs_diff(rc.w[g], r->dw[g], true) < 1e-10, "%s d%s.w", r->kind,
+                      r->gate[g]);
+        ck_assert_msg(tg_test_max_abs_diff(rc.b[g], r->db[g], true) < 1e-10, "%s d%s.b", r->kind,
+                      r->gate[g]);
+    }
+    for (int t = 0; t < r->T; t++)
+        ck_assert(tg_test_max_abs_diff(rc.x[t], r->dx + t * r->B * r->I, true) < 1e-10);
+    ck_assert(tg_test_max_abs_diff(rc.h0, r->dh0, true) < 1e-10);
+    if (rc.c0)
+        ck_assert(tg_test_max_abs_diff(rc.c0, r->dc0, true) < 1e-10);
+    tg_tape_free(tape);
+    ref_cell_free(&rc);
+}
+END_TEST
+
+/* ---- observer: every gate is reported under its guide name ---------------------- */
+
+typedef struct seen { char names[16][16]; int n; } seen;
+
+static void record_name(void *user, const char *name, const tg_tensor *t)
+{
+    seen *s = user;
+    ck_assert_ptr_nonnull(t);
+    if (s->n < 16)
+        snprintf(s->names[s->n++], 16, "%s", name);
+}
+
+START_TEST(test_cells_report_named_steps)
+{
+    static const char *const want[3][7] = {
+        { "hidden" },
+        { "forget", "candidate", "input", "cell", "output", "hidden" },
+        { "update", "reset", "candidate", "hidden" },
+    };
+    static const int count[3] = { 1, 6, 4 };
+    const nnref_cell *r = &nnref_cells[_i];
+    ref_cell rc;
+    ref_cell_build(&rc, r);
+    tg_tape *tape = tg_tape_new();
+    seen s = { .n = 0 };
+    tg_tape_set_observer(tape, record_name, &s);
+    tg_tensor *c = rc.c0;
+    ck_assert_ptr_nonnull(tg_test_cell_step(tape, &rc.cell, rc.x[0], rc.h0, &c));
+    ck_assert_int_eq(s.n, count[_i]);
+    for (int k = 0; k < count[_i]; k++)
+        ck_assert_str_eq(s.names[k], want[_i][k]);
+    tg_tape_free(tape);
+    ref_cell_free(&rc);
+}
+END_TEST
+
+/* ---- cell step errors ----------------------------------------------------------- */
+
+START_TEST(test_cell_step_errors)
+{
+    tg_params *ps = tg_params_new(TG_F64);
+    tg_rng rng;
+    tg_rng_seed(&rng, 6);
+    tg_lstm_cell lc;
+    tg_gru_cell gc;
+    tg_rnn_cell rc;
+    ck_assert_int_eq(tg_lstm_cell_init(&lc, ps, "l", 3, 4, NULL, &rng), TG_OK);
+    ck_assert_int_eq(tg_gru_cell_init(&gc, ps, "g", 3, 4, NULL, &rng), TG_OK);
+    ck_assert_int_eq(tg_rnn_cell_init(&rc, ps, "r", 3, 4, NULL, &rng), TG_OK);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 2, 3 });
+    tg_tensor *xbad = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 2, 5 });
+    tg_tensor *h = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 2, 4 });
+    tg_tensor *hbad = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 3, 4 });
+    tg_tensor *h32 = tg_tape_tensor(tape, TG_F32, 2, (const int64_t[]){ 2, 4 });
+
+    tg_lstm_state s = tg_lstm_cell_step(tape, &lc, xbad, (tg_lstm_state){ h, h });
+    ck_assert_ptr_null(s.h);
+    ck_assert_ptr_null(s.c);
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "lstm_cell_step"));
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "(2,5)"));
+    /* sticky: a correct step after the error still returns NULL */
+    s = tg_lstm_cell_step(tape, &lc, x, (tg_lstm_state){ h, h });
+    ck_assert_ptr_null(s.h);
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_SHAPE);
+    tg_tape_reset(tape);
+
+    x = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 2, 3 });
+    h = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 2, 4 });
+    hbad = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 3, 4 });
+    h32 = tg_tape_tensor(tape, TG_F32, 2, (const int64_t[]){ 2, 4 });
+    ck_assert_ptr_null(tg_gru_cell_step(tape, &gc, x, hbad));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "gru_cell_step"));
+    tg_tape_reset(tape);
+    x = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 2, 3 });
+    h32 = tg_tape_tensor(tape, TG_F32, 2, (const int64_t[]){ 2, 4 });
+    ck_assert_ptr_null(tg_rnn_cell_step(tape, &rc, x, h32));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_DTYPE);
+    tg_tape_reset(tape);
+    h = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 2, 4 });
+    ck_assert_ptr_null(tg_rnn_cell_step(tape, NULL, h, h));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    tg_tape_reset(tape);
+    h = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 2, 4 });
+    ck_assert_ptr_null(tg_rnn_cell_step(tape, &rc, NULL, h));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    tg_tape_reset(tape);
+    x = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 2, 3 });
+    h = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 2, 4 });
+    s = tg_lstm_cell_step(tape, &lc, x, (tg_lstm_state){ h, NULL });
+    ck_assert_ptr_null(s.h);
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    s = tg_lstm_cell_step(tape, NULL, x, (tg_lstm_state){ h, h });
+    ck_assert_ptr_null(s.c);
+    tg_tape_free(tape);
+    tg_params_free(ps);
+}
+END_TEST
+
+/* ---- gradient checks (float64) -------------------------------------------------- */
+
+enum { GC_B = 2, GC_I = 3, GC_H = 4, GC_T = 4 };
+
+typedef struct cell_fixture {
+    tg_params *ps;
+    tg_cell cell;
+    tg_tensor *x[GC_T], *h0, *c0, *r[GC_T];
+} cell_fixture;
+
+/* sum over t of sum(h_t * r_t) (+ sum(c_t) for LSTM): every step feeds the loss */
+static tg_tensor *cell_loss(tg_tape *tape, void *user)
+{
+    cell_fixture *f = user;
+    tg_tensor *h = f->h0, *c = f->c0, *loss = NULL;
+    for (int t = 0; t < GC_T; t++) {
+        h = tg_test_cell_step(tape, &f->cell, f->x[t], h, &c);
+        tg_tensor *term = tg_sum(tape, tg_mul(tape, h, f->r[t]));
+        if (c)
+            term = tg_add(tape, term, tg_scale(tape, tg_sum(tape, c), 0.1));
+        loss = loss ? tg_add(tape, loss, term) : term;
+    }
+    return loss;
+}
+
+static void cell_fixture_init(cell_fixture *f, tg_cell_kind kind)
+{
+    memset(f, 0, sizeof *f);
+    tg_rng rng;
+    tg_rng_seed(&rng, 100 + kind);
+    f->ps = tg_params_new(TG_F64);
+    tg_init init = { TG_INIT_UNIFORM, 0.7, false };
+    f->cell.kind = kind;
+    tg_status st = kind == TG_CELL_RNN
+        ? tg_rnn_cell_init(&f->cell.u.rnn, f->ps, "c", GC_I, GC_H, &init, &rng)
+        : kind == TG_CELL_LSTM
+        ? tg_lstm_cell_init(&f->cell.u.lstm, f->ps, "c", GC_I, GC_H, &init, &rng)
+        : tg_gru_cell_init(&f->cell.u.gru, f->ps, "c", GC_I, GC_H, &init, &rng);
+    ck_assert_int_eq(st, TG_OK);
+    for (int t = 0; t < GC_T; t++) {
+        f->x[t] = tg_test_new_f64(2, GC_B, GC_I, NULL);
+        tg_tensor_fill_uniform(f->x[t], &rng, -1, 1);
+        f->r[t] = tg_test_new_f64(2, GC_B, GC_H, NULL);
+        tg_tensor_fill_uniform(f->r[t], &rng, -1, 1);
+    }
+    f->h0 = tg_test_new_f64(2, GC_B, GC_H, NULL);
+    tg_tensor_fill_uniform(f->h0, &rng, -0.5, 0.5);
+    if (kind == TG_CELL_LSTM) {
+        f->c0 = tg_test_new_f64(2, GC_B, GC_H, NULL);
+        tg_tensor_fill_uniform(f->c0, &rng, -0.5, 0.5);
+    }
+}
+
+static void cell_fixture_free(cell_fixture *f)
+{
+    for (int t = 0; t < GC_T; t++) {
+        tg_tensor_free(f->x[t]);
+        tg_tensor_free(f->r[t]);
+    }
+    tg_tensor_free(f->h0);
+    tg_tensor_free(f->c0);
+    tg_params_free(f->ps);
+}
+
+START_TEST(test_cell_gradcheck)
+{
+    cell_fixture f;
+    cell_fixture_init(&f, (tg_cell_kind)_i);
+    tg_gradcheck_result res;
+    ck_assert_int_eq(tg_gradcheck_params(f.ps, cell_loss, &f, NULL, &res, NULL), TG_OK);
+    ck_assert_msg(res.passed && res.max_rel_err < 1e-7, "%s params: worst %g",
+                  tg_cell_kind_name((tg_cell_kind)_i), res.max_rel_err);
+    ck_assert_int_eq(res.checked, tg_params_numel(f.ps));
+    /* and the inputs: every x_t, h0 (and c0) */
+    tg_tensor *ins[GC_T + 2];
+    int n = 0;
+    for (int t = 0; t < GC_T; t++)
+        ins[n++] = f.x[t];
+    ins[n++] = f.h0;
+    if (f.c0)
+        ins[n++] = f.c0;
+    ck_assert_int_eq(tg_gradcheck(ins, n, cell_loss, &f, NULL, &res, NULL), TG_OK);
+    ck_assert_msg(res.passed && res.max_rel_err < 1e-7, "%s inputs: worst %g",
+                  tg_cell_kind_name((tg_cell_kind)_i), res.max_rel_err);
+    cell_fixture_free(&f);
+}
+END_TEST
+
+Suite *cells_suite(void)
+{
+    Suite *s = suite_create("cells");
+    TCase *tc = tcase_create("torch");
+    tcase_add_loop_test(tc, test_cell_matches_torch, 0, 3);
+    tcase_add_loop_test(tc, test_cells_report_named_steps, 0, 3);
+    tcase_add_test(tc, test_cell_step_errors);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("gradcheck");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_cell_gradcheck, 0, 3);
+    suite_add_tcase(s, tc);
+    return s;
+}

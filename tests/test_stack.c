@@ -1,0 +1,562 @@
+/* tests/test_stack.c: the stack suite: stacked recurrent networks and the char-LM against
+   a torch reference, their gradient checks, dropout, the carried state and error paths. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tests/ref/nn_ref.h"
+#include "tests/tests.h"
+
+/* Legend: B batch, T time, I input, H hidden, V vocab. */
+
+enum { GC_B = 2, GC_I = 3, GC_H = 4, GC_T = 4 };
+
+/* ---- the char-LM against the torch reference ----------------------------------- */
+
+START_TEST(test_charlm_matches_torch)
+{
+    const nnref_charlm *r = &nnref_charlms[_i];
+    tg_charlm m;
+    tg_charlm_config cfg = { (tg_cell_kind)tg_cell_kind_parse(r->kind), r->vocab, r->layers,
+                             r->hidden, r->embed, 0.0 };
+    tg_params *ps = tg_params_new(TG_F64);
+    tg_rng rng;
+    tg_rng_seed(&rng, 5);
+    ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_OK);
+    ck_assert_int_eq(tg_params_count(ps), r->nparams);
+    for (int i = 0; i < r->nparams; i++) {
+        ck_assert_str_eq(tg_params_name(ps, i), r->params[i].name);
+        ck_assert_int_eq(tg_params_at(ps, i)->numel, r->params[i].numel);
+        tg_tensor_fill_values(tg_params_at(ps, i), r->params[i].value);
+    }
+    tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F64, r->B);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *loss = tg_charlm_loss(tape, &m, r->inputs, r->targets, r->B, r->T, st, true,
+                                     NULL);
+    ck_assert_msg(loss != NULL, "%s", tg_tape_errmsg(tape));
+    ck_close(tg_tensor_get(loss, 0), r->loss, 1e-12);
+    ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
+    for (int i = 0; i < r->nparams; i++)
+        ck_assert_msg(tg_test_max_abs_diff(tg_params_at(ps, i), r->params[i].grad, true) < 1e-10,
+                      "%s grad of %s", r->kind, r->params[i].name);
+    int64_t BH = (int64_t)r->B * r->hidden;
+    for (int l = 0; l < r->layers; l++) {
+        ck_assert(tg_test_max_abs_diff(st->h[l], r->h_n + l * BH, false) < 1e-12);
+        ck_assert_int_eq(st->h[l]->flags & TG_FLAG_TAPE, 0);      /* still caller-owned */
+        if (r->c_n)
+            ck_assert(tg_test_max_abs_diff(st->c[l], r->c_n + l * BH, false) < 1e-12);
+    }
+    tg_tape_free(tape);
+    tg_stack_state_free(st);
+    tg_params_free(ps);
+}
+END_TEST
+
+
+/* ---- gradient checks (float64) -------------------------------------------------- */
+
+typedef struct stack_fixture {
+    tg_params *ps;
+    tg_rnn_stack s;
+    tg_tensor *x[GC_T], *r[GC_T];
+    tg_stack_state *init_state;
+    bool training;
+} stack_fixture;
+
+/* loss over all steps of a 2-layer stack, dropout masks reseeded every call */
+static tg_tensor *stack_loss(tg_tape *tape, void *user)
+{
+    stack_fixture *f = user;
+    tg_rng rng;
+    tg_rng_seed(&rng, 77);
+    tg_stack_state cur = *f->init_state;
+    tg_tensor *loss = NULL;
+    for (int t = 0; t < GC_T; t++) {
+        tg_tensor *top = tg_rnn_stack_step(tape, &f->s, f->x[t], &cur, f->training, &rng);
+        tg_tensor *term = tg_sum(tape, tg_mul(tape, top, f->r[t]));
+        loss = loss ? tg_add(tape, loss, term) : term;
+    }
+    /* the lower layer's final state feeds the loss too */
+    return tg_add(tape, loss, tg_scale(tape, tg_sum(tape, cur.h[0]), 0.3));
+}
+
+START_TEST(test_stack_gradcheck)
+{
+    stack_fixture f;
+    memset(&f, 0, sizeof f);
+    tg_rng rng;
+    tg_rng_seed(&rng, 200 + _i);
+    f.ps = tg_params_new(TG_F64);
+    tg_init init = { TG_INIT_UNIFORM, 0.6, false };
+    ck_assert_int_eq(tg_rnn_stack_init(&f.s, f.ps, "rnn", (tg_cell_kind)_i, 2, GC_I, GC_H, 0.3,
+                                       &init, &rng), TG_OK);
+    for (int t = 0; t < GC_T; t++) {
+        f.x[t] = tg_test_new_f64(2, GC_B, GC_I, NULL);
+        tg_tensor_fill_uniform(f.x[t], &rng, -1, 1);
+        f.r[t] = tg_test_new_f64(2, GC_B, GC_H, NULL);
+        tg_tensor_fill_uniform(f.r[t], &rng, -1, 1);
+    }
+    f.init_state = tg_stack_state_new(&f.s, TG_F64, GC_B);
+    for (int l = 0; l < 2; l++) {
+        tg_tensor_fill_uniform(f.init_state->h[l], &rng, -0.5, 0.5);
+        if (f.init_state->c[l])
+            tg_tensor_fill_uniform(f.init_state->c[l], &rng, -0.5, 0.5);
+    }
+    tg_gradcheck_result res;
+    for (int training = 0; training < 2; training++) {   /* without, then with dropout */
+        f.training = training;
+        ck_assert_int_eq(tg_gradcheck_params(f.ps, stack_loss, &f, NULL, &res, NULL), TG_OK);
+        ck_assert_msg(res.passed && res.max_rel_err < 1e-7, "%s stack (training %d): %g",
+                      tg_cell_kind_name((tg_cell_kind)_i), training, res.max_rel_err);
+    }
+    tg_stack_state_free(f.init_state);
+    for (int t = 0; t < GC_T; t++) {
+        tg_tensor_free(f.x[t]);
+        tg_tensor_free(f.r[t]);
+    }
+    tg_params_free(f.ps);
+}
+END_TEST
+
+typedef struct lm_fixture {
+    tg_charlm m;
+    tg_params *ps;
+    int32_t in[12], tgt[12];
+} lm_fixture;
+
+static tg_tensor *lm_loss(tg_tape *tape, void *user)
+{
+    lm_fixture *f = user;
+    tg_stack_state *st = tg_stack_state_new(&f->m.rnn, TG_F64, 2);   /* zeros each call */
+    tg_tensor *loss = tg_charlm_loss(tape, &f->m, f->in, f->tgt, 2, 6, st, false, NULL);
+    tg_stack_state_free(st);
+    return loss;
+}
+
+START_TEST(test_charlm_gradcheck)
+{
+    /* one-hot RNN, one-hot LSTM, embedding GRU: the whole model, loss over all steps */
+    lm_fixture f;
+    tg_cell_kind kind = (tg_cell_kind)_i;
+    f.ps = tg_test_charlm_params(&f.m, kind, kind == TG_CELL_GRU ? 3 : 0, 300 + _i, TG_F64);
+    for (int i = 0; i < 12; i++) {
+        f.in[i] = (int32_t)((i * 7 + 3) % 11);
+        f.tgt[i] = (int32_t)((i * 5 + 1) % 11);
+    }
+    /* The mean cross-entropy's gradients are small (many below the 1e-3 floor), so the
+       finite differences' rounding error (~|loss| 1e-16 / eps) dominates: a step of 3e-5
+       balances it against the O(eps^2) truncation error (worst ~2e-8 vs ~7e-8 at 1e-5). */
+    tg_gradcheck_opts opts = { .eps = 3e-5 };
+    tg_gradcheck_result res;
+    double per[32];
+    ck_assert_int_eq(tg_gradcheck_params(f.ps, lm_loss, &f, &opts, &res, per), TG_OK);
+    ck_assert_msg(res.passed && res.max_rel_err < 1e-7, "%s char-LM: %g",
+                  tg_cell_kind_name(kind), res.max_rel_err);
+    tg_params_free(f.ps);
+}
+END_TEST
+
+/* ---- stacks: dropout, state ------------------------------------------------------ */
+
+START_TEST(test_dropout_only_in_training)
+{
+    tg_params *ps = tg_params_new(TG_F64);
+    tg_rng rng;
+    tg_rng_seed(&rng, 8);
+    tg_rnn_stack s;
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", TG_CELL_LSTM, 3, 5, 16, 0.5, NULL, &rng),
+                     TG_OK);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 4, 5 });
+    tg_tensor_fill_uniform(x, &rng, -1, 1);
+    tg_stack_state *st = tg_stack_state_new(&s, TG_F64, 4);
+    tg_rng r1, r2;
+    tg_rng_seed(&r1, 1);
+    tg_rng_seed(&r2, 2);
+    tg_stack_state a = *st, b = *st, c = *st, d = *st;
+    tg_tensor *ya = tg_rnn_stack_step(tape, &s, x, &a, false, &r1);   /* eval: no dropout */
+    tg_tensor *yb = tg_rnn_stack_step(tape, &s, x, &b, false, NULL);  /* eval needs no rng */
+    tg_tensor *yc = tg_rnn_stack_step(tape, &s, x, &c, true, &r1);
+    tg_tensor *yd = tg_rnn_stack_step(tape, &s, x, &d, true, &r2);
+    ck_assert_msg(ya && yb && yc && yd, "%s", tg_tape_errmsg(tape));
+    ck_assert(memcmp(ya->data, yb->data, 64 * sizeof(double)) == 0);
+    ck_assert(memcmp(ya->data, yc->data, 64 * sizeof(double)) != 0);
+    ck_assert(memcmp(yc->data, yd->data, 64 * sizeof(double)) != 0);
+    /* layer 0 sees no dropout (it applies between layers only) */
+    ck_assert(memcmp(a.h[0]->data, c.h[0]->data, 64 * sizeof(double)) == 0);
+    ck_assert(memcmp(a.h[1]->data, c.h[1]->data, 64 * sizeof(double)) != 0);
+    /* the same seed gives the same masks */
+    tg_rng_seed(&r1, 1);
+    tg_stack_state e = *st;
+    tg_tensor *ye = tg_rnn_stack_step(tape, &s, x, &e, true, &r1);
+    ck_assert(memcmp(yc->data, ye->data, 64 * sizeof(double)) == 0);
+    /* training with dropout and no rng is an error, and leaves the state alone */
+    tg_stack_state f = *st;
+    ck_assert_ptr_null(tg_rnn_stack_step(tape, &s, x, &f, true, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    ck_assert_ptr_eq(f.h[0], st->h[0]);
+    tg_stack_state_free(st);
+    tg_tape_free(tape);
+    tg_params_free(ps);
+}
+END_TEST
+
+START_TEST(test_stack_state_helpers)
+{
+    tg_params *ps = tg_params_new(TG_F32);
+    tg_rng rng;
+    tg_rng_seed(&rng, 9);
+    tg_rnn_stack lstm, gru;
+    ck_assert_int_eq(tg_rnn_stack_init(&lstm, ps, "a", TG_CELL_LSTM, 2, 3, 4, 0, NULL, &rng),
+                     TG_OK);
+    ck_assert_int_eq(tg_rnn_stack_init(&gru, ps, "b", TG_CELL_GRU, 2, 3, 4, 0, NULL, &rng),
+                     TG_OK);
+    tg_stack_state *a = tg_stack_state_new(&lstm, TG_F32, 5);
+    tg_stack_state *b = tg_stack_state_new(&lstm, TG_F32, 5);
+    tg_stack_state *g = tg_stack_state_new(&gru, TG_F32, 5);
+    tg_stack_state *small = tg_stack_state_new(&lstm, TG_F32, 2);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_int_eq(a->layers, 2);
+    for (int l = 0; l < 2; l++) {
+        ck_assert_int_eq(a->h[l]->shape[0], 5);
+        ck_assert_int_eq(a->h[l]->shape[1], 4);
+        ck_assert_ptr_nonnull(a->c[l]);
+        ck_assert_ptr_null(g->c[l]);
+        for (int64_t i = 0; i < 20; i++)
+            ck_assert(tg_tensor_get(a->h[l], i) == 0.0);
+        tg_tensor_fill_uniform(a->h[l], &rng, -1, 1);
+        tg_tensor_fill_uniform(a->c[l], &rng, -1, 1);
+    }
+    ck_assert_int_eq(tg_stack_state_copy(b, a), TG_OK);
+    for (int l = 0; l < 2; l++) {
+        ck_assert(memcmp(a->h[l]->data, b->h[l]->data, 20 * sizeof(float)) == 0);
+        ck_assert(memcmp(a->c[l]->data, b->c[l]->data, 20 * sizeof(float)) == 0);
+        ck_assert_ptr_ne(a->h[l], b->h[l]);
+    }
+    ck_assert_int_eq(tg_stack_state_copy(b, small), TG_ERR_SHAPE);
+    ck_assert_int_eq(tg_stack_state_copy(b, g), TG_ERR_SHAPE);       /* no c */
+    ck_assert_int_eq(tg_stack_state_copy(NULL, g), TG_ERR_NULL);
+    ck_assert(memcmp(a->h[0]->data, b->h[0]->data, 20 * sizeof(float)) == 0);  /* untouched */
+    tg_stack_state_zero(b);
+    for (int l = 0; l < 2; l++)
+        for (int64_t i = 0; i < 20; i++)
+            ck_assert(tg_tensor_get(b->h[l], i) == 0.0 && tg_tensor_get(b->c[l], i) == 0.0);
+    ck_assert_ptr_null(tg_stack_state_new(&lstm, TG_F32, 0));
+    ck_assert_ptr_null(tg_stack_state_new(NULL, TG_F32, 3));
+    tg_stack_state_free(NULL);
+    tg_stack_state_zero(NULL);
+
+    /* a NULL h/c in a working state is read as zeros */
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = tg_tape_tensor(tape, TG_F32, 2, (const int64_t[]){ 5, 3 });
+    tg_tensor_fill_uniform(x, &rng, -1, 1);
+    tg_stack_state zero_cur = { .layers = 2 };
+    tg_stack_state from_new = *b;                  /* zeroed above */
+    tg_tensor *y1 = tg_rnn_stack_step(tape, &lstm, x, &zero_cur, false, NULL);
+    tg_tensor *y2 = tg_rnn_stack_step(tape, &lstm, x, &from_new, false, NULL);
+    ck_assert_msg(y1 && y2, "%s", tg_tape_errmsg(tape));
+    ck_assert(memcmp(y1->data, y2->data, 20 * sizeof(float)) == 0);
+    ck_assert_ptr_eq(zero_cur.h[1], y1);
+    /* a state with the wrong number of layers */
+    tg_stack_state one = { .layers = 1 };
+    ck_assert_ptr_null(tg_rnn_stack_step(tape, &lstm, x, &one, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_SHAPE);
+    tg_tape_free(tape);
+
+    tg_stack_state_free(a);
+    tg_stack_state_free(b);
+    tg_stack_state_free(g);
+    tg_stack_state_free(small);
+    tg_params_free(ps);
+}
+END_TEST
+
+/* ---- the char-LM ------------------------------------------------------------------ */
+
+START_TEST(test_charlm_loss_at_init_is_ln_v)
+{
+    for (int kind = 0; kind < 3; kind++) {
+        tg_params *ps = tg_params_new(TG_F32);
+        tg_rng rng;
+        tg_rng_seed(&rng, 10);
+        tg_charlm m;
+        tg_charlm_config cfg = { (tg_cell_kind)kind, 65, 2, 32, kind == 1 ? 16 : 0, 0.2 };
+        tg_init init = { TG_INIT_UNIFORM, 0.08, kind == 1 };
+        ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, &init, &rng), TG_OK);
+        enum { B = 4, T = 10 };
+        int32_t in[B * T], tgt[B * T];
+        for (int i = 0; i < B * T; i++) {
+            in[i] = (int32_t)tg_rng_below(&rng, 65);
+            tgt[i] = (int32_t)tg_rng_below(&rng, 65);
+        }
+        tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F32, B);
+        tg_tape *tape = tg_tape_new();
+        tg_tensor *loss = tg_charlm_loss(tape, &m, in, tgt, B, T, st, true, &rng);
+        ck_assert_msg(loss != NULL, "%s", tg_tape_errmsg(tape));
+        ck_assert_msg(fabs(tg_tensor_get(loss, 0) - log(65.0)) < 0.05, "%s: loss %g",
+                      tg_cell_kind_name((tg_cell_kind)kind), tg_tensor_get(loss, 0));
+        ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
+        tg_tape_free(tape);
+        tg_stack_state_free(st);
+        tg_params_free(ps);
+    }
+}
+END_TEST
+
+START_TEST(test_charlm_carries_state)
+{
+    /* one window of 8 == two windows of 4 with the state carried (the TBPTT detach) */
+    tg_charlm m;
+    tg_params *ps = tg_test_charlm_params(&m, TG_CELL_LSTM, 0, 11, TG_F64);
+    enum { B = 2, T = 8 };
+    int32_t in[B * T], tgt[B * T], in_a[B * 4], in_b[B * 4], tgt_a[B * 4], tgt_b[B * 4];
+    for (int i = 0; i < B * T; i++) {
+        in[i] = (int32_t)((i * 3 + 1) % 11);
+        tgt[i] = (int32_t)((i * 7 + 2) % 11);
+    }
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < 4; t++) {
+            in_a[b * 4 + t] = in[b * T + t];
+            in_b[b * 4 + t] = in[b * T + 4 + t];
+            tgt_a[b * 4 + t] = tgt[b * T + t];
+            tgt_b[b * 4 + t] = tgt[b * T + 4 + t];
+        }
+    tg_stack_state *whole = tg_stack_state_new(&m.rnn, TG_F64, B);
+    tg_stack_state *split = tg_stack_state_new(&m.rnn, TG_F64, B);
+    tg_tape *tape = tg_tape_new();
+    double lw = tg_tensor_get(tg_charlm_loss(tape, &m, in, tgt, B, T, whole, false, NULL), 0);
+    tg_tape_reset(tape);
+    double la = tg_tensor_get(tg_charlm_loss(tape, &m, in_a, tgt_a, B, 4, split, false, NULL),
+                              0);
+    tg_tape_reset(tape);                       /* the carried state outlives the tape */
+    double lb = tg_tensor_get(tg_charlm_loss(tape, &m, in_b, tgt_b, B, 4, split, false, NULL),
+                              0);
+    ck_close((la + lb) / 2, lw, 1e-12);
+    for (int l = 0; l < 2; l++) {
+        ck_assert(tg_test_max_abs_diff(split->h[l], whole->h[l]->data, false) < 1e-13);
+        ck_assert(tg_test_max_abs_diff(split->c[l], whole->c[l]->data, false) < 1e-13);
+    }
+    /* tg_charlm_step agrees with the loss: step through the same tokens */
+    tg_stack_state *gen = tg_stack_state_new(&m.rnn, TG_F64, B);
+    tg_tape_reset(tape);
+    tg_tape_set_grad_enabled(tape, false);
+    double ce = 0;
+    for (int t = 0; t < T; t++) {
+        int32_t tok[B] = { in[t], in[T + t] };
+        tg_tensor *logits = tg_charlm_step(tape, &m, tok, B, gen);
+        ck_assert_msg(logits != NULL, "%s", tg_tape_errmsg(tape));
+        ck_assert_int_eq(logits->shape[0], B);
+        ck_assert_int_eq(logits->shape[1], 11);
+        int32_t tt[B] = { tgt[t], tgt[T + t] };
+        ce += tg_tensor_get(tg_cross_entropy(tape, logits, tt), 0) / T;
+    }
+    ck_close(ce, lw, 1e-12);
+    for (int l = 0; l < 2; l++)
+        ck_assert(tg_test_max_abs_diff(gen->h[l], whole->h[l]->data, false) < 1e-13);
+    tg_tape_free(tape);
+    tg_stack_state_free(gen);
+    tg_stack_state_free(whole);
+    tg_stack_state_free(split);
+    tg_params_free(ps);
+}
+END_TEST
+
+START_TEST(test_charlm_errors)
+{
+    tg_charlm m;
+    tg_params *ps = tg_test_charlm_params(&m, TG_CELL_GRU, 0, 12, TG_F32);
+    tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F32, 2);
+    tg_stack_state *wrong = tg_stack_state_new(&m.rnn, TG_F32, 3);
+    tg_stack_state *f64 = tg_stack_state_new(&m.rnn, TG_F64, 2);
+    tg_tensor_fill(st->h[0], 0.25);
+    int32_t in[6] = { 0, 1, 2, 3, 4, 5 }, tgt[6] = { 1, 2, 3, 4, 5, 6 };
+    tg_tape *tape = tg_tape_new();
+
+    in[4] = 11;                                               /* == V: out of range */
+    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 3, st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "charlm_loss"));
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "inputs[4] = 11"));
+    ck_assert(tg_tensor_get(st->h[0], 0) == 0.25f);           /* state untouched */
+    tg_tape_reset(tape);
+    in[4] = 4;
+    tgt[0] = -1;
+    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 3, st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "targets[0] = -1"));
+    tg_tape_reset(tape);
+    tgt[0] = 1;
+    ck_assert_ptr_null(tg_charlm_loss(tape, &m, NULL, tgt, 2, 3, st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 3, NULL, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_charlm_loss(tape, NULL, in, tgt, 2, 3, st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 0, 3, st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 3, wrong, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_SHAPE);
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 3, f64, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_SHAPE);
+    tg_tape_reset(tape);
+    int32_t bad_tok[2] = { 3, 99 };
+    ck_assert_ptr_null(tg_charlm_step(tape, &m, bad_tok, 2, st));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "tokens[1] = 99"));
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_charlm_step(tape, &m, NULL, 2, st));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    tg_tape_reset(tape);
+    /* a sticky error from before stops the loss too */
+    ck_assert_ptr_null(tg_linear_apply(tape, NULL, NULL));
+    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 3, st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    ck_assert(tg_tensor_get(st->h[0], 0) == 0.25f);
+    tg_tape_free(tape);
+    tg_stack_state_free(st);
+    tg_stack_state_free(wrong);
+    tg_stack_state_free(f64);
+    tg_params_free(ps);
+}
+END_TEST
+
+START_TEST(test_charlm_out_of_memory)
+{
+    /* every allocation the model makes on the tape can fail: NOMEM, state untouched */
+    tg_charlm m;
+    tg_params *ps = tg_test_charlm_params(&m, TG_CELL_LSTM, 0, 14, TG_F64);
+    tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F64, 2);
+    tg_tensor_fill(st->c[1], 0.5);
+    int32_t in[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, tgt[8] = { 2, 3, 4, 5, 6, 7, 8, 9 };
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *loss = tg_charlm_loss(tape, &m, in, tgt, 2, 4, st, false, NULL);
+    ck_assert_ptr_nonnull(loss);
+    size_t need = tg_tape_bytes_used(tape);
+    tg_stack_state_zero(st);
+    tg_tensor_fill(st->c[1], 0.5);
+    for (size_t limit = 64; limit < need; limit += need / 16) {
+        tg_tape_free(tape);
+        tape = tg_tape_new();
+        tg_tape_set_memory_limit(tape, limit);
+        ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 4, st, false, NULL));
+        ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NOMEM);
+        ck_assert(tg_tensor_get(st->c[1], 3) == 0.5 && tg_tensor_get(st->h[0], 0) == 0.0);
+    }
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, INT64_MAX / 2, 4, st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
+    tg_tape_free(tape);
+    tg_stack_state_free(st);
+    tg_params_free(ps);
+}
+END_TEST
+
+START_TEST(test_charlm_same_bits_any_thread_count)
+{
+    /* big enough that the kernels split across threads */
+    tg_params *ps = tg_params_new(TG_F32);
+    tg_rng rng;
+    tg_rng_seed(&rng, 15);
+    tg_charlm m;
+    tg_charlm_config cfg = { TG_CELL_LSTM, 65, 2, 128, 0, 0.25 };
+    ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_OK);
+    enum { B = 64, T = 4 };             /* gates (64,128): 8192 elements, gemms 1.6M FMAs */
+    int32_t in[B * T], tgt[B * T];
+    for (int i = 0; i < B * T; i++) {
+        in[i] = (int32_t)tg_rng_below(&rng, 65);
+        tgt[i] = (int32_t)tg_rng_below(&rng, 65);
+    }
+    int64_t total = tg_params_numel(ps);
+    float *grads[2];
+    float loss[2];
+    for (int run = 0; run < 2; run++) {
+        tg_set_num_threads(run == 0 ? 1 : 2);
+        tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F32, B);
+        tg_tape *tape = tg_tape_new();
+        tg_rng drop;
+        tg_rng_seed(&drop, 16);
+        tg_params_zero_grad(ps);
+        tg_tensor *l = tg_charlm_loss(tape, &m, in, tgt, B, T, st, true, &drop);
+        ck_assert_int_eq(tg_backward(tape, l), TG_OK);
+        loss[run] = (float)tg_tensor_get(l, 0);
+        grads[run] = malloc((size_t)total * sizeof(float));
+        int64_t off = 0;
+        for (int i = 0; i < tg_params_count(ps); i++) {
+            tg_tensor *p = tg_params_at(ps, i);
+            memcpy(grads[run] + off, p->grad, (size_t)p->numel * sizeof(float));
+            off += p->numel;
+        }
+        tg_tape_free(tape);
+        tg_stack_state_free(st);
+    }
+    ck_assert(memcmp(&loss[0], &loss[1], sizeof(float)) == 0);
+    ck_assert(memcmp(grads[0], grads[1], (size_t)total * sizeof(float)) == 0);
+    free(grads[0]);
+    free(grads[1]);
+    tg_params_free(ps);
+}
+END_TEST
+
+START_TEST(test_charlm_step_no_malloc_after_first)
+{
+    /* a training step (forward + backward) allocates nothing from the second on */
+    tg_charlm m;
+    tg_params *ps = tg_test_charlm_params(&m, TG_CELL_LSTM, 5, 13, TG_F32);
+    tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F32, 3);
+    int32_t in[30], tgt[30];
+    for (int i = 0; i < 30; i++) {
+        in[i] = (int32_t)(i % 11);
+        tgt[i] = (int32_t)((i + 1) % 11);
+    }
+    tg_tape *tape = tg_tape_new();
+    int64_t after_first = 0;
+    float first = 0, last = 0;
+    for (int step = 0; step < 4; step++) {
+        tg_tape_reset(tape);
+        tg_params_zero_grad(ps);
+        tg_tensor *loss = tg_charlm_loss(tape, &m, in, tgt, 3, 10, st, false, NULL);
+        ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
+        if (step == 0) {
+            after_first = tg_tape_mallocs(tape);
+            first = (float)tg_tensor_get(loss, 0);
+        }
+        last = (float)tg_tensor_get(loss, 0);
+    }
+    ck_assert_int_eq(tg_tape_mallocs(tape), after_first);
+    ck_assert(isfinite(first) && isfinite(last));
+    tg_tape_free(tape);
+    tg_stack_state_free(st);
+    tg_params_free(ps);
+}
+END_TEST
+
+Suite *stack_suite(void)
+{
+    Suite *s = suite_create("stack");
+    TCase *tc = tcase_create("torch");
+    tcase_add_loop_test(tc, test_charlm_matches_torch, 0, 3);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("gradcheck");
+    tcase_set_timeout(tc, 60);
+    tcase_add_loop_test(tc, test_stack_gradcheck, 0, 3);
+    tcase_add_loop_test(tc, test_charlm_gradcheck, 0, 3);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("stack");
+    tcase_add_test(tc, test_dropout_only_in_training);
+    tcase_add_test(tc, test_stack_state_helpers);
+    tcase_add_test(tc, test_charlm_loss_at_init_is_ln_v);
+    tcase_add_test(tc, test_charlm_carries_state);
+    tcase_add_test(tc, test_charlm_errors);
+    tcase_add_test(tc, test_charlm_out_of_memory);
+    tcase_add_test(tc, test_charlm_same_bits_any_thread_count);
+    tcase_add_test(tc, test_charlm_step_no_malloc_after_first);
+    suite_add_tcase(s, tc);
+    return s;
+}
