@@ -61,8 +61,8 @@ static bool check_state(tg_tape *tape, const char *who, const tg_charlm *m,
         return false;
     }
     for (int l = 0; l < state->layers; l++) {
-        if (!nn_is_matrix(state->h[l], dt, B, m->cfg.hidden) ||
-            (lstm && !nn_is_matrix(state->c[l], dt, B, m->cfg.hidden))) {
+        if (!tg_is_matrix(state->h[l], dt, B, m->cfg.hidden) ||
+            (lstm && !tg_is_matrix(state->c[l], dt, B, m->cfg.hidden))) {
             tg_fail(tape, TG_ERR_SHAPE, who, "state of layer %d is not (%lld,%d) %s %s",
                     l, (long long)B, m->cfg.hidden, dt == TG_F64 ? "float64" : "float32",
                     lstm ? "h and c" : "h");

@@ -11,7 +11,7 @@ tg_status tg_gru_cell_init(tg_gru_cell *cell, tg_params *ps, const char *prefix,
         return TG_ERR_NULL;
     const char *const names[3] = { "update", "reset", "candidate" };
     tg_linear *const gates[3] = { &cell->update, &cell->reset, &cell->candidate };
-    tg_status st = nn_init_gates(ps, prefix, 3, names, gates, input_size, hidden_size, init,
+    tg_status st = tg_init_gates(ps, prefix, 3, names, gates, input_size, hidden_size, init,
                                  rng);
     if (st != TG_OK)
         return st;
@@ -25,7 +25,7 @@ tg_tensor *tg_gru_cell_step(tg_tape *tape, const tg_gru_cell *cell, tg_tensor *x
 {
     if (!cell)
         return tg_fail(tape, TG_ERR_NULL, "gru_cell_step", "NULL cell");
-    if (!nn_check_step(tape, "gru_cell_step", x, h, NULL, cell->input_size,
+    if (!tg_check_step(tape, "gru_cell_step", x, h, NULL, cell->input_size,
                        cell->hidden_size))
         return NULL;
     /* x (B,I); h and every gate (B,H) */
@@ -39,3 +39,21 @@ tg_tensor *tg_gru_cell_step(tg_tape *tape, const tg_gru_cell *cell, tg_tensor *x
                                                 tg_mul(tape, update, candidate)), "hidden");
     return hidden;
 }
+
+/* ---- the "gru" cell type: state h ------------------------------------------- */
+
+static tg_status gru_type_init(void *cell, tg_params *ps, const char *prefix, int input_size,
+                               int hidden_size, const tg_init *init, tg_rng *rng)
+{
+    return tg_gru_cell_init(cell, ps, prefix, input_size, hidden_size, init, rng);
+}
+
+static void gru_type_step(tg_tape *tape, const void *cell, tg_tensor *x,
+                          tg_tensor *const *state, tg_tensor **next)
+{
+    next[0] = tg_gru_cell_step(tape, cell, x, state[0]);
+}
+
+const tg_cell_type tg_gru_type = {
+    "gru", 1, sizeof(tg_gru_cell), gru_type_init, gru_type_step,
+};

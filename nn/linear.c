@@ -29,13 +29,13 @@ tg_tensor *tg_gate(tg_tape *tape, tg_unary_op act, const tg_linear *l, tg_tensor
     return name ? tg_name(tape, g, name) : g;
 }
 
-bool nn_is_matrix(const tg_tensor *t, tg_dtype dtype, int64_t rows, int64_t cols)
+bool tg_is_matrix(const tg_tensor *t, tg_dtype dtype, int64_t rows, int64_t cols)
 {
     return t && t->dtype == dtype && t->ndim == 2 && t->shape[0] == rows &&
            t->shape[1] == cols;
 }
 
-bool nn_check_step(tg_tape *tape, const char *who, const tg_tensor *x, const tg_tensor *h,
+bool tg_check_step(tg_tape *tape, const char *who, const tg_tensor *x, const tg_tensor *h,
                    const tg_tensor *c, int input_size, int hidden_size)
 {
     if (!x || !h)
@@ -57,7 +57,7 @@ bool nn_check_step(tg_tape *tape, const char *who, const tg_tensor *x, const tg_
     return ok;
 }
 
-tg_status nn_init_gates(tg_params *ps, const char *prefix, int n, const char *const *names,
+tg_status tg_init_gates(tg_params *ps, const char *prefix, int n, const char *const *names,
                         tg_linear *const *gates, int input_size, int hidden_size,
                         const tg_init *init, tg_rng *rng)
 {

@@ -11,7 +11,7 @@ tg_status tg_lstm_cell_init(tg_lstm_cell *cell, tg_params *ps, const char *prefi
         return TG_ERR_NULL;
     const char *const names[4] = { "forget", "candidate", "input", "output" };
     tg_linear *const gates[4] = { &cell->forget, &cell->candidate, &cell->input, &cell->output };
-    tg_status st = nn_init_gates(ps, prefix, 4, names, gates, input_size, hidden_size, init,
+    tg_status st = tg_init_gates(ps, prefix, 4, names, gates, input_size, hidden_size, init,
                                  rng);
     if (st != TG_OK)
         return st;
@@ -30,7 +30,7 @@ tg_lstm_state tg_lstm_cell_step(tg_tape *tape, const tg_lstm_cell *cell, tg_tens
         tg_fail(tape, TG_ERR_NULL, "lstm_cell_step", "NULL cell");
         return next;
     }
-    if (!nn_check_step(tape, "lstm_cell_step", x, s.h, s.c, cell->input_size,
+    if (!tg_check_step(tape, "lstm_cell_step", x, s.h, s.c, cell->input_size,
                        cell->hidden_size))
         return next;
     /* x (B,I); s.h, s.c and every gate (B,H) */
@@ -49,3 +49,23 @@ tg_lstm_state tg_lstm_cell_step(tg_tape *tape, const tg_lstm_cell *cell, tg_tens
     }
     return next;
 }
+
+/* ---- the "lstm" cell type: state h, c --------------------------------------- */
+
+static tg_status lstm_type_init(void *cell, tg_params *ps, const char *prefix, int input_size,
+                                int hidden_size, const tg_init *init, tg_rng *rng)
+{
+    return tg_lstm_cell_init(cell, ps, prefix, input_size, hidden_size, init, rng);
+}
+
+static void lstm_type_step(tg_tape *tape, const void *cell, tg_tensor *x,
+                           tg_tensor *const *state, tg_tensor **next)
+{
+    tg_lstm_state s = tg_lstm_cell_step(tape, cell, x, (tg_lstm_state){ state[0], state[1] });
+    next[0] = s.h;
+    next[1] = s.c;
+}
+
+const tg_cell_type tg_lstm_type = {
+    "lstm", 2, sizeof(tg_lstm_cell), lstm_type_init, lstm_type_step,
+};

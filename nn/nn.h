@@ -106,6 +106,51 @@ tg_lstm_state tg_lstm_cell_step(tg_tape *tape, const tg_lstm_cell *cell, tg_tens
 tg_tensor    *tg_gru_cell_step(tg_tape *tape, const tg_gru_cell *cell, tg_tensor *x,
                                tg_tensor *h);
 
+/* ---- cell types --------------------------------------------------------------
+ * A recurrent cell type: everything that runs a recurrent network (stacks, the char-LM
+ * model, checkpoints, the recorder and viewer, charlm's commands) takes one of these, so
+ * a user's cell gets all of it. A type says how big its cell struct is, how to build one
+ * (its parameters go into a tg_params under a prefix) and how to run one time step.
+ * The library registers "rnn", "lstm" and "gru" (wrapping tg_rnn_cell_step and friends)
+ * and its zoo; a program or a plug-in adds its own with tg_cell_type_register.
+ *
+ *     static void my_step(tg_tape *t, const void *cell, tg_tensor *x,
+ *                         tg_tensor *const *state, tg_tensor **next) { ... }
+ *     static const tg_cell_type my_type = { "mycell", 1, sizeof(my_cell), my_init, my_step };
+ *     tg_cell_type_register(&my_type);     // then --cell mycell, checkpoints, the viewer
+ */
+typedef struct tg_cell_type {
+    const char *name;     /* unique, [a-z0-9_]+, stored in checkpoints                  */
+    int nstate;           /* state tensors per layer, each (B,H); state[0] is h         */
+    size_t size;          /* bytes of the cell struct that init fills and step reads    */
+    /* Builds one cell into the zeroed `size` bytes at cell: adds its parameters to ps,
+       named "<prefix>.<...>", drawn from rng as init says (NULL: TG_INIT_TORCH). A cell
+       reads input_size (I) and has hidden_size (H) units. Returns a tg_status. */
+    tg_status (*init)(void *cell, tg_params *ps, const char *prefix, int input_size,
+                      int hidden_size, const tg_init *init, tg_rng *rng);
+    /* x (B,I), state[0..nstate-1] -> next[0..nstate-1] (tape-owned); NULLs + the tape's
+       sticky error on failure. Gates reported with tg_name show up in the recorder. */
+    void (*step)(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor *const *state,
+                 tg_tensor **next);
+} tg_cell_type;
+
+#define TG_MAX_CELL_STATE 4    /* the largest nstate a type may have         */
+#define TG_MAX_CELL_TYPES 64   /* types registered beyond the built-in ones  */
+
+/* Adds type to the process-wide registry, so tg_cell_type_find(type->name) returns it.
+   The library keeps the pointer: type (and its name) must stay valid and unchanged for
+   the rest of the process (a static const struct, as in a plug-in's constructor).
+   Thread-safe. TG_ERR_NULL for a NULL type; TG_ERR_ARG when the name is taken, is not
+   1-63 characters of [a-z0-9_], nstate is outside 1..TG_MAX_CELL_STATE, size is 0, init
+   or step is NULL, or the registry is full; the reason is in tg_last_error(). */
+tg_status           tg_cell_type_register(const tg_cell_type *type);
+/* The registered type called name, or NULL (unknown name, or NULL). */
+const tg_cell_type *tg_cell_type_find(const char *name);
+/* The number of registered types, built-in ones included, and the i-th of them
+   (0 <= i < count, in registration order, the built-in ones first; else NULL). */
+int                 tg_cell_type_count(void);
+const tg_cell_type *tg_cell_type_at(int i);
+
 /* ---- stacked recurrent network --------------------------------------------- */
 typedef enum tg_cell_kind { TG_CELL_RNN, TG_CELL_LSTM, TG_CELL_GRU } tg_cell_kind;
 

@@ -8,18 +8,18 @@
 #include "nn/nn.h"
 
 /* True when t is a 2-D tensor of shape (rows, cols) and dtype. */
-bool nn_is_matrix(const tg_tensor *t, tg_dtype dtype, int64_t rows, int64_t cols);
+bool tg_is_matrix(const tg_tensor *t, tg_dtype dtype, int64_t rows, int64_t cols);
 
 /* Checks a cell step's operands: x (B,I), h (B,H) and, when c is given, c (B,H).
    NULL operands pass (the ops report them). On a mismatch records TG_ERR_SHAPE with a
    message naming who and the shapes, and returns false. */
-bool nn_check_step(tg_tape *tape, const char *who, const tg_tensor *x, const tg_tensor *h,
+bool tg_check_step(tg_tape *tape, const char *who, const tg_tensor *x, const tg_tensor *h,
                    const tg_tensor *c, int input_size, int hidden_size);
 
 /* Adds one gate layer per name, "<prefix>.<name>.w" (H+I, H) and ".b" (H), the shape
    every cell's gates share, in the order given (which fixes the RNG draws).
    Returns TG_ERR_NULL / TG_ERR_ARG (sizes < 1) or tg_linear_init's status. */
-tg_status nn_init_gates(tg_params *ps, const char *prefix, int n, const char *const *names,
+tg_status tg_init_gates(tg_params *ps, const char *prefix, int n, const char *const *names,
                         tg_linear *const *gates, int input_size, int hidden_size,
                         const tg_init *init, tg_rng *rng);
 

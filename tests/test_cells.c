@@ -1,6 +1,7 @@
 /* tests/test_cells.c: the cells suite: one cell's steps against a torch reference, the
    names its gates report, its error paths, and float64 gradient checks through time. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -295,6 +296,163 @@ START_TEST(test_cell_gradcheck)
 }
 END_TEST
 
+/* ---- the cell type registry ------------------------------------------------------ */
+
+START_TEST(test_builtin_cell_types)
+{
+    const char *names[3] = { "rnn", "lstm", "gru" };
+    const int nstate[3] = { 1, 2, 1 };
+    ck_assert_int_ge(tg_cell_type_count(), 3);
+    for (int i = 0; i < 3; i++) {
+        const tg_cell_type *t = tg_cell_type_find(names[i]);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_ptr_eq(tg_cell_type_at(i), t);        /* listed first, in this order */
+        ck_assert_str_eq(t->name, names[i]);
+        ck_assert_int_eq(t->nstate, nstate[i]);
+        ck_assert(t->size > 0 && t->init && t->step);
+    }
+    /* every listed type is found under its own name, and no name is listed twice */
+    for (int i = 0; i < tg_cell_type_count(); i++) {
+        const tg_cell_type *t = tg_cell_type_at(i);
+        ck_assert_ptr_eq(tg_cell_type_find(t->name), t);
+        for (int j = 0; j < i; j++)
+            ck_assert_str_ne(tg_cell_type_at(j)->name, t->name);
+    }
+    ck_assert_ptr_null(tg_cell_type_at(-1));
+    ck_assert_ptr_null(tg_cell_type_at(tg_cell_type_count()));
+    ck_assert_ptr_null(tg_cell_type_find("LSTM"));
+    ck_assert_ptr_null(tg_cell_type_find(""));
+    ck_assert_ptr_null(tg_cell_type_find(NULL));
+}
+END_TEST
+
+/* A built-in type's step is its cell's step: same values, bit for bit. */
+START_TEST(test_builtin_type_steps_like_its_cell)
+{
+    const nnref_cell *r = &nnref_cells[_i];
+    ref_cell rc;
+    ref_cell_build(&rc, r);
+    const tg_cell_type *type = tg_cell_type_find(r->kind);
+    ck_assert_ptr_nonnull(type);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *state[2] = { rc.h0, rc.c0 }, *next[2] = { NULL, NULL };
+    type->step(tape, &rc.cell.u, rc.x[0], state, next);
+    ck_assert_msg(next[0] != NULL, "%s", tg_tape_errmsg(tape));
+    tg_tensor *c = rc.c0;
+    tg_tensor *h = tg_test_cell_step(tape, &rc.cell, rc.x[0], rc.h0, &c);
+    ck_assert(memcmp(h->data, next[0]->data, (size_t)h->numel * sizeof(double)) == 0);
+    if (type->nstate == 2)
+        ck_assert(memcmp(c->data, next[1]->data, (size_t)c->numel * sizeof(double)) == 0);
+
+    /* init through the type draws what the cell's own init draws */
+    tg_params *pa = tg_params_new(TG_F64), *pb = tg_params_new(TG_F64);
+    tg_rng ra, rb;
+    tg_rng_seed(&ra, 9);
+    tg_rng_seed(&rb, 9);
+    void *mem = calloc(1, type->size);
+    ck_assert_int_eq(type->init(mem, pa, "c", 3, 5, NULL, &ra), TG_OK);
+    tg_cell direct = { .kind = (tg_cell_kind)tg_cell_kind_parse(r->kind) };
+    ck_assert_int_eq(direct.kind == TG_CELL_RNN
+                         ? tg_rnn_cell_init(&direct.u.rnn, pb, "c", 3, 5, NULL, &rb)
+                     : direct.kind == TG_CELL_LSTM
+                         ? tg_lstm_cell_init(&direct.u.lstm, pb, "c", 3, 5, NULL, &rb)
+                         : tg_gru_cell_init(&direct.u.gru, pb, "c", 3, 5, NULL, &rb), TG_OK);
+    ck_assert_int_eq(tg_params_count(pa), tg_params_count(pb));
+    for (int i = 0; i < tg_params_count(pa); i++) {
+        ck_assert_str_eq(tg_params_name(pa, i), tg_params_name(pb, i));
+        tg_tensor *a = tg_params_at(pa, i), *b = tg_params_at(pb, i);
+        ck_assert(memcmp(a->data, b->data, (size_t)a->numel * sizeof(double)) == 0);
+    }
+    free(mem);
+    tg_params_free(pa);
+    tg_params_free(pb);
+    tg_tape_free(tape);
+    ref_cell_free(&rc);
+}
+END_TEST
+
+static tg_status null_init(void *cell, tg_params *ps, const char *prefix, int input_size,
+                           int hidden_size, const tg_init *init, tg_rng *rng)
+{
+    (void)cell, (void)ps, (void)prefix, (void)input_size, (void)hidden_size, (void)init;
+    (void)rng;
+    return TG_OK;
+}
+
+static void null_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor *const *state,
+                      tg_tensor **next)
+{
+    (void)t, (void)cell, (void)x;
+    next[0] = state[0];
+}
+
+/* Registers type and expects status with a reason containing what. */
+static void expect_refused(const tg_cell_type *type, tg_status status, const char *what)
+{
+    tg_clear_error();
+    ck_assert_int_eq(tg_cell_type_register(type), status);
+    ck_assert_msg(strstr(tg_last_error(), what) != NULL, "\"%s\" lacks \"%s\"",
+                  tg_last_error(), what);
+}
+
+START_TEST(test_cell_type_register)
+{
+    static const tg_cell_type mine = { "my_cell2", 1, 8, null_init, null_step };
+    int before = tg_cell_type_count();
+    ck_assert_ptr_null(tg_cell_type_find("my_cell2"));
+    ck_assert_int_eq(tg_cell_type_register(&mine), TG_OK);
+    ck_assert_ptr_eq(tg_cell_type_find("my_cell2"), &mine);
+    ck_assert_int_eq(tg_cell_type_count(), before + 1);
+    ck_assert_ptr_eq(tg_cell_type_at(before), &mine);
+
+    expect_refused(&mine, TG_ERR_ARG, "\"my_cell2\" is taken");
+    tg_cell_type t = mine;
+    t.name = "lstm";
+    expect_refused(&t, TG_ERR_ARG, "\"lstm\" is taken");
+    expect_refused(NULL, TG_ERR_NULL, "NULL type");
+    const char *bad[] = { "", "LSTM", "my-cell", "my cell", "caf\xc3\xa9",
+                          "a123456789012345678901234567890123456789012345678901234567890123" };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        t.name = bad[i];
+        expect_refused(&t, TG_ERR_ARG, "[a-z0-9_]");
+    }
+    t.name = NULL;
+    expect_refused(&t, TG_ERR_ARG, "no name");
+    t = mine;
+    t.name = "fresh";
+    t.nstate = 0;
+    expect_refused(&t, TG_ERR_ARG, "nstate 0");
+    t.nstate = TG_MAX_CELL_STATE + 1;
+    expect_refused(&t, TG_ERR_ARG, "nstate 5");
+    t.nstate = 1;
+    t.size = 0;
+    expect_refused(&t, TG_ERR_ARG, "size 0");
+    t.size = 8;
+    t.init = NULL;
+    expect_refused(&t, TG_ERR_ARG, "no init");
+    t.init = null_init;
+    t.step = NULL;
+    expect_refused(&t, TG_ERR_ARG, "no step");
+    ck_assert_int_eq(tg_cell_type_count(), before + 1);   /* nothing refused was added */
+    ck_assert_ptr_null(tg_cell_type_find("fresh"));
+}
+END_TEST
+
+START_TEST(test_cell_type_registry_full)
+{
+    static char names[TG_MAX_CELL_TYPES + 1][16];
+    static tg_cell_type types[TG_MAX_CELL_TYPES + 1];
+    for (int i = 0; i <= TG_MAX_CELL_TYPES; i++) {
+        snprintf(names[i], sizeof names[i], "full_%d", i);
+        types[i] = (tg_cell_type){ names[i], 1, 8, null_init, null_step };
+    }
+    for (int i = 0; i < TG_MAX_CELL_TYPES; i++)
+        ck_assert_int_eq(tg_cell_type_register(&types[i]), TG_OK);
+    expect_refused(&types[TG_MAX_CELL_TYPES], TG_ERR_ARG, "registry is full");
+    ck_assert_ptr_eq(tg_cell_type_find("full_63"), &types[63]);
+}
+END_TEST
+
 Suite *cells_suite(void)
 {
     Suite *s = suite_create("cells");
@@ -302,6 +460,13 @@ Suite *cells_suite(void)
     tcase_add_loop_test(tc, test_cell_matches_torch, 0, 3);
     tcase_add_loop_test(tc, test_cells_report_named_steps, 0, 3);
     tcase_add_test(tc, test_cell_step_errors);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("types");
+    tcase_add_test(tc, test_builtin_cell_types);
+    tcase_add_loop_test(tc, test_builtin_type_steps_like_its_cell, 0, 3);
+    tcase_add_test(tc, test_cell_type_register);
+    tcase_add_test(tc, test_cell_type_registry_full);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("gradcheck");
