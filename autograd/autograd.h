@@ -71,6 +71,27 @@ int64_t tg_tape_mallocs(const tg_tape *tape);
    TG_ERR_NOMEM exactly as a failed malloc would: for testing out-of-memory paths. */
 void tg_tape_set_memory_limit(tg_tape *tape, size_t limit);
 
+/* ---- errors from user code, and where they happened ---------------------------
+ * A user's cell or layer fails the way the library's ops do: it validates its inputs and
+ * returns tg_tape_fail(tape, TG_ERR_SHAPE, "mycell: x is %s", ...), which records the
+ * first error on the tape exactly as a failing op does (later errors are ignored) and
+ * returns NULL. A status of TG_OK is recorded as TG_ERR_ARG. */
+tg_tensor *tg_tape_fail(tg_tape *tape, tg_status status, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* Scopes name where an error happened: the message of a failure while scopes are pushed
+   starts with them, outermost first, joined by '/', e.g. "t=17/rnn.1/forget: gate:
+   (50,193) @ (192,128): inner dimensions differ" (the char-LM pushes the time step, a
+   stack its layers, a cell's gate its name). Only the pointer is kept, so pushing costs
+   no formatting or allocation: name must stay valid until it is popped. Push and pop in
+   pairs; scopes are independent of tg_tape_reset. Past 8 nested scopes the inner ones
+   read "...". NULL tape: no-op. */
+void tg_tape_push_scope(tg_tape *tape, const char *name);
+void tg_tape_pop_scope(tg_tape *tape);
+
 /* ---- observing named steps ------------------------------------------------
  * Cells name their intermediate results (tg_name(tape, f, "forget")); a program that
  * wants to see them (gate viewers, diagnostics) installs an observer, which is called

@@ -74,9 +74,13 @@ static inline int64_t tg_grad_cols(const tg_tensor *t)
 #define TG_ALL_INPUTS (~0u)   /* tg_op.overwrites of an op that writes every input */
 
 /* Records the first error on the tape (later ones are ignored). Returns NULL so an op
-   can `return tg_fail(...)`. The message is prefixed with "<op>: ". */
+   can `return tg_fail(...)`. The message is prefixed with the scopes and "<op>: ". */
 tg_tensor *tg_fail(tg_tape *tape, tg_status status, const char *op, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Pushes a scope that reads name immediately followed by index in decimal: ("t=", 17)
+   reads "t=17", ("rnn.", 1) reads "rnn.1". Pop with tg_tape_pop_scope. */
+void tg_tape_push_scope_index(tg_tape *tape, const char *name, int64_t index);
 
 /* Arena allocation (64-byte aligned), dies at reset. NULL + TG_ERR_NOMEM recorded for
    op on failure; op NULL: an optional allocation, whose failure records nothing.

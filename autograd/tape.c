@@ -6,7 +6,7 @@
 #include "autograd/autograd_internal.h"
 #include "tensor/gemm.h"
 
-enum { ALIGN = 64, CHUNK_MIN = 1 << 20, MSG_LEN = 256 };
+enum { ALIGN = 64, CHUNK_MIN = 1 << 20, MSG_LEN = 512, MAX_SCOPES = 8 };
 
 /* One block of arena memory; chunks are kept across resets and reused in order. */
 typedef struct chunk {
@@ -32,6 +32,13 @@ typedef struct wpack {
     struct wpack    *next;
 } wpack;
 
+/* One pushed scope: name, followed by index in decimal when index >= 0. Only the pointer
+   is kept: pushing costs no formatting and no allocation. */
+typedef struct scope {
+    const char *name;
+    int64_t     index;
+} scope;
+
 struct tg_tape {
     chunk   *first, *cur;
     wgrad   *wq, *wq_last;  /* queued weight gradients, oldest first */
@@ -44,6 +51,8 @@ struct tg_tape {
     int64_t  mallocs;
     tg_observer_fn observer;
     void    *observer_user;
+    scope    scopes[MAX_SCOPES];    /* the innermost MAX_SCOPES are not kept beyond these */
+    int      nscopes;               /* pushed and not popped (may exceed MAX_SCOPES) */
 };
 
 tg_tape *tg_tape_new(void)
@@ -137,15 +146,81 @@ tg_tensor *tg_name(tg_tape *tape, tg_tensor *t, const char *name)
     return t;
 }
 
-tg_tensor *tg_fail(tg_tape *tape, tg_status status, const char *op, const char *fmt, ...)
+void tg_tape_push_scope_index(tg_tape *tape, const char *name, int64_t index)
+{
+    if (!tape)
+        return;
+    if (tape->nscopes < MAX_SCOPES)
+        tape->scopes[tape->nscopes] = (scope){ .name = name, .index = index };
+    tape->nscopes++;
+}
+
+void tg_tape_push_scope(tg_tape *tape, const char *name)
+{
+    tg_tape_push_scope_index(tape, name, -1);
+}
+
+void tg_tape_pop_scope(tg_tape *tape)
+{
+    if (tape && tape->nscopes > 0)
+        tape->nscopes--;
+}
+
+/* Writes "outer/inner: " for the pushed scopes into msg (nothing when none is pushed);
+   returns the length written. */
+static size_t format_scopes(const tg_tape *tape, char *msg, size_t cap)
+{
+    size_t n = 0;
+    int kept = tape->nscopes < MAX_SCOPES ? tape->nscopes : MAX_SCOPES;
+    for (int i = 0; i < kept && n < cap; i++) {
+        const scope *sc = &tape->scopes[i];
+        const char *name = sc->name ? sc->name : "";
+        int w = sc->index >= 0
+                    ? snprintf(msg + n, cap - n, "%s%s%lld", i ? "/" : "", name,
+                               (long long)sc->index)
+                    : snprintf(msg + n, cap - n, "%s%s", i ? "/" : "", name);
+        n += w > 0 ? (size_t)w : 0;
+    }
+    if (tape->nscopes > MAX_SCOPES && n < cap)
+        n += (size_t)snprintf(msg + n, cap - n, "/...");
+    if (kept > 0 && n < cap)
+        n += (size_t)snprintf(msg + n, cap - n, ": ");
+    return n < cap ? n : cap - 1;
+}
+
+/* Records the first error: "<scopes>: <op>: <message>" (op NULL: no op part). */
+static void record_error(tg_tape *tape, tg_status status, const char *op, const char *fmt,
+                         va_list ap)
 {
     if (!tape || tape->status != TG_OK)
-        return NULL;
+        return;
     tape->status = status;
-    int n = snprintf(tape->msg, MSG_LEN, "%s: ", op);
+    size_t n = format_scopes(tape, tape->msg, MSG_LEN);
+    if (op) {
+        int w = snprintf(tape->msg + n, MSG_LEN - n, "%s: ", op);
+        n += w > 0 ? (size_t)w : 0;
+        if (n >= MSG_LEN)
+            n = MSG_LEN - 1;
+    }
+    vsnprintf(tape->msg + n, MSG_LEN - n, fmt, ap);
+}
+
+tg_tensor *tg_fail(tg_tape *tape, tg_status status, const char *op, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(tape->msg + n, MSG_LEN - (size_t)n, fmt, ap);
+    record_error(tape, status, op, fmt, ap);
+    va_end(ap);
+    return NULL;
+}
+
+tg_tensor *tg_tape_fail(tg_tape *tape, tg_status status, const char *fmt, ...)
+{
+    if (status == TG_OK)
+        status = TG_ERR_ARG;
+    va_list ap;
+    va_start(ap, fmt);
+    record_error(tape, status, NULL, fmt ? fmt : "", ap);
     va_end(ap);
     return NULL;
 }

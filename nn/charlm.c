@@ -151,13 +151,17 @@ tg_tensor *tg_charlm_loss(tg_tape *tape, const tg_charlm *m, const int32_t *inpu
     if (!state_on_tape(tape, state, &cur))
         return NULL;
     for (int64_t t = 0; t < T; t++) {
+        tg_tape_push_scope_index(tape, "t=", t);     /* errors read "t=17/rnn.1/..." */
         tg_tensor *x = step_input(tape, m, in_tm + t * B, B);                 /* (B,I) */
         tops[t] = tg_rnn_stack_step(tape, &m->rnn, x, &cur, training, rng);   /* (B,H) */
+        tg_tape_pop_scope(tape);
         if (!tops[t])
             return NULL;
     }
     tg_tensor *hs     = tg_concat_n(tape, tops, (int)T, 0);                   /* (T*B,H) */
+    tg_tape_push_scope(tape, "head");
     tg_tensor *logits = tg_linear_apply(tape, &m->head, hs);                  /* (T*B,V) */
+    tg_tape_pop_scope(tape);
     tg_tensor *loss   = tg_cross_entropy(tape, logits, tg_tm);                /* (1) */
     if (loss && tg_stack_state_copy(state, &cur) != TG_OK)
         return tg_fail(tape, TG_ERR_SHAPE, who, "cannot copy the final state out");
@@ -183,7 +187,9 @@ tg_tensor *tg_charlm_step(tg_tape *tape, const tg_charlm *m, const int32_t *toke
         return NULL;
     tg_tensor *x      = step_input(tape, m, tokens, B);                       /* (B,I) */
     tg_tensor *top    = tg_rnn_stack_step(tape, &m->rnn, x, &cur, false, NULL); /* (B,H) */
+    tg_tape_push_scope(tape, "head");
     tg_tensor *logits = tg_linear_apply(tape, &m->head, top);                 /* (B,V) */
+    tg_tape_pop_scope(tape);
     if (logits && tg_stack_state_copy(state, &cur) != TG_OK)
         return tg_fail(tape, TG_ERR_SHAPE, who, "cannot copy the state out");
     return logits;

@@ -23,10 +23,15 @@ tg_tensor *tg_gate(tg_tape *tape, tg_unary_op act, const tg_linear *l, tg_tensor
     /* sigmoid and tanh gates are one node (the pre-activation is never stored); any
        other activation is applied to the linear layer's output (which reports a NULL
        layer) */
+    if (name)
+        tg_tape_push_scope(tape, name);     /* a failure inside reads "<name>: <op>: ..." */
     tg_tensor *g = l && (act == tg_sigmoid || act == tg_tanh)
                        ? tg_gate_op(tape, x, l->w, l->b, act == tg_tanh)
                        : act(tape, tg_linear_apply(tape, l, x));
-    return name ? tg_name(tape, g, name) : g;
+    if (!name)
+        return g;
+    tg_tape_pop_scope(tape);
+    return tg_name(tape, g, name);
 }
 
 bool tg_is_matrix(const tg_tensor *t, tg_dtype dtype, int64_t rows, int64_t cols)

@@ -174,6 +174,7 @@ typedef struct tg_rnn_stack {
     int layers, input_size, hidden_size;
     double dropout;                 /* between layers, in training only */
     tg_cell cells[TG_MAX_LAYERS];   /* layer 0 reads I, the others H    */
+    char scope[48];                 /* "<prefix>.": layer l's errors read "<prefix>.l: " */
 } tg_rnn_stack;
 
 /* The recurrent state of every layer: h[l] (B,H), and c[l] (B,H) for LSTM (else NULL). */
@@ -195,7 +196,8 @@ tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
    Because its pointers are replaced, step a working copy of a caller-owned state
    (tg_stack_state cur = *owned; ...; tg_stack_state_copy(owned, &cur) to detach, but
    only after tg_backward: backward reads the initial state's values again);
-   a NULL h[l] (or c[l]) is read as zeros. On failure state is left unchanged. */
+   a NULL h[l] (or c[l]) is read as zeros. On failure state is left unchanged.
+   An error inside layer l names it: "<prefix>.<l>/<gate>: <op>: ...". */
 tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
                              tg_stack_state *state, bool training, tg_rng *rng);
 
@@ -236,7 +238,8 @@ tg_status tg_charlm_init(tg_charlm *m, tg_params *ps, const tg_charlm_config *cf
    token ids in [0,V) (row b is a contiguous stream). state (caller-owned, from
    tg_stack_state_new(&m->rnn, dtype, B)) is read as the initial state and, on success,
    overwritten with the final state: the detached carry for truncated BPTT.
-   NULL + sticky error on failure (bad token ids are TG_ERR_ARG). */
+   NULL + sticky error on failure (bad token ids are TG_ERR_ARG); an error inside the
+   network names the time step and layer, "t=17/rnn.1/forget: gate: ...". */
 tg_tensor *tg_charlm_loss(tg_tape *tape, const tg_charlm *m, const int32_t *inputs,
                           const int32_t *targets, int64_t B, int64_t T,
                           tg_stack_state *state, bool training, tg_rng *rng);

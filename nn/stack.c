@@ -59,6 +59,7 @@ tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
     s->input_size = input_size;
     s->hidden_size = hidden_size;
     s->dropout = dropout;
+    snprintf(s->scope, sizeof s->scope, "%s.", prefix);
     return TG_OK;
 }
 
@@ -88,6 +89,7 @@ tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
             h_prev = h_prev ? h_prev : tg_tape_tensor(tape, x->dtype, 2, shape);
             c_prev = c_prev ? c_prev : tg_tape_tensor(tape, x->dtype, 2, shape);
         }
+        tg_tape_push_scope_index(tape, s->scope, l);
         switch (cell->kind) {
         case TG_CELL_RNN:
             h[l] = tg_rnn_cell_step(tape, &cell->u.rnn, in, h_prev);
@@ -103,9 +105,10 @@ tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
             h[l] = tg_gru_cell_step(tape, &cell->u.gru, in, h_prev);
             break;
         default:
-            return tg_fail(tape, TG_ERR_ARG, "rnn_stack_step", "layer %d has unknown kind %d",
-                           l, (int)cell->kind);
+            h[l] = tg_fail(tape, TG_ERR_ARG, "rnn_stack_step", "unknown cell kind %d",
+                           (int)cell->kind);
         }
+        tg_tape_pop_scope(tape);
         if (!h[l])
             return NULL;
         in = h[l];

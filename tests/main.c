@@ -9,6 +9,7 @@ int main(void)
     Suite *(*const suites[])(void) = {
         tensor_suite, ops_suite, gradcheck_suite, gemm_suite, nn_suite, cells_suite,
         stack_suite, optim_suite, checkpoint_suite, observe_suite, reliability_suite,
+        errors_suite,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

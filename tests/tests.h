@@ -19,6 +19,7 @@ Suite *checkpoint_suite(void);
 Suite *gemm_suite(void);
 Suite *observe_suite(void);
 Suite *reliability_suite(void);
+Suite *errors_suite(void);
 
 /* Shared file helpers (tests/test_util.c); they fail the test on any I/O error. */
 /* The whole file, malloc'ed (caller frees), its length in *size. */
