@@ -27,13 +27,12 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "tapegrad.h"
 
 static double now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return bench_seconds(CLOCK_MONOTONIC);
 }
 
 static void die(const char *what, const char *msg)
@@ -203,12 +202,8 @@ static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, in
 
 int main(void)
 {
-    int threads = 2;
-    const char *e = getenv("TG_BENCH_THREADS");
-    if (e && atoi(e) > 0)
-        threads = atoi(e);
-    const char *q = getenv("TG_BENCH_QUICK");
-    bool quick = q && *q && strcmp(q, "0") != 0;
+    int threads = bench_threads();
+    bool quick = bench_quick();
     const char *hs = getenv("TG_BENCH_HIDDEN");
     if (!hs || !*hs)
         hs = "128,512";

@@ -24,6 +24,7 @@
 #include <time.h>
 
 
+#include "bench/bench_util.h"
 #include "tensor/gemm.h"
 
 typedef struct shape {
@@ -72,9 +73,7 @@ static clockid_t bench_clock = CLOCK_MONOTONIC;
 
 static double now(void)
 {
-    struct timespec ts;
-    clock_gettime(bench_clock, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return bench_seconds(bench_clock);
 }
 
 static void pause_ms(int ms)
@@ -159,12 +158,8 @@ static double time_lib(int lib, const shape *s, const float *A, const float *B, 
 
 int main(void)
 {
-    int threads = 2;
-    const char *e = getenv("TG_BENCH_THREADS");
-    if (e && atoi(e) > 0)
-        threads = atoi(e);
-    const char *q = getenv("TG_BENCH_QUICK");
-    int quick = q && *q && strcmp(q, "0") != 0;
+    int threads = bench_threads();
+    bool quick = bench_quick();
     int batches = quick ? 3 : 7;
     double batch_s = quick ? 0.03 : 0.08;
     const char *only = getenv("TG_BENCH_SHAPES");

@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "tapegrad.h"
 #include "tensor/vmath_internal.h"   /* the library's own vector tanh, for the baseline */
 
@@ -25,9 +26,7 @@ enum { CHAIN = 64 };
 
 static double now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return bench_seconds(CLOCK_MONOTONIC);
 }
 
 static int batches = 9;
@@ -191,12 +190,8 @@ static void bench_matmul(int64_t M, int64_t K, int64_t N)
 
 int main(void)
 {
-    int threads = 2;
-    const char *e = getenv("TG_BENCH_THREADS");
-    if (e && atoi(e) > 0)
-        threads = atoi(e);
-    const char *q = getenv("TG_BENCH_QUICK");
-    if (q && *q && strcmp(q, "0") != 0) {
+    int threads = bench_threads();
+    if (bench_quick()) {
         batches = 3;
         batch_s = 0.02;
     }

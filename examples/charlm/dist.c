@@ -1,7 +1,6 @@
 /* examples/charlm/dist.c: 'charlm train' across MPI ranks: startup, the batch split, the
-   per-step exchange (gradients, loss, stop), state gathering and the watchdog. */
-#ifdef TG_WITH_MPI
-
+   per-step exchange (gradients, loss, stop), state gathering and the watchdog; built
+   without MPI, the same functions act for one process and exchange nothing. */
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -11,17 +10,10 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <mpi.h>
-
 #include "examples/charlm/charlm.h"
 #include "examples/charlm/dist.h"
-#include "optim/dist.h"
 
 static int g_rank = 0, g_size = 1;
-static bool g_started = false;
-static MPI_Comm g_end_comm = MPI_COMM_NULL;
-static double g_exchange_s = 0.0;   /* time in dist_step's exchange (waiting included) */
-static int64_t g_exchanges = 0;
 static int64_t g_batch = 1, g_first = 0, g_rows = 1;
 static volatile sig_atomic_t g_pending = 0;   /* a signal received, not yet agreed on */
 
@@ -44,6 +36,63 @@ int64_t dist_rows(void)
 {
     return g_rows;
 }
+
+/* ---- the batch ------------------------------------------------------------------------- */
+int dist_set_batch(int64_t B, bool quiet)
+{
+    if (B < g_size) {
+        if (g_rank == 0)
+            errorf("--batch %lld is smaller than the %d ranks: every rank needs at least one "
+                   "row (use --batch >= %d or fewer ranks)", (long long)B, g_size, g_size);
+        return EXIT_USAGE;
+    }
+    if (B > INT64_MAX / g_size) {
+        errorf("--batch %lld is too large", (long long)B);
+        return EXIT_USAGE;
+    }
+    g_batch = B;
+    g_first = B * g_rank / g_size;
+    g_rows = B * (g_rank + 1) / g_size - g_first;
+    if (g_rank == 0 && !quiet && g_size > 1) {
+        int64_t lo = B / g_size, hi = (B + g_size - 1) / g_size;
+        if (lo == hi)
+            printf("data parallel: %d ranks x %lld rows, %d threads each\n", g_size,
+                   (long long)lo, tg_get_num_threads());
+        else
+            printf("data parallel: %d ranks x %lld-%lld rows, %d threads each\n", g_size,
+                   (long long)lo, (long long)hi, tg_get_num_threads());
+        fflush(stdout);
+    }
+    return EXIT_OK;
+}
+
+/* ---- signals and dropout ------------------------------------------------------------------- */
+void dist_on_signal(int sig)
+{
+    g_pending = sig;
+    signal(sig, SIG_DFL);
+}
+
+tg_rng *dist_dropout_rng(tg_rng *rng, uint64_t seed, int64_t step)
+{
+    static tg_rng mine;
+    if (g_size < 2)
+        return rng;
+    tg_rng_seed(&mine, seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)step * 0xBF58476D1CE4E5B9ull ^
+                           (uint64_t)(g_rank + 1) * 0x94D049BB133111EBull);
+    return &mine;
+}
+
+#ifdef TG_WITH_MPI
+
+#include <mpi.h>
+
+#include "optim/dist.h"
+
+static bool g_started = false;
+static MPI_Comm g_end_comm = MPI_COMM_NULL;
+static double g_exchange_s = 0.0;   /* time in dist_step's exchange (waiting included) */
+static int64_t g_exchanges = 0;
 
 /* ---- watchdog ------------------------------------------------------------------------
  * Around every exchange an alarm is armed: a rank that waits longer than the timeout
@@ -296,52 +345,6 @@ int dist_end(int rc)
     return rc;
 }
 
-/* ---- the batch ------------------------------------------------------------------------- */
-int dist_set_batch(int64_t B, bool quiet)
-{
-    if (B < g_size) {
-        if (g_rank == 0)
-            errorf("--batch %lld is smaller than the %d ranks: every rank needs at least one "
-                   "row (use --batch >= %d or fewer ranks)", (long long)B, g_size, g_size);
-        return EXIT_USAGE;
-    }
-    if (B > INT64_MAX / g_size) {
-        errorf("--batch %lld is too large", (long long)B);
-        return EXIT_USAGE;
-    }
-    g_batch = B;
-    g_first = B * g_rank / g_size;
-    g_rows = B * (g_rank + 1) / g_size - g_first;
-    if (g_rank == 0 && !quiet && g_size > 1) {
-        int64_t lo = B / g_size, hi = (B + g_size - 1) / g_size;
-        if (lo == hi)
-            printf("data parallel: %d ranks x %lld rows, %d threads each\n", g_size,
-                   (long long)lo, tg_get_num_threads());
-        else
-            printf("data parallel: %d ranks x %lld-%lld rows, %d threads each\n", g_size,
-                   (long long)lo, (long long)hi, tg_get_num_threads());
-        fflush(stdout);
-    }
-    return EXIT_OK;
-}
-
-/* ---- signals and dropout ------------------------------------------------------------------- */
-void dist_on_signal(int sig)
-{
-    g_pending = sig;
-    signal(sig, SIG_DFL);
-}
-
-tg_rng *dist_dropout_rng(tg_rng *rng, uint64_t seed, int64_t step)
-{
-    static tg_rng mine;
-    if (g_size < 2)
-        return rng;
-    tg_rng_seed(&mine, seed * 0x9E3779B97F4A7C15ull ^ (uint64_t)step * 0xBF58476D1CE4E5B9ull ^
-                           (uint64_t)(g_rank + 1) * 0x94D049BB133111EBull);
-    return &mine;
-}
-
 /* ---- the exchange of every step ---------------------------------------------------------
  * One library call: the gradients, and in the same round trip the sums over ranks of
  * weight * loss (the global mean loss) and of the flags everyone must agree on.
@@ -428,7 +431,41 @@ int dist_gather_state(tg_params *ps, const tg_stack_state *st, int64_t B, int hi
     return EXIT_OK;
 }
 
-#else
-/* Built without MPI=1: charlm trains in one process (ISO C wants a declaration here). */
-typedef int charlm_dist_not_built;
+#else /* one process */
+
+int dist_start(int *argc, char ***argv, charlm_opts *o)
+{
+    (void)argc;
+    (void)argv;
+    (void)o;
+    return EXIT_OK;
+}
+
+int dist_end(int rc)
+{
+    return rc;
+}
+
+int dist_step(tg_params *ps, double *loss, bool time_up, int *sig, bool *time_up_all)
+{
+    (void)ps;
+    (void)loss;
+    *sig = 0;   /* one process: on_signal in train.c stops the loop itself */
+    *time_up_all = time_up;
+    return EXIT_OK;
+}
+
+int dist_gather_state(tg_params *ps, const tg_stack_state *st, int64_t B, int hidden,
+                      float *h, float *c)
+{
+    (void)ps;
+    int64_t per = B * hidden;
+    for (int l = 0; l < st->layers; l++) {
+        memcpy(h + l * per, st->h[l]->data, (size_t)per * sizeof *h);
+        if (st->c[l])
+            memcpy(c + l * per, st->c[l]->data, (size_t)per * sizeof *c);
+    }
+    return EXIT_OK;
+}
+
 #endif /* TG_WITH_MPI */

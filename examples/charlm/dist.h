@@ -2,8 +2,6 @@
 #ifndef CHARLM_DIST_H
 #define CHARLM_DIST_H
 
-#ifdef TG_WITH_MPI
-
 #include "examples/charlm/charlm.h"
 
 /*
@@ -16,6 +14,10 @@
  * any rank's error ends the whole job (MPI_Abort) instead of leaving the others waiting.
  * A watchdog (CHARLM_DIST_TIMEOUT seconds, default 600, 0: off) ends a rank that waits
  * longer than that for the others.
+ *
+ * Built without MPI, every function below acts for a single process: rank 0 of 1, all
+ * rows, no exchange, dist_start and dist_end do nothing. The training loop calls them
+ * unconditionally.
  */
 
 /* Starts MPI for 'charlm train' (errors returned, not fatal) and adapts o: ranks other than
@@ -66,5 +68,4 @@ int dist_step(tg_params *ps, double *loss, bool time_up, int *sig, bool *time_up
 int dist_gather_state(tg_params *ps, const tg_stack_state *st, int64_t B, int hidden,
                       float *h, float *c);
 
-#endif /* TG_WITH_MPI */
 #endif /* CHARLM_DIST_H */

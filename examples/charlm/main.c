@@ -5,9 +5,7 @@
 #include <string.h>
 
 #include "examples/charlm/charlm.h"
-#ifdef TG_WITH_MPI
-#include "examples/charlm/dist.h"   /* MPI=1: data-parallel training (docs/MPI.md) */
-#endif
+#include "examples/charlm/dist.h"
 #include "examples/charlm/viz.h"
 
 static const char *error_prefix = "charlm";
@@ -74,15 +72,14 @@ int main(int argc, char **argv)
         return EXIT_OK; /* --help */
     if (rc != EXIT_OK)
         return rc;
-#ifdef TG_WITH_MPI
     if (cmd == CMD_TRAIN) {
-        /* mpirun -np N charlm train ...: every rank trains its share of the batch */
+        /* mpirun -np N charlm train ...: every rank trains its share of the batch (built
+           without MPI, dist_start and dist_end do nothing) */
         if ((rc = dist_start(&argc, &argv, &o)) != EXIT_OK)
             return dist_end(rc);
         apply_threads(&o);
         return dist_end(cmd_train(&o));
     }
-#endif
     apply_threads(&o);
     switch (cmd) {
     case CMD_TRAIN: return cmd_train(&o);

@@ -224,6 +224,174 @@ static void check_real(reader *r, const char *what, double v, double lo, double 
         bad(r, what, v);
 }
 
+/* The config section into m->cfg. */
+static void get_config(reader *r, charlm_meta *m)
+{
+    charlm_config *c = &m->cfg;
+    uint32_t u = get_u32(r, "config");
+    check_int(r, "cell", u, 0, 2);
+    c->cell = (tg_cell_kind)u;
+    u = get_u32(r, "config");
+    check_int(r, "layers", u, 1, TG_MAX_LAYERS);
+    c->layers = (int)u;
+    u = get_u32(r, "config");
+    check_int(r, "hidden", u, 1, 1u << 20);
+    c->hidden = (int)u;
+    u = get_u32(r, "config");
+    check_int(r, "embed", u, 0, 1u << 20);
+    c->embed = (int)u;
+    c->dropout = get_f64(r, "config");
+    check_real(r, "dropout", c->dropout, 0.0, 0.999999);
+    u = get_u32(r, "config");
+    check_int(r, "init", u, 0, 3);
+    c->ortho = u == 3;
+    c->init = u == 3 ? TG_INIT_XAVIER : (tg_init_kind)u;
+    c->init_scale = get_f64(r, "config");
+    check_real(r, "init scale", c->init_scale, 0.0, 1e6);
+    u = get_u32(r, "config");
+    check_int(r, "forget bias flag", u, 0, 1);
+    c->forget_bias_one = u != 0;
+    u = get_u32(r, "config");
+    check_int(r, "seq", u, 1, 1u << 20);
+    c->seq = (int)u;
+    u = get_u32(r, "config");
+    check_int(r, "batch", u, 1, 1u << 20);
+    c->batch = (int)u;
+    u = get_u32(r, "config");
+    check_int(r, "optimizer", u, 0, 4);
+    c->optim = (tg_optim_kind)u;
+    c->lr = get_f64(r, "config");
+    check_real(r, "lr", c->lr, 0.0, 1e6);
+    c->clip = get_f64(r, "config");
+    check_real(r, "clip", c->clip, 0.0, 1e300);
+    c->clip_value = get_f64(r, "config");
+    check_real(r, "clip value", c->clip_value, 0.0, 1e300);
+    c->lr_decay = get_f64(r, "config");
+    check_real(r, "lr decay", c->lr_decay, 0.0, 1.0);
+    uint64_t u64 = get_u64(r, "config");
+    check_int(r, "lr decay interval", u64, 0, INT64_MAX);
+    c->lr_decay_every = (int64_t)u64;
+    c->val_frac = get_f64(r, "config");
+    check_real(r, "val frac", c->val_frac, 0.0, 0.999999);
+    c->seed = get_u64(r, "config");
+}
+
+/* The vocabulary section into m->V, m->vocab. */
+static void get_vocab(reader *r, charlm_meta *m)
+{
+    uint32_t u = get_u32(r, "vocabulary");
+    check_int(r, "vocabulary size", u, 1, 0x110000);
+    if (!r->failed && (size_t)u > (r->n - r->off) / 4) {
+        snprintf(r->err, r->errsize, "metadata truncated in vocabulary (%u entries announced)",
+                 (unsigned)u);
+        r->failed = true;
+    }
+    if (!r->failed) {
+        m->V = (int)u;
+        m->vocab = malloc((size_t)m->V * sizeof *m->vocab);
+        if (!m->vocab) {
+            snprintf(r->err, r->errsize, "out of memory reading the vocabulary");
+            r->failed = true;
+        }
+        for (int i = 0; !r->failed && i < m->V; i++) {
+            m->vocab[i] = get_u32(r, "vocabulary");
+            if (m->vocab[i] > 0x10FFFF || (i > 0 && m->vocab[i] <= m->vocab[i - 1]))
+                bad(r, "vocabulary entry", (double)m->vocab[i]);
+        }
+    }
+}
+
+/* The training state: step, cursor, RNG and the carried hidden state. */
+static void get_state(reader *r, charlm_meta *m)
+{
+    const charlm_config *c = &m->cfg;
+    uint32_t u;
+    uint64_t u64;
+    u64 = get_u64(r, "training state");
+    check_int(r, "step", u64, 0, INT64_MAX / 2);
+    m->step = (int64_t)u64;
+    u64 = get_u64(r, "training state");
+    check_int(r, "data cursor", u64, 0, INT64_MAX / 2);
+    m->cursor = (int64_t)u64;
+    for (int i = 0; i < 4; i++)
+        m->rng.s[i] = get_u64(r, "RNG state");
+    u = get_u32(r, "hidden state");
+    check_int(r, "hidden state layers", u, (uint64_t)c->layers, (uint64_t)c->layers);
+    m->state_layers = (int)u;
+    u = get_u32(r, "hidden state");
+    check_int(r, "hidden state size", u, (uint64_t)c->hidden, (uint64_t)c->hidden);
+    m->state_hidden = (int)u;
+    u = get_u32(r, "hidden state");
+    check_int(r, "hidden state cell flag", u, c->cell == TG_CELL_LSTM ? 1 : 0,
+              c->cell == TG_CELL_LSTM ? 1 : 0);
+    m->state_has_c = u != 0;
+    u64 = get_u64(r, "hidden state");
+    check_int(r, "hidden state batch", u64, (uint64_t)c->batch, (uint64_t)c->batch);
+    m->state_batch = (int64_t)u64;
+    if (!r->failed) {
+        size_t ns = (size_t)m->state_layers * (size_t)m->state_batch * (size_t)m->state_hidden;
+        size_t bytes = ns * 4 * (m->state_has_c ? 2 : 1);
+        if (bytes > r->n - r->off) {
+            snprintf(r->err, r->errsize, "metadata truncated in hidden state (%zu bytes announced)",
+                     bytes);
+            r->failed = true;
+        } else {
+            m->h = malloc(ns * sizeof *m->h);
+            m->c = m->state_has_c ? malloc(ns * sizeof *m->c) : NULL;
+            if (!m->h || (m->state_has_c && !m->c)) {
+                snprintf(r->err, r->errsize, "out of memory reading the hidden state");
+                r->failed = true;
+            }
+            for (size_t i = 0; !r->failed && i < ns; i++)
+                m->h[i] = get_f32(r, "hidden state");
+            for (size_t i = 0; !r->failed && m->state_has_c && i < ns; i++)
+                m->c[i] = get_f32(r, "hidden state");
+        }
+    }
+}
+
+/* The loss and validation histories. */
+static void get_history(reader *r, charlm_meta *m)
+{
+    uint64_t u64;
+    u64 = get_u64(r, "loss history");
+    check_int(r, "loss history length", u64, (uint64_t)m->step, (uint64_t)m->step);
+    if (!r->failed && u64 > (r->n - r->off) / 4) {
+        snprintf(r->err, r->errsize, "metadata truncated in loss history");
+        r->failed = true;
+    }
+    if (!r->failed) {
+        m->n_loss = (int64_t)u64;
+        m->loss = malloc(((size_t)m->n_loss + 1) * sizeof *m->loss);
+        if (!m->loss) {
+            snprintf(r->err, r->errsize, "out of memory reading the loss history");
+            r->failed = true;
+        }
+        for (int64_t i = 0; !r->failed && i < m->n_loss; i++)
+            m->loss[i] = get_f32(r, "loss history");
+    }
+    u64 = get_u64(r, "validation history");
+    if (!r->failed && u64 > (r->n - r->off) / 16) {
+        snprintf(r->err, r->errsize, "metadata truncated in validation history");
+        r->failed = true;
+    }
+    if (!r->failed) {
+        m->n_val = (int64_t)u64;
+        m->val_step = malloc(((size_t)m->n_val + 1) * sizeof *m->val_step);
+        m->val_loss = malloc(((size_t)m->n_val + 1) * sizeof *m->val_loss);
+        if (!m->val_step || !m->val_loss) {
+            snprintf(r->err, r->errsize, "out of memory reading the validation history");
+            r->failed = true;
+        }
+        for (int64_t i = 0; !r->failed && i < m->n_val; i++) {
+            uint64_t s = get_u64(r, "validation history");
+            check_int(r, "validation step", s, 1, (uint64_t)m->step);
+            m->val_step[i] = (int64_t)s;
+            m->val_loss[i] = get_f64(r, "validation history");
+        }
+    }
+}
+
 int meta_decode(const unsigned char *buf, size_t size, charlm_meta *m, char *err,
                 size_t errsize)
 {
@@ -240,157 +408,12 @@ int meta_decode(const unsigned char *buf, size_t size, charlm_meta *m, char *err
                  (unsigned)version, META_VERSION);
         return EXIT_RUNTIME;
     }
-    charlm_config *c = &m->cfg;
-    uint32_t u;
-    u = get_u32(&r, "config");
-    check_int(&r, "cell", u, 0, 2);
-    c->cell = (tg_cell_kind)u;
-    u = get_u32(&r, "config");
-    check_int(&r, "layers", u, 1, TG_MAX_LAYERS);
-    c->layers = (int)u;
-    u = get_u32(&r, "config");
-    check_int(&r, "hidden", u, 1, 1u << 20);
-    c->hidden = (int)u;
-    u = get_u32(&r, "config");
-    check_int(&r, "embed", u, 0, 1u << 20);
-    c->embed = (int)u;
-    c->dropout = get_f64(&r, "config");
-    check_real(&r, "dropout", c->dropout, 0.0, 0.999999);
-    u = get_u32(&r, "config");
-    check_int(&r, "init", u, 0, 3);
-    c->ortho = u == 3;
-    c->init = u == 3 ? TG_INIT_XAVIER : (tg_init_kind)u;
-    c->init_scale = get_f64(&r, "config");
-    check_real(&r, "init scale", c->init_scale, 0.0, 1e6);
-    u = get_u32(&r, "config");
-    check_int(&r, "forget bias flag", u, 0, 1);
-    c->forget_bias_one = u != 0;
-    u = get_u32(&r, "config");
-    check_int(&r, "seq", u, 1, 1u << 20);
-    c->seq = (int)u;
-    u = get_u32(&r, "config");
-    check_int(&r, "batch", u, 1, 1u << 20);
-    c->batch = (int)u;
-    u = get_u32(&r, "config");
-    check_int(&r, "optimizer", u, 0, 4);
-    c->optim = (tg_optim_kind)u;
-    c->lr = get_f64(&r, "config");
-    check_real(&r, "lr", c->lr, 0.0, 1e6);
-    c->clip = get_f64(&r, "config");
-    check_real(&r, "clip", c->clip, 0.0, 1e300);
-    c->clip_value = get_f64(&r, "config");
-    check_real(&r, "clip value", c->clip_value, 0.0, 1e300);
-    c->lr_decay = get_f64(&r, "config");
-    check_real(&r, "lr decay", c->lr_decay, 0.0, 1.0);
-    uint64_t u64 = get_u64(&r, "config");
-    check_int(&r, "lr decay interval", u64, 0, INT64_MAX);
-    c->lr_decay_every = (int64_t)u64;
-    c->val_frac = get_f64(&r, "config");
-    check_real(&r, "val frac", c->val_frac, 0.0, 0.999999);
-    c->seed = get_u64(&r, "config");
-
+    get_config(&r, m);
     m->data_bytes = get_u64(&r, "data fingerprint");
     m->data_crc = get_u32(&r, "data fingerprint");
-
-    u = get_u32(&r, "vocabulary");
-    check_int(&r, "vocabulary size", u, 1, 0x110000);
-    if (!r.failed && (size_t)u > (r.n - r.off) / 4) {
-        snprintf(err, errsize, "metadata truncated in vocabulary (%u entries announced)",
-                 (unsigned)u);
-        r.failed = true;
-    }
-    if (!r.failed) {
-        m->V = (int)u;
-        m->vocab = malloc((size_t)m->V * sizeof *m->vocab);
-        if (!m->vocab) {
-            snprintf(err, errsize, "out of memory reading the vocabulary");
-            r.failed = true;
-        }
-        for (int i = 0; !r.failed && i < m->V; i++) {
-            m->vocab[i] = get_u32(&r, "vocabulary");
-            if (m->vocab[i] > 0x10FFFF || (i > 0 && m->vocab[i] <= m->vocab[i - 1]))
-                bad(&r, "vocabulary entry", (double)m->vocab[i]);
-        }
-    }
-
-    u64 = get_u64(&r, "training state");
-    check_int(&r, "step", u64, 0, INT64_MAX / 2);
-    m->step = (int64_t)u64;
-    u64 = get_u64(&r, "training state");
-    check_int(&r, "data cursor", u64, 0, INT64_MAX / 2);
-    m->cursor = (int64_t)u64;
-    for (int i = 0; i < 4; i++)
-        m->rng.s[i] = get_u64(&r, "RNG state");
-    u = get_u32(&r, "hidden state");
-    check_int(&r, "hidden state layers", u, (uint64_t)c->layers, (uint64_t)c->layers);
-    m->state_layers = (int)u;
-    u = get_u32(&r, "hidden state");
-    check_int(&r, "hidden state size", u, (uint64_t)c->hidden, (uint64_t)c->hidden);
-    m->state_hidden = (int)u;
-    u = get_u32(&r, "hidden state");
-    check_int(&r, "hidden state cell flag", u, c->cell == TG_CELL_LSTM ? 1 : 0,
-              c->cell == TG_CELL_LSTM ? 1 : 0);
-    m->state_has_c = u != 0;
-    u64 = get_u64(&r, "hidden state");
-    check_int(&r, "hidden state batch", u64, (uint64_t)c->batch, (uint64_t)c->batch);
-    m->state_batch = (int64_t)u64;
-    if (!r.failed) {
-        size_t ns = (size_t)m->state_layers * (size_t)m->state_batch * (size_t)m->state_hidden;
-        size_t bytes = ns * 4 * (m->state_has_c ? 2 : 1);
-        if (bytes > r.n - r.off) {
-            snprintf(err, errsize, "metadata truncated in hidden state (%zu bytes announced)",
-                     bytes);
-            r.failed = true;
-        } else {
-            m->h = malloc(ns * sizeof *m->h);
-            m->c = m->state_has_c ? malloc(ns * sizeof *m->c) : NULL;
-            if (!m->h || (m->state_has_c && !m->c)) {
-                snprintf(err, errsize, "out of memory reading the hidden state");
-                r.failed = true;
-            }
-            for (size_t i = 0; !r.failed && i < ns; i++)
-                m->h[i] = get_f32(&r, "hidden state");
-            for (size_t i = 0; !r.failed && m->state_has_c && i < ns; i++)
-                m->c[i] = get_f32(&r, "hidden state");
-        }
-    }
-
-    u64 = get_u64(&r, "loss history");
-    check_int(&r, "loss history length", u64, (uint64_t)m->step, (uint64_t)m->step);
-    if (!r.failed && u64 > (r.n - r.off) / 4) {
-        snprintf(err, errsize, "metadata truncated in loss history");
-        r.failed = true;
-    }
-    if (!r.failed) {
-        m->n_loss = (int64_t)u64;
-        m->loss = malloc(((size_t)m->n_loss + 1) * sizeof *m->loss);
-        if (!m->loss) {
-            snprintf(err, errsize, "out of memory reading the loss history");
-            r.failed = true;
-        }
-        for (int64_t i = 0; !r.failed && i < m->n_loss; i++)
-            m->loss[i] = get_f32(&r, "loss history");
-    }
-    u64 = get_u64(&r, "validation history");
-    if (!r.failed && u64 > (r.n - r.off) / 16) {
-        snprintf(err, errsize, "metadata truncated in validation history");
-        r.failed = true;
-    }
-    if (!r.failed) {
-        m->n_val = (int64_t)u64;
-        m->val_step = malloc(((size_t)m->n_val + 1) * sizeof *m->val_step);
-        m->val_loss = malloc(((size_t)m->n_val + 1) * sizeof *m->val_loss);
-        if (!m->val_step || !m->val_loss) {
-            snprintf(err, errsize, "out of memory reading the validation history");
-            r.failed = true;
-        }
-        for (int64_t i = 0; !r.failed && i < m->n_val; i++) {
-            uint64_t s = get_u64(&r, "validation history");
-            check_int(&r, "validation step", s, 1, (uint64_t)m->step);
-            m->val_step[i] = (int64_t)s;
-            m->val_loss[i] = get_f64(&r, "validation history");
-        }
-    }
+    get_vocab(&r, m);
+    get_state(&r, m);
+    get_history(&r, m);
     if (!r.failed && r.off != r.n) {
         snprintf(err, errsize, "metadata has %zu unexpected trailing bytes", r.n - r.off);
         r.failed = true;

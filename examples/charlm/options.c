@@ -300,12 +300,126 @@ static void defaults(charlm_cmd cmd, charlm_opts *o)
     o->threads = 0;
 }
 
-static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_opts *o)
+/* Integer options: parses v into the field of s->id. */
+static int set_int_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_opts *o)
 {
     charlm_config *c = &o->cfg;
     int64_t i = 0;
-    double d = 0;
     int rc = EXIT_OK;
+    const char *n = s->name;
+    switch (s->id) {
+    case OPT_LAYERS:
+        rc = parse_int(cmd, n, v, 1, TG_MAX_LAYERS, "an integer from 1 to 16", &i);
+        c->layers = (int)i;
+        break;
+    case OPT_HIDDEN:
+        rc = parse_int(cmd, n, v, 1, 65536, "an integer from 1 to 65536", &i);
+        c->hidden = (int)i;
+        break;
+    case OPT_EMBED:
+        rc = parse_int(cmd, n, v, 0, 65536, "an integer from 0 to 65536", &i);
+        c->embed = (int)i;
+        break;
+    case OPT_SEQ:
+        rc = parse_int(cmd, n, v, 1, 1000000, "a positive integer", &i);
+        c->seq = (int)i;
+        break;
+    case OPT_BATCH:
+        rc = parse_int(cmd, n, v, 1, 1000000, "a positive integer", &i);
+        c->batch = (int)i;
+        break;
+    case OPT_LR_DECAY_EVERY:
+        rc = parse_int(cmd, n, v, 1, INT64_MAX / 4, "a positive integer", &c->lr_decay_every);
+        break;
+    case OPT_SEED:
+        rc = parse_u64(cmd, n, v, &c->seed);
+        break;
+    case OPT_STEPS:
+        rc = parse_int(cmd, n, v, 1, INT64_MAX / 4, "a positive integer", &o->steps);
+        break;
+    case OPT_EVAL_EVERY:
+        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->eval_every);
+        break;
+    case OPT_SAVE_EVERY:
+        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->save_every);
+        break;
+    case OPT_PRINT_EVERY:
+        rc = parse_int(cmd, n, v, 1, INT64_MAX / 4, "a positive integer", &o->print_every);
+        break;
+    case OPT_LEN:
+        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->len);
+        break;
+    case OPT_TOP_K:
+        rc = parse_int(cmd, n, v, 0, INT32_MAX, "a non-negative integer", &o->top_k);
+        break;
+    case OPT_MAX_PER_TENSOR:
+        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer",
+                       &o->max_per_tensor);
+        break;
+    case OPT_THREADS:
+        rc = parse_int(cmd, n, v, 1, 4096, "an integer from 1 to 4096", &i);
+        o->threads = (int)i;
+        break;
+    default:
+        break;
+    }
+    return rc;
+}
+
+/* Real-valued options: parses v into the field of s->id. */
+static int set_real_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_opts *o)
+{
+    charlm_config *c = &o->cfg;
+    int rc = EXIT_OK;
+    const char *n = s->name;
+    switch (s->id) {
+    case OPT_DROPOUT:
+        rc = parse_real(cmd, n, v, 0, false, 1, true, "a number in [0, 1)", &c->dropout);
+        break;
+    case OPT_INIT_SCALE:
+        rc = parse_real(cmd, n, v, 0, true, 100, false, "a number in (0, 100]", &c->init_scale);
+        break;
+    case OPT_LR:
+        rc = parse_real(cmd, n, v, 0, true, 1e300, false, "a number > 0", &c->lr);
+        break;
+    case OPT_CLIP:
+        rc = parse_real(cmd, n, v, 0, false, 1e300, false, "a number >= 0", &c->clip);
+        break;
+    case OPT_CLIP_VALUE:
+        rc = parse_real(cmd, n, v, 0, false, 1e300, false, "a number >= 0", &c->clip_value);
+        break;
+    case OPT_LR_DECAY:
+        rc = parse_real(cmd, n, v, 0, true, 1, false, "a number in (0, 1]", &c->lr_decay);
+        break;
+    case OPT_VAL_FRAC:
+        rc = parse_real(cmd, n, v, 0, false, 0.9, false, "a number in [0, 0.9]", &c->val_frac);
+        break;
+    case OPT_TIME_LIMIT:
+        rc = parse_real(cmd, n, v, 0, true, 1e9, false, "a number of seconds > 0",
+                        &o->time_limit);
+        break;
+    case OPT_TEMPERATURE:
+        rc = parse_real(cmd, n, v, 0, true, 1e6, false, "a number > 0", &o->temperature);
+        break;
+    case OPT_TOP_P:
+        rc = parse_real(cmd, n, v, 0, true, 1, false, "a number in (0, 1]", &o->top_p);
+        break;
+    case OPT_EPS:
+        rc = parse_real(cmd, n, v, 0, true, 1, false, "a number in (0, 1]", &o->eps);
+        break;
+    case OPT_TOLERANCE:
+        rc = parse_real(cmd, n, v, 0, true, 1e6, false, "a number > 0", &o->tolerance);
+        break;
+    default:
+        break;
+    }
+    return rc;
+}
+
+/* Strings, flags and names here; numbers in set_int_value and set_real_value. */
+static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_opts *o)
+{
+    charlm_config *c = &o->cfg;
     const char *n = s->name;
     switch (s->id) {
     case OPT_DATA: o->data = v; break;
@@ -350,101 +464,12 @@ static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_op
             return bad_value(cmd, n, "val or all", v);
         o->split = v;
         break;
-    case OPT_LAYERS:
-        rc = parse_int(cmd, n, v, 1, TG_MAX_LAYERS, "an integer from 1 to 16", &i);
-        c->layers = (int)i;
-        break;
-    case OPT_HIDDEN:
-        rc = parse_int(cmd, n, v, 1, 65536, "an integer from 1 to 65536", &i);
-        c->hidden = (int)i;
-        break;
-    case OPT_EMBED:
-        rc = parse_int(cmd, n, v, 0, 65536, "an integer from 0 to 65536", &i);
-        c->embed = (int)i;
-        break;
-    case OPT_SEQ:
-        rc = parse_int(cmd, n, v, 1, 1000000, "a positive integer", &i);
-        c->seq = (int)i;
-        break;
-    case OPT_BATCH:
-        rc = parse_int(cmd, n, v, 1, 1000000, "a positive integer", &i);
-        c->batch = (int)i;
-        break;
-    case OPT_DROPOUT:
-        rc = parse_real(cmd, n, v, 0, false, 1, true, "a number in [0, 1)", &c->dropout);
-        break;
-    case OPT_INIT_SCALE:
-        rc = parse_real(cmd, n, v, 0, true, 100, false, "a number in (0, 100]", &c->init_scale);
-        break;
-    case OPT_LR:
-        rc = parse_real(cmd, n, v, 0, true, 1e300, false, "a number > 0", &c->lr);
-        break;
-    case OPT_CLIP:
-        rc = parse_real(cmd, n, v, 0, false, 1e300, false, "a number >= 0", &c->clip);
-        break;
-    case OPT_CLIP_VALUE:
-        rc = parse_real(cmd, n, v, 0, false, 1e300, false, "a number >= 0", &c->clip_value);
-        break;
-    case OPT_LR_DECAY:
-        rc = parse_real(cmd, n, v, 0, true, 1, false, "a number in (0, 1]", &c->lr_decay);
-        break;
-    case OPT_LR_DECAY_EVERY:
-        rc = parse_int(cmd, n, v, 1, INT64_MAX / 4, "a positive integer", &c->lr_decay_every);
-        break;
-    case OPT_VAL_FRAC:
-        rc = parse_real(cmd, n, v, 0, false, 0.9, false, "a number in [0, 0.9]", &c->val_frac);
-        break;
-    case OPT_SEED:
-        rc = parse_u64(cmd, n, v, &c->seed);
-        break;
-    case OPT_STEPS:
-        rc = parse_int(cmd, n, v, 1, INT64_MAX / 4, "a positive integer", &o->steps);
-        break;
-    case OPT_EVAL_EVERY:
-        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->eval_every);
-        break;
-    case OPT_SAVE_EVERY:
-        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->save_every);
-        break;
-    case OPT_PRINT_EVERY:
-        rc = parse_int(cmd, n, v, 1, INT64_MAX / 4, "a positive integer", &o->print_every);
-        break;
-    case OPT_LEN:
-        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->len);
-        break;
-    case OPT_TOP_K:
-        rc = parse_int(cmd, n, v, 0, INT32_MAX, "a non-negative integer", &o->top_k);
-        break;
-    case OPT_MAX_PER_TENSOR:
-        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer",
-                       &o->max_per_tensor);
-        break;
-    case OPT_THREADS:
-        rc = parse_int(cmd, n, v, 1, 4096, "an integer from 1 to 4096", &i);
-        o->threads = (int)i;
-        break;
-    case OPT_TIME_LIMIT:
-        rc = parse_real(cmd, n, v, 0, true, 1e9, false, "a number of seconds > 0",
-                        &o->time_limit);
-        break;
-    case OPT_TEMPERATURE:
-        rc = parse_real(cmd, n, v, 0, true, 1e6, false, "a number > 0", &o->temperature);
-        break;
-    case OPT_TOP_P:
-        rc = parse_real(cmd, n, v, 0, true, 1, false, "a number in (0, 1]", &o->top_p);
-        break;
-    case OPT_EPS:
-        rc = parse_real(cmd, n, v, 0, true, 1, false, "a number in (0, 1]", &o->eps);
-        break;
-    case OPT_TOLERANCE:
-        rc = parse_real(cmd, n, v, 0, true, 1e6, false, "a number > 0", &o->tolerance);
-        break;
-    case OPT_HELP:
-    case OPT_COUNT:
-        break;
+    default: {
+        int rc = set_int_value(cmd, s, v, o);
+        return rc == EXIT_OK ? set_real_value(cmd, s, v, o) : rc;
     }
-    (void)d;
-    return rc;
+    }
+    return EXIT_OK;
 }
 
 int options_parse(charlm_cmd cmd, int argc, char **argv, charlm_opts *o)

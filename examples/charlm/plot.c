@@ -27,7 +27,8 @@ static double nice_step(double span, int n)
 }
 
 typedef struct frame {
-    double x0, x1, y0, y1;
+    double x0, x1, y0, y1;   /* the plotted ranges                 */
+    double xstep, ystep;     /* their tick spacings                */
 } frame;
 
 static double px(const frame *fr, double x)
@@ -54,21 +55,12 @@ static void put_text(FILE *f, const char *s)
     }
 }
 
-int plot_write_svg(const char *path, const float *loss, int64_t n_loss, int64_t first_step,
-                   const int64_t *val_step, const double *val_loss, int64_t n_val,
-                   const char *title, char *err, size_t errsize)
+/* The training curve averaged into buckets of `bucket` steps (non-finite losses skipped):
+   (xs, ys) receive the points; returns their count. */
+static int64_t bucket_curve(const float *loss, int64_t n_loss, int64_t first_step,
+                            int64_t bucket, double *xs, double *ys)
 {
-    /* the training curve, averaged into at most MAX_POINTS buckets */
-    int64_t bucket = n_loss > MAX_POINTS ? (n_loss + MAX_POINTS - 1) / MAX_POINTS : 1;
     int64_t np = n_loss > 0 ? (n_loss + bucket - 1) / bucket : 0;
-    double *xs = malloc(((size_t)np + 1) * sizeof *xs);
-    double *ys = malloc(((size_t)np + 1) * sizeof *ys);
-    if (!xs || !ys) {
-        free(xs);
-        free(ys);
-        snprintf(err, errsize, "out of memory plotting");
-        return EXIT_RUNTIME;
-    }
     int64_t kept = 0;
     for (int64_t b = 0; b < np; b++) {
         double sum = 0, xsum = 0;
@@ -86,8 +78,14 @@ int plot_write_svg(const char *path, const float *loss, int64_t n_loss, int64_t 
             kept++;
         }
     }
+    return kept;
+}
 
-    frame fr = {first_step, first_step + (n_loss > 1 ? n_loss - 1 : 1), INFINITY, -INFINITY};
+/* The axes' ranges: every point of both curves, rounded out to tick steps. */
+static frame fit_frame(const double *ys, int64_t kept, int64_t n_loss, int64_t first_step,
+                       const int64_t *val_step, const double *val_loss, int64_t n_val)
+{
+    frame fr = {first_step, first_step + (n_loss > 1 ? n_loss - 1 : 1), INFINITY, -INFINITY, 1, 1};
     for (int64_t i = 0; i < kept; i++) {
         fr.y0 = fmin(fr.y0, ys[i]);
         fr.y1 = fmax(fr.y1, ys[i]);
@@ -107,45 +105,35 @@ int plot_write_svg(const char *path, const float *loss, int64_t n_loss, int64_t 
         fr.y0 -= 0.5;
         fr.y1 += 0.5;
     }
-    double ystep = nice_step(fr.y1 - fr.y0, 6);
-    fr.y0 = floor(fr.y0 / ystep) * ystep;
-    fr.y1 = ceil(fr.y1 / ystep) * ystep;
+    fr.ystep = nice_step(fr.y1 - fr.y0, 6);
+    fr.y0 = floor(fr.y0 / fr.ystep) * fr.ystep;
+    fr.y1 = ceil(fr.y1 / fr.ystep) * fr.ystep;
     if (fr.x1 <= fr.x0)
         fr.x1 = fr.x0 + 1;
-    double xstep = nice_step(fr.x1 - fr.x0, 8);
+    fr.xstep = nice_step(fr.x1 - fr.x0, 8);
+    return fr;
+}
 
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        free(xs);
-        free(ys);
-        snprintf(err, errsize, "cannot write '%s': %s", path, strerror(errno));
-        return EXIT_RUNTIME;
-    }
-    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
-               "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"13\">\n"
-               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
-               W, H, W, H);
-    fprintf(f, "<text x=\"%.1f\" y=\"28\" text-anchor=\"middle\" font-size=\"16\">", W / 2);
-    put_text(f, title);
-    fprintf(f, "</text>\n");
-
+/* Grid, ticks, tick labels, axes and their labels. */
+static void write_axes(FILE *f, const frame *fr)
+{
+    double ystep = fr->ystep, xstep = fr->xstep;
     /* grid, ticks and tick labels */
     fprintf(f, "<g stroke=\"#dddddd\" stroke-width=\"1\">\n");
-    for (double y = fr.y0; y <= fr.y1 + ystep * 1e-6; y += ystep)
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ML, py(&fr, y),
-                W - MR, py(&fr, y));
-    double xfirst = ceil(fr.x0 / xstep) * xstep;
-    for (double x = xfirst; x <= fr.x1 + xstep * 1e-6; x += xstep)
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", px(&fr, x), MT,
-                px(&fr, x), H - MB);
+    for (double y = fr->y0; y <= fr->y1 + ystep * 1e-6; y += ystep)
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", ML, py(fr, y),
+                W - MR, py(fr, y));
+    double xfirst = ceil(fr->x0 / xstep) * xstep;
+    for (double x = xfirst; x <= fr->x1 + xstep * 1e-6; x += xstep)
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\"/>\n", px(fr, x), MT,
+                px(fr, x), H - MB);
     fprintf(f, "</g>\n<g fill=\"#333333\">\n");
-    for (double y = fr.y0; y <= fr.y1 + ystep * 1e-6; y += ystep)
+    for (double y = fr->y0; y <= fr->y1 + ystep * 1e-6; y += ystep)
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"end\">%g</text>\n", ML - 8,
-                py(&fr, y) + 4, fabs(y) < ystep * 1e-6 ? 0.0 : y);
-    for (double x = xfirst; x <= fr.x1 + xstep * 1e-6; x += xstep)
+                py(fr, y) + 4, fabs(y) < ystep * 1e-6 ? 0.0 : y);
+    for (double x = xfirst; x <= fr->x1 + xstep * 1e-6; x += xstep)
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\">%.0f</text>\n",
-                px(&fr, x), H - MB + 20, x);
+                px(fr, x), H - MB + 20, x);
     fprintf(f, "</g>\n");
     /* axes and their labels */
     fprintf(f, "<g stroke=\"#333333\" stroke-width=\"1.5\">\n"
@@ -157,13 +145,18 @@ int plot_write_svg(const char *path, const float *loss, int64_t n_loss, int64_t 
     fprintf(f, "<text x=\"20\" y=\"%.1f\" text-anchor=\"middle\" "
                "transform=\"rotate(-90 20 %.1f)\">loss (nats/char)</text>\n",
             (MT + H - MB) / 2, (MT + H - MB) / 2);
+}
 
-    /* curves */
+/* The training polyline and the validation points. */
+static void write_curves(FILE *f, const frame *fr, const double *xs, const double *ys,
+                         int64_t kept, const int64_t *val_step, const double *val_loss,
+                         int64_t n_val)
+{
     if (kept > 0) {
         fprintf(f, "<polyline fill=\"none\" stroke=\"#1f77b4\" stroke-width=\"1.5\" "
                    "points=\"");
         for (int64_t i = 0; i < kept; i++)
-            fprintf(f, "%s%.1f,%.1f", i ? " " : "", px(&fr, xs[i]), py(&fr, ys[i]));
+            fprintf(f, "%s%.1f,%.1f", i ? " " : "", px(fr, xs[i]), py(fr, ys[i]));
         fprintf(f, "\"/>\n");
     }
     int64_t nv = 0;
@@ -174,29 +167,66 @@ int plot_write_svg(const char *path, const float *loss, int64_t n_loss, int64_t 
         int64_t k = 0;
         for (int64_t i = 0; i < n_val; i++)
             if (isfinite(val_loss[i]))
-                fprintf(f, "%s%.1f,%.1f", k++ ? " " : "", px(&fr, (double)val_step[i]),
-                        py(&fr, val_loss[i]));
+                fprintf(f, "%s%.1f,%.1f", k++ ? " " : "", px(fr, (double)val_step[i]),
+                        py(fr, val_loss[i]));
         fprintf(f, "\"/>\n<g fill=\"#ff7f0e\">\n");
         for (int64_t i = 0; i < n_val; i++)
             if (isfinite(val_loss[i]))
                 fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\"><title>step %lld: "
                            "%.4f</title></circle>\n",
-                        px(&fr, (double)val_step[i]), py(&fr, val_loss[i]),
+                        px(fr, (double)val_step[i]), py(fr, val_loss[i]),
                         (long long)val_step[i], val_loss[i]);
         fprintf(f, "</g>\n");
     }
-    /* legend */
+}
+
+static void write_legend(FILE *f, bool averaged)
+{
     double lx = W - MR - 190, ly = MT + 10;
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"180\" height=\"48\" fill=\"white\" "
                "stroke=\"#cccccc\"/>\n", lx, ly);
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#1f77b4\" "
                "stroke-width=\"2\"/>\n<text x=\"%.1f\" y=\"%.1f\">training%s</text>\n",
             lx + 10, ly + 16, lx + 40, ly + 16, lx + 48, ly + 20,
-            bucket > 1 ? " (averaged)" : "");
+            averaged ? " (averaged)" : "");
     fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#ff7f0e\" "
                "stroke-width=\"2\"/>\n<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3.5\" "
                "fill=\"#ff7f0e\"/>\n<text x=\"%.1f\" y=\"%.1f\">validation</text>\n",
             lx + 10, ly + 36, lx + 40, ly + 36, lx + 25, ly + 36, lx + 48, ly + 40);
+}
+
+int plot_write_svg(const char *path, const float *loss, int64_t n_loss, int64_t first_step,
+                   const int64_t *val_step, const double *val_loss, int64_t n_val,
+                   const char *title, char *err, size_t errsize)
+{
+    /* the training curve, averaged into at most MAX_POINTS buckets */
+    int64_t bucket = n_loss > MAX_POINTS ? (n_loss + MAX_POINTS - 1) / MAX_POINTS : 1;
+    int64_t np = n_loss > 0 ? (n_loss + bucket - 1) / bucket : 0;
+    double *xs = malloc(((size_t)np + 1) * sizeof *xs);
+    double *ys = malloc(((size_t)np + 1) * sizeof *ys);
+    FILE *f = xs && ys ? fopen(path, "w") : NULL;
+    if (!f) {
+        if (xs && ys)
+            snprintf(err, errsize, "cannot write '%s': %s", path, strerror(errno));
+        else
+            snprintf(err, errsize, "out of memory plotting");
+        free(xs);
+        free(ys);
+        return EXIT_RUNTIME;
+    }
+    int64_t kept = bucket_curve(loss, n_loss, first_step, bucket, xs, ys);
+    frame fr = fit_frame(ys, kept, n_loss, first_step, val_step, val_loss, n_val);
+    fprintf(f, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+               "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%.0f\" height=\"%.0f\" "
+               "viewBox=\"0 0 %.0f %.0f\" font-family=\"sans-serif\" font-size=\"13\">\n"
+               "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
+               W, H, W, H);
+    fprintf(f, "<text x=\"%.1f\" y=\"28\" text-anchor=\"middle\" font-size=\"16\">", W / 2);
+    put_text(f, title);
+    fprintf(f, "</text>\n");
+    write_axes(f, &fr);
+    write_curves(f, &fr, xs, ys, kept, val_step, val_loss, n_val);
+    write_legend(f, bucket > 1);
     fprintf(f, "</svg>\n");
     free(xs);
     free(ys);

@@ -10,9 +10,7 @@
 #include <unistd.h>
 
 #include "examples/charlm/charlm.h"
-#ifdef TG_WITH_MPI
-#include "examples/charlm/dist.h"   /* MPI=1: data-parallel training (docs/MPI.md) */
-#endif
+#include "examples/charlm/dist.h"
 
 #define SUMMARY_WINDOW 20 /* the summary's loss is the mean of this many last steps */
 
@@ -49,6 +47,15 @@ typedef struct trainer {
     FILE *log;
     progress prog;
     double eval_s;           /* duration of the last validation (0: none yet)        */
+    charlm_meta meta;        /* the --resume checkpoint's metadata                   */
+    double t_start;          /* when the command started (now_s)                     */
+    double train_time;       /* seconds spent in steps, validation excluded           */
+    int64_t first_step;      /* t->step when this run started                         */
+    int64_t val_at;          /* step of the last validation (-1: none)                */
+    double val_last;         /* its loss                                              */
+    bool time_up;            /* stopped to end within --time-limit                    */
+    bool handlers;           /* SIGINT/SIGTERM handlers installed; old ones below     */
+    struct sigaction old_int, old_term;
 } trainer;
 
 /* ---- history ---------------------------------------------------------------------- */
@@ -112,7 +119,6 @@ static int save_checkpoint(trainer *t, const char *path)
         errorf("out of memory saving '%s'", path);
         return EXIT_RUNTIME;
     }
-#ifdef TG_WITH_MPI
     /* every rank's rows of the state go to rank 0, which alone writes */
     int grc = dist_gather_state(t->ps, t->state, t->cfg.batch, t->cfg.hidden, h, c);
     if (grc != EXIT_OK || dist_rank() != 0) {
@@ -120,13 +126,6 @@ static int save_checkpoint(trainer *t, const char *path)
         free(c);
         return grc;
     }
-#else
-    for (int l = 0; l < t->cfg.layers; l++) {
-        memcpy(h + l * per, t->state->h[l]->data, (size_t)per * sizeof *h);
-        if (c)
-            memcpy(c + l * per, t->state->c[l]->data, (size_t)per * sizeof *c);
-    }
-#endif
     meta.h = h;
     meta.c = c;
     meta.n_loss = t->n_loss;
@@ -265,11 +264,7 @@ static int resume_state(trainer *t, charlm_meta *meta)
         return EXIT_RUNTIME;
     }
     int64_t per = (int64_t)t->cfg.batch * t->cfg.hidden;
-#ifdef TG_WITH_MPI
     int64_t off = dist_first_row() * t->cfg.hidden, cnt = dist_rows() * t->cfg.hidden;
-#else
-    int64_t off = 0, cnt = per;
-#endif
     for (int l = 0; l < t->cfg.layers; l++) {
         memcpy(t->state->h[l]->data, meta->h + l * per + off, (size_t)cnt * sizeof(float));
         if (t->state->c[l])
@@ -454,38 +449,16 @@ static void fmt_count(int64_t n, char *buf, size_t size)
         snprintf(buf, size, "%lld", (long long)n);
 }
 
-int cmd_train(const charlm_opts *o)
+/* ---- set-up ------------------------------------------------------------------------ */
+/* Loads --data and splits it into training streams and the validation tail. */
+static int load_data(trainer *t)
 {
-    double t_start = now_s();
-    trainer tr;
-    memset(&tr, 0, sizeof tr);
-    trainer *t = &tr;
-    t->o = o;
-    t->cfg = o->cfg;
-    charlm_meta meta;
-    memset(&meta, 0, sizeof meta);
+    const charlm_opts *o = t->o;
     char err[600];
-    int rc;
-    struct sigaction old_int, old_term;
-    bool handlers = false;
-
-    if (o->resume && (rc = resume_config(t, &meta)) != EXIT_OK)
-        return rc;
-#ifdef TG_WITH_MPI
-    if (o->save && dist_rank() == 0 && (rc = check_writable(o->save)) != EXIT_OK) {
-#else
-    if (o->save && (rc = check_writable(o->save)) != EXIT_OK) {
-#endif
-        meta_free(&meta);
-        return rc;
-    }
-    progress_init(&t->prog, o->quiet, o->print_every);
-
-    /* data */
-    rc = corpus_load(o->data, NULL, 0, &t->data, err, sizeof err);
+    int rc = corpus_load(o->data, NULL, 0, &t->data, err, sizeof err);
     if (rc != EXIT_OK) {
         errorf("%s", err);
-        goto out;
+        return rc;
     }
     t->nval = corpus_val_count(t->data.n, t->cfg.val_frac);
     t->ntrain = t->data.n - t->nval;
@@ -494,52 +467,55 @@ int cmd_train(const charlm_opts *o)
                "(need at least %lld; try a smaller --batch or --seq)",
                o->data, (long long)t->ntrain, t->cfg.batch, t->cfg.seq,
                (long long)t->cfg.batch * (t->cfg.seq + 1));
-        rc = EXIT_RUNTIME;
-        goto out;
+        return EXIT_RUNTIME;
     }
     if (t->nval > 0 && t->nval < (int64_t)t->cfg.seq + 1) {
         errorf("%s is too short: the validation split has %lld characters, fewer than one "
                "window of %d + 1 (use a larger --val-frac, or 0 for none)",
                o->data, (long long)t->nval, t->cfg.seq);
-        rc = EXIT_RUNTIME;
-        goto out;
+        return EXIT_RUNTIME;
     }
+    return EXIT_OK;
+}
 
-    /* model, optimizer, state */
-    rc = model_build(&t->cfg, t->data.V, TG_F32, &t->ps, &t->m, err, sizeof err);
+/* Builds the model, the optimizer, this rank's carried state, the tape and the batch
+   buffers; restores a --resume checkpoint into them. */
+static int build_model(trainer *t)
+{
+    char err[600];
+    int rc = model_build(&t->cfg, t->data.V, TG_F32, &t->ps, &t->m, err, sizeof err);
     if (rc != EXIT_OK) {
         errorf("%s", err);
-        goto out;
+        return rc;
     }
     tg_optim_config oc = model_optim_config(&t->cfg);
     t->opt = tg_optim_new(t->ps, &oc);
-#ifdef TG_WITH_MPI
-    if ((rc = dist_set_batch(t->cfg.batch, o->quiet)) != EXIT_OK)
-        goto out;
+    if ((rc = dist_set_batch(t->cfg.batch, t->o->quiet)) != EXIT_OK)
+        return rc;
     if (dist_rank() != 0)
         t->nval = 0;        /* rank 0 alone validates */
     t->state = tg_stack_state_new(&t->m.rnn, TG_F32, dist_rows());    /* this rank's rows */
-#else
-    t->state = tg_stack_state_new(&t->m.rnn, TG_F32, t->cfg.batch);
-#endif
     t->tape = tg_tape_new();
     t->inputs = malloc((size_t)t->cfg.batch * (size_t)t->cfg.seq * sizeof *t->inputs);
     t->targets = malloc((size_t)t->cfg.batch * (size_t)t->cfg.seq * sizeof *t->targets);
     if (!t->opt || !t->state || !t->tape || !t->inputs || !t->targets) {
         errorf("cannot set up training (out of memory or invalid optimizer settings)");
-        rc = EXIT_RUNTIME;
-        goto out;
+        return EXIT_RUNTIME;
     }
     tg_rng_seed(&t->rng, t->cfg.seed ^ 0x9E3779B97F4A7C15ull);
-    if (o->resume && (rc = resume_state(t, &meta)) != EXIT_OK)
-        goto out;
+    if (t->o->resume && (rc = resume_state(t, &t->meta)) != EXIT_OK)
+        return rc;
     t->sched = (tg_schedule){.kind = TG_SCHED_STEP, .base_lr = t->cfg.lr,
                              .gamma = t->cfg.lr_decay,
                              .step_size = t->cfg.lr_decay_every > 0 ? t->cfg.lr_decay_every
                                                                     : t->bt.windows};
-    if (o->log && (rc = open_log(t)) != EXIT_OK)
-        goto out;
+    return EXIT_OK;
+}
 
+/* The lines that open a run: model, data, training plan. */
+static void print_plan(trainer *t)
+{
+    const charlm_opts *o = t->o;
     char nparams[32];
     fmt_count(tg_params_numel(t->ps), nparams, sizeof nparams);
     progress_printf(&t->prog, "model: %s %d x %d, vocabulary %d (%s input), %s parameters\n",
@@ -560,203 +536,273 @@ int cmd_train(const charlm_opts *o)
     if (o->resume)
         progress_printf(&t->prog, "resumed from %s at step %lld\n", o->resume,
                         (long long)t->step);
+}
 
+/* SIGINT/SIGTERM finish the current step; with several ranks the signal is recorded and
+   every rank stops after the same step. */
+static void install_signal_handlers(trainer *t)
+{
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-#ifdef TG_WITH_MPI
-    /* several ranks: recorded, then every rank stops after the same step */
     sa.sa_handler = dist_size() > 1 ? dist_on_signal : on_signal;
-#else
-    sa.sa_handler = on_signal;
-#endif
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = 0;
-    sigaction(SIGINT, &sa, &old_int);
-    sigaction(SIGTERM, &sa, &old_term);
-    handlers = true;
+    sigaction(SIGINT, &sa, &t->old_int);
+    sigaction(SIGTERM, &sa, &t->old_term);
+    t->handlers = true;
+}
 
-    const int64_t B = t->cfg.batch, T = t->cfg.seq;
-    const int64_t first_step = t->step;
-    double train_time = 0.0;
-    int64_t val_at = -1;      /* step of the last validation */
-    double val_last = NAN;
-    bool time_up = false;
-    rc = EXIT_OK;
-    while (t->step < o->steps && !stop_signal) {
-        double t0 = now_s();
-        int64_t step = t->step + 1;   /* 1-based number of the step being taken */
-        double lr = tg_schedule_lr(&t->sched, t->step);
-        batcher_fill(&t->bt, t->cursor, t->inputs, t->targets);
-        tg_tape_reset(t->tape);
-#ifdef TG_WITH_MPI
-        int64_t r0 = dist_first_row();
-        tg_tensor *loss = tg_charlm_loss(t->tape, &t->m, t->inputs + r0 * T,
-                                         t->targets + r0 * T, dist_rows(), T, t->state, true,
-                                         dist_dropout_rng(&t->rng, t->cfg.seed, step));
-#else
-        tg_tensor *loss = tg_charlm_loss(t->tape, &t->m, t->inputs, t->targets, B, T,
-                                         t->state, true, &t->rng);
-#endif
-        if (!loss) {
-            errorf("step %lld: %s", (long long)step, tg_tape_errmsg(t->tape));
-            rc = EXIT_RUNTIME;
-            break;
-        }
-        double lv = tg_tensor_get(loss, 0);
-        if (!isfinite(lv)) {
-            progress_end(&t->prog);
-            errorf("step %lld: the loss is %s; stopping without saving (the last checkpoint "
-                   "written, if any, is kept)", (long long)step, isnan(lv) ? "NaN" : "infinite");
-            rc = EXIT_RUNTIME;
-            break;
-        }
-        tg_params_zero_grad(t->ps);
-        tg_status st = tg_backward(t->tape, loss);
-        if (st != TG_OK) {
-            errorf("step %lld: backward failed: %s", (long long)step,
-                   tg_tape_errmsg(t->tape)[0] ? tg_tape_errmsg(t->tape) : tg_status_str(st));
-            rc = EXIT_RUNTIME;
-            break;
-        }
-#ifdef TG_WITH_MPI
-        /* combine the ranks' gradients and losses; agree on stopping (signals, and rank
-           0's time verdict, the rule below with the previous steps' speed) */
-        int dist_sig = 0;
-        bool dist_time_up = false;
-        double dist_tok_s = train_time > 0 ? (double)((t->step - first_step) * B * T) / train_time
-                                           : 0.0;
-        bool dist_late = o->time_limit > 0 &&
-                         now_s() - t_start + eval_reserve(t, dist_tok_s) >= o->time_limit;
-        if (dist_step(t->ps, &lv, dist_late, &dist_sig, &dist_time_up) != EXIT_OK) {
-            rc = EXIT_RUNTIME;
-            break;
-        }
-        if (dist_sig)
-            stop_signal = dist_sig;
-#endif
-        double gnorm = tg_clip_grad_norm(t->ps, t->cfg.clip > 0 ? t->cfg.clip : INFINITY);
-        if (!isfinite(gnorm)) {
-            progress_end(&t->prog);
-            errorf("step %lld: the gradient norm is %s; stopping without saving (the last "
-                   "checkpoint written, if any, is kept)",
-                   (long long)step, isnan(gnorm) ? "NaN" : "infinite");
-            rc = EXIT_RUNTIME;
-            break;
-        }
-        if (t->cfg.clip_value > 0)
-            tg_clip_grad_value(t->ps, t->cfg.clip_value);
-        tg_optim_set_lr(t->opt, lr);
-        st = tg_optim_step(t->opt);
-        if (st != TG_OK) {
-            errorf("step %lld: optimizer step failed: %s", (long long)step, tg_status_str(st));
-            rc = EXIT_RUNTIME;
-            break;
-        }
-        t->step = step;
-        if (++t->cursor == t->bt.windows) {
-            t->cursor = 0;                    /* a new epoch: the streams restart */
-            tg_stack_state_zero(t->state);
-        }
-        if (!push_loss(t, (float)lv)) {
+static int train_setup(trainer *t)
+{
+    const charlm_opts *o = t->o;
+    int rc;
+    if (o->resume && (rc = resume_config(t, &t->meta)) != EXIT_OK)
+        return rc;
+    if (o->save && dist_rank() == 0 && (rc = check_writable(o->save)) != EXIT_OK)
+        return rc;
+    progress_init(&t->prog, o->quiet, o->print_every);
+    if ((rc = load_data(t)) != EXIT_OK || (rc = build_model(t)) != EXIT_OK)
+        return rc;
+    if (o->log && (rc = open_log(t)) != EXIT_OK)
+        return rc;
+    print_plan(t);
+    install_signal_handlers(t);
+    t->first_step = t->step;
+    t->val_at = -1;
+    t->val_last = NAN;
+    return EXIT_OK;
+}
+
+/* ---- one step ------------------------------------------------------------------------ */
+/* Forward and backward of window t->cursor on this rank's rows; *loss gets the loss. */
+static int forward_backward(trainer *t, int64_t step, double *loss)
+{
+    const int64_t T = t->cfg.seq;
+    const int64_t r0 = dist_first_row();
+    batcher_fill(&t->bt, t->cursor, t->inputs, t->targets);
+    tg_tape_reset(t->tape);
+    tg_tensor *lt = tg_charlm_loss(t->tape, &t->m, t->inputs + r0 * T, t->targets + r0 * T,
+                                   dist_rows(), T, t->state, true,
+                                   dist_dropout_rng(&t->rng, t->cfg.seed, step));
+    if (!lt) {
+        errorf("step %lld: %s", (long long)step, tg_tape_errmsg(t->tape));
+        return EXIT_RUNTIME;
+    }
+    *loss = tg_tensor_get(lt, 0);
+    if (!isfinite(*loss)) {
+        progress_end(&t->prog);
+        errorf("step %lld: the loss is %s; stopping without saving (the last checkpoint "
+               "written, if any, is kept)", (long long)step, isnan(*loss) ? "NaN" : "infinite");
+        return EXIT_RUNTIME;
+    }
+    tg_params_zero_grad(t->ps);
+    tg_status st = tg_backward(t->tape, lt);
+    if (st != TG_OK) {
+        errorf("step %lld: backward failed: %s", (long long)step,
+               tg_tape_errmsg(t->tape)[0] ? tg_tape_errmsg(t->tape) : tg_status_str(st));
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
+/* Clips the gradients and takes the optimizer step at rate lr; *gnorm gets the norm. */
+static int update(trainer *t, int64_t step, double lr, double *gnorm)
+{
+    *gnorm = tg_clip_grad_norm(t->ps, t->cfg.clip > 0 ? t->cfg.clip : INFINITY);
+    if (!isfinite(*gnorm)) {
+        progress_end(&t->prog);
+        errorf("step %lld: the gradient norm is %s; stopping without saving (the last "
+               "checkpoint written, if any, is kept)",
+               (long long)step, isnan(*gnorm) ? "NaN" : "infinite");
+        return EXIT_RUNTIME;
+    }
+    if (t->cfg.clip_value > 0)
+        tg_clip_grad_value(t->ps, t->cfg.clip_value);
+    tg_optim_set_lr(t->opt, lr);
+    tg_status st = tg_optim_step(t->opt);
+    if (st != TG_OK) {
+        errorf("step %lld: optimizer step failed: %s", (long long)step, tg_status_str(st));
+        return EXIT_RUNTIME;
+    }
+    return EXIT_OK;
+}
+
+/* Tokens per second of the steps taken so far in this run. */
+static double train_speed(const trainer *t)
+{
+    int64_t steps = t->step - t->first_step;
+    return t->train_time > 0
+               ? (double)(steps * (int64_t)t->cfg.batch * t->cfg.seq) / t->train_time
+               : 0.0;
+}
+
+/* One optimizer step: forward, backward, the exchange between ranks (which also agrees on
+   stopping: signals, and rank 0's time verdict from the previous steps' speed), clipping,
+   the update, the next window. *out_time_up: stop for --time-limit after this step. */
+static int train_step(trainer *t, double *loss, double *gnorm, double *lr, bool *out_time_up)
+{
+    const charlm_opts *o = t->o;
+    double t0 = now_s();
+    int64_t step = t->step + 1;   /* 1-based number of the step being taken */
+    *lr = tg_schedule_lr(&t->sched, t->step);
+    int rc = forward_backward(t, step, loss);
+    if (rc != EXIT_OK)
+        return rc;
+    /* stop early enough for the final validation to end within the limit */
+    bool late = o->time_limit > 0 &&
+                now_s() - t->t_start + eval_reserve(t, train_speed(t)) >= o->time_limit;
+    int sig = 0;
+    if (dist_step(t->ps, loss, late, &sig, out_time_up) != EXIT_OK)
+        return EXIT_RUNTIME;
+    if (sig)
+        stop_signal = sig;
+    if ((rc = update(t, step, *lr, gnorm)) != EXIT_OK)
+        return rc;
+    t->step = step;
+    if (++t->cursor == t->bt.windows) {
+        t->cursor = 0;                    /* a new epoch: the streams restart */
+        tg_stack_state_zero(t->state);
+    }
+    if (!push_loss(t, (float)*loss)) {
+        errorf("out of memory");
+        return EXIT_RUNTIME;
+    }
+    t->train_time += now_s() - t0;
+    return EXIT_OK;
+}
+
+/* ---- validate, log, save ---------------------------------------------------------------- */
+/* Validates and records the result; prints the val_loss line. */
+static int validate_and_record(trainer *t, double *val)
+{
+    int rc = validate(t, val);
+    if (rc != EXIT_OK)
+        return rc;
+    t->val_at = t->step;
+    t->val_last = *val;
+    progress_printf(&t->prog, "step %lld: val_loss %.4f (%.4f bits/char)\n",
+                    (long long)t->step, *val, *val / log(2.0));
+    return EXIT_OK;
+}
+
+/* After a step: periodic validation, the log row, progress and the periodic checkpoint. */
+static int after_step(trainer *t, double loss, double gnorm, double lr)
+{
+    const charlm_opts *o = t->o;
+    int64_t step = t->step;
+    double tok_s = train_speed(t);
+    double val = NAN;
+    int rc;
+    if (o->eval_every > 0 && step % o->eval_every == 0 && t->nval > 0) {
+        if ((rc = validate_and_record(t, &val)) != EXIT_OK)
+            return rc;
+        if (!push_val(t, step, val)) {
             errorf("out of memory");
-            rc = EXIT_RUNTIME;
-            break;
+            return EXIT_RUNTIME;
         }
-        train_time += now_s() - t0;
-        double tok_s = (double)((step - first_step) * B * T) / train_time;
+    }
+    if (t->log) {
+        fprintf(t->log, "%lld,%.6f,", (long long)step, loss);
+        if (isfinite(val))
+            fprintf(t->log, "%.6f", val);
+        fprintf(t->log, ",%.6g,%.6f,%.1f\n", lr, gnorm, tok_s);
+    }
+    double elapsed = now_s() - t->t_start;
+    double per_step = t->train_time / (double)(step - t->first_step);
+    double eta = per_step * (double)(o->steps - step);
+    if (o->time_limit > 0 && o->time_limit - elapsed < eta)
+        eta = o->time_limit - elapsed;
+    progress_step(&t->prog, step, o->steps, loss, tok_s, eta, lr);
+    if (o->save_every > 0 && step % o->save_every == 0 && step < o->steps)
+        return save_checkpoint(t, o->save);
+    return EXIT_OK;
+}
 
-        double val = NAN;
-        if (o->eval_every > 0 && step % o->eval_every == 0 && t->nval > 0) {
-            if ((rc = validate(t, &val)) != EXIT_OK)
-                break;
-            val_at = step;
-            val_last = val;
-            if (!push_val(t, step, val)) {
-                errorf("out of memory");
-                rc = EXIT_RUNTIME;
-                break;
-            }
-            progress_printf(&t->prog, "step %lld: val_loss %.4f (%.4f bits/char)\n",
-                            (long long)step, val, val / log(2.0));
-        }
-        if (t->log) {
-            fprintf(t->log, "%lld,%.6f,", (long long)step, lv);
-            if (isfinite(val))
-                fprintf(t->log, "%.6f", val);
-            fprintf(t->log, ",%.6g,%.6f,%.1f\n", lr, gnorm, tok_s);
-        }
-        double elapsed = now_s() - t_start;
-        double per_step = train_time / (double)(step - first_step);
-        double eta = per_step * (double)(o->steps - step);
-        if (o->time_limit > 0 && o->time_limit - elapsed < eta)
-            eta = o->time_limit - elapsed;
-        progress_step(&t->prog, step, o->steps, lv, tok_s, eta, lr);
-        if (o->save_every > 0 && step % o->save_every == 0 && step < o->steps) {
-            if ((rc = save_checkpoint(t, o->save)) != EXIT_OK)
-                break;
-        }
-#ifdef TG_WITH_MPI
-        if (dist_time_up) {   /* rank 0's clock, agreed in dist_step */
-#else
-        /* stop early enough for the final validation to end within the limit */
-        if (o->time_limit > 0 && elapsed + eval_reserve(t, tok_s) >= o->time_limit) {
-#endif
-            time_up = true;
+static int train_loop(trainer *t)
+{
+    while (t->step < t->o->steps && !stop_signal) {
+        double loss, gnorm, lr;
+        bool time_up = false;
+        int rc = train_step(t, &loss, &gnorm, &lr, &time_up);
+        if (rc == EXIT_OK)
+            rc = after_step(t, loss, gnorm, lr);
+        if (rc != EXIT_OK)
+            return rc;
+        if (time_up) {
+            t->time_up = true;
             break;
         }
     }
-    progress_end(&t->prog);
-    if (t->log)
-        fflush(t->log);
+    return EXIT_OK;
+}
 
-    if (rc != EXIT_OK) {
-        if (o->plot && t->n_loss > 0)
-            write_plot(t, t->step, NAN);
-        goto out;
-    }
+/* ---- the end of a run ------------------------------------------------------------------- */
+/* After the loop: says why it stopped, validates a last time, saves, plots and prints the
+   summary line. */
+static int train_finish(trainer *t)
+{
+    const charlm_opts *o = t->o;
+    int rc;
     bool interrupted = stop_signal != 0;
     if (interrupted)
         progress_printf(&t->prog, "%s: stopped after step %lld\n",
                         stop_signal == SIGINT ? "interrupted" : "terminated",
                         (long long)t->step);
-    else if (time_up)
+    else if (t->time_up)
         progress_printf(&t->prog, "stopping after step %lld to end within the time limit "
                         "(%g s)\n", (long long)t->step, o->time_limit);
-
     /* the final validation (skipped when interrupted: the user wants out) */
-    if (!interrupted && t->nval > 0 && val_at != t->step) {
+    if (!interrupted && t->nval > 0 && t->val_at != t->step) {
         double v;
-        if ((rc = validate(t, &v)) != EXIT_OK)
-            goto out;
-        val_at = t->step;
-        val_last = v;
-        progress_printf(&t->prog, "step %lld: val_loss %.4f (%.4f bits/char)\n",
-                        (long long)t->step, v, v / log(2.0));
+        if ((rc = validate_and_record(t, &v)) != EXIT_OK)
+            return rc;
     }
     if (o->save) {
         if ((rc = save_checkpoint(t, o->save)) != EXIT_OK)
-            goto out;
+            return rc;
         progress_printf(&t->prog, "saved %s (step %lld)\n", o->save, (long long)t->step);
     }
-    if (o->plot && (rc = write_plot(t, val_at, val_last)) != EXIT_OK)
-        goto out;
+    if (o->plot && (rc = write_plot(t, t->val_at, t->val_last)) != EXIT_OK)
+        return rc;
     if (t->log && ferror(t->log)) {
         errorf("writing '%s' failed", o->log);
-        rc = EXIT_RUNTIME;
-        goto out;
+        return EXIT_RUNTIME;
     }
-    double tokens = (double)((t->step - first_step) * B * T);
     printf("train: steps=%lld loss=%.6f val_loss=%.6f tokens_per_s=%.1f elapsed_s=%.1f\n",
-           (long long)t->step, recent_loss(t), val_last,
-           train_time > 0 ? tokens / train_time : 0.0, now_s() - t_start);
+           (long long)t->step, recent_loss(t), t->val_last, train_speed(t),
+           now_s() - t->t_start);
     fflush(stdout);
-    rc = stop_signal ? EXIT_INTERRUPTED : EXIT_OK;
-out:
-    if (handlers) {
-        sigaction(SIGINT, &old_int, NULL);
-        sigaction(SIGTERM, &old_term, NULL);
+    return stop_signal ? EXIT_INTERRUPTED : EXIT_OK;
+}
+
+static void train_teardown(trainer *t)
+{
+    if (t->handlers) {
+        sigaction(SIGINT, &t->old_int, NULL);
+        sigaction(SIGTERM, &t->old_term, NULL);
     }
-    meta_free(&meta);
+    meta_free(&t->meta);
     trainer_free(t);
+}
+
+int cmd_train(const charlm_opts *o)
+{
+    trainer tr;
+    memset(&tr, 0, sizeof tr);
+    tr.o = o;
+    tr.cfg = o->cfg;
+    tr.t_start = now_s();
+    int rc = train_setup(&tr);
+    if (rc == EXIT_OK) {
+        rc = train_loop(&tr);
+        progress_end(&tr.prog);
+        if (tr.log)
+            fflush(tr.log);
+        if (rc == EXIT_OK)
+            rc = train_finish(&tr);
+        else if (o->plot && tr.n_loss > 0)
+            write_plot(&tr, tr.step, NAN);
+    }
+    train_teardown(&tr);
     return rc;
 }
