@@ -30,7 +30,15 @@ typedef struct tg_tape tg_tape;
 tg_tape *tg_tape_new(void);
 
 /* Forgets every node and tensor recorded since the last reset, clears the error,
-   and keeps the arena's memory, so the next step allocates nothing. O(1). */
+   and keeps the arena's memory, so the next step allocates nothing. O(1).
+   Using a tensor of the tape after a reset is a bug. An op or tg_backward given one
+   fails with TG_ERR_ARG, "operand 1 was recorded before the tape's last reset", as long
+   as the bytes where its header lived have not been reused: always before the new step
+   allocates that far, which covers the usual mistake (a hidden state carried into the
+   next step without being copied out). It cannot be detected once a tensor of the new
+   step has been made at the same address (the pointer then names that tensor), nor
+   when the caller reads or writes ->data itself, nor after tg_tape_free. A tensor of
+   another tape is refused the same way ("belongs to another tape"). */
 void tg_tape_reset(tg_tape *tape);
 
 /* Frees the tape and everything it owns. NULL is a no-op. */
@@ -54,7 +62,8 @@ bool tg_tape_grad_enabled(const tg_tape *tape);
    calls, as in PyTorch; call zero_grad between steps).
    Returns the tape's sticky error if it has one, TG_ERR_NULL for a NULL loss,
    TG_ERR_SHAPE when loss has more than one element, TG_ERR_ARG when it is not on the
-   tape or gradients are disabled; TG_ERR_NOMEM when gradient buffers cannot be had. */
+   tape (recorded on another tape, or before this tape's last reset) or gradients are
+   disabled; TG_ERR_NOMEM when gradient buffers cannot be had. */
 tg_status tg_backward(tg_tape *tape, tg_tensor *loss);
 
 /* A zero-filled tensor owned by the tape (dies at reset): scratch inputs such as

@@ -55,11 +55,19 @@ struct tg_node {
 /* Its gradient buffer goes to another tensor once its node has run backward. */
 #define TG_FLAG_GRAD_RECYCLED 0x800u
 
-/* A tensor made by tg_node_output: the public struct and what only the tape needs. */
+/* Every tensor a tape makes (TG_FLAG_TAPE): the public struct and what only the tape
+   needs. The stamp (tape, epoch) says which tape made it and in which epoch (the count of
+   resets before it), so an operand from another tape or from before a reset is an error
+   rather than garbage (tg_tape_owns). */
 typedef struct tg_tape_owned {
     tg_tensor t;
     int64_t   grad_cols;   /* with TG_FLAG_GRAD_LEAD: the columns of the gradient read */
+    const tg_tape *tape;
+    uint64_t  epoch;
 } tg_tape_owned;
+
+/* Whether t, a tape tensor, was made by tape since its last reset. */
+bool tg_tape_owns(const tg_tape *tape, const tg_tensor *t);
 
 /* Columns (last dim) of t's gradient that anything reads: all, unless t says fewer. Those
    beyond may be left unwritten, also by an op told to overwrite (see tg_op.overwrites). */

@@ -51,6 +51,7 @@ struct tg_tape {
     int64_t  mallocs;
     tg_observer_fn observer;
     void    *observer_user;
+    uint64_t epoch;                 /* resets so far: stamped on every tape tensor */
     scope    scopes[MAX_SCOPES];    /* the innermost MAX_SCOPES are not kept beyond these */
     int      nscopes;               /* pushed and not popped (may exceed MAX_SCOPES) */
 };
@@ -74,6 +75,7 @@ void tg_tape_reset(tg_tape *tape)
     tape->wq = tape->wq_last = NULL;
     tape->packs = NULL;
     tape->used = 0;
+    tape->epoch++;
     tape->status = TG_OK;
     tape->msg[0] = '\0';
 }
@@ -304,6 +306,37 @@ void *tg_arena_alloc(tg_tape *tape, size_t bytes, bool zero, const char *op)
     return p;
 }
 
+/* A stamped tape tensor header (zeroed) for op, or NULL (error recorded). */
+static tg_tensor *new_header(tg_tape *tape, const char *op)
+{
+    tg_tape_owned *tt = tg_arena_alloc(tape, sizeof *tt, true, op);
+    if (!tt)
+        return NULL;
+    tt->tape = tape;
+    tt->epoch = tape->epoch;
+    return &tt->t;
+}
+
+bool tg_tape_owns(const tg_tape *tape, const tg_tensor *t)
+{
+    const tg_tape_owned *tt = (const tg_tape_owned *)(const void *)t;
+    return tt->tape == tape && tt->epoch == tape->epoch;
+}
+
+/* Records why operand i (a tape tensor not made by tape since its reset) cannot be used. */
+static void fail_foreign(tg_tape *tape, const char *op, const char *what,
+                         const tg_tensor *t)
+{
+    const tg_tape_owned *tt = (const tg_tape_owned *)(const void *)t;
+    if (tt->tape == tape)
+        tg_fail(tape, TG_ERR_ARG, op, "%s was recorded before the tape's last reset (a "
+                "tape's tensors die at tg_tape_reset: copy out what must outlive a step)",
+                what);
+    else
+        tg_fail(tape, TG_ERR_ARG, op, "%s belongs to another tape (or to memory reused "
+                "after a reset)", what);
+}
+
 tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape)
 {
     if (!tape || tape->status != TG_OK)
@@ -313,7 +346,7 @@ tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t
     tg_status st = tg_shape_check(dtype, ndim, shape, &numel, &bytes);
     if (st != TG_OK)
         return tg_fail(tape, st, "tape_tensor", "invalid dtype, ndim %d or shape", ndim);
-    tg_tensor *t = tg_arena_alloc(tape, sizeof *t, true, "tape_tensor");
+    tg_tensor *t = new_header(tape, "tape_tensor");
     void *data = t ? tg_arena_alloc(tape, bytes, true, "tape_tensor") : NULL;
     if (!data)
         return NULL;
@@ -331,6 +364,12 @@ tg_node *tg_node_begin(tg_tape *tape, const tg_op *op, int nin, tg_tensor *const
     for (int i = 0; i < nin; i++) {
         if (!in[i]) {
             tg_fail(tape, TG_ERR_NULL, op->name, "operand %d is NULL", i + 1);
+            return NULL;
+        }
+        if ((in[i]->flags & TG_FLAG_TAPE) && !tg_tape_owns(tape, in[i])) {
+            char what[32];
+            snprintf(what, sizeof what, "operand %d", i + 1);
+            fail_foreign(tape, op->name, what, in[i]);
             return NULL;
         }
         if (in[i]->dtype != in[0]->dtype) {
@@ -367,11 +406,10 @@ bool tg_node_output(tg_node *n, int ndim, const int64_t *shape, bool zero)
         tg_fail(tape, st, n->op->name, "result shape is invalid or too large");
         return false;
     }
-    tg_tape_owned *tt = tg_arena_alloc(tape, sizeof *tt, true, n->op->name);
-    void *data = tt ? tg_arena_alloc(tape, bytes, zero, n->op->name) : NULL;
+    tg_tensor *t = new_header(tape, n->op->name);
+    void *data = t ? tg_arena_alloc(tape, bytes, zero, n->op->name) : NULL;
     if (!data)
         return false;
-    tg_tensor *t = &tt->t;
     tg_tensor_set_shape(t, n->in[0]->dtype, ndim, shape, numel);
     t->data = data;
     t->flags = TG_FLAG_TAPE;
@@ -381,7 +419,7 @@ bool tg_node_output(tg_node *n, int ndim, const int64_t *shape, bool zero)
 
 bool tg_node_output_view(tg_node *n, const tg_tensor *x, int ndim, const int64_t *shape)
 {
-    tg_tensor *t = tg_arena_alloc(n->tape, sizeof *t, true, n->op->name);
+    tg_tensor *t = new_header(n->tape, n->op->name);
     if (!t)
         return false;
     tg_tensor_set_shape(t, x->dtype, ndim, shape, x->numel);
@@ -630,6 +668,10 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
     if (loss->numel != 1) {
         tg_fail(tape, TG_ERR_SHAPE, "backward", "loss %s must have exactly one element",
                 tg_shp(loss));
+        return tape->status;
+    }
+    if ((loss->flags & TG_FLAG_TAPE) && !tg_tape_owns(tape, loss)) {
+        fail_foreign(tape, "backward", "the loss", loss);
         return tape->status;
     }
     if (!tape->grad_enabled || !(loss->flags & TG_FLAG_TAPE)

@@ -130,6 +130,64 @@ START_TEST(test_stack_error_deep_in_time)
 }
 END_TEST
 
+/* ---- wrong tapes and use after reset ----------------------------------------------- */
+
+/* x (2,3) f64 requiring grad; its square's sum recorded on tape. */
+static tg_tensor *square_sum(tg_tape *tape, tg_tensor *x)
+{
+    return tg_sum(tape, tg_mul(tape, x, x));
+}
+
+START_TEST(test_backward_on_another_tapes_loss)
+{
+    tg_tensor *x = tg_tensor_new(TG_F64, 2, (const int64_t[]){ 2, 3 });
+    tg_tensor_fill(x, 2.0);
+    ck_assert_int_eq(tg_tensor_requires_grad(x), TG_OK);
+    tg_tape *train = tg_tape_new(), *eval = tg_tape_new();
+    tg_tensor *loss = square_sum(train, x);
+    ck_assert_ptr_nonnull(loss);
+    ck_assert_int_eq(tg_backward(eval, loss), TG_ERR_ARG);
+    ck_msg_has(tg_tape_errmsg(eval), "backward: the loss belongs to another tape");
+    ck_assert_double_eq(tg_tensor_grad_get(x, 0), 0.0);        /* nothing computed */
+    ck_assert_int_eq(tg_tape_status(train), TG_OK);            /* the right tape is fine */
+    ck_assert_int_eq(tg_backward(train, loss), TG_OK);
+    ck_assert_double_eq(tg_tensor_grad_get(x, 0), 4.0);
+    /* an operand from another tape is refused too */
+    ck_assert_ptr_null(tg_neg(eval, loss));
+    tg_tape_reset(eval);
+    ck_assert_ptr_null(tg_add(eval, x, loss));
+    ck_msg_has(tg_tape_errmsg(eval), "add: operand 2 belongs to another tape");
+    tg_tape_free(train);
+    tg_tape_free(eval);
+    tg_tensor_free(x);
+}
+END_TEST
+
+START_TEST(test_tensor_used_after_reset)
+{
+    tg_tensor *x = tg_tensor_new(TG_F64, 2, (const int64_t[]){ 2, 3 });
+    ck_assert_int_eq(tg_tensor_requires_grad(x), TG_OK);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *h = tg_tanh(tape, x);
+    tg_tensor *loss = square_sum(tape, h);
+    tg_tape_reset(tape);
+    /* the carried state, not copied out: the next step's first op says what happened */
+    ck_assert_ptr_null(tg_mul(tape, x, h));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
+    ck_assert_str_eq(tg_tape_errmsg(tape), "mul: operand 2 was recorded before the tape's "
+                     "last reset (a tape's tensors die at tg_tape_reset: copy out what must "
+                     "outlive a step)");
+    tg_tape_reset(tape);
+    ck_assert_int_eq(tg_backward(tape, loss), TG_ERR_ARG);
+    ck_msg_has(tg_tape_errmsg(tape), "backward: the loss was recorded before the tape's");
+    /* a tensor made after the reset is fine */
+    tg_tape_reset(tape);
+    ck_assert_ptr_nonnull(square_sum(tape, tg_tanh(tape, x)));
+    tg_tape_free(tape);
+    tg_tensor_free(x);
+}
+END_TEST
+
 Suite *errors_suite(void)
 {
     Suite *s = suite_create("errors");
@@ -138,6 +196,8 @@ Suite *errors_suite(void)
     tcase_add_test(tc, test_scopes_nest_and_overflow);
     tcase_add_test(tc, test_charlm_error_names_step_layer_gate);
     tcase_add_test(tc, test_stack_error_deep_in_time);
+    tcase_add_test(tc, test_backward_on_another_tapes_loss);
+    tcase_add_test(tc, test_tensor_used_after_reset);
     suite_add_tcase(s, tc);
     return s;
 }
