@@ -160,8 +160,8 @@ const char *tg_shp(const tg_tensor *t);
  * Unary: X(name, forward y = f(x, s), backward: dx += df(g, x, y, s), float array kernel)
  * s is the op's scalar (scale, add_scalar), unused by the others. The last column names a
  * vectorised float forward (tensor/vmath_internal.h) or NULL: libm's expf and tanhf are
- * scalar calls; double always uses the expression. tests/test_ops.c expands the same
- * table into forward and gradient checks, so a new row is tested automatically.
+ * scalar calls; double always uses the expression. tests/test_ops_pointwise.c expands the
+ * same table into forward and gradient checks, so a new row is tested automatically.
  */
 #define TG_UNARY_OPS(X)                                                      \
     X(neg,        -x,                 -g,               NULL)                 \

@@ -10,7 +10,7 @@
  *
  * exp:  e^x = 2^n e^r,  n = round(x / ln 2),  r = x - n ln 2 in [-ln2/2, ln2/2],
  *       e^r by its Taylor series to r^7 (truncation below 1e-8 relative); x is clamped to
- *       [-87, 88] so 2^n stays a normal float. Within 2 ulp of libm (tests/test_ops.c).
+ *       [-87, 88] so 2^n stays a normal float. Within 2 ulp of libm (tests/test_ops_pointwise.c).
  * sigmoid(x) = 1 / (1 + e^-x)
  * tanh(x) = x (1 - x^2/3 + 2x^4/15 - 17x^6/315 + 62x^8/2835)     for |x| < 1/4
  *         = sign(x) (1 - 2 / (e^2|x| + 1))                       otherwise

@@ -7,7 +7,8 @@ int main(void)
 {
     /* No OpenMP code may run here: libgomp's pool does not survive Check's fork(). */
     Suite *(*const suites[])(void) = {
-        tensor_suite, ops_suite, gradcheck_suite, gemm_suite, nn_suite, cells_suite,
+        tensor_suite, ops_pointwise_suite, ops_matmul_suite, ops_shape_suite, ops_reduce_suite,
+        ops_tape_suite, ops_errors_suite, gradcheck_suite, gemm_suite, nn_suite, cells_suite,
         stack_suite, optim_suite, checkpoint_suite, observe_suite, reliability_suite,
         errors_suite,
     };

@@ -9,7 +9,13 @@
 
 /* One suite per module; tests/main.c runs them all. */
 Suite *tensor_suite(void);
-Suite *ops_suite(void);
+/* The ops, one suite per topic (tests/test_ops_*.c). */
+Suite *ops_pointwise_suite(void);
+Suite *ops_matmul_suite(void);
+Suite *ops_shape_suite(void);
+Suite *ops_reduce_suite(void);
+Suite *ops_tape_suite(void);
+Suite *ops_errors_suite(void);
 Suite *gradcheck_suite(void);
 Suite *nn_suite(void);
 Suite *cells_suite(void);
