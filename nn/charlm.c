@@ -24,12 +24,18 @@ tg_status tg_charlm_init(tg_charlm *m, tg_params *ps, const tg_charlm_config *cf
         st = tg_embedding_init(&m->embedding, ps, "embed", cfg->vocab, cfg->embed, init,
                                rng);                                             /* (V,E) */
     int in = cfg->embed > 0 ? cfg->embed : cfg->vocab;
+    int stack_first = tg_params_count(ps);
     if (st == TG_OK)
         st = tg_rnn_stack_init(&m->rnn, ps, "rnn", cfg->cell, cfg->layers, in, cfg->hidden,
                                cfg->dropout, init, rng);
+    int stack_end = tg_params_count(ps);
     if (st == TG_OK)
         st = tg_linear_init(&m->head, ps, "head", cfg->hidden, cfg->vocab, cfg->hidden,
                             init, rng);                                         /* H -> V */
+    /* orthogonal: everything above was Xavier; now the recurrent blocks */
+    if (st == TG_OK && init && init->kind == TG_INIT_ORTHOGONAL)
+        st = tg_init_orthogonal_stack(ps, stack_first, stack_end, cfg->hidden,
+                                      cfg->embed > 0 ? 0 : cfg->vocab, "rnn.0.", rng);
     return st;
 }
 

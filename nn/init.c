@@ -1,10 +1,13 @@
-/* nn/init.c: parameter initialisation (PyTorch default, char-rnn uniform, Xavier) and
-   tg_linear_init, which every layer and cell builds its weights with. */
+/* nn/init.c: parameter initialisation (PyTorch default, char-rnn uniform, Xavier,
+   orthogonal) and tg_linear_init, which every layer and cell builds its weights with. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_internal.h"
+#include "tensor/tensor_internal.h"
 
 /* The default when a caller passes no tg_init: PyTorch's. */
 static const tg_init default_init = { TG_INIT_TORCH, 0.0, false };
@@ -17,6 +20,7 @@ static tg_status check_init(const tg_init *init)
     switch (init->kind) {
     case TG_INIT_TORCH:
     case TG_INIT_XAVIER:
+    case TG_INIT_ORTHOGONAL:
         return TG_OK;
     case TG_INIT_UNIFORM:
         return isfinite(init->scale) && init->scale >= 0 ? TG_OK : TG_ERR_ARG;
@@ -59,6 +63,7 @@ tg_status tg_linear_init(tg_linear *l, tg_params *ps, const char *name, int in, 
         tg_tensor_fill_uniform(b, rng, -bound, bound);
         break;
     case TG_INIT_XAVIER:                /* weights: U(+-sqrt(6/(in+out))), biases: 0 */
+    case TG_INIT_ORTHOGONAL:            /* the same; tg_charlm_init adds the rest */
         bound = sqrt(6.0 / ((double)in + (double)out));
         tg_tensor_fill_uniform(w, rng, -bound, bound);
         tg_tensor_fill(b, 0.0);
@@ -93,10 +98,82 @@ tg_status tg_embedding_init(tg_tensor **table, tg_params *ps, const char *name, 
         tg_tensor_fill_uniform(t, rng, -bound, bound);
         break;
     case TG_INIT_XAVIER:
+    case TG_INIT_ORTHOGONAL:
         bound = sqrt(6.0 / ((double)vocab + (double)dim));
         tg_tensor_fill_uniform(t, rng, -bound, bound);
         break;
     }
     *table = t;
+    return TG_OK;
+}
+
+/* ---- orthogonal ----------------------------------------------------------------------
+ * q (n,n) row-major, standard normal; for each column j in turn: subtract its projection
+ * on every earlier (already unit) column p, then divide by its norm. The columns end
+ * orthonormal, so q^T q = I and q is orthogonal.
+ */
+static void gram_schmidt(double *q, int64_t n)
+{
+    for (int64_t j = 0; j < n; j++) {
+        for (int64_t p = 0; p < j; p++) {
+            double dot = 0;
+            for (int64_t r = 0; r < n; r++)
+                dot += q[r * n + j] * q[r * n + p];
+            for (int64_t r = 0; r < n; r++)
+                q[r * n + j] -= dot * q[r * n + p];
+        }
+        double norm = 0;
+        for (int64_t r = 0; r < n; r++)
+            norm += q[r * n + j] * q[r * n + j];
+        norm = sqrt(norm);
+        for (int64_t r = 0; r < n; r++)
+            q[r * n + j] = norm > 0 ? q[r * n + j] / norm : 0.0;
+    }
+}
+
+tg_status tg_init_orthogonal(tg_tensor *w, int64_t n, tg_rng *rng)
+{
+    if (!w || !rng)
+        return tg_error_set(TG_ERR_NULL, "init_orthogonal: NULL %s", !w ? "tensor" : "rng");
+    if (n < 1 || w->ndim != 2 || w->shape[1] != n || w->shape[0] < n)
+        return tg_error_set(TG_ERR_ARG, "init_orthogonal: need a (rows >= %lld, %lld) "
+                            "matrix, got %s", (long long)n, (long long)n,
+                            w->ndim == 2 ? "another shape" : "a tensor that is not 2-D");
+    if (n > 65536)
+        return tg_error_set(TG_ERR_ARG, "init_orthogonal: n = %lld is too large",
+                            (long long)n);
+    double *q = malloc((size_t)n * (size_t)n * sizeof *q);
+    if (!q)
+        return tg_error_set(TG_ERR_NOMEM, "init_orthogonal: out of memory for %lld x %lld",
+                            (long long)n, (long long)n);
+    for (int64_t k = 0; k < n * n; k++)
+        q[k] = tg_rng_normal(rng);
+    gram_schmidt(q, n);
+    for (int64_t k = 0; k < n * n; k++)
+        tg_tensor_set(w, k, q[k]);
+    free(q);
+    return TG_OK;
+}
+
+tg_status tg_init_orthogonal_stack(tg_params *ps, int first, int end, int hidden,
+                                   int one_hot_rows, const char *layer0, tg_rng *rng)
+{
+    size_t layer0_len = strlen(layer0);
+    for (int i = first; i < end; i++) {
+        const char *name = tg_params_name(ps, i);
+        tg_tensor *w = tg_params_at(ps, i);
+        size_t len = strlen(name);
+        if (len < 2 || strcmp(name + len - 2, ".w") != 0 || w->ndim != 2 ||
+            w->shape[1] != hidden || w->shape[0] < hidden)
+            continue;
+        tg_status st = tg_init_orthogonal(w, hidden, rng);
+        if (st != TG_OK)
+            return st;
+        /* one-hot input: the first layer's input rows are an embedding table */
+        if (one_hot_rows > 0 && strncmp(name, layer0, layer0_len) == 0 &&
+            w->shape[0] == (int64_t)hidden + one_hot_rows)
+            for (int64_t k = (int64_t)hidden * hidden; k < w->numel; k++)
+                tg_tensor_set(w, k, tg_rng_normal(rng));
+    }
     return TG_OK;
 }

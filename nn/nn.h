@@ -21,7 +21,12 @@ typedef enum tg_init_kind {
     TG_INIT_TORCH,    /* PyTorch's default: uniform(-1/sqrt(n), 1/sqrt(n)), n = hidden size
                          for cells, fan_in for a plain linear; biases too              */
     TG_INIT_UNIFORM,  /* uniform(-scale, scale) for weights and biases (char-rnn: 0.08) */
-    TG_INIT_XAVIER    /* Glorot uniform: +-sqrt(6/(fan_in+fan_out)) weights, zero biases */
+    TG_INIT_XAVIER,   /* Glorot uniform: +-sqrt(6/(fan_in+fan_out)) weights, zero biases */
+    TG_INIT_ORTHOGONAL /* Xavier, then (tg_charlm_init) every recurrent weight's H x H block
+                          that multiplies h_{t-1} a random orthogonal matrix and, with
+                          one-hot input, the first layer's input rows N(0,1): an embedding
+                          table's init. Layers outside a char-LM get Xavier; apply
+                          tg_init_orthogonal to their recurrent blocks yourself. */
 } tg_init_kind;
 
 typedef struct tg_init {
@@ -50,6 +55,13 @@ tg_status tg_linear_init(tg_linear *l, tg_params *ps, const char *name, int in, 
    uniform over (vocab, dim) for TG_INIT_XAVIER. Returns TG_ERR_* as tg_linear_init. */
 tg_status tg_embedding_init(tg_tensor **table, tg_params *ps, const char *name, int vocab,
                             int dim, const tg_init *init, tg_rng *rng);
+
+/* Overwrites the leading n x n block of w (rows 0..n-1 of a (rows >= n, n) matrix) with a
+   random orthogonal matrix: modified Gram-Schmidt, in double, on the columns of an n x n
+   standard normal draw (n*n values from rng, row-major). Rows below n are untouched.
+   Returns TG_ERR_NULL / TG_ERR_ARG (w not 2-D with n columns and >= n rows, n < 1) /
+   TG_ERR_NOMEM, with the reason in tg_last_error(). */
+tg_status tg_init_orthogonal(tg_tensor *w, int64_t n, tg_rng *rng);
 
 /* x @ w + b: x (B,in) -> (B,out). NULL + sticky error on failure. */
 tg_tensor *tg_linear_apply(tg_tape *tape, const tg_linear *l, tg_tensor *x);

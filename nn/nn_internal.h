@@ -23,4 +23,13 @@ tg_status tg_init_gates(tg_params *ps, const char *prefix, int n, const char *co
                         tg_linear *const *gates, int input_size, int hidden_size,
                         const tg_init *init, tg_rng *rng);
 
+/* TG_INIT_ORTHOGONAL's second pass over the params [first, end) a recurrent stack added:
+   every gate weight "*.w" of shape (H + I, H) gets an orthogonal recurrent block
+   (tg_init_orthogonal) and, when one_hot_rows = I > 0, the input rows of layer 0 (the
+   params named layer0 "<prefix>.0.") N(0,1)
+   (multiplying a one-hot vector selects one of them: they are an embedding table, and
+   N(0,1) is torch.nn.Embedding's init). Draws in parameter order. */
+tg_status tg_init_orthogonal_stack(tg_params *ps, int first, int end, int hidden,
+                                   int one_hot_rows, const char *layer0, tg_rng *rng);
+
 #endif /* TG_NN_NN_INTERNAL_H */

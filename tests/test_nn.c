@@ -1,5 +1,6 @@
 /* tests/test_nn.c: the nn suite: parameter initialisation, linear layers and gates. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,6 +144,101 @@ START_TEST(test_init_deterministic)
 }
 END_TEST
 
+/* The largest |(Q^T Q - I)[i][j]| over the leading n x n block of w (rows >= n, n). */
+static double orthogonality_error(const tg_tensor *w, int64_t n)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double dot = 0;
+            for (int64_t r = 0; r < n; r++)
+                dot += tg_tensor_get(w, r * n + i) * tg_tensor_get(w, r * n + j);
+            worst = fmax(worst, fabs(dot - (i == j ? 1.0 : 0.0)));
+        }
+    return worst;
+}
+
+START_TEST(test_init_orthogonal_block)
+{
+    tg_rng rng, again;
+    tg_rng_seed(&rng, 7);
+    tg_rng_seed(&again, 7);
+    /* (H + I, H) with H 6, I 3: the first 6 rows become orthogonal, the rest stay */
+    tg_tensor *w = tg_tensor_new(TG_F64, 2, (const int64_t[]){ 9, 6 });
+    tg_tensor *w2 = tg_tensor_new(TG_F64, 2, (const int64_t[]){ 9, 6 });
+    tg_tensor_fill(w, 0.25);
+    ck_assert_int_eq(tg_init_orthogonal(w, 6, &rng), TG_OK);
+    ck_assert_int_eq(tg_init_orthogonal(w2, 6, &again), TG_OK);
+    ck_assert_double_le(orthogonality_error(w, 6), 1e-12);
+    for (int64_t k = 36; k < 54; k++)
+        ck_assert_double_eq(tg_tensor_get(w, k), 0.25);
+    for (int64_t k = 0; k < 36; k++)       /* the same seed draws the same matrix */
+        ck_assert_double_eq(tg_tensor_get(w, k), tg_tensor_get(w2, k));
+    tg_tensor_free(w);
+    tg_tensor_free(w2);
+}
+END_TEST
+
+START_TEST(test_init_orthogonal_errors)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 7);
+    tg_tensor *tall = tg_tensor_new(TG_F32, 2, (const int64_t[]){ 3, 4 });
+    tg_tensor *v = tg_tensor_new(TG_F32, 1, (const int64_t[]){ 4 });
+    ck_assert_int_eq(tg_init_orthogonal(NULL, 4, &rng), TG_ERR_NULL);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "NULL tensor"));
+    ck_assert_int_eq(tg_init_orthogonal(tall, 4, NULL), TG_ERR_NULL);
+    ck_assert_int_eq(tg_init_orthogonal(tall, 4, &rng), TG_ERR_ARG);   /* 3 rows < 4 */
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "init_orthogonal"));
+    ck_assert_int_eq(tg_init_orthogonal(tall, 3, &rng), TG_ERR_ARG);   /* 4 columns != 3 */
+    ck_assert_int_eq(tg_init_orthogonal(v, 4, &rng), TG_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "not 2-D"));
+    ck_assert_int_eq(tg_init_orthogonal(tall, 0, &rng), TG_ERR_ARG);
+    tg_tensor_free(tall);
+    tg_tensor_free(v);
+}
+END_TEST
+
+/* TG_INIT_ORTHOGONAL in a char-LM: recurrent blocks orthogonal, biases zero, the head
+   Xavier; one-hot input rows N(0,1) (beyond Xavier's bound); with an embedding the input
+   rows stay Xavier. */
+START_TEST(test_init_orthogonal_charlm)
+{
+    for (int embed = 0; embed <= 4; embed += 4) {
+        tg_params *ps = tg_params_new(TG_F64);
+        tg_rng rng;
+        tg_rng_seed(&rng, 3);
+        tg_charlm m;
+        tg_charlm_config cfg = { .cell = TG_CELL_LSTM, .vocab = 11, .layers = 2, .hidden = 6,
+                                 .embed = embed };
+        tg_init init = { TG_INIT_ORTHOGONAL, 0, false };
+        ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, &init, &rng), TG_OK);
+        for (int l = 0; l < 2; l++) {
+            char wname[32], bname[32];
+            snprintf(wname, sizeof wname, "rnn.%d.forget.w", l);
+            snprintf(bname, sizeof bname, "rnn.%d.forget.b", l);
+            tg_tensor *w = tg_params_find(ps, wname), *b = tg_params_find(ps, bname);
+            ck_assert_ptr_nonnull(w);
+            ck_assert_double_le(orthogonality_error(w, 6), 1e-12);
+            for (int64_t k = 0; k < b->numel; k++)
+                ck_assert_double_eq(tg_tensor_get(b, k), 0.0);
+        }
+        tg_tensor *w0 = tg_params_find(ps, "rnn.0.input.w");    /* (6 + I, 6) */
+        double xavier0 = sqrt(6.0 / (double)(w0->shape[0] + 6)), big = 0;
+        for (int64_t k = 36; k < w0->numel; k++)
+            big = fmax(big, fabs(tg_tensor_get(w0, k)));
+        if (embed)
+            ck_assert_double_le(big, xavier0);
+        else
+            ck_assert_double_gt(big, xavier0);        /* N(0,1) over 66 draws */
+        double xavier_head = sqrt(6.0 / (6.0 + 11.0));
+        for (int64_t k = 0; k < m.head.w->numel; k++)
+            ck_assert_double_le(fabs(tg_tensor_get(m.head.w, k)), xavier_head);
+        tg_params_free(ps);
+    }
+}
+END_TEST
+
 START_TEST(test_init_errors)
 {
     tg_params *ps = tg_params_new(TG_F64);
@@ -254,6 +350,9 @@ Suite *nn_suite(void)
     tcase_add_test(tc, test_init_forget_bias_one);
     tcase_add_test(tc, test_init_deterministic);
     tcase_add_test(tc, test_init_errors);
+    tcase_add_test(tc, test_init_orthogonal_block);
+    tcase_add_test(tc, test_init_orthogonal_errors);
+    tcase_add_test(tc, test_init_orthogonal_charlm);
     tcase_add_test(tc, test_cell_kind_names);
     suite_add_tcase(s, tc);
 

@@ -30,8 +30,6 @@ typedef struct charlm_config {
     int embed;              /* 0: one-hot input                                      */
     double dropout;
     tg_init_kind init;
-    bool ortho;             /* init "orthogonal": xavier, recurrent blocks orthogonal,
-                               one-hot input rows N(0,1); saved as init kind 3       */
     double init_scale;      /* TG_INIT_UNIFORM's bound                               */
     bool forget_bias_one;
     /* training */

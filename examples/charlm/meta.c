@@ -11,7 +11,7 @@
  * Layout (every integer little-endian; doubles and floats as their IEEE bit patterns):
  *   "CHARLMMD" u32 version
  *   config:  u32 cell, layers, hidden, embed; f64 dropout; u32 init (0 torch, 1 uniform,
- *            2 xavier, 3 orthogonal: see model.c); f64 init_scale;
+ *            2 xavier, 3 orthogonal: tg_init_kind); f64 init_scale;
  *            u32 forget_bias_one; u32 seq, batch, optim; f64 lr, clip, clip_value,
  *            lr_decay; u64 lr_decay_every; f64 val_frac; u64 seed
  *   data:    u64 bytes; u32 crc
@@ -90,7 +90,7 @@ int meta_encode(const charlm_meta *m, unsigned char **buf, size_t *size)
     put_u32(&w, (uint32_t)c->hidden);
     put_u32(&w, (uint32_t)c->embed);
     put_f64(&w, c->dropout);
-    put_u32(&w, c->ortho ? 3u : (uint32_t)c->init);
+    put_u32(&w, (uint32_t)c->init);
     put_f64(&w, c->init_scale);
     put_u32(&w, c->forget_bias_one ? 1u : 0u);
     put_u32(&w, (uint32_t)c->seq);
@@ -244,8 +244,7 @@ static void get_config(reader *r, charlm_meta *m)
     check_real(r, "dropout", c->dropout, 0.0, 0.999999);
     u = get_u32(r, "config");
     check_int(r, "init", u, 0, 3);
-    c->ortho = u == 3;
-    c->init = u == 3 ? TG_INIT_XAVIER : (tg_init_kind)u;
+    c->init = (tg_init_kind)u;
     c->init_scale = get_f64(r, "config");
     check_real(r, "init scale", c->init_scale, 0.0, 1e6);
     u = get_u32(r, "config");

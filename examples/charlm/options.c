@@ -268,8 +268,7 @@ static void defaults(charlm_cmd cmd, charlm_opts *o)
     c->hidden = 128;
     c->embed = 0;
     c->dropout = 0.0;
-    c->init = TG_INIT_XAVIER;
-    c->ortho = true;
+    c->init = TG_INIT_ORTHOGONAL;
     c->init_scale = 0.08;
     c->forget_bias_one = false;
     c->seq = cmd == CMD_GRADCHECK ? 4 : 50;
@@ -454,10 +453,9 @@ static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_op
         else if (strcmp(v, "xavier") == 0)
             c->init = TG_INIT_XAVIER;
         else if (strcmp(v, "orthogonal") == 0)
-            c->init = TG_INIT_XAVIER;
+            c->init = TG_INIT_ORTHOGONAL;
         else
             return bad_value(cmd, n, "xavier, orthogonal, uniform or torch", v);
-        c->ortho = strcmp(v, "orthogonal") == 0;
         break;
     case OPT_SPLIT:
         if (strcmp(v, "val") != 0 && strcmp(v, "all") != 0)

@@ -167,7 +167,7 @@ static int check_resume_options(const charlm_opts *o, const charlm_config *saved
         {OPT_HIDDEN, "hidden", c->hidden == saved->hidden, c->hidden, saved->hidden},
         {OPT_EMBED, "embed", c->embed == saved->embed, c->embed, saved->embed},
         {OPT_DROPOUT, "dropout", c->dropout == saved->dropout, c->dropout, saved->dropout},
-        {OPT_INIT, "init", c->init == saved->init && c->ortho == saved->ortho, c->init,
+        {OPT_INIT, "init", c->init == saved->init, c->init,
          saved->init},
         {OPT_INIT_SCALE, "init-scale", c->init_scale == saved->init_scale, c->init_scale,
          saved->init_scale},
@@ -182,12 +182,11 @@ static int check_resume_options(const charlm_opts *o, const charlm_config *saved
     };
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         if (o->given[checks[i].id] && !checks[i].same) {
-            static const char *const inits[] = {"torch", "uniform", "xavier"};
+            static const char *const inits[] = {"torch", "uniform", "xavier", "orthogonal"};
             const char *what = checks[i].id == OPT_CELL ? tg_cell_kind_name(saved->cell)
                              : checks[i].id == OPT_OPTIM ? tg_optim_kind_name(saved->optim)
                              : checks[i].id != OPT_INIT  ? NULL
-                             : saved->ortho              ? "orthogonal"
-                                                         : inits[saved->init % 3];
+                                                         : inits[saved->init % 4];
             char theirs[64];
             if (what)
                 snprintf(theirs, sizeof theirs, "%s", what);
