@@ -204,6 +204,10 @@ static void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
                 trans_b ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, (blasint)K,
                 alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 #else
+    if (M <= 2 && !trans_a && !trans_b && have_avx2_fma()) {   /* no packing pays */
+        tg__sgemm_avx2_smallm(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
     bool ok = have_avx2_fma()
                   ? tg__sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, NULL,
                                    Bp, beta, C, ldc)

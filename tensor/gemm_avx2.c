@@ -6,6 +6,7 @@
  * 12 independent FMAs, enough to hide the FMA latency on two FMA pipes.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -405,13 +406,158 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
             dst[k * 16 + j] = src[j * ldb + k];
 }
 
+/* ---- one or two rows of A: B read in place --------------------------------------------
+ * Generation multiplies one row of activations by every weight: each element of B is used
+ * once (twice for M = 2), so packing B (a copy of the whole weight per product) costs as
+ * much as the arithmetic. Here B is read where it is, in strips of 32 columns (16 for
+ * M = 2) whose sums stay in registers, rows fetched ahead by software (consecutive rows are
+ * ldb apart, which the hardware prefetchers follow badly across pages).
+ *
+ * The arithmetic is the driver's for M <= 2, which computes every tile with
+ * sgemm_edge_2x16: per K slice (the driver's split, KC 256), the even steps of the slice
+ * and the odd ones accumulate in two chains of FMAs from 0, added at the end of the slice,
+ * then C = alpha*t (first slice, beta 0) or alpha*t + beta*C (beta 1 after the first
+ * slice). The same operations in the same order: the bits are the driver's. */
+#define SM_COLS 128   /* columns of one block (a thread's unit of work) */
+#define SM_KC 256     /* the driver's deepest K slice (GD_KC below) */
+#define SM_AHEAD 8    /* rows of B fetched ahead */
+
+/* C = alpha*t + beta*C on m rows of n columns (t in rows of ldt): the driver's update of
+ * an edge tile, overwrite when beta is 0 on the first slice. */
+static void smallm_update(int64_t m, int64_t n, const float *t, int64_t ldt, float alpha,
+                          float beta, bool first, float *C, int64_t ldc)
+{
+    const bool overwrite = first && beta == 0;
+    const float bt = first ? beta : 1.0f;
+    for (int64_t i = 0; i < m; i++) {
+        float *cr = C + i * ldc;
+        const float *tr = t + i * ldt;
+        if (overwrite) {
+            for (int64_t j = 0; j < n; j++)
+                cr[j] = alpha * tr[j];
+        } else {
+            for (int64_t j = 0; j < n; j++)
+                cr[j] = alpha * tr[j] + bt * cr[j];
+        }
+    }
+}
+
+/* The sums of one K slice (kc rows) for m rows (m * nv <= 4) of a strip of 8*nv columns:
+ * a row i of A at a + i*lda, B row k at b + k*ldb; t gets rows of 8*nv. */
+static inline __attribute__((always_inline)) void
+smallm_strip(int m, int nv, int64_t kc, const float *a, int64_t lda, const float *b,
+             int64_t ldb, float *t)
+{
+    __m256 c[2][4], d[2][4];   /* [row][vector]: even and odd steps */
+    for (int i = 0; i < m; i++)
+        for (int v = 0; v < nv; v++)
+            c[i][v] = d[i][v] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 <= kc; k += 2) {
+        const float *b0 = b + k * ldb, *b1 = b0 + ldb;
+        for (int o = 0; o < nv * 8; o += 16) {
+            _mm_prefetch((const char *)(b0 + SM_AHEAD * ldb + o), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b1 + SM_AHEAD * ldb + o), _MM_HINT_T0);
+        }
+        for (int i = 0; i < m; i++) {
+            const __m256 u0 = _mm256_broadcast_ss(a + i * lda + k);
+            const __m256 u1 = _mm256_broadcast_ss(a + i * lda + k + 1);
+            for (int v = 0; v < nv; v++) {
+                c[i][v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b0 + 8 * v), c[i][v]);
+                d[i][v] = _mm256_fmadd_ps(u1, _mm256_loadu_ps(b1 + 8 * v), d[i][v]);
+            }
+        }
+    }
+    if (k < kc) {
+        for (int i = 0; i < m; i++) {
+            const __m256 u0 = _mm256_broadcast_ss(a + i * lda + k);
+            for (int v = 0; v < nv; v++)
+                c[i][v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b + k * ldb + 8 * v), c[i][v]);
+        }
+    }
+    for (int i = 0; i < m; i++)
+        for (int v = 0; v < nv; v++)
+            _mm256_storeu_ps(t + i * nv * 8 + v * 8, _mm256_add_ps(c[i][v], d[i][v]));
+}
+
+/* The same sums for the last n < 32 columns (any m <= 2), one column at a time. */
+static void smallm_tail(int64_t m, int64_t n, int64_t kc, const float *a, int64_t lda,
+                        const float *b, int64_t ldb, float *t)
+{
+    for (int64_t i = 0; i < m; i++) {
+        for (int64_t j = 0; j < n; j++) {
+            float c = 0, d = 0;
+            int64_t k = 0;
+            for (; k + 2 <= kc; k += 2) {
+                c = fmaf(a[i * lda + k], b[k * ldb + j], c);
+                d = fmaf(a[i * lda + k + 1], b[(k + 1) * ldb + j], d);
+            }
+            if (k < kc)
+                c = fmaf(a[i * lda + k], b[k * ldb + j], c);
+            t[i * n + j] = c + d;
+        }
+    }
+}
+
+/* Rows 0..M-1 (M <= 2) of C, columns 0..n-1 of the given B and C (n <= SM_COLS). */
+static void sgemm_smallm_block(int64_t M, int64_t n, int64_t K, float alpha, const float *A,
+                               int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                               int64_t ldc)
+{
+    _Alignas(32) float t[2 * 32];
+    const int64_t nks = (K + SM_KC - 1) / SM_KC, kc0 = (K + nks - 1) / nks;
+    const int64_t w = M == 1 ? 32 : 16;   /* strip width: 4 vectors of sums per chain */
+    for (int64_t j = 0; j < n; j += w) {
+        const int64_t nj = n - j < w ? n - j : w;
+        for (int64_t pc = 0; pc < K; pc += kc0) {
+            const int64_t kc = kc0 < K - pc ? kc0 : K - pc;
+            const float *a = A + pc, *b = B + pc * ldb + j;
+            if (nj < w)
+                smallm_tail(M, nj, kc, a, lda, b, ldb, t);
+            else if (M == 1)
+                smallm_strip(1, 4, kc, a, lda, b, ldb, t);
+            else
+                smallm_strip(2, 2, kc, a, lda, b, ldb, t);
+            smallm_update(M, nj, t, nj, alpha, beta, pc == 0, C + j, ldc);
+        }
+    }
+}
+
+/* Column block jb of the product. */
+static void sgemm_smallm_cols(int64_t jb, int64_t M, int64_t N, int64_t K, float alpha,
+                              const float *A, int64_t lda, const float *B, int64_t ldb,
+                              float beta, float *C, int64_t ldc)
+{
+    const int64_t j0 = jb * SM_COLS, n = N - j0 < SM_COLS ? N - j0 : SM_COLS;
+    sgemm_smallm_block(M, n, K, alpha, A, lda, B + j0, ldb, beta, C + j0, ldc);
+}
+
+void tg__sgemm_avx2_smallm(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                           int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                           int64_t ldc)
+{
+    const int64_t nb = (N + SM_COLS - 1) / SM_COLS;
+    const bool par = nb > 1 && M * N * K >= TG_GEMM_PAR_MIN_FMAS && !omp_in_parallel() &&
+                     omp_get_max_threads() > 1 && tg__gemm_threads_ok();
+    if (!par) {   /* no parallel region at all: even a disabled one costs a team set-up */
+        for (int64_t jb = 0; jb < nb; jb++)
+            sgemm_smallm_cols(jb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    double t0 = omp_get_wtime();
+#pragma omp parallel for schedule(static)
+    for (int64_t jb = 0; jb < nb; jb++)
+        sgemm_smallm_cols(jb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    tg__gemm_parallel_took(omp_get_wtime() - t0, (double)(M * N * K), omp_get_max_threads());
+}
+
 #define GD_T float
 #define GD_ENTRY tg__sgemm_avx2
 #define GD_P(x) sa_##x
 #define GD_MR 6
 #define GD_NR 16
 #define GD_MC 144
-#define GD_KC 256
+#define GD_KC SM_KC
 #define GD_KERNEL sgemm_kernel_6x16
 #define GD_PACK_A_ROWS spack_a_rows6
 #define GD_PACK_B_COLS spack_b_cols16

@@ -322,26 +322,34 @@ static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
     }
     /* A read in place: element (i,k) of op(A) at A[i*lda + k]. */
     const int64_t lda = x->lda;
+    /* One A panel (M <= MR: generation's one-row products): every B element is used once,
+     * so full panels of B (not transposed, not a row table) are read in place, where
+     * packing them would copy the whole weight for every product. Same kernels, same
+     * order of summation: the bits do not change. */
+    const bool b_in_place = x->npm == 1 && !x->tb && !x->brows && !x->bpre;
     int64_t jg, g;
     while (GD_P(take_run)(x->next_panel, x->npn, nth, GD_GROUP, &jg, &g)) {
         /* A group of B panels, one K slice at a time (panel q at bpan + q*kc*NR; B^T is
          * packed panel by panel with transposes), then every tile below them. */
         for (int64_t pc = 0; pc < K; pc += kc0) {
             const int64_t kc = GD_MIN(kc0, K - pc);
-            if (!x->bpre)   /* else packed once by the caller: read in place */
-                GD_P(pack_b_panels)(x, jg * GD_NR, g, pc, kc, bpan);
+            /* panels read in place: all of them but a partial last one */
+            const int64_t gin = !b_in_place ? 0 : GD_MIN(g, x->N / GD_NR - jg);
+            if (!x->bpre && gin < g)   /* else packed once by the caller */
+                GD_P(pack_b_panels)(x, (jg + gin) * GD_NR, g - gin, pc, kc, bpan);
             for (int64_t q = 0; q < g; q++) {
                 const int64_t j = (jg + q) * GD_NR;
                 const GD_T *b = x->bpre ? x->bpre + (jg + q) * K * GD_NR + pc * GD_NR
-                                        : bpan + q * kc * GD_NR;
+                                : q < gin ? x->B + pc * x->ldb + j
+                                          : bpan + (q - gin) * kc * GD_NR;
+                const int64_t bs = q < gin ? x->ldb : GD_NR;
                 for (int64_t ir = 0; ir < x->npm; ir++) {
                     int64_t i = ir * GD_MR;
                     if (ir < p0)
-                        GD_P(tile)(x, i, j, kc, x->A + i * lda + pc, lda, 1, b, GD_NR,
-                                   pc == 0);
+                        GD_P(tile)(x, i, j, kc, x->A + i * lda + pc, lda, 1, b, bs, pc == 0);
                     else
                         GD_P(tile)(x, i, j, kc, apan + pc * pw + (ir - p0) * GD_MR * kc, 1,
-                                   GD_MR, b, GD_NR, pc == 0);
+                                   GD_MR, b, bs, pc == 0);
                 }
             }
         }

@@ -47,6 +47,12 @@ bool tg__dgemm_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double al
                     const double *const *arows, const double *const *brows,
                     const double *bpre, double beta, double *C, int64_t ldc);
 
+/* C = alpha * A @ B + beta * C for M <= 2 (A and B not transposed), B read in place:
+ * bit-identical to tg__sgemm_avx2 on the same product (see gemm_avx2.c). */
+void tg__sgemm_avx2_smallm(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                           int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                           int64_t ldc);
+
 /* The float drivers' packing of op(B) for their bpre argument (GD_PACK_ENTRY in
  * gemm_driver_internal.h): returns the elements it takes; dst NULL only asks. */
 int64_t tg__sgemm_avx2_pack(bool tb, int64_t K, int64_t N, const float *B, int64_t ldb,

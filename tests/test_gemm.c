@@ -450,6 +450,48 @@ START_TEST(test_gemm_prepacked)
 }
 END_TEST
 
+/* One or two rows of A (generation) take a path of their own that reads B in place: the
+ * bits must be the packed driver's, for 1 and 2 threads, any beta, padded leading
+ * dimensions, K over several slices and columns that end mid-vector. */
+START_TEST(test_gemm_small_m)
+{
+    if (strcmp(tg_gemm_backend(), "avx2-fma") != 0)
+        return;
+    const int64_t shapes[][3] = { { 1, 512, 577 }, { 1, 65, 512 }, { 2, 128, 193 },
+                                  { 1, 1, 1 }, { 2, 37, 700 }, { 1, 300, 1025 } };
+    const float betas[] = { 0.0f, 1.0f, 0.5f };
+    int threads = omp_get_max_threads();
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int64_t M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        int64_t lda = K + 3, ldb = N + 5, ldc = N + 2;
+        float *A = malloc((size_t)(M * lda) * sizeof *A);
+        float *B = malloc((size_t)(K * ldb) * sizeof *B);
+        float *C1 = malloc((size_t)(M * ldc) * sizeof *C1);
+        float *C2 = malloc((size_t)(M * ldc) * sizeof *C2);
+        ck_assert(A && B && C1 && C2);
+        for (int64_t i = 0; i < M * lda; i++)
+            A[i] = (float)urand();
+        for (int64_t i = 0; i < K * ldb; i++)
+            B[i] = (float)urand();
+        for (size_t b = 0; b < sizeof betas / sizeof betas[0]; b++) {
+            for (int th = 1; th <= 2; th++) {
+                omp_set_num_threads(th);
+                for (int64_t i = 0; i < M * ldc; i++)
+                    C1[i] = C2[i] = (float)urand();
+                ck_assert(tg__sgemm_avx2(false, false, M, N, K, 0.75f, A, lda, B, ldb, NULL,
+                                         NULL, NULL, betas[b], C1, ldc));
+                tg_sgemm(false, false, M, N, K, 0.75f, A, lda, B, ldb, betas[b], C2, ldc);
+                ck_assert_msg(memcmp(C1, C2, (size_t)(M * ldc) * sizeof *C1) == 0,
+                              "small-M %lldx%lldx%lld beta %g threads %d differs",
+                              (long long)M, (long long)N, (long long)K, (double)betas[b], th);
+            }
+        }
+        omp_set_num_threads(threads);
+        free(A), free(B), free(C1), free(C2);
+    }
+}
+END_TEST
+
 START_TEST(test_gemm_thread_determinism)
 {
     /* The training shapes and odd ones, large enough to run in parallel. */
@@ -516,6 +558,7 @@ Suite *gemm_suite(void)
     tcase_add_test(tc, test_gemm_thread_determinism);
     tcase_add_test(tc, test_gemm_rows);
     tcase_add_test(tc, test_gemm_prepacked);
+    tcase_add_test(tc, test_gemm_small_m);
     tcase_add_test(tc, test_gemm_oversubscription_guard);
     suite_add_tcase(s, tc);
     return s;
