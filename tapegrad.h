@@ -8,6 +8,7 @@
 #include "autograd/params.h"
 #include "autograd/gradcheck.h"
 #include "nn/nn.h"
+#include "nn/text.h"
 #include "optim/optim.h"
 #include "optim/checkpoint.h"
 

@@ -7,7 +7,7 @@
 #include "fuzz/fuzz.h"
 
 /*
- * The input is a text file. It is decoded in memory with utf8_decode and checked against
+ * The input is a text file. It is decoded in memory with tg_utf8_decode and checked against
  * an independent table-driven decoder written from the Unicode standard (Table 3-7,
  * well-formed byte sequences; one U+FFFD per maximal subpart), then read from a file with
  * corpus_load twice: building its own vocabulary, and mapped onto the vocabulary of the
@@ -107,7 +107,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
 
     /* the decoder against the reference */
     int64_t rep = -1, want_rep;
-    int64_t count = utf8_decode(data, n, got, &rep);
+    int64_t count = tg_utf8_decode(data, n, got, &rep);
     int64_t want_count = ref_decode(data, n, want, &want_rep);
     FUZZ_CHECK(count == want_count && rep == want_rep,
                "decoded %lld code points (%lld replaced), reference %lld (%lld)",
@@ -115,7 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
     for (int64_t i = 0; i < count; i++)
         FUZZ_CHECK(got[i] == want[i], "code point %lld: U+%04X, reference U+%04X",
                    (long long)i, (unsigned)got[i], (unsigned)want[i]);
-    FUZZ_CHECK(utf8_decode(data, n, got, NULL) == count, "NULL replaced changes the count");
+    FUZZ_CHECK(tg_utf8_decode(data, n, got, NULL) == count, "NULL replaced changes the count");
 
     /* every decoded code point is a scalar value, and encodes and decodes back to itself;
        valid text re-encodes to exactly its bytes */
@@ -126,11 +126,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t n)
         uint32_t cp = got[i];
         FUZZ_CHECK(cp <= 0x10FFFF && (cp < 0xD800 || cp > 0xDFFF), "U+%04X", (unsigned)cp);
         char buf[4];
-        int k = utf8_encode(cp, buf);
+        int k = tg_utf8_encode(cp, buf);
         FUZZ_CHECK(k >= 1 && k <= 4, "encode length %d", k);
         uint32_t back;
         int64_t r2;
-        FUZZ_CHECK(utf8_decode((const unsigned char *)buf, (size_t)k, &back, &r2) == 1
+        FUZZ_CHECK(tg_utf8_decode((const unsigned char *)buf, (size_t)k, &back, &r2) == 1
                        && back == cp && r2 == 0, "U+%04X does not round-trip", (unsigned)cp);
         memcpy(re + relen, buf, (size_t)k);
         relen += (size_t)k;

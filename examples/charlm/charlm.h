@@ -85,48 +85,36 @@ void errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Sets the command name errorf prefixes. */
 void set_error_prefix(const char *cmd);
 
-/* ---- data.c: UTF-8 text, vocabulary, batches, validation ------------------------ */
+/* ---- data.c: the corpus, on the library's text module (nn/text.h) ------------------ */
 typedef struct corpus {
-    uint32_t *vocab;   /* V code points, strictly increasing                  */
+    tg_vocab_kind kind;  /* characters (UTF-8) or bytes                          */
+    uint32_t *vocab;     /* V symbols, strictly increasing                       */
     int V;
-    int32_t *ids;      /* n token ids (indices into vocab)                     */
+    int32_t *ids;        /* n token ids (indices into vocab)                     */
     int64_t n;
-    int64_t replaced;  /* invalid UTF-8 sequences decoded as U+FFFD            */
-    uint64_t bytes;    /* file size                                            */
-    uint32_t crc;      /* CRC-32 of the file's bytes (a fingerprint for resume) */
+    int64_t replaced;    /* invalid UTF-8 sequences decoded as U+FFFD            */
+    int64_t skipped;     /* symbols outside the vocabulary left out (--unknown skip) */
+    uint64_t bytes;      /* file size                                            */
+    uint32_t crc;        /* CRC-32 of the file's bytes (a fingerprint for resume) */
 } corpus;
 
-/* Decodes n bytes of UTF-8 into out (room for n code points); each maximal invalid
-   subsequence becomes one U+FFFD (counted in *replaced). Returns the count. */
-int64_t utf8_decode(const unsigned char *s, size_t n, uint32_t *out, int64_t *replaced);
-/* Writes code point cp as UTF-8 into buf (>= 4 bytes); returns the byte count. */
-int utf8_encode(uint32_t cp, char *buf);
-/* Index of cp in the sorted vocabulary, or -1. */
+/* Index of cp in the sorted character vocabulary, or -1. */
 int vocab_find(const uint32_t *vocab, int V, uint32_t cp);
-/* Prints cp for a message: 'x' (U+0078). buf >= 32 bytes. */
-const char *cp_describe(uint32_t cp, char *buf);
 
-/* Reads path. vocab == NULL: the vocabulary is the text's set of code points; else the
-   text is mapped onto the given vocabulary (a code point outside it is an error).
+/* Reads path as symbols of kind. vocab == NULL: the vocabulary is the text's own (all 256
+   bytes for TG_VOCAB_BYTES); else the text is mapped onto the given one, and a symbol
+   outside it is an error ("... is not in the model's vocabulary") or, with
+   TG_UNKNOWN_SKIP, left out and counted in c->skipped.
    Returns EXIT_OK or EXIT_RUNTIME with a one-line message in err. */
+int corpus_load_as(const char *path, tg_vocab_kind kind, const uint32_t *vocab, int V,
+                   tg_unknown unknown, corpus *c, char *err, size_t errsize);
+/* corpus_load_as for characters, refusing unknown ones. */
 int corpus_load(const char *path, const uint32_t *vocab, int V, corpus *c, char *err,
                 size_t errsize);
 void corpus_free(corpus *c);
 
 /* Validation split: the last floor(n * val_frac) tokens. */
 int64_t corpus_val_count(int64_t n, double val_frac);
-
-/* char-rnn batches: the training tokens are cut into B contiguous streams of L tokens;
-   window w of every stream is inputs [b*L + w*T, +T) and the targets one further on. */
-typedef struct batcher {
-    const int32_t *ids;
-    int64_t B, T, L;
-    int64_t windows;   /* windows per epoch (L - 1) / T                        */
-} batcher;
-/* Returns false when ntrain tokens are too few for one (B,T) window. */
-bool batcher_init(batcher *bt, const int32_t *ids, int64_t ntrain, int64_t B, int64_t T);
-/* Fills inputs and targets (B,T) for window w (0 <= w < windows). */
-void batcher_fill(const batcher *bt, int64_t w, int32_t *inputs, int32_t *targets);
 
 /* ---- eval.c: validation loss -------------------------------------------------------- */
 /* Mean cross-entropy (nats/char) of m over the non-overlapping seq-length chunks of

@@ -81,7 +81,7 @@ static int choose(const double *logits, int V, const charlm_opts *o, tg_rng *rng
 static void put_cp(uint32_t cp)
 {
     char buf[4];
-    int n = utf8_encode(cp, buf);
+    int n = tg_utf8_encode(cp, buf);
     fwrite(buf, 1, (size_t)n, stdout);
     fflush(stdout);
 }
@@ -111,13 +111,13 @@ int cmd_sample(const charlm_opts *o)
         rc = EXIT_RUNTIME;
         goto out;
     }
-    int64_t np = utf8_decode((const unsigned char *)o->prime, plen, prime, NULL);
+    int64_t np = tg_utf8_decode((const unsigned char *)o->prime, plen, prime, NULL);
     for (int64_t i = 0; i < np; i++) {
         prime_ids[i] = vocab_find(meta.vocab, V, prime[i]);
         if (prime_ids[i] < 0) {
             char d[32];
             errorf("--prime: character %s is not in the model's vocabulary",
-                   cp_describe(prime[i], d));
+                   tg_vocab_describe(TG_VOCAB_CHARS, prime[i], d));
             rc = EXIT_USAGE;
             goto out;
         }

@@ -28,7 +28,7 @@ typedef struct trainer {
     charlm_config cfg;
     corpus data;
     int64_t ntrain, nval;
-    batcher bt;
+    tg_batcher bt;           /* the streams; bt.cursor is the next window           */
     tg_params *ps;
     tg_charlm m;
     tg_optim *opt;
@@ -37,7 +37,6 @@ typedef struct trainer {
     tg_rng rng;              /* dropout                                             */
     tg_schedule sched;
     int64_t step;            /* optimizer steps taken                               */
-    int64_t cursor;          /* the next window of the streams                       */
     int32_t *inputs, *targets;
     float *loss;             /* loss of steps 1..n_loss                             */
     int64_t n_loss, cap_loss;
@@ -103,7 +102,7 @@ static int save_checkpoint(trainer *t, const char *path)
     meta.V = t->data.V;
     meta.vocab = t->data.vocab;
     meta.step = t->step;
-    meta.cursor = t->cursor;
+    meta.cursor = t->bt.cursor;
     meta.rng = t->rng;
     meta.state_layers = t->cfg.layers;
     meta.state_hidden = t->cfg.hidden;
@@ -270,7 +269,7 @@ static int resume_state(trainer *t, charlm_meta *meta)
             memcpy(t->state->c[l]->data, meta->c + l * per + off, (size_t)cnt * sizeof(float));
     }
     t->step = meta->step;
-    t->cursor = meta->cursor;
+    t->bt.cursor = meta->cursor;
     t->rng = meta->rng;
     for (int64_t i = 0; i < meta->n_loss; i++)
         if (!push_loss(t, meta->loss[i]))
@@ -461,7 +460,7 @@ static int load_data(trainer *t)
     }
     t->nval = corpus_val_count(t->data.n, t->cfg.val_frac);
     t->ntrain = t->data.n - t->nval;
-    if (!batcher_init(&t->bt, t->data.ids, t->ntrain, t->cfg.batch, t->cfg.seq)) {
+    if (tg_batcher_init(&t->bt, t->data.ids, t->ntrain, t->cfg.batch, t->cfg.seq) != TG_OK) {
         errorf("%s is too short: %lld training characters cannot fill %d streams of %d + 1 "
                "(need at least %lld; try a smaller --batch or --seq)",
                o->data, (long long)t->ntrain, t->cfg.batch, t->cfg.seq,
@@ -573,12 +572,12 @@ static int train_setup(trainer *t)
 }
 
 /* ---- one step ------------------------------------------------------------------------ */
-/* Forward and backward of window t->cursor on this rank's rows; *loss gets the loss. */
+/* Forward and backward of window t->bt.cursor on this rank's rows; *loss gets the loss. */
 static int forward_backward(trainer *t, int64_t step, double *loss)
 {
     const int64_t T = t->cfg.seq;
     const int64_t r0 = dist_first_row();
-    batcher_fill(&t->bt, t->cursor, t->inputs, t->targets);
+    tg_batcher_fill(&t->bt, t->inputs, t->targets);
     tg_tape_reset(t->tape);
     tg_tensor *lt = tg_charlm_loss(t->tape, &t->m, t->inputs + r0 * T, t->targets + r0 * T,
                                    dist_rows(), T, t->state, true,
@@ -658,10 +657,7 @@ static int train_step(trainer *t, double *loss, double *gnorm, double *lr, bool 
     if ((rc = update(t, step, *lr, gnorm)) != EXIT_OK)
         return rc;
     t->step = step;
-    if (++t->cursor == t->bt.windows) {
-        t->cursor = 0;                    /* a new epoch: the streams restart */
-        tg_stack_state_zero(t->state);
-    }
+    tg_batcher_advance(&t->bt, t->state);   /* a new epoch zeroes the carried state */
     if (!push_loss(t, (float)*loss)) {
         errorf("out of memory");
         return EXIT_RUNTIME;

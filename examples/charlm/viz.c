@@ -234,7 +234,7 @@ static bool map_to_vocab(viz_run *v, const uint32_t *cps, int64_t n, int32_t *id
         if (ids[i] < 0) {
             char d[32];
             errorf("%s: character %s at position %lld is not in the model's vocabulary", what,
-                   cp_describe(cps[i], d), (long long)(offset + i));
+                   tg_vocab_describe(TG_VOCAB_CHARS, cps[i], d), (long long)(offset + i));
             return false;
         }
     }
@@ -257,7 +257,7 @@ static int64_t load_text(viz_run *v, const viz_opts *o)
             errorf("out of memory");
             return -1;
         }
-        int64_t total = utf8_decode(bytes, size, all, NULL);
+        int64_t total = tg_utf8_decode(bytes, size, all, NULL);
         free(bytes);
         if (o->from >= total) {
             errorf("--from %lld: %s has only %lld characters", (long long)o->from, o->text,
@@ -292,7 +292,7 @@ static int64_t load_text(viz_run *v, const viz_opts *o)
         errorf("out of memory");
         return -1;
     }
-    int64_t np = utf8_decode((const unsigned char *)o->prime, plen, v->cps, NULL);
+    int64_t np = tg_utf8_decode((const unsigned char *)o->prime, plen, v->cps, NULL);
     if (!map_to_vocab(v, v->cps, np, v->ids, "--prime", 0))
         return -1;
     v->n = np + o->len;
@@ -615,7 +615,7 @@ static void json_cps(FILE *f, const uint32_t *cp, int64_t n)
             fputs("\\ufffd", f);
         } else {
             char buf[4];
-            int k = utf8_encode(c, buf);
+            int k = tg_utf8_encode(c, buf);
             fwrite(buf, 1, (size_t)k, f);
         }
     }
@@ -630,7 +630,7 @@ static void json_str(FILE *f, const char *s)
         fputs("\"\"", f);
         return;
     }
-    int64_t n = utf8_decode((const unsigned char *)s, len, cp, NULL);
+    int64_t n = tg_utf8_decode((const unsigned char *)s, len, cp, NULL);
     json_cps(f, cp, n);
     free(cp);
 }
