@@ -154,7 +154,45 @@ tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int dim, int64_t start, int64_t
 
 tg_tensor *tg_sum(tg_tape *tape, tg_tensor *x);              /* all elements -> (1) */
 tg_tensor *tg_mean(tg_tape *tape, tg_tensor *x);             /* all elements -> (1) */
-tg_tensor *tg_sum_dim(tg_tape *tape, tg_tensor *x, int dim); /* keeps dim, size 1   */
+
+/* ---- reductions over one dim ----------------------------------------------------------
+ * Each reduces x over dim and keeps it with size 1: (2,3,4) over dim 1 -> (2,1,4).
+ * Every dim argument of every op follows Python's rule: d < 0 means ndim + d, so -1 is
+ * the last dim; a dim outside [-ndim, ndim) is TG_ERR_ARG. Sums run in double, in a
+ * fixed order (the same bits for any thread count).
+ */
+/* Sum over dim. */
+tg_tensor *tg_sum_dim(tg_tape *tape, tg_tensor *x, int dim);
+/* Mean over dim (torch.mean(x, dim, keepdim=True)). */
+tg_tensor *tg_mean_dim(tg_tape *tape, tg_tensor *x, int dim);
+/* Variance over dim, sum (x - mean)^2 / (len - correction): correction 0 is the biased
+   variance, 1 the unbiased one (torch.var(x, dim, correction=c, keepdim=True)). A constant
+   row gives exactly 0 (the mean is taken relative to the row's first element). When len
+   <= correction the division is by 0, as in torch (NaN, or inf).
+   TG_ERR_ARG for a correction < 0 or a bad dim. */
+tg_tensor *tg_var_dim(tg_tape *tape, tg_tensor *x, int dim, int correction);
+/* Maximum over dim (the values of torch.max(x, dim, keepdim=True)). The gradient goes to
+   the first index holding the maximum; a NaN counts as the maximum, as torch propagates
+   it. TG_ERR_ARG for a bad dim. */
+tg_tensor *tg_max_dim(tg_tape *tape, tg_tensor *x, int dim);
+/* log sum exp over dim, stable (the maximum is subtracted first): values of +-1000 stay
+   finite. As torch.logsumexp: a row all -inf gives -inf (and a NaN gradient), a row
+   holding +inf gives +inf. TG_ERR_ARG for a bad dim. */
+tg_tensor *tg_logsumexp_dim(tg_tape *tape, tg_tensor *x, int dim);
+
+/* ---- normalisation and losses --------------------------------------------------------- */
+/* Layer norm over the last dim D, as torch.nn.functional.layer_norm(x, (D,), gamma, beta,
+   eps): y = (x - mean) / sqrt(var + eps) * gamma + beta per row, var biased. gamma and
+   beta are (D) or NULL (then 1 and 0). One node with its own backward; a constant row
+   gives y = beta and finite gradients. Bit-identical for any thread count.
+   TG_ERR_SHAPE when gamma or beta is not (D); TG_ERR_ARG for eps < 0 or not finite;
+   TG_ERR_NULL for a NULL x. */
+tg_tensor *tg_layer_norm(tg_tape *tape, tg_tensor *x, tg_tensor *gamma, tg_tensor *beta,
+                         double eps);
+/* Mean squared error: the mean over all elements of (a - b)^2 -> (1), gradients to both
+   (torch.nn.functional.mse_loss). TG_ERR_SHAPE unless a and b have one shape (no
+   broadcasting). */
+tg_tensor *tg_mse_loss(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 
 /* Over the last dim, numerically stable (max subtracted). */
 tg_tensor *tg_softmax(tg_tape *tape, tg_tensor *x);

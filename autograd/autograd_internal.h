@@ -136,6 +136,26 @@ bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, tg_tensor *b, const tg_te
 /* "(2,3)" for messages; uses one of a few rotating static buffers. */
 const char *tg_shp(const tg_tensor *t);
 
+/* A dim argument for a tensor of ndim dims, Python's rule: d < 0 means ndim + d. Returns
+   it in [0, ndim), or -1 with TG_ERR_ARG recorded for op ("dim -3 out of range [-2, 2)
+   for (2,3)": x names the tensor, whose ndim may differ, as for stack's new dim). */
+static inline int tg_dim_index(tg_tape *tape, const char *op, int dim, int ndim,
+                               const tg_tensor *x)
+{
+    int d = dim < 0 ? dim + ndim : dim;
+    if (d < 0 || d >= ndim) {
+        tg_fail(tape, TG_ERR_ARG, op, "dim %d out of range [%d, %d) for %s", dim, -ndim, ndim,
+                tg_shp(x));
+        return -1;
+    }
+    return d;
+}
+
+/* Starts a reduction of x over dim (negative counts from the end), kept with size 1:
+   n->arg[0..2] = outer, len, inner (x viewed as (outer, len, inner)) and n's output is
+   (outer, 1, inner) in x's dims. false with the error recorded. */
+bool tg_reduce_dim_begin(tg_node *n, int dim);
+
 
 /* Runs the statements once with T = float or double, matching dtype: kernels are
    written once. <tgmath.h> picks expf/exp etc. from T. */

@@ -1,4 +1,4 @@
-/* autograd/ops_reduce.c: sum, mean, sum_dim, softmax, log_softmax and cross_entropy. */
+/* autograd/ops_reduce.c: sum, mean, sum_dim, mean_dim, softmax, log_softmax and cross_entropy. */
 #include <string.h>
 #include <tgmath.h>
 
@@ -55,13 +55,14 @@ static tg_tensor *reduce_all(tg_tape *tape, const tg_op *op, tg_tensor *x, bool 
 tg_tensor *tg_sum(tg_tape *tape, tg_tensor *x)  { return reduce_all(tape, &op_sum, x, false); }
 tg_tensor *tg_mean(tg_tape *tape, tg_tensor *x) { return reduce_all(tape, &op_mean, x, true); }
 
-/* ---- sum_dim -------------------------------------------------------------------------
- * forward:   Y[o,0,i] = sum_k X[o,k,i]      X viewed as (outer, len, inner)
- * backward:  dX[o,k,i] += dY[o,0,i]
+/* ---- sum_dim and mean_dim ------------------------------------------------------------
+ * forward:   Y[o,0,i] = s * sum_k X[o,k,i]      X viewed as (outer, len, inner)
+ * backward:  dX[o,k,i] += s * dY[o,0,i]         s = n->scalar: 1 (sum), 1/len (mean)
  */
 static void sum_dim_forward(tg_node *n)
 {
     int64_t outer = n->arg[0], len = n->arg[1], inner = n->arg[2];
+    double s = n->scalar;
     TG_DISPATCH(n->out->dtype,
         const T *x = n->in[0]->data;
         T *y = n->out->data;
@@ -70,7 +71,7 @@ static void sum_dim_forward(tg_node *n)
                 double acc = 0;
                 for (int64_t k = 0; k < len; k++)
                     acc += (double)x[(o * len + k) * inner + i];
-                y[o * inner + i] = (T)acc;
+                y[o * inner + i] = (T)(acc * s);
             }););
 }
 
@@ -82,35 +83,53 @@ static void sum_dim_backward(tg_node *n)
     TG_DISPATCH(n->out->dtype,
         const T *g = n->out->grad;
         T *dx = n->in[0]->grad;
+        T s = (T)n->scalar;
         TG_FOR(outer * len * inner, o, outer,
             for (int64_t k = 0; k < len; k++)
                 for (int64_t i = 0; i < inner; i++)
-                    dx[(o * len + k) * inner + i] += g[o * inner + i];););
+                    dx[(o * len + k) * inner + i] += s * g[o * inner + i];););
 }
 
 static const tg_op op_sum_dim = { "sum_dim", sum_dim_forward, sum_dim_backward, 0 };
+static const tg_op op_mean_dim = { "mean_dim", sum_dim_forward, sum_dim_backward, 0 };
+
+bool tg_reduce_dim_begin(tg_node *n, int dim)
+{
+    const tg_tensor *x = n->in[0];
+    int d = tg_dim_index(n->tape, n->op->name, dim, x->ndim, x);
+    if (d < 0)
+        return false;
+    int64_t shape[TG_MAX_DIMS], outer = 1, inner = 1;
+    memcpy(shape, x->shape, sizeof shape);
+    for (int k = 0; k < d; k++)
+        outer *= x->shape[k];
+    for (int k = d + 1; k < x->ndim; k++)
+        inner *= x->shape[k];
+    n->arg[0] = outer;
+    n->arg[1] = x->shape[d];
+    n->arg[2] = inner;
+    shape[d] = 1;
+    return tg_node_output(n, x->ndim, shape, false);
+}
+
+static tg_tensor *sum_like_dim(tg_tape *tape, const tg_op *op, tg_tensor *x, int dim,
+                               bool mean)
+{
+    tg_node *n = tg_node_begin(tape, op, 1, &x);
+    if (!n || !tg_reduce_dim_begin(n, dim))
+        return NULL;
+    n->scalar = mean ? 1.0 / (double)n->arg[1] : 1.0;
+    return tg_node_finish(n);
+}
 
 tg_tensor *tg_sum_dim(tg_tape *tape, tg_tensor *x, int dim)
 {
-    tg_node *n = tg_node_begin(tape, &op_sum_dim, 1, &x);
-    if (!n)
-        return NULL;
-    if (dim < 0 || dim >= x->ndim)
-        return tg_fail(tape, TG_ERR_ARG, "sum_dim", "dim %d out of range for %s", dim,
-                       tg_shp(x));
-    int64_t shape[TG_MAX_DIMS], outer = 1, inner = 1;
-    memcpy(shape, x->shape, sizeof shape);
-    for (int d = 0; d < dim; d++)
-        outer *= x->shape[d];
-    for (int d = dim + 1; d < x->ndim; d++)
-        inner *= x->shape[d];
-    n->arg[0] = outer;
-    n->arg[1] = x->shape[dim];
-    n->arg[2] = inner;
-    shape[dim] = 1;
-    if (!tg_node_output(n, x->ndim, shape, false))
-        return NULL;
-    return tg_node_finish(n);
+    return sum_like_dim(tape, &op_sum_dim, x, dim, false);
+}
+
+tg_tensor *tg_mean_dim(tg_tape *tape, tg_tensor *x, int dim)
+{
+    return sum_like_dim(tape, &op_mean_dim, x, dim, true);
 }
 
 /* ---- softmax and log_softmax over the last dim -----------------------------------------

@@ -102,9 +102,9 @@ tg_tensor *tg_concat_n(tg_tape *tape, tg_tensor *const *xs, int count, int dim)
     if (!n)
         return NULL;
     const tg_tensor *x0 = xs[0];
-    if (dim < 0 || dim >= x0->ndim)
-        return tg_fail(tape, TG_ERR_ARG, "concat", "dim %d out of range for %s", dim,
-                       tg_shp(x0));
+    dim = tg_dim_index(tape, "concat", dim, x0->ndim, x0);
+    if (dim < 0)
+        return NULL;
     int64_t shape[TG_MAX_DIMS];
     memcpy(shape, x0->shape, sizeof shape);
     for (int k = 1; k < count; k++) {
@@ -181,9 +181,9 @@ tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int dim, int64_t start, int64_t
     tg_node *n = tg_node_begin(tape, &op_slice, 1, &x);
     if (!n)
         return NULL;
-    if (dim < 0 || dim >= x->ndim)
-        return tg_fail(tape, TG_ERR_ARG, "slice", "dim %d out of range for %s", dim,
-                       tg_shp(x));
+    dim = tg_dim_index(tape, "slice", dim, x->ndim, x);
+    if (dim < 0)
+        return NULL;
     if (start < 0 || len < 1 || start > x->shape[dim] - len)
         return tg_fail(tape, TG_ERR_ARG, "slice", "[%lld, %lld) out of range for dim %d of %s",
                        (long long)start, (long long)start + (long long)len, dim, tg_shp(x));

@@ -16,6 +16,8 @@ Suite *ops_shape_suite(void);
 Suite *ops_reduce_suite(void);
 Suite *ops_tape_suite(void);
 Suite *ops_errors_suite(void);
+Suite *ops_ref_suite(void);
+Suite *ops_norm_suite(void);
 Suite *gradcheck_suite(void);
 Suite *nn_suite(void);
 Suite *cells_suite(void);

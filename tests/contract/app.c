@@ -39,6 +39,18 @@ static tg_tensor *f_softmax(tg_tape *t, tg_tensor **x) { return tg_softmax(t, x[
 static tg_tensor *f_log_softmax(tg_tape *t, tg_tensor **x) { return tg_log_softmax(t, x[0]); }
 static tg_tensor *f_ce(tg_tape *t, tg_tensor **x) { return tg_cross_entropy(t, x[0], targets); }
 static tg_tensor *f_embedding(tg_tape *t, tg_tensor **x) { return tg_embedding(t, x[0], rows, 4); }
+static tg_tensor *f_mean_dim(tg_tape *t, tg_tensor **x) { return tg_mean_dim(t, x[0], -1); }
+static tg_tensor *f_var_dim(tg_tape *t, tg_tensor **x) { return tg_var_dim(t, x[0], 0, 1); }
+static tg_tensor *f_max_dim(tg_tape *t, tg_tensor **x) { return tg_max_dim(t, x[0], 1); }
+static tg_tensor *f_lse_dim(tg_tape *t, tg_tensor **x) { return tg_logsumexp_dim(t, x[0], -1); }
+static tg_tensor *f_layer_norm(tg_tape *t, tg_tensor **x)
+{
+    return tg_layer_norm(t, x[0], x[2], x[2], 1e-5);
+}
+static tg_tensor *f_mse_loss(tg_tape *t, tg_tensor **x)
+{
+    return tg_mse_loss(t, x[0], tg_tanh(t, x[0]));
+}
 
 static const struct { const char *name; op_fn f; } ops[] = {
     { "add", f_add }, { "sub", f_sub }, { "mul", f_mul }, { "div", f_div },
@@ -48,6 +60,8 @@ static const struct { const char *name; op_fn f; } ops[] = {
     { "reshape", f_reshape }, { "concat", f_concat }, { "slice", f_slice }, { "sum", f_sum },
     { "mean", f_mean }, { "sum_dim", f_sum_dim }, { "softmax", f_softmax },
     { "log_softmax", f_log_softmax }, { "cross_entropy", f_ce }, { "embedding", f_embedding },
+    { "mean_dim", f_mean_dim }, { "var_dim", f_var_dim }, { "max_dim", f_max_dim },
+    { "logsumexp_dim", f_lse_dim }, { "layer_norm", f_layer_norm }, { "mse_loss", f_mse_loss },
 };
 
 /* loss = sum(op(x) * weights), the weights fixed: 0.3, 0.6, 0.9, ... */
