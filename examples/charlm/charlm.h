@@ -50,6 +50,8 @@ typedef enum opt_id {
     OPT_SAVE_EVERY, OPT_RESUME, OPT_SEED, OPT_THREADS, OPT_LOG, OPT_PLOT, OPT_QUIET,
     OPT_PRINT_EVERY, OPT_TIME_LIMIT, OPT_MODEL, OPT_LEN, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P,
     OPT_PRIME, OPT_ARGMAX, OPT_SPLIT, OPT_EPS, OPT_TOLERANCE, OPT_MAX_PER_TENSOR,
+    OPT_VOCAB, OPT_UNKNOWN, OPT_STATEFUL, OPT_VAL_MODE, OPT_SAVE_BEST, OPT_PATIENCE,
+    OPT_INIT_FROM, OPT_INTERACTIVE, OPT_PRIME_FILE, OPT_BEAM,
     OPT_COUNT
 } opt_id;
 
@@ -59,10 +61,18 @@ typedef struct charlm_opts {
     bool given[OPT_COUNT];   /* which options appeared on the command line */
     charlm_config cfg;
     const char *data, *save, *resume, *log, *plot, *model, *prime, *split;
+    const char *save_best, *init_from, *prime_file;
     int64_t steps, eval_every, save_every, print_every, len, top_k, max_per_tensor;
+    int64_t patience;        /* 0: never stop early                                  */
+    int64_t beam;            /* 0: sample; N: beam search of width N                 */
     double time_limit, temperature, top_p, eps, tolerance;
     int threads;
     bool quiet, argmax;
+    bool stateful;           /* eval: carry the state across the whole split          */
+    bool val_stateful;       /* train: --val-mode stateful                            */
+    bool interactive;        /* sample: prompt lines from stdin                       */
+    tg_vocab_kind vocab;     /* train/gradcheck: --vocab chars|bytes                  */
+    tg_unknown unknown;      /* eval/sample: --unknown refuse|skip                    */
 } charlm_opts;
 
 /* options.c: parses argv (argv[0] is the subcommand) into o with the command's defaults.
@@ -122,6 +132,13 @@ int64_t corpus_val_count(int64_t n, double val_frac);
    characters. Returns EXIT_OK or EXIT_RUNTIME (message in err). n < seq + 1: loss NaN. */
 int eval_loss(const tg_charlm *m, const int32_t *ids, int64_t n, int seq, double *loss,
               int64_t *chars, char *err, size_t errsize);
+/* The same over ids[0..n) read as one stream in order, the state carried from each window
+   of seq predictions to the next (n - 1 predicted characters). n < 2: loss NaN. */
+int eval_loss_stateful(const tg_charlm *m, const int32_t *ids, int64_t n, int seq,
+                       double *loss, int64_t *chars, char *err, size_t errsize);
+/* eval_loss_stateful when stateful, else eval_loss. */
+int eval_split(const tg_charlm *m, const int32_t *ids, int64_t n, int seq, bool stateful,
+               double *loss, int64_t *chars, char *err, size_t errsize);
 int cmd_eval(const charlm_opts *o);
 
 /* ---- meta.c: checkpoint metadata ---------------------------------------------------- */
@@ -132,7 +149,8 @@ typedef struct charlm_meta {
     uint64_t data_bytes;
     uint32_t data_crc;
     int V;
-    uint32_t *vocab;         /* V code points, strictly increasing          */
+    tg_vocab_kind vocab_kind; /* characters or bytes                         */
+    uint32_t *vocab;         /* V symbols, strictly increasing              */
     int64_t step;            /* optimizer steps taken                       */
     int64_t cursor;          /* next training window                        */
     tg_rng rng;              /* dropout RNG                                 */
@@ -166,6 +184,18 @@ int model_load(const char *path, charlm_meta *meta, tg_params **ps, tg_charlm *m
                size_t errsize);
 /* The optimizer configuration of cfg (char-rnn's RMSprop alpha 0.95). */
 tg_optim_config model_optim_config(const charlm_config *cfg);
+
+/* ---- finetune.c: train --init-from ---------------------------------------------------- */
+/* Reads the --init-from checkpoint's metadata into init and its model options into cfg
+   (refusing different ones given on the command line). EXIT_OK, EXIT_USAGE or
+   EXIT_RUNTIME (message printed). */
+int finetune_config(const charlm_opts *o, charlm_config *cfg, charlm_meta *init);
+/* Extends c's vocabulary (the text's own) to init's plus the text's unseen symbols and
+   remaps c's ids; *added receives the number of new symbols. EXIT_OK or EXIT_RUNTIME. */
+int finetune_vocab(corpus *c, const charlm_meta *init, int64_t *added);
+/* Copies the checkpoint's weights into ps (a new model over c's vocabulary): every old
+   symbol's rows follow it; new symbols keep their fresh init. EXIT_OK or EXIT_RUNTIME. */
+int finetune_weights(const char *path, const corpus *c, tg_params *ps);
 
 /* ---- the subcommands ----------------------------------------------------------------- */
 int cmd_train(const charlm_opts *o);

@@ -56,11 +56,12 @@ int dist_set_batch(int64_t B, bool quiet)
     if (g_rank == 0 && !quiet && g_size > 1) {
         int64_t lo = B / g_size, hi = (B + g_size - 1) / g_size;
         if (lo == hi)
-            printf("data parallel: %d ranks x %lld rows, %d threads each\n", g_size,
-                   (long long)lo, tg_get_num_threads());
+            printf("data parallel: %d ranks x %lld rows, %d thread%s each\n", g_size,
+                   (long long)lo, tg_get_num_threads(), tg_get_num_threads() == 1 ? "" : "s");
         else
-            printf("data parallel: %d ranks x %lld-%lld rows, %d threads each\n", g_size,
-                   (long long)lo, (long long)hi, tg_get_num_threads());
+            printf("data parallel: %d ranks x %lld-%lld rows, %d thread%s each\n", g_size,
+                   (long long)lo, (long long)hi, tg_get_num_threads(),
+                   tg_get_num_threads() == 1 ? "" : "s");
         fflush(stdout);
     }
     return EXIT_OK;

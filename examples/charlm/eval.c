@@ -1,4 +1,5 @@
-/* examples/charlm/eval.c: validation loss (batched zero-state chunks) and 'charlm eval'. */
+/* examples/charlm/eval.c: validation loss (batched zero-state chunks, or one stream with the
+   state carried through) and 'charlm eval'. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,53 @@ done:
     return rc;
 }
 
+int eval_loss_stateful(const tg_charlm *m, const int32_t *ids, int64_t n, int seq,
+                       double *loss, int64_t *chars, char *err, size_t errsize)
+{
+    *loss = NAN;
+    *chars = 0;
+    if (n < 2)
+        return EXIT_OK;
+    tg_dtype dtype = m->head.w->dtype;
+    tg_tape *tape = tg_tape_new();
+    tg_stack_state *st = tg_stack_state_new(&m->rnn, dtype, 1);
+    int rc = EXIT_OK;
+    if (!tape || !st) {
+        snprintf(err, errsize, "out of memory evaluating");
+        rc = EXIT_RUNTIME;
+    }
+    tg_rng rng;
+    tg_rng_seed(&rng, 0);
+    double total = 0.0;
+    /* windows of seq predictions (the last one shorter); the state runs on */
+    for (int64_t pos = 0; rc == EXIT_OK && pos < n - 1; pos += seq) {
+        int64_t T = n - 1 - pos < seq ? n - 1 - pos : seq;
+        tg_tape_reset(tape);
+        tg_tape_set_grad_enabled(tape, false);
+        tg_tensor *l = tg_charlm_loss(tape, m, ids + pos, ids + pos + 1, 1, T, st, false, &rng);
+        if (!l) {
+            snprintf(err, errsize, "evaluation failed: %s", tg_tape_errmsg(tape));
+            rc = EXIT_RUNTIME;
+            break;
+        }
+        total += tg_tensor_get(l, 0) * (double)T;
+    }
+    if (rc == EXIT_OK) {
+        *chars = n - 1;
+        *loss = total / (double)*chars;
+    }
+    tg_stack_state_free(st);
+    tg_tape_free(tape);
+    return rc;
+}
+
+int eval_split(const tg_charlm *m, const int32_t *ids, int64_t n, int seq, bool stateful,
+               double *loss, int64_t *chars, char *err, size_t errsize)
+{
+    return stateful ? eval_loss_stateful(m, ids, n, seq, loss, chars, err, errsize)
+                    : eval_loss(m, ids, n, seq, loss, chars, err, errsize);
+}
+
 int cmd_eval(const charlm_opts *o)
 {
     char err[600];
@@ -84,7 +132,8 @@ int cmd_eval(const charlm_opts *o)
         return rc;
     }
     corpus c;
-    rc = corpus_load(o->data, meta.vocab, meta.V, &c, err, sizeof err);
+    rc = corpus_load_as(o->data, meta.vocab_kind, meta.vocab, meta.V, o->unknown, &c, err,
+                        sizeof err);
     if (rc != EXIT_OK) {
         errorf("%s", err);
         goto out;
@@ -107,10 +156,16 @@ int cmd_eval(const charlm_opts *o)
     else
         printf("data: %s, validation split: the last %lld of %lld characters (%g)\n", o->data,
                (long long)nval, (long long)c.n, val_frac);
+    if (c.skipped > 0)
+        printf("data: skipped %lld characters outside the model's vocabulary\n",
+               (long long)c.skipped);
+    if (o->stateful)
+        printf("mode: stateful (one stream, the state carried through)\n");
     fflush(stdout);
     double loss;
     int64_t chars;
-    rc = eval_loss(&m, c.ids + (c.n - nval), nval, seq, &loss, &chars, err, sizeof err);
+    rc = eval_split(&m, c.ids + (c.n - nval), nval, seq, o->stateful, &loss, &chars, err,
+                    sizeof err);
     if (rc != EXIT_OK) {
         errorf("%s", err);
         goto out_corpus;

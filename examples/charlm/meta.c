@@ -15,12 +15,14 @@
  *            u32 forget_bias_one; u32 seq, batch, optim; f64 lr, clip, clip_value,
  *            lr_decay; u64 lr_decay_every; f64 val_frac; u64 seed
  *   data:    u64 bytes; u32 crc
- *   vocab:   u32 V; V x u32 code point (strictly increasing)
+ *   vocab:   u32 V (bit 31 set: a byte vocabulary); V x u32 symbol (strictly increasing)
  *   state:   u64 step, cursor; 4 x u64 rng; u32 layers, hidden, has_c; u64 batch;
  *            layers*batch*hidden x f32 h; the same for c when has_c
  *   history: u64 n_loss; n_loss x f32; u64 n_val; n_val x (u64 step, f64 loss)
  * and nothing after it.
  */
+#define VOCAB_BYTES_FLAG 0x80000000u   /* in the vocabulary size: symbols are bytes */
+
 static const char MAGIC[8] = {'C', 'H', 'A', 'R', 'L', 'M', 'M', 'D'};
 
 typedef struct writer {
@@ -107,7 +109,7 @@ int meta_encode(const charlm_meta *m, unsigned char **buf, size_t *size)
     put_u64(&w, m->data_bytes);
     put_u32(&w, m->data_crc);
 
-    put_u32(&w, (uint32_t)m->V);
+    put_u32(&w, (uint32_t)m->V | (m->vocab_kind == TG_VOCAB_BYTES ? VOCAB_BYTES_FLAG : 0u));
     for (int i = 0; i < m->V; i++)
         put_u32(&w, m->vocab[i]);
 
@@ -279,6 +281,8 @@ static void get_config(reader *r, charlm_meta *m)
 static void get_vocab(reader *r, charlm_meta *m)
 {
     uint32_t u = get_u32(r, "vocabulary");
+    m->vocab_kind = u & VOCAB_BYTES_FLAG ? TG_VOCAB_BYTES : TG_VOCAB_CHARS;
+    u &= ~VOCAB_BYTES_FLAG;
     check_int(r, "vocabulary size", u, 1, 0x110000);
     if (!r->failed && (size_t)u > (r->n - r->off) / 4) {
         snprintf(r->err, r->errsize, "metadata truncated in vocabulary (%u entries announced)",
@@ -294,7 +298,7 @@ static void get_vocab(reader *r, charlm_meta *m)
         }
         for (int i = 0; !r->failed && i < m->V; i++) {
             m->vocab[i] = get_u32(r, "vocabulary");
-            if (m->vocab[i] > 0x10FFFF || (i > 0 && m->vocab[i] <= m->vocab[i - 1]))
+            if (m->vocab[i] > (m->vocab_kind == TG_VOCAB_BYTES ? 0xFFu : 0x10FFFFu) || (i > 0 && m->vocab[i] <= m->vocab[i - 1]))
                 bad(r, "vocabulary entry", (double)m->vocab[i]);
         }
     }

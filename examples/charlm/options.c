@@ -81,6 +81,34 @@ static const opt_spec SPECS[] = {
     {OPT_TOLERANCE, "tolerance", "X", G_, "largest relative error that passes (default 1e-6)"},
     {OPT_MAX_PER_TENSOR, "max-per-tensor", "N", G_,
      "check at most N elements of each parameter, spread evenly; 0: all (default 64)"},
+    {OPT_VOCAB, "vocab", "KIND", T_ | G_,
+     "chars: the text's UTF-8 characters (default); bytes: all 256 byte values, so any "
+     "file, binary included, trains, samples and evaluates with no unknown symbol"},
+    {OPT_UNKNOWN, "unknown", "POLICY", S_ | E_,
+     "a character outside the model's vocabulary (in --data, --prime or --prime-file): "
+     "refuse (default: exit 1 naming it) or skip (leave it out and report how many)"},
+    {OPT_STATEFUL, "stateful", NULL, E_,
+     "carry the hidden state across the whole split in order, one stream, as recurrent "
+     "language models are usually compared (default: chunked, as training validates)"},
+    {OPT_VAL_MODE, "val-mode", "MODE", T_,
+     "periodic validation: chunked (seq-length chunks from a zero state, default) or "
+     "stateful (eval --stateful)"},
+    {OPT_SAVE_BEST, "save-best", "FILE", T_,
+     "also write the checkpoint with the lowest validation loss so far here (atomically)"},
+    {OPT_PATIENCE, "patience", "N", T_,
+     "stop after N validations in a row without a new lowest loss; 0: never (default 0)"},
+    {OPT_INIT_FROM, "init-from", "FILE", T_,
+     "start a new run (step 0, new data, new optimizer state) from a checkpoint's weights "
+     "and model options; characters it has never seen extend the vocabulary with fresh "
+     "rows, the known ones keep theirs"},
+    {OPT_INTERACTIVE, "interactive", NULL, S_,
+     "read a prompt line from standard input, stream --len characters after it, keep the "
+     "state for the next line; ends at end of input (works in a pipe)"},
+    {OPT_PRIME_FILE, "prime-file", "FILE", S_, "start from the text of FILE ('--prime -': "
+                                               "standard input)"},
+    {OPT_BEAM, "beam", "N", S_,
+     "beam search of width N (deterministic): the --len characters of highest probability "
+     "found; prints their log-probability on stderr (N 1: greedy)"},
     {OPT_SEED, "seed", "N", T_ | S_ | G_,
      "random seed: init, dropout, sampling; the same seed gives the same result (default 1)"},
     {OPT_THREADS, "threads", "N", ALL_, "OpenMP threads (default: all cores); results do not "
@@ -348,6 +376,12 @@ static int set_int_value(charlm_cmd cmd, const opt_spec *s, const char *v, charl
     case OPT_LEN:
         rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->len);
         break;
+    case OPT_PATIENCE:
+        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->patience);
+        break;
+    case OPT_BEAM:
+        rc = parse_int(cmd, n, v, 1, 10000, "an integer from 1 to 10000", &o->beam);
+        break;
     case OPT_TOP_K:
         rc = parse_int(cmd, n, v, 0, INT32_MAX, "a non-negative integer", &o->top_k);
         break;
@@ -428,6 +462,26 @@ static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_op
     case OPT_LOG: o->log = v; break;
     case OPT_PLOT: o->plot = v; break;
     case OPT_PRIME: o->prime = v; break;
+    case OPT_PRIME_FILE: o->prime_file = v; break;
+    case OPT_SAVE_BEST: o->save_best = v; break;
+    case OPT_INIT_FROM: o->init_from = v; break;
+    case OPT_STATEFUL: o->stateful = true; break;
+    case OPT_INTERACTIVE: o->interactive = true; break;
+    case OPT_VOCAB:
+        if (strcmp(v, "chars") != 0 && strcmp(v, "bytes") != 0)
+            return bad_value(cmd, n, "chars or bytes", v);
+        o->vocab = strcmp(v, "bytes") == 0 ? TG_VOCAB_BYTES : TG_VOCAB_CHARS;
+        break;
+    case OPT_UNKNOWN:
+        if (strcmp(v, "refuse") != 0 && strcmp(v, "skip") != 0)
+            return bad_value(cmd, n, "refuse or skip", v);
+        o->unknown = strcmp(v, "skip") == 0 ? TG_UNKNOWN_SKIP : TG_UNKNOWN_REFUSE;
+        break;
+    case OPT_VAL_MODE:
+        if (strcmp(v, "chunked") != 0 && strcmp(v, "stateful") != 0)
+            return bad_value(cmd, n, "chunked or stateful", v);
+        o->val_stateful = strcmp(v, "stateful") == 0;
+        break;
     case OPT_QUIET: o->quiet = true; break;
     case OPT_ARGMAX: o->argmax = true; break;
     case OPT_FORGET_BIAS: c->forget_bias_one = true; break;
@@ -550,6 +604,21 @@ int options_parse(charlm_cmd cmd, int argc, char **argv, charlm_opts *o)
     if ((cmd == CMD_SAMPLE || cmd == CMD_EVAL) && !o->model) {
         fprintf(stderr, "charlm %s: --model FILE is required (see charlm %s --help)\n",
                 cmd_name(cmd), cmd_name(cmd));
+        return EXIT_USAGE;
+    }
+    if (cmd == CMD_TRAIN && o->init_from && o->resume) {
+        fprintf(stderr, "charlm train: --init-from starts a new run and --resume continues "
+                        "one: give one of them\n");
+        return EXIT_USAGE;
+    }
+    if (cmd == CMD_SAMPLE && o->prime_file && o->given[OPT_PRIME]) {
+        fprintf(stderr, "charlm sample: give --prime or --prime-file, not both\n");
+        return EXIT_USAGE;
+    }
+    if (cmd == CMD_SAMPLE && o->interactive && (o->beam > 0 || strcmp(o->prime, "-") == 0 ||
+                                                 (o->prime_file && !strcmp(o->prime_file, "-")))) {
+        fprintf(stderr, "charlm sample: --interactive reads standard input itself and "
+                        "samples (no --beam, no --prime -)\n");
         return EXIT_USAGE;
     }
     if (cmd == CMD_TRAIN && o->save_every > 0 && !o->save) {

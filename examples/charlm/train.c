@@ -46,7 +46,11 @@ typedef struct trainer {
     FILE *log;
     progress prog;
     double eval_s;           /* duration of the last validation (0: none yet)        */
-    charlm_meta meta;        /* the --resume checkpoint's metadata                   */
+    charlm_meta meta;        /* the --resume or --init-from checkpoint's metadata     */
+    int64_t vocab_added;     /* --init-from: symbols the checkpoint had not seen      */
+    double best_val;         /* lowest validation loss so far (--save-best, --patience) */
+    int64_t since_best;      /* validations since it                                  */
+    bool out_of_patience;    /* stopped by --patience                                 */
     double t_start;          /* when the command started (now_s)                     */
     double train_time;       /* seconds spent in steps, validation excluded           */
     int64_t first_step;      /* t->step when this run started                         */
@@ -100,6 +104,7 @@ static int save_checkpoint(trainer *t, const char *path)
     meta.data_bytes = t->data.bytes;
     meta.data_crc = t->data.crc;
     meta.V = t->data.V;
+    meta.vocab_kind = t->data.kind;
     meta.vocab = t->data.vocab;
     meta.step = t->step;
     meta.cursor = t->bt.cursor;
@@ -243,6 +248,7 @@ static int resume_state(trainer *t, charlm_meta *meta)
 {
     const corpus *d = &t->data;
     if (meta->data_bytes != d->bytes || meta->data_crc != d->crc || meta->V != d->V ||
+        meta->vocab_kind != d->kind ||
         memcmp(meta->vocab, d->vocab, (size_t)d->V * sizeof *d->vocab) != 0) {
         errorf("--resume: %s was trained on other data (%llu bytes, CRC %08x) than %s "
                "(%llu bytes, CRC %08x)",
@@ -380,8 +386,8 @@ static int validate(trainer *t, double *loss)
     char err[512];
     int64_t chars;
     double t0 = now_s();
-    int rc = eval_loss(&t->m, t->data.ids + t->ntrain, t->nval, t->cfg.seq, loss, &chars, err,
-                       sizeof err);
+    int rc = eval_split(&t->m, t->data.ids + t->ntrain, t->nval, t->cfg.seq, t->o->val_stateful,
+                        loss, &chars, err, sizeof err);
     t->eval_s = now_s() - t0;
     if (rc != EXIT_OK)
         errorf("%s", err);
@@ -453,11 +459,15 @@ static int load_data(trainer *t)
 {
     const charlm_opts *o = t->o;
     char err[600];
-    int rc = corpus_load(o->data, NULL, 0, &t->data, err, sizeof err);
+    tg_vocab_kind kind = o->resume || o->init_from ? t->meta.vocab_kind : o->vocab;
+    int rc = corpus_load_as(o->data, kind, NULL, 0, TG_UNKNOWN_REFUSE, &t->data, err,
+                            sizeof err);
     if (rc != EXIT_OK) {
         errorf("%s", err);
         return rc;
     }
+    if (o->init_from && (rc = finetune_vocab(&t->data, &t->meta, &t->vocab_added)) != EXIT_OK)
+        return rc;
     t->nval = corpus_val_count(t->data.n, t->cfg.val_frac);
     t->ntrain = t->data.n - t->nval;
     if (tg_batcher_init(&t->bt, t->data.ids, t->ntrain, t->cfg.batch, t->cfg.seq) != TG_OK) {
@@ -486,6 +496,8 @@ static int build_model(trainer *t)
         errorf("%s", err);
         return rc;
     }
+    if (t->o->init_from && (rc = finetune_weights(t->o->init_from, &t->data, t->ps)) != EXIT_OK)
+        return rc;
     tg_optim_config oc = model_optim_config(&t->cfg);
     t->opt = tg_optim_new(t->ps, &oc);
     if ((rc = dist_set_batch(t->cfg.batch, t->o->quiet)) != EXIT_OK)
@@ -527,13 +539,16 @@ static void print_plan(trainer *t)
         progress_printf(&t->prog, "data: %lld invalid UTF-8 sequences read as U+FFFD\n",
                         (long long)t->data.replaced);
     progress_printf(&t->prog, "training: %d streams x %d characters, %lld windows per epoch, "
-                              "%s lr %g, clip %g, %d threads\n",
+                              "%s lr %g, clip %g, %d thread%s\n",
                     t->cfg.batch, t->cfg.seq, (long long)t->bt.windows,
                     tg_optim_kind_name(t->cfg.optim), t->cfg.lr, t->cfg.clip,
-                    tg_get_num_threads());
+                    tg_get_num_threads(), tg_get_num_threads() == 1 ? "" : "s");
     if (o->resume)
         progress_printf(&t->prog, "resumed from %s at step %lld\n", o->resume,
                         (long long)t->step);
+    if (o->init_from)
+        progress_printf(&t->prog, "initialised from %s (%d symbols, %lld of them new)\n",
+                        o->init_from, t->data.V, (long long)t->vocab_added);
 }
 
 /* SIGINT/SIGTERM finish the current step; with several ranks the signal is recorded and
@@ -556,6 +571,10 @@ static int train_setup(trainer *t)
     int rc;
     if (o->resume && (rc = resume_config(t, &t->meta)) != EXIT_OK)
         return rc;
+    if (o->init_from && (rc = finetune_config(o, &t->cfg, &t->meta)) != EXIT_OK)
+        return rc;
+    if (o->save_best && dist_rank() == 0 && (rc = check_writable(o->save_best)) != EXIT_OK)
+        return rc;
     if (o->save && dist_rank() == 0 && (rc = check_writable(o->save)) != EXIT_OK)
         return rc;
     progress_init(&t->prog, o->quiet, o->print_every);
@@ -568,6 +587,9 @@ static int train_setup(trainer *t)
     t->first_step = t->step;
     t->val_at = -1;
     t->val_last = NAN;
+    t->best_val = INFINITY;
+    for (int64_t i = 0; i < t->n_val; i++)   /* a resumed run's history counts */
+        t->best_val = fmin(t->best_val, t->val_loss[i]);
     return EXIT_OK;
 }
 
@@ -680,6 +702,26 @@ static int validate_and_record(trainer *t, double *val)
     return EXIT_OK;
 }
 
+/* --save-best and --patience after a validation of loss val. */
+static int track_best(trainer *t, double val)
+{
+    const charlm_opts *o = t->o;
+    if (val < t->best_val) {
+        t->best_val = val;
+        t->since_best = 0;
+        if (o->save_best) {
+            int rc = save_checkpoint(t, o->save_best);
+            if (rc != EXIT_OK)
+                return rc;
+            progress_printf(&t->prog, "saved %s (best so far, step %lld)\n", o->save_best,
+                            (long long)t->step);
+        }
+    } else if (o->patience > 0 && ++t->since_best >= o->patience) {
+        t->out_of_patience = true;
+    }
+    return EXIT_OK;
+}
+
 /* After a step: periodic validation, the log row, progress and the periodic checkpoint. */
 static int after_step(trainer *t, double loss, double gnorm, double lr)
 {
@@ -695,6 +737,8 @@ static int after_step(trainer *t, double loss, double gnorm, double lr)
             errorf("out of memory");
             return EXIT_RUNTIME;
         }
+        if ((rc = track_best(t, val)) != EXIT_OK)
+            return rc;
     }
     if (t->log) {
         fprintf(t->log, "%lld,%.6f,", (long long)step, loss);
@@ -727,6 +771,8 @@ static int train_loop(trainer *t)
             t->time_up = true;
             break;
         }
+        if (t->out_of_patience)
+            break;
     }
     return EXIT_OK;
 }
@@ -746,10 +792,14 @@ static int train_finish(trainer *t)
     else if (t->time_up)
         progress_printf(&t->prog, "stopping after step %lld to end within the time limit "
                         "(%g s)\n", (long long)t->step, o->time_limit);
+    else if (t->out_of_patience)
+        progress_printf(&t->prog, "stopping after step %lld: %lld validations without a new "
+                        "best (%.4f)\n", (long long)t->step, (long long)o->patience,
+                        t->best_val);
     /* the final validation (skipped when interrupted: the user wants out) */
     if (!interrupted && t->nval > 0 && t->val_at != t->step) {
         double v;
-        if ((rc = validate_and_record(t, &v)) != EXIT_OK)
+        if ((rc = validate_and_record(t, &v)) != EXIT_OK || (rc = track_best(t, v)) != EXIT_OK)
             return rc;
     }
     if (o->save) {
