@@ -177,27 +177,32 @@ bool tg_reduce_dim_begin(tg_node *n, int dim);
 #define TG_DTANH(g, y) ((g) * (1 - (y) * (y)))
 
 /* ---- the pointwise op tables --------------------------------------------------
- * Unary: X(name, forward y = f(x, s), backward: dx += df(g, x, y, s), float array kernel)
- * s is the op's scalar (scale, add_scalar), unused by the others. The last column names a
- * vectorised float forward (tensor/vmath_internal.h) or NULL: libm's expf and tanhf are
- * scalar calls; double always uses the expression. tests/test_ops_pointwise.c expands the
- * same table into forward and gradient checks, so a new row is tested automatically.
+ * The one place that lists the pointwise ops. A row names the op and its forward and
+ * backward kernels (static functions in autograd/ops_pointwise.c, where each op's formula
+ * and derivative sit above its two kernels). ops_pointwise.c expands the rows into the
+ * ops' descriptors; tests/test_ops_pointwise.c expands them into gradient checks, so a
+ * new row is tested automatically.
+ *
+ * Unary: X(name, forward, backward, domain); domain is where the gradient check samples x,
+ * away from the op's kinks and poles: TG_GC_SIGNED x in +-[0.2, 2], TG_GC_POSITIVE
+ * x in [0.2, 2]. The op's scalar (scale, add_scalar) is 1.7 there.
  */
+enum { TG_GC_SIGNED, TG_GC_POSITIVE };
 #define TG_UNARY_OPS(X)                                                      \
-    X(neg,        -x,                 -g,               NULL)                 \
-    X(scale,      (T)s * x,           (T)s * g,         NULL)                 \
-    X(add_scalar, x + (T)s,           g,                NULL)                 \
-    X(sigmoid,    TG_SIGMOID(x),      TG_DSIGMOID(g, y), tg_vsigmoidf)        \
-    X(tanh,       tanh(x),            TG_DTANH(g, y),   tg_vtanhf)            \
-    X(relu,       x > 0 ? x : 0,      x > 0 ? g : 0,    NULL)                 \
-    X(exp,        exp(x),             g * y,            tg_vexpf)             \
-    X(log,        log(x),             g / x,            NULL)
+    X(neg,        neg_forward,        neg_backward,        TG_GC_SIGNED)     \
+    X(scale,      scale_forward,      scale_backward,      TG_GC_SIGNED)     \
+    X(add_scalar, add_scalar_forward, add_scalar_backward, TG_GC_SIGNED)     \
+    X(sigmoid,    sigmoid_forward,    sigmoid_backward,    TG_GC_SIGNED)     \
+    X(tanh,       tanh_forward,       tanh_backward,       TG_GC_SIGNED)     \
+    X(relu,       relu_forward,       relu_backward,       TG_GC_SIGNED)     \
+    X(exp,        exp_forward,        exp_backward,        TG_GC_SIGNED)     \
+    X(log,        log_forward,        log_backward,        TG_GC_POSITIVE)
 
-/* Binary with broadcasting: X(name, c = f(a, b), da += ga(g, a, b), db += gb(g, a, b)) */
-#define TG_BINARY_OPS(X)                                       \
-    X(add, a + b, g,         g)                                \
-    X(sub, a - b, g,         -g)                               \
-    X(mul, a * b, g * b,     g * a)                            \
-    X(div, a / b, g / b,     -g * a / (b * b))
+/* Binary with broadcasting: X(name, forward, backward). */
+#define TG_BINARY_OPS(X)                                  \
+    X(add, add_forward, add_backward)                     \
+    X(sub, sub_forward, sub_backward)                     \
+    X(mul, mul_forward, mul_backward)                     \
+    X(div, div_forward, div_backward)
 
 #endif /* TG_AUTOGRAD_AUTOGRAD_INTERNAL_H */

@@ -7,49 +7,89 @@
 /* ---- unary ops (one row each in TG_UNARY_OPS) -------------------------------------
  * forward:   y[i] = f(x[i])
  * backward:  dx[i] += f'(x[i]) * dy[i]   (written with y where cheaper: sigmoid, tanh, exp)
+ *
+ * UNARY_FORWARD and UNARY_BACKWARD are the loops every unary kernel runs: the formula is an
+ * expression in x (the input element), y (the output element), g (the output's gradient
+ * element) and s (the op's scalar), of type T (float or double, tensor_internal.h's
+ * TG_DISPATCH). A float forward with a vectorised kernel (vecf, tensor/vmath_internal.h)
+ * runs that over chunks instead; NULL for none. Backward overwrites a fresh gradient
+ * (0 + f'), so every unary op is in TG_ALL_INPUTS.
  */
-#define UNARY_KERNELS(name, fwd, bwd, vecf)                                       \
-    static void name##_forward(tg_node *n)                                        \
-    {                                                                             \
-        int64_t len = n->out->numel;                                              \
-        double s = n->scalar;                                                     \
+#define UNARY_FORWARD(n, vecf, ...)                                               \
+    do {                                                                          \
+        int64_t len = (n)->out->numel;                                            \
+        double s = (n)->scalar;                                                   \
         void (*vec)(const float *, float *, int64_t) = vecf;                      \
         (void)s;                                                                  \
-        if (vec && n->out->dtype == TG_F32) {                                     \
-            const float *xs = n->in[0]->data;                                     \
-            float *ys = n->out->data;                                             \
-            TG_FOR_CHUNKS(len * 8, len, lo, m,                                    \
-                vec(xs + lo, ys + lo, m););                                       \
-            return;                                                               \
+        if (vec && (n)->out->dtype == TG_F32) {                                   \
+            const float *xs = (n)->in[0]->data;                                   \
+            float *ys = (n)->out->data;                                           \
+            TG_FOR_CHUNKS(len * 8, len, lo, m, vec(xs + lo, ys + lo, m););        \
+            break;                                                                \
         }                                                                         \
-        TG_DISPATCH(n->out->dtype,                                                \
-            const T *xs = n->in[0]->data;                                         \
-            T *ys = n->out->data;                                                 \
+        TG_DISPATCH((n)->out->dtype,                                              \
+            const T *xs = (n)->in[0]->data;                                       \
+            T *ys = (n)->out->data;                                               \
             TG_FOR(len * 8, i, len,                                               \
                 T x = xs[i];                                                      \
-                ys[i] = fwd;););                                                  \
-    }                                                                             \
-    static void name##_backward(tg_node *n)                                       \
-    {                                                                             \
-        int64_t len = n->out->numel;                                              \
-        double s = n->scalar;                                                     \
+                ys[i] = (__VA_ARGS__);););                                        \
+    } while (0)
+
+#define UNARY_BACKWARD(n, ...)                                                    \
+    do {                                                                          \
+        int64_t len = (n)->out->numel;                                            \
+        double s = (n)->scalar;                                                   \
         (void)s;                                                                  \
-        if (!n->in[0]->grad)                                                      \
-            return;                                                               \
+        if (!(n)->in[0]->grad)                                                    \
+            break;                                                                \
         bool fresh = TG_FRESH(n, 0);                                              \
-        TG_DISPATCH(n->out->dtype,                                                \
-            const T *xs = n->in[0]->data;                                         \
-            const T *ys = n->out->data;                                           \
-            const T *gs = n->out->grad;                                           \
-            T *dx = n->in[0]->grad;                                               \
+        TG_DISPATCH((n)->out->dtype,                                              \
+            const T *xs = (n)->in[0]->data;                                       \
+            const T *ys = (n)->out->data;                                         \
+            const T *gs = (n)->out->grad;                                         \
+            T *dx = (n)->in[0]->grad;                                             \
             TG_FOR(len * 4, i, len,                                               \
                 T x = xs[i], y = ys[i], g = gs[i];                                \
                 (void)x; (void)y;                                                 \
-                dx[i] = (fresh ? (T)0 : dx[i]) + (bwd);););                       \
-    }                                                                             \
-    static const tg_op op_##name = { #name, name##_forward, name##_backward, TG_ALL_INPUTS };
-TG_UNARY_OPS(UNARY_KERNELS)
-#undef UNARY_KERNELS
+                dx[i] = (fresh ? (T)0 : dx[i]) + (__VA_ARGS__);););               \
+    } while (0)
+
+/* neg:  y = -x                      dx = -dy */
+static void neg_forward(tg_node *n)         { UNARY_FORWARD(n, NULL, -x); }
+static void neg_backward(tg_node *n)        { UNARY_BACKWARD(n, -g); }
+
+/* scale:  y = s x                   dx = s dy */
+static void scale_forward(tg_node *n)       { UNARY_FORWARD(n, NULL, (T)s * x); }
+static void scale_backward(tg_node *n)      { UNARY_BACKWARD(n, (T)s * g); }
+
+/* add_scalar:  y = x + s            dx = dy */
+static void add_scalar_forward(tg_node *n)  { UNARY_FORWARD(n, NULL, x + (T)s); }
+static void add_scalar_backward(tg_node *n) { UNARY_BACKWARD(n, g); }
+
+/* sigmoid:  y = 1 / (1 + e^-x)      dx = dy y (1 - y)      (the gate op's formulas) */
+static void sigmoid_forward(tg_node *n)     { UNARY_FORWARD(n, tg_vsigmoidf, TG_SIGMOID(x)); }
+static void sigmoid_backward(tg_node *n)    { UNARY_BACKWARD(n, TG_DSIGMOID(g, y)); }
+
+/* tanh:  y = tanh x                 dx = dy (1 - y^2)      (the gate op's formulas) */
+static void tanh_forward(tg_node *n)        { UNARY_FORWARD(n, tg_vtanhf, tanh(x)); }
+static void tanh_backward(tg_node *n)       { UNARY_BACKWARD(n, TG_DTANH(g, y)); }
+
+/* relu:  y = max(x, 0)              dx = dy where x > 0, else 0 (also at 0, as PyTorch) */
+static void relu_forward(tg_node *n)        { UNARY_FORWARD(n, NULL, x > 0 ? x : 0); }
+static void relu_backward(tg_node *n)       { UNARY_BACKWARD(n, x > 0 ? g : 0); }
+
+/* exp:  y = e^x                     dx = dy y */
+static void exp_forward(tg_node *n)         { UNARY_FORWARD(n, tg_vexpf, exp(x)); }
+static void exp_backward(tg_node *n)        { UNARY_BACKWARD(n, g * y); }
+
+/* log:  y = ln x                    dx = dy / x */
+static void log_forward(tg_node *n)         { UNARY_FORWARD(n, NULL, log(x)); }
+static void log_backward(tg_node *n)        { UNARY_BACKWARD(n, g / x); }
+
+#define UNARY_OP(name, forward, backward, domain)                                 \
+    static const tg_op op_##name = { #name, forward, backward, TG_ALL_INPUTS };
+TG_UNARY_OPS(UNARY_OP)
+#undef UNARY_OP
 
 static tg_tensor *unary(tg_tape *tape, const tg_op *op, tg_tensor *x, double s)
 {
@@ -140,60 +180,84 @@ static inline void row_base(const bcast *bc, int64_t r, int64_t *oa, int64_t *ob
         }                                                                          \
     } while (0)
 
-#define BINARY_KERNELS(name, fwd, ga, gb)                                         \
-    static void name##_forward(tg_node *n)                                        \
-    {                                                                             \
-        const bcast *bc = n->aux;                                                 \
-        TG_DISPATCH(n->out->dtype,                                                \
-            const T *as = n->in[0]->data;                                         \
-            const T *bs = n->in[1]->data;                                         \
-            T *cs = n->out->data;                                                 \
-            FOR_ROWS_PAR(bc,                                                  \
-                T a = as[ia];                                                     \
-                T b = bs[ib];                                                     \
-                cs[i] = fwd;););                                                 \
-    }                                                                             \
-    static void name##_backward(tg_node *n)                                       \
-    {                                                                             \
-        const bcast *bc = n->aux;                                                 \
-        TG_DISPATCH(n->out->dtype,                                                \
-            const T *as = n->in[0]->data;                                         \
-            const T *bs = n->in[1]->data;                                         \
-            const T *gs = n->out->grad;                                           \
-            T *da = n->in[0]->grad;                                               \
-            T *db = n->in[1]->grad;                                               \
-            bool fa = TG_FRESH(n, 0), fb = TG_FRESH(n, 1);                        \
-            /* a fresh broadcast operand is summed into: zero it first */         \
-            if (da && fa && !bc->a_full)                                          \
-                memset(da, 0, (size_t)n->in[0]->numel * sizeof(T));               \
-            if (db && fb && !bc->b_full)                                          \
-                memset(db, 0, (size_t)n->in[1]->numel * sizeof(T));               \
-            /* a full-shape operand: every row writes its own elements, in parallel */ \
-            if (da && bc->a_full)                                                 \
-                FOR_ROWS_PAR(bc,                                       \
-                    T a = as[ia]; T b = bs[ib]; T g = gs[i];                      \
+/* BINARY_FORWARD and BINARY_GRAD are the loops every binary kernel runs; the formula is an
+ * expression in a, b (the operands' elements) and g (the output's gradient element) of
+ * type T. BINARY_GRAD(n, k, df) adds df into the gradient of operand k (0: a, 1: b):
+ * a full-shape operand row by row in parallel (overwriting when fresh), a broadcast one
+ * summed over its stretched dims in row order (zeroed first when fresh).
+ */
+#define BINARY_FORWARD(n, ...)                                                    \
+    do {                                                                          \
+        const bcast *bc = (n)->aux;                                               \
+        TG_DISPATCH((n)->out->dtype,                                              \
+            const T *as = (n)->in[0]->data;                                       \
+            const T *bs = (n)->in[1]->data;                                       \
+            T *cs = (n)->out->data;                                               \
+            FOR_ROWS_PAR(bc, T a = as[ia]; T b = bs[ib]; cs[i] = (__VA_ARGS__);););  \
+    } while (0)
+
+#define BINARY_GRAD(n, k, ...)                                                    \
+    do {                                                                          \
+        const bcast *bc = (n)->aux;                                               \
+        if (!(n)->in[k]->grad)                                                    \
+            break;                                                                \
+        bool full = (k) == 0 ? bc->a_full : bc->b_full, fresh = TG_FRESH(n, k);   \
+        TG_DISPATCH((n)->out->dtype,                                              \
+            const T *as = (n)->in[0]->data;                                       \
+            const T *bs = (n)->in[1]->data;                                       \
+            const T *gs = (n)->out->grad;                                         \
+            T *d = (n)->in[k]->grad;      /* d[at]: operand k's element at (ia, ib) */ \
+            if (full) {                                                           \
+                FOR_ROWS_PAR(bc, T a = as[ia]; T b = bs[ib]; T g = gs[i];         \
                     (void)a; (void)b;                                             \
-                    da[ia] = (fa ? (T)0 : da[ia]) + (ga););                       \
-            if (db && bc->b_full)                                                 \
-                FOR_ROWS_PAR(bc,                                       \
-                    T a = as[ia]; T b = bs[ib]; T g = gs[i];                      \
+                    int64_t at = (k) == 0 ? ia : ib;                              \
+                    d[at] = (fresh ? (T)0 : d[at]) + (__VA_ARGS__););             \
+            } else {                                                              \
+                if (fresh)                                                        \
+                    memset(d, 0, (size_t)(n)->in[k]->numel * sizeof(T));          \
+                FOR_ROWS(bc, T a = as[ia]; T b = bs[ib]; T g = gs[i];             \
                     (void)a; (void)b;                                             \
-                    db[ib] = (fb ? (T)0 : db[ib]) + (gb););                       \
-            /* a broadcast operand: summed over the stretched dims, in row order */ \
-            if (da && !bc->a_full)                                                \
-                FOR_ROWS(bc,                                         \
-                    T a = as[ia]; T b = bs[ib]; T g = gs[i];                      \
-                    (void)a; (void)b;                                             \
-                    da[ia] += ga;);                                               \
-            if (db && !bc->b_full)                                                \
-                FOR_ROWS(bc,                                         \
-                    T a = as[ia]; T b = bs[ib]; T g = gs[i];                      \
-                    (void)a; (void)b;                                             \
-                    db[ib] += gb;););                                             \
-    }                                                                             \
-    static const tg_op op_##name = { #name, name##_forward, name##_backward, TG_ALL_INPUTS };
-TG_BINARY_OPS(BINARY_KERNELS)
-#undef BINARY_KERNELS
+                    int64_t at = (k) == 0 ? ia : ib;                              \
+                    d[at] += (__VA_ARGS__););                                     \
+            });                                                                   \
+    } while (0)
+
+/* add:  c = a + b                   da = dc, db = dc */
+static void add_forward(tg_node *n)  { BINARY_FORWARD(n, a + b); }
+static void add_backward(tg_node *n)
+{
+    BINARY_GRAD(n, 0, g);
+    BINARY_GRAD(n, 1, g);
+}
+
+/* sub:  c = a - b                   da = dc, db = -dc */
+static void sub_forward(tg_node *n)  { BINARY_FORWARD(n, a - b); }
+static void sub_backward(tg_node *n)
+{
+    BINARY_GRAD(n, 0, g);
+    BINARY_GRAD(n, 1, -g);
+}
+
+/* mul:  c = a b                     da = dc b, db = dc a */
+static void mul_forward(tg_node *n)  { BINARY_FORWARD(n, a * b); }
+static void mul_backward(tg_node *n)
+{
+    BINARY_GRAD(n, 0, g * b);
+    BINARY_GRAD(n, 1, g * a);
+}
+
+/* div:  c = a / b                   da = dc / b, db = -dc a / b^2 */
+static void div_forward(tg_node *n)  { BINARY_FORWARD(n, a / b); }
+static void div_backward(tg_node *n)
+{
+    BINARY_GRAD(n, 0, g / b);
+    BINARY_GRAD(n, 1, -g * a / (b * b));
+}
+
+#define BINARY_OP(name, forward, backward)                                        \
+    static const tg_op op_##name = { #name, forward, backward, TG_ALL_INPUTS };
+TG_BINARY_OPS(BINARY_OP)
+#undef BINARY_OP
 
 static tg_tensor *binary(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor *b)
 {
