@@ -13,7 +13,11 @@
 #define BUILTIN_CELL_TYPES(X) \
     X(tg_rnn_type)            \
     X(tg_lstm_type)           \
-    X(tg_gru_type)
+    X(tg_gru_type)            \
+    X(tg_peephole_type)       \
+    X(tg_torchgru_type)       \
+    X(tg_mgu_type)            \
+    X(tg_indrnn_type)
 
 #define DECLARE_TYPE(t) extern const tg_cell_type t;
 BUILTIN_CELL_TYPES(DECLARE_TYPE)

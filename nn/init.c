@@ -28,6 +28,54 @@ static tg_status check_init(const tg_init *init)
     return TG_ERR_ARG;
 }
 
+static double init_bound(const tg_init *init, int fan, int64_t in, int64_t out)
+{
+    switch (init->kind) {
+    case TG_INIT_TORCH:                 /* weights and biases: U(-1/sqrt(fan), 1/sqrt(fan)) */
+        return 1.0 / sqrt((double)fan);
+    case TG_INIT_UNIFORM:               /* weights and biases: U(-scale, scale) */
+        return init->scale > 0 ? init->scale : CHAR_RNN_SCALE;
+    case TG_INIT_XAVIER:                /* weights: U(+-sqrt(6/(in+out))), biases: 0 */
+    case TG_INIT_ORTHOGONAL:            /* the same; tg_charlm_init adds the rest */
+        break;
+    }
+    return sqrt(6.0 / ((double)in + (double)out));
+}
+
+tg_status tg_init_weight(tg_tensor **w, tg_params *ps, const char *name, int in, int out,
+                         int fan, const tg_init *init, tg_rng *rng)
+{
+    if (!w || !ps || !name || !rng)
+        return TG_ERR_NULL;
+    if (!init)
+        init = &default_init;
+    if (in < 1 || out < 1 || fan < 1 || check_init(init) != TG_OK || strlen(name) > 63)
+        return TG_ERR_ARG;
+    if (tg_params_find(ps, name))
+        return TG_ERR_ARG;                       /* duplicate name */
+    tg_tensor *t = tg_params_add(ps, name, 2, (const int64_t[]){ in, out });
+    if (!t)
+        return TG_ERR_NOMEM;
+    double bound = init_bound(init, fan, in, out);
+    tg_tensor_fill_uniform(t, rng, -bound, bound);
+    *w = t;
+    return TG_OK;
+}
+
+tg_status tg_init_vector(tg_tensor **v, tg_params *ps, const char *name, int n, double value)
+{
+    if (!v || !ps || !name)
+        return TG_ERR_NULL;
+    if (n < 1 || strlen(name) > 63 || tg_params_find(ps, name))
+        return TG_ERR_ARG;
+    tg_tensor *t = tg_params_add(ps, name, 1, (const int64_t[]){ n });
+    if (!t)
+        return TG_ERR_NOMEM;
+    tg_tensor_fill(t, value);
+    *v = t;
+    return TG_OK;
+}
+
 tg_status tg_linear_init(tg_linear *l, tg_params *ps, const char *name, int in, int out,
                          int fan, const tg_init *init, tg_rng *rng)
 {
@@ -50,25 +98,12 @@ tg_status tg_linear_init(tg_linear *l, tg_params *ps, const char *name, int in, 
     if (!w || !b)
         return TG_ERR_NOMEM;
 
-    double bound;
-    switch (init->kind) {
-    case TG_INIT_TORCH:                 /* weights and biases: U(-1/sqrt(fan), 1/sqrt(fan)) */
-        bound = 1.0 / sqrt((double)fan);
-        tg_tensor_fill_uniform(w, rng, -bound, bound);
-        tg_tensor_fill_uniform(b, rng, -bound, bound);
-        break;
-    case TG_INIT_UNIFORM:               /* weights and biases: U(-scale, scale) */
-        bound = init->scale > 0 ? init->scale : CHAR_RNN_SCALE;
-        tg_tensor_fill_uniform(w, rng, -bound, bound);
-        tg_tensor_fill_uniform(b, rng, -bound, bound);
-        break;
-    case TG_INIT_XAVIER:                /* weights: U(+-sqrt(6/(in+out))), biases: 0 */
-    case TG_INIT_ORTHOGONAL:            /* the same; tg_charlm_init adds the rest */
-        bound = sqrt(6.0 / ((double)in + (double)out));
-        tg_tensor_fill_uniform(w, rng, -bound, bound);
+    double bound = init_bound(init, fan, in, out);
+    tg_tensor_fill_uniform(w, rng, -bound, bound);
+    if (init->kind == TG_INIT_XAVIER || init->kind == TG_INIT_ORTHOGONAL)
         tg_tensor_fill(b, 0.0);
-        break;
-    }
+    else
+        tg_tensor_fill_uniform(b, rng, -bound, bound);
     l->w = w;
     l->b = b;
     return TG_OK;

@@ -62,6 +62,26 @@ bool tg_check_step(tg_tape *tape, const char *who, const tg_tensor *x, const tg_
     return ok;
 }
 
+bool tg_param_name(char *out, const char *prefix, const char *name)
+{
+    int n = snprintf(out, 64, "%s.%s", prefix ? prefix : "", name);
+    return prefix && n >= 0 && n < 64;
+}
+
+bool tg_step_begin(tg_tape *tape, const char *who, const void *cell, tg_tensor *x,
+                   tg_tensor *const *state, tg_tensor **next, int nstate, int input_size,
+                   int hidden_size)
+{
+    for (int k = 0; next && k < nstate; k++)
+        next[k] = NULL;
+    if (!cell || !state || !next) {
+        tg_fail(tape, TG_ERR_NULL, who, "NULL %s", !cell ? "cell" : !state ? "state" : "next");
+        return false;
+    }
+    return tg_check_step(tape, who, x, state[0], nstate > 1 ? state[1] : NULL, input_size,
+                         hidden_size);
+}
+
 tg_status tg_init_gates(tg_params *ps, const char *prefix, int n, const char *const *names,
                         tg_linear *const *gates, int input_size, int hidden_size,
                         const tg_init *init, tg_rng *rng)

@@ -318,6 +318,88 @@ tg_status    tg_recorder_get(const tg_recorder *r, int layer, const char *name, 
 /* Element j (0 <= j < width) of row (0 <= row < rows) as a double; indices unchecked. */
 double       tg_series_at(const tg_series *s, int64_t row, int64_t j);
 
+/* ---- bidirectional layers ------------------------------------------------------
+ * Layers of any cell type run over a whole sequence in both directions, as torch's
+ * bidirectional=True: layer l's output at step t is concat(forward h_t, backward h_t)
+ * (B,2H), which layer l+1 reads. Both directions start from a zero state.
+ */
+typedef struct tg_bidir_rnn {
+    const tg_cell_type *type;
+    int layers, input_size, hidden_size;
+    void *cell[TG_MAX_LAYERS][2];   /* [l][0] forward, [l][1] backward: type->size bytes,
+                                       filled by type->init; layer 0 reads I, others 2H */
+} tg_bidir_rnn;
+
+/* Builds the cells "<prefix>.<l>.fwd" and "<prefix>.<l>.bwd" for l = 0..layers-1 into ps
+   (drawn in that order). Free with tg_bidir_rnn_deinit (the parameters stay in ps).
+   Returns TG_ERR_NULL / TG_ERR_ARG (bad sizes, a type with nstate outside 1..TG_MAX_CELL_STATE) /
+   TG_ERR_NOMEM or the type's init status, with a reason in tg_last_error. */
+tg_status tg_bidir_rnn_init(tg_bidir_rnn *b, tg_params *ps, const char *prefix,
+                            const tg_cell_type *type, int layers, int input_size,
+                            int hidden_size, const tg_init *init, tg_rng *rng);
+void      tg_bidir_rnn_deinit(tg_bidir_rnn *b);
+
+/* Runs the network over xs[0..T-1] (each (B,I)), writing out[0..T-1] (each (B,2H),
+   tape-owned; the forward direction's h in the first H columns).
+   Returns TG_OK, or the tape's sticky error with every out[t] NULL. */
+tg_status tg_bidir_rnn_forward(tg_tape *t, const tg_bidir_rnn *b, tg_tensor *const *xs,
+                               int64_t T, tg_tensor **out);
+
+/* ---- the cell zoo -------------------------------------------------------------
+ * Published cells beyond the guide's three, each one file in nn/ composed from ops and
+ * registered as a tg_cell_type under the name in brackets. These structs are what the
+ * type's init fills and its step reads; parameters are named "<prefix>.<name>" as listed,
+ * and weights are (in, out) as everywhere in tapegrad (x @ w). A product of 3H or 4H
+ * columns holds its gates as column blocks, in the order given.
+ */
+
+/* [lnlstm] Layer-normalised LSTM (Ba, Kiros & Hinton 2016) as PyTorch's fastrnns writes
+   it; state h, c. ih.w (I,4H) and hh.w (H,4H), blocks input, forget, candidate, output;
+   ln_ih, ln_hh (4H) and ln_cell (H): gamma (1 at init) and beta (0 at init; the forget
+   block of ln_ih.beta is 1 with forget_bias_one). The products have no bias: the layer
+   norms' betas are the biases. */
+typedef struct tg_lnlstm_cell {
+    int input_size, hidden_size;
+    tg_tensor *w_ih, *w_hh;                     /* (I,4H), (H,4H) */
+    tg_tensor *ln_ih_gamma, *ln_ih_beta;        /* (4H) */
+    tg_tensor *ln_hh_gamma, *ln_hh_beta;        /* (4H) */
+    tg_tensor *ln_cell_gamma, *ln_cell_beta;    /* (H)  */
+} tg_lnlstm_cell;
+
+/* [peephole] LSTM with peephole connections (Gers, Schraudolph & Schmidhuber 2002;
+   Graves 2013); state h, c. gates.w (H+I,4H) over concat(h, x) and gates.b (4H), blocks
+   input, forget, candidate, output; peep_input, peep_forget, peep_output (H): the
+   per-unit weights from the cell state (0 at init, so the cell starts as an LSTM). */
+typedef struct tg_peephole_cell {
+    int input_size, hidden_size;
+    tg_linear gates;                            /* (H+I) -> 4H */
+    tg_tensor *peep_input, *peep_forget, *peep_output;   /* (H) */
+} tg_peephole_cell;
+
+/* [torchgru] The GRU as torch.nn.GRU computes it (reset applied to the recurrent product);
+   state h. ih.w (I,3H), ih.b (3H), hh.w (H,3H), hh.b (3H), blocks reset, update,
+   candidate: torch's weight_ih_l0 is ih.w transposed, and so on. */
+typedef struct tg_torchgru_cell {
+    int input_size, hidden_size;
+    tg_linear ih, hh;                           /* I -> 3H, H -> 3H */
+} tg_torchgru_cell;
+
+/* [mgu] Minimal Gated Unit (Zhou, Wu, Zhang & Zhou 2016); state h. forget and candidate,
+   each w (H+I,H) over concat(h, x) (the candidate's over concat(f*h, x)) and b (H). */
+typedef struct tg_mgu_cell {
+    int input_size, hidden_size;
+    tg_linear forget, candidate;                /* each (H+I) -> H */
+} tg_mgu_cell;
+
+/* [indrnn] Independently recurrent network (Li, Li, Cook, Zhu & Gao 2018); state h.
+   input.w (I,H), input.b (H), and u (H), each unit's weight on its own previous output
+   (U(0,1) at init). */
+typedef struct tg_indrnn_cell {
+    int input_size, hidden_size;
+    tg_linear input;                            /* I -> H */
+    tg_tensor *u;                               /* (H)    */
+} tg_indrnn_cell;
+
 #ifdef __cplusplus
 }
 #endif

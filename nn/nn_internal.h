@@ -32,4 +32,26 @@ tg_status tg_init_gates(tg_params *ps, const char *prefix, int n, const char *co
 tg_status tg_init_orthogonal_stack(tg_params *ps, int first, int end, int hidden,
                                    int one_hot_rows, const char *layer0, tg_rng *rng);
 
+/* Adds the weight name (in,out) to ps, drawn as tg_linear_init draws its w (fan is the n
+   of TG_INIT_TORCH; NULL init means TG_INIT_TORCH): for a product with no bias of its own.
+   Returns TG_ERR_NULL / TG_ERR_ARG (bad sizes or init, a name taken or over 63 bytes) /
+   TG_ERR_NOMEM. */
+tg_status tg_init_weight(tg_tensor **w, tg_params *ps, const char *name, int in, int out,
+                         int fan, const tg_init *init, tg_rng *rng);
+
+/* Adds the vector name (n) to ps with every element value (a layer norm's gain or shift,
+   a cell's per-unit weights). Returns TG_ERR_* as tg_init_weight. */
+tg_status tg_init_vector(tg_tensor **v, tg_params *ps, const char *name, int n, double value);
+
+/* "<prefix>.<name>" into out (64 bytes, a tg_params name). False when it does not fit. */
+bool tg_param_name(char *out, const char *prefix, const char *name);
+
+/* The start of a cell type's step: sets next[0..nstate-1] to NULL, then checks that cell,
+   state and next are given and that x (B,I) and every state[k] (B,H) fit input_size and
+   hidden_size (NULL operands pass: the ops report them). On failure records the error
+   under who and returns false. */
+bool tg_step_begin(tg_tape *tape, const char *who, const void *cell, tg_tensor *x,
+                   tg_tensor *const *state, tg_tensor **next, int nstate, int input_size,
+                   int hidden_size);
+
 #endif /* TG_NN_NN_INTERNAL_H */

@@ -29,6 +29,7 @@ Suite *observe_suite(void);
 Suite *reliability_suite(void);
 Suite *errors_suite(void);
 Suite *text_suite(void);
+Suite *zoo_suite(void);
 
 /* Shared file helpers (tests/test_util.c); they fail the test on any I/O error. */
 /* The whole file, malloc'ed (caller frees), its length in *size. */
