@@ -122,6 +122,7 @@ check: check-deps
 	@$(MAKE) --no-print-directory $(TEST_BIN) $(CONTRACT_BIN) examples
 	$(TEST_BIN)
 	$(CONTRACT_BIN)
+	$(BUILD)/examples/bidir_tagger
 	@if [ -x $(BUILD)/examples/charlm ] && [ -f tests/charlm_smoke.sh ]; then \
 	    bash tests/charlm_smoke.sh $(BUILD)/examples/charlm; fi
 
