@@ -345,6 +345,35 @@ void      tg_bidir_rnn_deinit(tg_bidir_rnn *b);
 tg_status tg_bidir_rnn_forward(tg_tape *t, const tg_bidir_rnn *b, tg_tensor *const *xs,
                                int64_t T, tg_tensor **out);
 
+/* ---- recurrent regularisers ----------------------------------------------------
+ * Building blocks of variational dropout (Gal & Ghahramani 2016: one mask per sequence,
+ * reused at every step), weight drop (Merity et al. 2017: DropConnect on the recurrent
+ * weights, one mask per forward over a window) and zoneout (Krueger et al. 2016). Masks
+ * are drawn serially from rng, so a seed gives the same masks for any thread count.
+ */
+
+/* An inverted-dropout mask: a tape tensor of dtype and shape whose elements are 0 with
+   probability p and 1/(1-p) otherwise, drawn in row-major order; no gradient. Multiply by
+   it at every step of a sequence for variational dropout.
+   NULL + sticky error: TG_ERR_ARG (p outside [0,1), a bad shape), TG_ERR_NULL (rng). */
+tg_tensor *tg_dropout_mask(tg_tape *t, tg_dtype dtype, int ndim, const int64_t *shape,
+                           double p, tg_rng *rng);
+
+/* Zoneout of a state: in training, each unit keeps its previous value with probability z
+   (a fresh Bernoulli mask d per call): d*prev + (1-d)*next; in evaluation the
+   expectation z*prev + (1-z)*next. prev and next (B,H) -> (B,H); z == 0 returns next.
+   NULL + sticky error: TG_ERR_ARG (z outside [0,1)), TG_ERR_NULL (operands, or rng in
+   training), or the ops' shape errors. */
+tg_tensor *tg_zoneout(tg_tape *t, tg_tensor *prev, tg_tensor *next, double z, bool training,
+                      tg_rng *rng);
+
+/* DropConnect on rows row0..row0+rows-1 of w (a 1-D w counts as a column): w times an
+   inverted-dropout mask that is 1 outside those rows; the gradient reaches w through the
+   mask. p == 0 or rows == 0 returns w itself. NULL + sticky error: TG_ERR_ARG (bad rows,
+   p outside [0,1), w not 1-D or 2-D), TG_ERR_NULL. */
+tg_tensor *tg_weight_drop(tg_tape *t, tg_tensor *w, int64_t row0, int64_t rows, double p,
+                          tg_rng *rng);
+
 /* ---- the cell zoo -------------------------------------------------------------
  * Published cells beyond the guide's three, each one file in nn/ composed from ops and
  * registered as a tg_cell_type under the name in brackets. These structs are what the

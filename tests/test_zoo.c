@@ -431,6 +431,144 @@ START_TEST(test_bidir_errors)
 }
 END_TEST
 
+/* ---- regularisers --------------------------------------------------------------- */
+
+START_TEST(test_dropout_mask_statistics)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_rng a, b;
+    tg_rng_seed(&a, 5);
+    tg_rng_seed(&b, 5);
+    const int64_t shape[2] = { 200, 50 };
+    tg_tensor *m = tg_dropout_mask(tape, TG_F64, 2, shape, 0.3, &a);
+    tg_tensor *same = tg_dropout_mask(tape, TG_F64, 2, shape, 0.3, &b);
+    ck_assert_ptr_nonnull(m);
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < m->numel; i++) {
+        double v = tg_tensor_get(m, i);
+        ck_assert(v == 0.0 || v == 1.0 / 0.7);
+        zeros += v == 0.0;
+        ck_assert_double_eq(v, tg_tensor_get(same, i));       /* a seed, a mask */
+    }
+    ck_assert_msg(fabs((double)zeros / 10000.0 - 0.3) < 0.02, "%lld zeros", (long long)zeros);
+    ck_assert_ptr_null(m->grad);
+    ck_assert_ptr_null(tg_dropout_mask(tape, TG_F64, 2, shape, 1.0, &a));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_dropout_mask(tape, TG_F64, 2, shape, 0.3, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_dropout_mask(tape, TG_F64, 2, (const int64_t[]){ -1, 2 }, 0.3, &a));
+    ck_assert_int_ne(tg_tape_status(tape), TG_OK);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_zoneout_values)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_rng rng;
+    tg_rng_seed(&rng, 6);
+    tg_tensor *prev = new_f64(100, 40, NULL), *next = new_f64(100, 40, NULL);
+    tg_tensor_fill_uniform(prev, &rng, -1, 1);
+    tg_tensor_fill_uniform(next, &rng, -1, 1);
+    tg_tensor *z = tg_zoneout(tape, prev, next, 0.25, true, &rng);
+    ck_assert_ptr_nonnull(z);
+    int64_t kept = 0;
+    for (int64_t i = 0; i < z->numel; i++) {      /* each unit is its old or its new value */
+        double v = tg_tensor_get(z, i), p = tg_tensor_get(prev, i), n = tg_tensor_get(next, i);
+        ck_assert(v == p || v == n);
+        kept += v == p && p != n;
+    }
+    ck_assert_msg(fabs((double)kept / 4000.0 - 0.25) < 0.03, "%lld kept", (long long)kept);
+    tg_tensor *e = tg_zoneout(tape, prev, next, 0.25, false, NULL);  /* evaluation */
+    for (int64_t i = 0; i < e->numel; i++)
+        ck_close(tg_tensor_get(e, i), 0.25 * tg_tensor_get(prev, i) +
+                 0.75 * tg_tensor_get(next, i), 1e-15);
+    ck_assert_ptr_eq(tg_zoneout(tape, prev, next, 0.0, true, &rng), next);
+    ck_assert_ptr_null(tg_zoneout(tape, prev, next, 0.3, true, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_zoneout(tape, prev, next, 1.0, true, &rng));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_zoneout(tape, NULL, next, 0.3, true, &rng));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    tg_tape_free(tape);
+    tg_tensor_free(prev);
+    tg_tensor_free(next);
+}
+END_TEST
+
+START_TEST(test_weight_drop_values)
+{
+    tg_tape *tape = tg_tape_new();
+    tg_rng rng;
+    tg_rng_seed(&rng, 7);
+    tg_tensor *w = new_f64(300, 20, NULL);
+    tg_tensor_fill_uniform(w, &rng, 0.5, 1.0);
+    tg_tensor *d = tg_weight_drop(tape, w, 100, 150, 0.4, &rng);   /* rows 100..249 */
+    ck_assert_ptr_nonnull(d);
+    int64_t zeros = 0;
+    for (int64_t i = 0; i < w->numel; i++) {
+        double v = tg_tensor_get(d, i), x = tg_tensor_get(w, i);
+        int64_t row = i / 20;
+        if (row < 100 || row >= 250)
+            ck_assert_double_eq(v, x);                    /* outside the rows: untouched */
+        else if (v == 0.0)
+            zeros++;
+        else
+            ck_close(v, x / 0.6, 1e-15);
+    }
+    ck_assert_msg(fabs((double)zeros / 3000.0 - 0.4) < 0.03, "%lld zeros", (long long)zeros);
+    ck_assert_ptr_eq(tg_weight_drop(tape, w, 0, 300, 0.0, &rng), w);
+    ck_assert_ptr_null(tg_weight_drop(tape, w, 200, 101, 0.4, &rng));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
+    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_weight_drop(tape, NULL, 0, 1, 0.4, &rng));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
+    tg_tape_free(tape);
+    tg_tensor_free(w);
+}
+END_TEST
+
+/* A fixed-mask gradient check: zoneout of a tanh step and a weight-dropped product,
+   their masks reseeded on every call. */
+typedef struct reg_fixture {
+    tg_tensor *w, *x, *h;
+} reg_fixture;
+
+static tg_tensor *reg_loss(tg_tape *tape, void *user)
+{
+    reg_fixture *f = user;
+    tg_rng rng;
+    tg_rng_seed(&rng, 11);
+    tg_tensor *w = tg_weight_drop(tape, f->w, 0, 3, 0.5, &rng);            /* rows 0..2 */
+    tg_tensor *x = tg_mul(tape, f->x, tg_dropout_mask(tape, TG_F64, 2, f->x->shape, 0.3,
+                                                      &rng));
+    tg_tensor *next = tg_tanh(tape, tg_matmul(tape, x, w));                      /* (2,4) */
+    tg_tensor *z = tg_zoneout(tape, f->h, next, 0.4, true, &rng);
+    return tg_sum(tape, tg_mul(tape, z, z));
+}
+
+START_TEST(test_regularisers_gradcheck)
+{
+    tg_rng rng;
+    tg_rng_seed(&rng, 12);
+    reg_fixture f = { new_f64(5, 4, NULL), new_f64(2, 5, NULL), new_f64(2, 4, NULL) };
+    tg_tensor *all[3] = { f.w, f.x, f.h };
+    for (int i = 0; i < 3; i++) {
+        tg_tensor_fill_uniform(all[i], &rng, -1, 1);
+        tg_tensor_requires_grad(all[i]);
+    }
+    tg_gradcheck_result res;
+    ck_assert_int_eq(tg_gradcheck(all, 3, reg_loss, &f, NULL, &res, NULL), TG_OK);
+    ck_assert_msg(res.passed, "worst %g", res.max_rel_err);
+    for (int i = 0; i < 3; i++)
+        tg_tensor_free(all[i]);
+}
+END_TEST
+
 Suite *zoo_suite(void)
 {
     Suite *s = suite_create("zoo");
@@ -448,6 +586,13 @@ Suite *zoo_suite(void)
     tcase_add_loop_test(tc, test_bidir_matches_torch, 0, nbidir);
     tcase_add_test(tc, test_bidir_gradcheck);
     tcase_add_test(tc, test_bidir_errors);
+    suite_add_tcase(s, tc);
+
+    tc = tcase_create("regularisers");
+    tcase_add_test(tc, test_dropout_mask_statistics);
+    tcase_add_test(tc, test_zoneout_values);
+    tcase_add_test(tc, test_weight_drop_values);
+    tcase_add_test(tc, test_regularisers_gradcheck);
     suite_add_tcase(s, tc);
     return s;
 }
