@@ -26,6 +26,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nn_ref import wrap  # noqa: E402  (lines of at most 100 columns, as nn_ref.h)
+
 torch.set_default_dtype(torch.float64)
 rng = np.random.RandomState(20261204)
 
@@ -225,18 +228,6 @@ def arr(out, name, t):
     lines.append(line)
     out.append("static const double %s[%d] = {\n%s\n};" % (name, len(vals), "\n".join(lines)))
     return name
-
-
-def wrap(items, indent):
-    """items joined by ', ' in lines of at most 100 columns, each indented."""
-    lines, line = [], ""
-    for it in items:
-        if line and len(indent) + len(line) + len(it) + 2 > 98:
-            lines.append(indent + line + ",")
-            line = ""
-        line = line + ", " + it if line else it
-    lines.append(indent + line)
-    return "\n".join(lines)
 
 
 def params_table(out, pre, p):
