@@ -14,6 +14,7 @@
     X(tg_rnn_type)            \
     X(tg_lstm_type)           \
     X(tg_gru_type)            \
+    X(tg_lnlstm_type)         \
     X(tg_peephole_type)       \
     X(tg_torchgru_type)       \
     X(tg_mgu_type)            \

@@ -164,8 +164,11 @@ START_TEST(test_zoo_gradcheck)
         return;
     zoo_fixture f;
     zoo_fixture_init(&f, r);
+    /* layer norm's curvature puts the default step's truncation error above the tolerance
+       in lnlstm; a smaller step brings it under (the error of a real bug would not move) */
+    tg_gradcheck_opts opts = { .eps = strcmp(r->type, "lnlstm") == 0 ? 3e-6 : 0 };
     tg_gradcheck_result res;
-    ck_assert_int_eq(tg_gradcheck_params(f.ps, zoo_loss, &f, NULL, &res, NULL), TG_OK);
+    ck_assert_int_eq(tg_gradcheck_params(f.ps, zoo_loss, &f, &opts, &res, NULL), TG_OK);
     ck_assert_msg(res.passed, "%s params: worst %g", r->type, res.max_rel_err);
     tg_tensor *ins[ZOO_MAX_T + ZOO_MAX_S];
     int n = 0;
@@ -174,7 +177,7 @@ START_TEST(test_zoo_gradcheck)
     for (int k = 0; k < r->nstate; k++)
         ins[n++] = f.s0[k];
     double params_err = res.max_rel_err;
-    ck_assert_int_eq(tg_gradcheck(ins, n, zoo_loss, &f, NULL, &res, NULL), TG_OK);
+    ck_assert_int_eq(tg_gradcheck(ins, n, zoo_loss, &f, &opts, &res, NULL), TG_OK);
     ck_assert_msg(res.passed, "%s inputs: worst %g", r->type, res.max_rel_err);
     (void)params_err;
     zoo_fixture_free(&f);
