@@ -212,6 +212,33 @@ tg_tensor *tg_embedding(tg_tape *tape, tg_tensor *table, const int32_t *idx, int
    p == 0 returns x itself. p must be in [0, 1). */
 tg_tensor *tg_dropout(tg_tape *tape, tg_tensor *x, double p, tg_rng *rng);
 
+/* ---- arranging elements ----------------------------------------------------------------
+ * Dims may be negative (d < 0 means ndim + d); outside the range is TG_ERR_ARG.
+ */
+/* Joins n >= 1 tensors of one shape along a new dim (torch.stack): n of (2,3) stacked at
+   dim 1 give (2,n,3). A negative dim counts in the result's dims, so -1 appends a last dim.
+   TG_ERR_SHAPE when the shapes differ or the result would have more than TG_MAX_DIMS
+   dims; TG_ERR_ARG for no tensors or a bad dim; TG_ERR_NULL for a NULL tensor. */
+tg_tensor *tg_stack(tg_tape *tape, tg_tensor *const *xs, int n, int dim);
+/* Splits x along dim into n equal parts (slices, torch.chunk when it divides evenly) into
+   out[0..n-1], tape-owned. Returns the tape's status: on failure every out[k] is NULL and
+   the tape holds the error: TG_ERR_SHAPE when dim's size does not divide by n; TG_ERR_ARG
+   for n < 1 or a bad dim; TG_ERR_NULL for a NULL x or out (TG_ERR_NULL, nothing recorded,
+   for a NULL tape). */
+tg_status tg_chunk(tg_tape *tape, tg_tensor *x, int n, int dim, tg_tensor **out);
+/* x with dim reversed (torch.flip(x, [dim])): a sequence (T,B,I) flipped along time for
+   the backward direction of a bidirectional layer. TG_ERR_ARG for a bad dim. */
+tg_tensor *tg_flip(tg_tape *tape, tg_tensor *x, int dim);
+/* Batched matrix product (torch.bmm): a (B,M,K) @ b (B,K,N) -> (B,M,N), one GEMM per batch
+   element. TG_ERR_SHAPE unless both are 3-D with equal B and matching K. */
+tg_tensor *tg_bmm(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+/* A constant (n,classes) tensor of dtype, row i all 0 but a 1 at column idx[i]
+   (torch.nn.functional.one_hot): no gradient; idx is read during the call only.
+   TG_ERR_ARG for an index outside [0,classes), n < 1, classes < 1 or a bad dtype;
+   TG_ERR_NULL for NULL idx. */
+tg_tensor *tg_one_hot(tg_tape *tape, tg_dtype dtype, const int32_t *idx, int64_t n,
+                      int64_t classes);
+
 #ifdef __cplusplus
 }
 #endif

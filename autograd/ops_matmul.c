@@ -1,4 +1,4 @@
-/* autograd/ops_matmul.c: matmul, affine (x @ w + b as one node) and transpose. */
+/* autograd/ops_matmul.c: matmul, affine (x @ w + b as one node), transpose and bmm. */
 #include <string.h>
 #include <tgmath.h>
 
@@ -273,6 +273,60 @@ tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x)
     if (x->ndim != 2)
         return tg_fail(tape, TG_ERR_SHAPE, "transpose", "%s: operand must be 2-D", tg_shp(x));
     if (!tg_node_output(n, 2, (int64_t[]){ x->shape[1], x->shape[0] }, false))
+        return NULL;
+    return tg_node_finish(n);
+}
+
+/* ---- bmm ---------------------------------------------------------------------------
+ * forward:   C_b = A_b @ B_b          A: (B,M,K)  B: (B,K,N)  C: (B,M,N), b = 0..B-1
+ * backward:  dA_b += dC_b @ B_b^T     dB_b += A_b^T @ dC_b     (one GEMM per batch each;
+ *            dA, dB overwritten when fresh)
+ */
+static void bmm_forward(tg_node *n)
+{
+    const tg_tensor *a = n->in[0], *b = n->in[1];
+    int64_t batch = a->shape[0], M = a->shape[1], K = a->shape[2], N = b->shape[2];
+    size_t es = tg_dtype_size(a->dtype);
+    for (int64_t i = 0; i < batch; i++)
+        gemm(a->dtype, false, false, M, N, K, (const char *)a->data + (size_t)(i * M * K) * es,
+             K, (const char *)b->data + (size_t)(i * K * N) * es, N, 0.0,
+             (char *)n->out->data + (size_t)(i * M * N) * es, N);
+}
+
+static void bmm_backward(tg_node *n)
+{
+    const tg_tensor *a = n->in[0], *b = n->in[1];
+    int64_t batch = a->shape[0], M = a->shape[1], K = a->shape[2], N = b->shape[2];
+    size_t es = tg_dtype_size(a->dtype);
+    for (int64_t i = 0; i < batch; i++) {
+        const char *ai = (const char *)a->data + (size_t)(i * M * K) * es;
+        const char *bi = (const char *)b->data + (size_t)(i * K * N) * es;
+        const char *gi = (const char *)n->out->grad + (size_t)(i * M * N) * es;
+        if (a->grad)
+            gemm(a->dtype, false, true, M, K, N, gi, N, bi, N, TG_FRESH(n, 0) ? 0 : 1,
+                 (char *)a->grad + (size_t)(i * M * K) * es, K);
+        if (b->grad)
+            gemm(a->dtype, true, false, K, N, M, ai, K, gi, N, TG_FRESH(n, 1) ? 0 : 1,
+                 (char *)b->grad + (size_t)(i * K * N) * es, N);
+    }
+}
+
+static const tg_op op_bmm = { "bmm", bmm_forward, bmm_backward, 3u };
+
+tg_tensor *tg_bmm(tg_tape *tape, tg_tensor *a, tg_tensor *b)
+{
+    tg_tensor *in[2] = { a, b };
+    tg_node *n = tg_node_begin(tape, &op_bmm, 2, in);
+    if (!n)
+        return NULL;
+    if (a->ndim != 3 || b->ndim != 3)
+        return tg_fail(tape, TG_ERR_SHAPE, "bmm", "%s @ %s: operands must be 3-D (B,M,K) and "
+                       "(B,K,N)", tg_shp(a), tg_shp(b));
+    if (a->shape[0] != b->shape[0] || a->shape[2] != b->shape[1])
+        return tg_fail(tape, TG_ERR_SHAPE, "bmm", "%s @ %s: %s", tg_shp(a), tg_shp(b),
+                       a->shape[0] != b->shape[0] ? "batch sizes differ"
+                                                  : "inner dimensions differ");
+    if (!tg_node_output(n, 3, (int64_t[]){ a->shape[0], a->shape[1], b->shape[2] }, false))
         return NULL;
     return tg_node_finish(n);
 }

@@ -51,6 +51,22 @@ static tg_tensor *f_mse_loss(tg_tape *t, tg_tensor **x)
 {
     return tg_mse_loss(t, x[0], tg_tanh(t, x[0]));
 }
+static tg_tensor *f_stack(tg_tape *t, tg_tensor **x)
+{
+    tg_tensor *xs[2] = { x[0], tg_tanh(t, x[0]) };
+    return tg_stack(t, xs, 2, -1);
+}
+static tg_tensor *f_chunk(tg_tape *t, tg_tensor **x)
+{
+    tg_tensor *parts[2];
+    return tg_chunk(t, x[0], 2, -1, parts) == TG_OK ? tg_mul(t, parts[0], parts[1]) : NULL;
+}
+static tg_tensor *f_flip(tg_tape *t, tg_tensor **x) { return tg_flip(t, x[0], 0); }
+static tg_tensor *f_bmm(tg_tape *t, tg_tensor **x)
+{
+    return tg_bmm(t, tg_reshape(t, x[0], 3, (int64_t[]){ 1, 3, 4 }),
+                  tg_reshape(t, x[1], 3, (int64_t[]){ 1, 4, 2 }));
+}
 
 static const struct { const char *name; op_fn f; } ops[] = {
     { "add", f_add }, { "sub", f_sub }, { "mul", f_mul }, { "div", f_div },
@@ -62,6 +78,7 @@ static const struct { const char *name; op_fn f; } ops[] = {
     { "log_softmax", f_log_softmax }, { "cross_entropy", f_ce }, { "embedding", f_embedding },
     { "mean_dim", f_mean_dim }, { "var_dim", f_var_dim }, { "max_dim", f_max_dim },
     { "logsumexp_dim", f_lse_dim }, { "layer_norm", f_layer_norm }, { "mse_loss", f_mse_loss },
+    { "stack", f_stack }, { "chunk", f_chunk }, { "flip", f_flip }, { "bmm", f_bmm },
 };
 
 /* loss = sum(op(x) * weights), the weights fixed: 0.3, 0.6, 0.9, ... */
