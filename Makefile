@@ -45,6 +45,9 @@ CHARLM_SRC:= $(sort $(wildcard examples/charlm/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 HEADERS   := tapegrad.h $(wildcard tensor/*.h autograd/*.h nn/*.h optim/*.h)
 PUB_HEADERS := $(filter-out %_internal.h,$(HEADERS))
+ifneq ($(MPI),1)
+PUB_HEADERS := $(filter-out optim/dist.h,$(PUB_HEADERS))   # it includes <mpi.h>
+endif
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 LIB_OBJ   := $(call obj,$(LIB_SRC))

@@ -6,6 +6,7 @@
 
 #include "fuzz/ckpt_model.h"
 #include "fuzz/fuzz.h"
+#include "tensor/tensor_internal.h"   /* tg_crc32 */
 
 /*
  * Input: one mode byte (fuzz/ckpt_model.h), then the file. The file goes to an in-memory

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "examples/charlm/charlm.h"
+#include "tensor/tensor_internal.h"   /* tg_crc32 */
 #include "fuzz/fuzz.h"
 
 /*

@@ -20,8 +20,9 @@ extern "C" {
  * writes the same bytes. Writing goes to "<path>.tmp", is fsync'ed and renamed over
  * path, so a crash mid-save leaves the previous file intact.
  *
- * err/errsize (may be NULL/0) receive a one-line message on failure, e.g.
- * "checkpoint.bin: truncated at byte 812 (expected 4096 bytes)".
+ * On failure the calling thread's tg_last_error() says why in one line, naming the file,
+ * e.g. "checkpoint.bin: truncated at byte 812 (expected 4096 bytes)"; err/errsize (may be
+ * NULL/0) receive the same message (and "" on success).
  */
 
 /* Saves ps, opt (may be NULL: no optimizer state; else it must have been made over ps)
@@ -50,9 +51,6 @@ tg_status tg_checkpoint_read_meta(const char *path, void **meta, size_t *meta_si
    state while opt is given, other optimizer kind), TG_ERR_NULL, TG_ERR_NOMEM. */
 tg_status tg_checkpoint_load(const char *path, tg_params *ps, tg_optim *opt,
                              char *err, size_t errsize);
-
-/* CRC-32 (IEEE 802.3, as zlib's crc32) of n bytes, continuing from crc (start with 0). */
-uint32_t tg_crc32(uint32_t crc, const void *data, size_t n);
 
 #ifdef __cplusplus
 }

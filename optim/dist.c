@@ -4,41 +4,25 @@
 
 #include <limits.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "optim/checkpoint.h"
 #include "optim/dist.h"
+#include "tensor/tensor_internal.h"   /* tg_crc32, tg_error_set */
 
 enum { PAR_MIN = 1 << 15 };   /* elements below which the summing loop stays serial */
 
-static void set_err(char *err, size_t errsize, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void set_err(char *err, size_t errsize, const char *fmt, ...)
-{
-    if (!err || errsize == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errsize, fmt, ap);
-    va_end(ap);
-}
-
 /* TG_ERR_IO with MPI's own words for code (only seen under MPI_ERRORS_RETURN). */
-static tg_status mpi_fail(int code, const char *who, const char *call, char *err,
-                          size_t errsize)
+static tg_status mpi_fail(int code, const char *who, const char *call)
 {
     char msg[MPI_MAX_ERROR_STRING + 1] = "";
     int len = 0;
     if (MPI_Error_string(code, msg, &len) != MPI_SUCCESS)
         snprintf(msg, sizeof msg, "MPI error %d", code);
-    set_err(err, errsize, "%s: %s failed: %s", who, call, msg);
-    return TG_ERR_IO;
+    return tg_error_set(TG_ERR_IO, "%s: %s failed: %s", who, call, msg);
 }
 
 /* ---- the agreed header ---------------------------------------------------------------
@@ -96,7 +80,7 @@ static uint32_t layout_crc(tg_params *ps, int64_t *grad_numel)
    (TG_ERR_NOMEM when any rank could not hold the headers) except for MPI errors. */
 static tg_status exchange_headers(tg_params *ps, tg_status code, double x, const double *vals,
                                   int nval, MPI_Comm comm, int size, const char *who,
-                                  headers *h, char *err, size_t errsize)
+                                  headers *h)
 {
     double mine[H_LEN] = {0};
     mine[H_CODE] = code;
@@ -120,33 +104,30 @@ static tg_status exchange_headers(tg_params *ps, tg_status code, double x, const
         rc = MPI_Allreduce(&local_ok, &all_ok, 1, MPI_INT, MPI_MIN, comm);
         if (rc != MPI_SUCCESS) {
             headers_release(h);
-            return mpi_fail(rc, who, "MPI_Allreduce", err, errsize);
+            return mpi_fail(rc, who, "MPI_Allreduce");
         }
     }
     if (!all_ok) {
         headers_release(h);
-        set_err(err, errsize, "%s: out of memory on %s", who,
-                local_ok ? "another rank" : "this rank");
-        return TG_ERR_NOMEM;
+        return tg_error_set(TG_ERR_NOMEM, "%s: out of memory on %s", who,
+                            local_ok ? "another rank" : "this rank");
     }
     rc = MPI_Allgather(mine, H_LEN, MPI_DOUBLE, h->all, H_LEN, MPI_DOUBLE, comm);
     if (rc != MPI_SUCCESS) {
         headers_release(h);
-        return mpi_fail(rc, who, "MPI_Allgather", err, errsize);
+        return mpi_fail(rc, who, "MPI_Allgather");
     }
     return TG_OK;
 }
 
 /* The values every rank sent must be as many everywhere (and allowed). */
-static tg_status check_nval(const double *all, int size, int nval, int max, const char *who,
-                            char *err, size_t errsize)
+static tg_status check_nval(const double *all, int size, int nval, int max, const char *who)
 {
     for (int r = 0; r < size; r++) {
         double theirs = all[r * H_LEN + H_NVAL];
         if (theirs != nval || nval < 0 || nval > max) {
-            set_err(err, errsize, "%s: rank %d has n = %g, rank 0 has %g (must be equal, "
-                    "0 .. %d)", who, r, theirs, all[H_NVAL], max);
-            return TG_ERR_ARG;
+            return tg_error_set(TG_ERR_ARG, "%s: rank %d has n = %g, rank 0 has %g (must be "
+                                "equal, 0 .. %d)", who, r, theirs, all[H_NVAL], max);
         }
     }
     return TG_OK;
@@ -165,29 +146,27 @@ static void sum_header_values(const double *all, int size, double *values, int n
 
 /* The common verdict on the headers: a local failure anywhere, then (when layout) a
    parameter layout that differs from rank 0's. */
-static tg_status check_headers(const double *all, int size, bool layout, const char *who,
-                               char *err, size_t errsize)
+static tg_status check_headers(const double *all, int size, bool layout, const char *who)
 {
     for (int r = 0; r < size; r++) {
         tg_status code = (tg_status)all[r * H_LEN + H_CODE];
         if (code != TG_OK) {
-            set_err(err, errsize, "%s: rank %d: %s", who, r,
-                    code == TG_ERR_NULL ? "NULL argument"
-                    : code == TG_ERR_NOMEM ? "out of memory" : tg_status_str(code));
-            return code;
+            return tg_error_set(code, "%s: rank %d: %s", who, r,
+                                code == TG_ERR_NULL ? "NULL argument"
+                                : code == TG_ERR_NOMEM ? "out of memory" : tg_status_str(code));
         }
     }
     for (int r = 1; layout && r < size; r++) {
         const double *a = all, *b = all + r * H_LEN;
         if (a[H_COUNT] != b[H_COUNT] || a[H_NUMEL] != b[H_NUMEL] || a[H_DTYPE] != b[H_DTYPE] ||
             a[H_LAYOUT] != b[H_LAYOUT]) {
-            set_err(err, errsize, "%s: rank %d's parameters (%.0f tensors, %.0f elements, %s) "
-                    "differ from rank 0's (%.0f tensors, %.0f elements, %s)%s", who, r,
-                    b[H_COUNT], b[H_NUMEL], b[H_DTYPE] == TG_F64 ? "f64" : "f32",
-                    a[H_COUNT], a[H_NUMEL], a[H_DTYPE] == TG_F64 ? "f64" : "f32",
-                    a[H_COUNT] == b[H_COUNT] && a[H_NUMEL] == b[H_NUMEL] &&
-                    a[H_DTYPE] == b[H_DTYPE] ? " in names or shapes" : "");
-            return TG_ERR_SHAPE;
+            return tg_error_set(TG_ERR_SHAPE, "%s: rank %d's parameters (%.0f tensors, %.0f "
+                                "elements, %s) differ from rank 0's (%.0f tensors, %.0f "
+                                "elements, %s)%s", who, r,
+                                b[H_COUNT], b[H_NUMEL], b[H_DTYPE] == TG_F64 ? "f64" : "f32",
+                                a[H_COUNT], a[H_NUMEL], a[H_DTYPE] == TG_F64 ? "f64" : "f32",
+                                a[H_COUNT] == b[H_COUNT] && a[H_NUMEL] == b[H_NUMEL] &&
+                                a[H_DTYPE] == b[H_DTYPE] ? " in names or shapes" : "");
         }
     }
     return TG_OK;
@@ -195,24 +174,19 @@ static tg_status check_headers(const double *all, int size, bool layout, const c
 
 /* Size and rank of comm, refusing intercommunicators (their collectives mean another
    thing). */
-static tg_status comm_info(MPI_Comm comm, int *size, int *rank, const char *who, char *err,
-                           size_t errsize)
+static tg_status comm_info(MPI_Comm comm, int *size, int *rank, const char *who)
 {
     int inter = 0, rc;
-    if (comm == MPI_COMM_NULL) {
-        set_err(err, errsize, "%s: the communicator is MPI_COMM_NULL", who);
-        return TG_ERR_ARG;
-    }
+    if (comm == MPI_COMM_NULL)
+        return tg_error_set(TG_ERR_ARG, "%s: the communicator is MPI_COMM_NULL", who);
     if ((rc = MPI_Comm_test_inter(comm, &inter)) != MPI_SUCCESS)
-        return mpi_fail(rc, who, "MPI_Comm_test_inter", err, errsize);
-    if (inter) {
-        set_err(err, errsize, "%s: an intercommunicator is not supported", who);
-        return TG_ERR_ARG;
-    }
+        return mpi_fail(rc, who, "MPI_Comm_test_inter");
+    if (inter)
+        return tg_error_set(TG_ERR_ARG, "%s: an intercommunicator is not supported", who);
     if ((rc = MPI_Comm_size(comm, size)) != MPI_SUCCESS)
-        return mpi_fail(rc, who, "MPI_Comm_size", err, errsize);
+        return mpi_fail(rc, who, "MPI_Comm_size");
     if ((rc = MPI_Comm_rank(comm, rank)) != MPI_SUCCESS)
-        return mpi_fail(rc, who, "MPI_Comm_rank", err, errsize);
+        return mpi_fail(rc, who, "MPI_Comm_rank");
     return TG_OK;
 }
 
@@ -284,18 +258,12 @@ static void sum_slice_f64(const double *recv, int size, int64_t len, const doubl
     }
 }
 
-tg_status tg_dist_average_grads(tg_params *ps, MPI_Comm comm, double weight, char *err,
-                                size_t errsize)
-{
-    return tg_dist_average_grads_sum(ps, comm, weight, NULL, 0, err, errsize);
-}
-
-tg_status tg_dist_average_grads_sum(tg_params *ps, MPI_Comm comm, double weight,
-                                    double *values, int n_values, char *err, size_t errsize)
+static tg_status average_grads_sum(tg_params *ps, MPI_Comm comm, double weight,
+                                   double *values, int n_values)
 {
     const char *who = "dist_average_grads";
     int size = 0, rank = 0;
-    tg_status st = comm_info(comm, &size, &rank, who, err, errsize);
+    tg_status st = comm_info(comm, &size, &rank, who);
     if (st != TG_OK)
         return st;
 
@@ -324,26 +292,23 @@ tg_status tg_dist_average_grads_sum(tg_params *ps, MPI_Comm comm, double weight,
     }
 
     headers h;
-    st = exchange_headers(ps, local, weight, values, n_values, comm, size, who, &h, err,
-                          errsize);
+    st = exchange_headers(ps, local, weight, values, n_values, comm, size, who, &h);
     if (st != TG_OK)
         goto done;
     const double *hdr = h.all;
-    st = check_headers(hdr, size, true, who, err, errsize);
+    st = check_headers(hdr, size, true, who);
     if (st == TG_OK)
-        st = check_nval(hdr, size, n_values, TG_DIST_MAX_VALUES, who, err, errsize);
+        st = check_nval(hdr, size, n_values, TG_DIST_MAX_VALUES, who);
     if (st == TG_OK && n > (int64_t)INT_MAX) {
         /* counts and displacements are ints (the same n everywhere: all stop here) */
-        set_err(err, errsize, "%s: %lld gradient elements exceed MPI's int displacements",
-                who, (long long)n);
-        st = TG_ERR_ARG;
+        st = tg_error_set(TG_ERR_ARG, "%s: %lld gradient elements exceed MPI's int "
+                          "displacements", who, (long long)n);
     }
     for (int r = 0; st == TG_OK && r < size; r++) {
         w[r] = hdr[r * H_LEN + H_X];
-        if (!isfinite(w[r])) {
-            set_err(err, errsize, "%s: rank %d's weight is %g (must be finite)", who, r, w[r]);
-            st = TG_ERR_ARG;
-        }
+        if (!isfinite(w[r]))
+            st = tg_error_set(TG_ERR_ARG, "%s: rank %d's weight is %g (must be finite)", who,
+                              r, w[r]);
     }
     double sums[TG_DIST_MAX_VALUES];
     if (st == TG_OK)
@@ -363,7 +328,7 @@ tg_status tg_dist_average_grads_sum(tg_params *ps, MPI_Comm comm, double weight,
     pack(ps, true, flat);
     int rc = MPI_Alltoallv(flat, counts, displs, mt, recv, rcounts, rdispls, mt, comm);
     if (rc != MPI_SUCCESS) {
-        st = mpi_fail(rc, who, "MPI_Alltoallv", err, errsize);
+        st = mpi_fail(rc, who, "MPI_Alltoallv");
         goto done;
     }
     if (dt == TG_F64)
@@ -372,7 +337,7 @@ tg_status tg_dist_average_grads_sum(tg_params *ps, MPI_Comm comm, double weight,
         sum_slice_f32((const float *)recv, size, len, w, (float *)out);
     rc = MPI_Allgatherv(out, (int)len, mt, flat, counts, displs, mt, comm);
     if (rc != MPI_SUCCESS) {
-        st = mpi_fail(rc, who, "MPI_Allgatherv", err, errsize);
+        st = mpi_fail(rc, who, "MPI_Allgatherv");
         goto done;
     }
     unpack(ps, true, flat);
@@ -390,6 +355,18 @@ done:
     return st;
 }
 
+tg_status tg_dist_average_grads(tg_params *ps, MPI_Comm comm, double weight, char *err,
+                                size_t errsize)
+{
+    return tg_error_copy(average_grads_sum(ps, comm, weight, NULL, 0), err, errsize);
+}
+
+tg_status tg_dist_average_grads_sum(tg_params *ps, MPI_Comm comm, double weight,
+                                    double *values, int n, char *err, size_t errsize)
+{
+    return tg_error_copy(average_grads_sum(ps, comm, weight, values, n), err, errsize);
+}
+
 /* ---- parameters ---------------------------------------------------------------------- */
 static int64_t values_bytes(tg_params *ps)
 {
@@ -397,31 +374,28 @@ static int64_t values_bytes(tg_params *ps)
     return tg_params_numel(ps) * (int64_t)esz;
 }
 
-tg_status tg_dist_broadcast_params(tg_params *ps, MPI_Comm comm, int root, char *err,
-                                   size_t errsize)
+static tg_status broadcast_params(tg_params *ps, MPI_Comm comm, int root)
 {
     const char *who = "dist_broadcast_params";
     int size = 0, rank = 0;
-    tg_status st = comm_info(comm, &size, &rank, who, err, errsize);
+    tg_status st = comm_info(comm, &size, &rank, who);
     if (st != TG_OK)
         return st;
     int64_t bytes = ps ? values_bytes(ps) : 0;
     unsigned char *buf = ps ? malloc((size_t)(bytes > 0 ? bytes : 1)) : NULL;
     tg_status local = !ps ? TG_ERR_NULL : !buf ? TG_ERR_NOMEM : TG_OK;
     headers h;
-    st = exchange_headers(ps, local, root, NULL, 0, comm, size, who, &h, err, errsize);
+    st = exchange_headers(ps, local, root, NULL, 0, comm, size, who, &h);
     if (st != TG_OK) {
         free(buf);
         return st;
     }
     const double *hdr = h.all;
-    st = check_headers(hdr, size, true, who, err, errsize);
+    st = check_headers(hdr, size, true, who);
     for (int r = 0; st == TG_OK && r < size; r++) {
-        if (hdr[r * H_LEN + H_X] != hdr[H_X] || !(hdr[H_X] >= 0 && hdr[H_X] < size)) {
-            set_err(err, errsize, "%s: bad root (rank %d says %g, rank 0 says %g, %d ranks)",
-                    who, r, hdr[r * H_LEN + H_X], hdr[H_X], size);
-            st = TG_ERR_ARG;
-        }
+        if (hdr[r * H_LEN + H_X] != hdr[H_X] || !(hdr[H_X] >= 0 && hdr[H_X] < size))
+            st = tg_error_set(TG_ERR_ARG, "%s: bad root (rank %d says %g, rank 0 says %g, "
+                              "%d ranks)", who, r, hdr[r * H_LEN + H_X], hdr[H_X], size);
     }
     headers_release(&h);
     if (st != TG_OK) {
@@ -436,7 +410,7 @@ tg_status tg_dist_broadcast_params(tg_params *ps, MPI_Comm comm, int root, char 
         int rc = MPI_Bcast(buf + off, (int)piece, MPI_BYTE, root, comm);
         if (rc != MPI_SUCCESS) {
             free(buf);
-            return mpi_fail(rc, who, "MPI_Bcast", err, errsize);
+            return mpi_fail(rc, who, "MPI_Bcast");
         }
         off += piece;
     }
@@ -446,11 +420,17 @@ tg_status tg_dist_broadcast_params(tg_params *ps, MPI_Comm comm, int root, char 
     return TG_OK;
 }
 
-tg_status tg_dist_check_params(tg_params *ps, MPI_Comm comm, char *err, size_t errsize)
+tg_status tg_dist_broadcast_params(tg_params *ps, MPI_Comm comm, int root, char *err,
+                                   size_t errsize)
+{
+    return tg_error_copy(broadcast_params(ps, comm, root), err, errsize);
+}
+
+static tg_status check_params(tg_params *ps, MPI_Comm comm)
 {
     const char *who = "dist_check_params";
     int size = 0, rank = 0;
-    tg_status st = comm_info(comm, &size, &rank, who, err, errsize);
+    tg_status st = comm_info(comm, &size, &rank, who);
     if (st != TG_OK)
         return st;
     uint32_t crc = 0;
@@ -461,30 +441,32 @@ tg_status tg_dist_check_params(tg_params *ps, MPI_Comm comm, char *err, size_t e
         crc = tg_crc32(crc, t->data, (size_t)t->numel * esz);
     }
     headers h;
-    st = exchange_headers(ps, ps ? TG_OK : TG_ERR_NULL, crc, NULL, 0, comm, size, who, &h,
-                          err, errsize);
+    st = exchange_headers(ps, ps ? TG_OK : TG_ERR_NULL, crc, NULL, 0, comm, size, who, &h);
     if (st != TG_OK)
         return st;
     const double *hdr = h.all;
-    st = check_headers(hdr, size, true, who, err, errsize);
+    st = check_headers(hdr, size, true, who);
     for (int r = 1; st == TG_OK && r < size; r++) {
-        if (hdr[r * H_LEN + H_X] != hdr[H_X]) {
-            set_err(err, errsize, "%s: rank %d's parameter values differ from rank 0's "
-                    "(CRC %08lx, rank 0: %08lx)", who, r,
-                    (unsigned long)hdr[r * H_LEN + H_X], (unsigned long)hdr[H_X]);
-            st = TG_ERR_ARG;
-        }
+        if (hdr[r * H_LEN + H_X] != hdr[H_X])
+            st = tg_error_set(TG_ERR_ARG, "%s: rank %d's parameter values differ from rank "
+                              "0's (CRC %08lx, rank 0: %08lx)", who, r,
+                              (unsigned long)hdr[r * H_LEN + H_X], (unsigned long)hdr[H_X]);
     }
     headers_release(&h);
     return st;
 }
 
+tg_status tg_dist_check_params(tg_params *ps, MPI_Comm comm, char *err, size_t errsize)
+{
+    return tg_error_copy(check_params(ps, comm), err, errsize);
+}
+
 /* ---- scalars ------------------------------------------------------------------------------ */
-tg_status tg_dist_sum(double *values, int n, MPI_Comm comm, char *err, size_t errsize)
+static tg_status sum(double *values, int n, MPI_Comm comm)
 {
     const char *who = "dist_sum";
     int size = 0, rank = 0;
-    tg_status st = comm_info(comm, &size, &rank, who, err, errsize);
+    tg_status st = comm_info(comm, &size, &rank, who);
     if (st != TG_OK)
         return st;
     /* up to TG_DIST_MAX_VALUES values ride in the header: one collective */
@@ -496,14 +478,14 @@ tg_status tg_dist_sum(double *values, int n, MPI_Comm comm, char *err, size_t er
             local = TG_ERR_NOMEM;
     }
     headers h;
-    st = exchange_headers(NULL, local, 0, values, n, comm, size, who, &h, err, errsize);
+    st = exchange_headers(NULL, local, 0, values, n, comm, size, who, &h);
     if (st != TG_OK) {
         free(gathered);
         return st;
     }
-    st = check_headers(h.all, size, false, who, err, errsize);
+    st = check_headers(h.all, size, false, who);
     if (st == TG_OK)
-        st = check_nval(h.all, size, n, INT_MAX / size, who, err, errsize);
+        st = check_nval(h.all, size, n, INT_MAX / size, who);
     if (st == TG_OK && n <= TG_DIST_MAX_VALUES)
         sum_header_values(h.all, size, values, n);
     headers_release(&h);
@@ -514,7 +496,7 @@ tg_status tg_dist_sum(double *values, int n, MPI_Comm comm, char *err, size_t er
     int rc = MPI_Allgather(values, n, MPI_DOUBLE, gathered, n, MPI_DOUBLE, comm);
     if (rc != MPI_SUCCESS) {
         free(gathered);
-        return mpi_fail(rc, who, "MPI_Allgather", err, errsize);
+        return mpi_fail(rc, who, "MPI_Allgather");
     }
     for (int i = 0; i < n; i++) {
         double acc = 0.0;
@@ -524,6 +506,11 @@ tg_status tg_dist_sum(double *values, int n, MPI_Comm comm, char *err, size_t er
     }
     free(gathered);
     return TG_OK;
+}
+
+tg_status tg_dist_sum(double *values, int n, MPI_Comm comm, char *err, size_t errsize)
+{
+    return tg_error_copy(sum(values, n, comm), err, errsize);
 }
 
 #else

@@ -40,7 +40,8 @@ extern "C" {
  * MPI_Error_string) only when comm's error handler is MPI_ERRORS_RETURN; with MPI's
  * default handler the job aborts. Calls block like any MPI collective: a rank that dies
  * is noticed by the launcher (mpirun ends the job) or by a watchdog of the caller's.
- * err/errsize (may be NULL/0) receive a one-line message on failure.
+ * On failure the calling thread's tg_last_error() says why in one line ("dist_sum: rank 2
+ * has n = 3, ..."), and err/errsize (may be NULL/0) receive the same message.
  */
 
 /* Replaces each rank's gradients by sum_r weight_r * grad_r over the ranks of comm (in

@@ -1,6 +1,6 @@
 /* optim/optim.c: SGD, Adam, AdamW, RMSprop and Adagrad with torch.optim's (1.13) update rules. */
+#include <assert.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include "autograd/autograd_internal.h"   /* TG_DISPATCH */
 #include "optim/optim.h"
 #include "optim/optim_internal.h"
+#include "tensor/tensor_internal.h"       /* tg_error_set, TG_FOR_CHUNKS */
 
 /*
  * Numerics. The state buffers have the parameters' dtype (as torch keeps them): f32
@@ -21,6 +22,10 @@
  *
  * Every update is elementwise, so the OpenMP loops write disjoint elements and results
  * do not depend on the thread count.
+ *
+ * Adding an optimizer: a tg_optim_kind before TG_OPTIM_KIND_COUNT, its fields (if new)
+ * in tg_optim_config and TG_OPTIM_CONFIG_FIELDS, an element update with its
+ * DEFINE_UPDATES line, and one row of `optimizers` below.
  */
 
 struct tg_optim {
@@ -32,276 +37,32 @@ struct tg_optim {
     void           *state;     /* nbufs flat buffers of numel elements each, or NULL */
 };
 
-/* ---- names and defaults ------------------------------------------------------ */
-
-static const char *const kind_names[] = { "sgd", "adam", "adamw", "rmsprop", "adagrad" };
-#define NKINDS ((int)(sizeof kind_names / sizeof kind_names[0]))
-
-const char *tg_optim_kind_name(tg_optim_kind kind)
-{
-    return (int)kind >= 0 && (int)kind < NKINDS ? kind_names[kind] : "unknown";
-}
-
-int tg_optim_kind_parse(const char *name)
-{
-    for (int k = 0; name && k < NKINDS; k++)
-        if (strcmp(name, kind_names[k]) == 0)
-            return k;
-    return -1;
-}
-
-tg_optim_config tg_optim_defaults(tg_optim_kind kind)
-{
-    tg_optim_config c;
-    memset(&c, 0, sizeof c);
-    c.kind = kind;
-    c.beta1 = 0.9;
-    c.beta2 = 0.999;
-    c.alpha = 0.99;
-    switch (kind) {
-    case TG_SGD:     c.lr = 1e-2; c.eps = 0.0; break;
-    case TG_ADAM:    c.lr = 1e-3; c.eps = 1e-8; break;
-    case TG_ADAMW:   c.lr = 1e-3; c.eps = 1e-8; c.weight_decay = 1e-2; break;
-    case TG_RMSPROP: c.lr = 1e-2; c.eps = 1e-8; break;
-    case TG_ADAGRAD: c.lr = 1e-2; c.eps = 1e-10; break;
-    }
-    return c;
-}
-
-/* ---- config validation ------------------------------------------------------- */
-
-static tg_status config_error(char *err, size_t errsize, const char *fmt, ...)
-{
-    if (err && errsize) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errsize, fmt, ap);
-        va_end(ap);
-    }
-    return TG_ERR_ARG;
-}
-
-/* v must be finite and >= 0 */
-#define NONNEG(field)                                                                   \
-    do {                                                                                \
-        if (!(cfg->field >= 0.0) || !isfinite(cfg->field))                              \
-            return config_error(err, errsize, "%s: invalid " #field " %g (must be finite " \
-                                "and >= 0)", name, cfg->field);                         \
-    } while (0)
-/* v must lie in [0, 1) */
-#define UNIT(field)                                                                     \
-    do {                                                                                \
-        if (!(cfg->field >= 0.0 && cfg->field < 1.0))                                   \
-            return config_error(err, errsize, "%s: invalid " #field " %g (must be in "   \
-                                "[0, 1))", name, cfg->field);                           \
-    } while (0)
-
-tg_status tg_optim_config_check(const tg_optim_config *cfg, char *err, size_t errsize)
-{
-    if (!cfg) {
-        config_error(err, errsize, "optimizer config is NULL");
-        return TG_ERR_NULL;
-    }
-    if ((int)cfg->kind < 0 || (int)cfg->kind >= NKINDS)
-        return config_error(err, errsize, "unknown optimizer kind %d", (int)cfg->kind);
-    const char *name = kind_names[cfg->kind];
-    NONNEG(lr);
-    NONNEG(weight_decay);
-    switch (cfg->kind) {
-    case TG_SGD:
-        NONNEG(momentum);
-        if (!isfinite(cfg->dampening))
-            return config_error(err, errsize, "sgd: invalid dampening %g", cfg->dampening);
-        if (cfg->nesterov && (cfg->momentum <= 0.0 || cfg->dampening != 0.0))
-            return config_error(err, errsize, "sgd: nesterov needs momentum > 0 and "
-                                "dampening 0 (momentum %g, dampening %g)",
-                                cfg->momentum, cfg->dampening);
-        break;
-    case TG_ADAM:
-    case TG_ADAMW:
-        UNIT(beta1);
-        UNIT(beta2);
-        NONNEG(eps);
-        break;
-    case TG_RMSPROP:
-        NONNEG(alpha);
-        NONNEG(eps);
-        NONNEG(momentum);
-        break;
-    case TG_ADAGRAD:
-        NONNEG(lr_decay);
-        NONNEG(initial_accumulator_value);
-        NONNEG(eps);
-        break;
-    }
-    if (err && errsize)
-        err[0] = '\0';
-    return TG_OK;
-}
-
-#undef NONNEG
-#undef UNIT
-
-/* ---- state layout ------------------------------------------------------------ */
-
-int tg_optim__nbufs(const tg_optim_config *cfg)
-{
-    switch (cfg->kind) {
-    case TG_SGD:     return cfg->momentum != 0.0 ? 1 : 0;
-    case TG_ADAM:
-    case TG_ADAMW:   return 2;
-    case TG_RMSPROP: return 1 + (cfg->centered ? 1 : 0) + (cfg->momentum > 0.0 ? 1 : 0);
-    case TG_ADAGRAD: return 1;
-    }
-    return 0;
-}
-
-const char *tg_optim__buf_name(const tg_optim_config *cfg, int i)
-{
-    switch (cfg->kind) {
-    case TG_SGD:
-        return i == 0 ? "momentum_buffer" : NULL;
-    case TG_ADAM:
-    case TG_ADAMW:
-        return i == 0 ? "exp_avg" : i == 1 ? "exp_avg_sq" : NULL;
-    case TG_RMSPROP:
-        if (i == 0)
-            return "square_avg";
-        if (i == 1 && cfg->centered)
-            return "grad_avg";
-        if (i == 1 + (cfg->centered ? 1 : 0) && cfg->momentum > 0.0)
-            return "momentum_buffer";
-        return NULL;
-    case TG_ADAGRAD:
-        return i == 0 ? "sum" : NULL;
-    }
-    return NULL;
-}
-
-tg_params *tg_optim__params(const tg_optim *opt)
-{
-    return opt->ps;
-}
-
-int64_t tg_optim__numel(const tg_optim *opt)
-{
-    return opt->numel;
-}
-
-static size_t esize_of(const tg_optim *opt)
-{
-    return tg_params_dtype(opt->ps) == TG_F64 ? sizeof(double) : sizeof(float);
-}
-
-void *tg_optim__buf(const tg_optim *opt, int i)
-{
-    return (char *)opt->state + (size_t)i * (size_t)opt->numel * esize_of(opt);
-}
-
-void *tg_optim__alloc_state(const tg_optim *opt, const tg_optim_config *cfg, size_t *bytes)
-{
-    size_t nb = (size_t)tg_optim__nbufs(cfg), es = esize_of(opt);
-    *bytes = 0;
-    if (nb == 0 || opt->numel == 0)
-        return NULL;
-    if ((uint64_t)opt->numel > SIZE_MAX / es / nb)
-        return NULL;
-    *bytes = nb * (size_t)opt->numel * es;
-    return malloc(*bytes);
-}
-
-void tg_optim__install(tg_optim *opt, const tg_optim_config *cfg, int64_t steps, void *block)
-{
-    free(opt->state);
-    opt->state = block;
-    opt->cfg = *cfg;
-    opt->steps = steps;
-}
-
-/* Sets the initial state: zeros, except Adagrad's sum (initial_accumulator_value). */
-static void init_state(tg_optim *opt)
-{
-    int nb = tg_optim__nbufs(&opt->cfg);
-    size_t n = (size_t)opt->numel;
-    if (!opt->state)
-        return;
-    memset(opt->state, 0, (size_t)nb * n * esize_of(opt));
-    if (opt->cfg.kind == TG_ADAGRAD) {
-        double v = opt->cfg.initial_accumulator_value;
-        if (tg_params_dtype(opt->ps) == TG_F64) {
-            double *s = opt->state;
-            for (size_t i = 0; i < n; i++)
-                s[i] = v;
-        } else {
-            float *s = opt->state;
-            for (size_t i = 0; i < n; i++)
-                s[i] = (float)v;
-        }
-    }
-}
-
-/* ---- lifetime ---------------------------------------------------------------- */
-
-tg_optim *tg_optim_new(tg_params *ps, const tg_optim_config *cfg)
-{
-    if (!ps || !cfg || tg_optim_config_check(cfg, NULL, 0) != TG_OK)
-        return NULL;
-    tg_optim *opt = calloc(1, sizeof *opt);
-    if (!opt)
-        return NULL;
-    opt->ps = ps;
-    opt->cfg = *cfg;
-    opt->nparams = tg_params_count(ps);
-    opt->numel = tg_params_numel(ps);
-    size_t bytes;
-    opt->state = tg_optim__alloc_state(opt, cfg, &bytes);
-    if (bytes && !opt->state) {
-        free(opt);
-        return NULL;
-    }
-    init_state(opt);
-    return opt;
-}
-
-void tg_optim_free(tg_optim *opt)
-{
-    if (!opt)
-        return;
-    free(opt->state);
-    free(opt);
-}
-
-void tg_optim_set_lr(tg_optim *opt, double lr)
-{
-    if (opt)
-        opt->cfg.lr = lr;
-}
-
-double tg_optim_get_lr(const tg_optim *opt)
-{
-    return opt ? opt->cfg.lr : 0.0;
-}
-
-int64_t tg_optim_steps(const tg_optim *opt)
-{
-    return opt ? opt->steps : 0;
-}
-
-const tg_optim_config *tg_optim_get_config(const tg_optim *opt)
-{
-    return opt ? &opt->cfg : NULL;
-}
+/* The config field list describes tg_optim_config exactly: the same fields at the same
+   offsets and nothing else (a field missing from the list changes the size or shifts a
+   later offset). */
+#define MIRROR_FIELD(field, CLASS) TG_OPTIM_CTYPE_##CLASS field;
+typedef struct config_mirror { TG_OPTIM_CONFIG_FIELDS(MIRROR_FIELD) } config_mirror;
+#define SAME_OFFSET(field, CLASS)                                                      \
+    static_assert(offsetof(config_mirror, field) == offsetof(tg_optim_config, field),  \
+                  "TG_OPTIM_CONFIG_FIELDS: " #field " out of place");
+TG_OPTIM_CONFIG_FIELDS(SAME_OFFSET)
+static_assert(sizeof(config_mirror) == sizeof(tg_optim_config),
+              "TG_OPTIM_CONFIG_FIELDS must list every field of tg_optim_config");
+static_assert(TG_OPTIM_CONFIG_FLAGS <= 4, "the flags word holds at most four flags");
+#undef MIRROR_FIELD
+#undef SAME_OFFSET
 
 /* ---- the updates ---------------------------------------------------------------
  * One inline function per kind updates one element in double: p is the parameter,
- * g its gradient, s[] its state (buffers in tg_optim__buf_name order). The scalars
- * that do not depend on the element are computed once per step into step_args.
+ * g its gradient, s[] its state (buffers in the order its descriptor lists them). The
+ * scalars that do not depend on the element are computed once per step into step_args
+ * by the descriptor's prepare.
  */
 typedef struct step_args {
-    double lr, neg_lr, wd;
+    double neg_lr, wd, eps;                 /* every kind                    */
     double momentum, one_minus_damp;        /* SGD, RMSprop                   */
     bool   nesterov, first;                 /* SGD: first = no buffer yet     */
-    double beta1, one_minus_b1, beta2, one_minus_b2, eps;
+    double beta1, one_minus_b1, beta2, one_minus_b2;
     double neg_step_size, bc2_sqrt;         /* Adam(W): lr/(1-b1^t), sqrt(1-b2^t) */
     double decay;                           /* AdamW: 1 - lr*wd               */
     double alpha, one_minus_alpha;          /* RMSprop                        */
@@ -418,17 +179,16 @@ static inline void adagrad_elem(double *p, double g, double *s, const step_args 
             NAME##_chunk(p + lo, g + lo, s0 ? s0 + lo : NULL, s1 ? s1 + lo : NULL,     \
                          s2 ? s2 + lo : NULL, len, a););                               \
     }
+/* KIND_f32 and KIND_f64 from KIND_elem. */
+#define DEFINE_UPDATES(KIND)                                                           \
+    DEFINE_UPDATE(KIND##_f32, float, KIND##_elem)                                      \
+    DEFINE_UPDATE(KIND##_f64, double, KIND##_elem)
 
-DEFINE_UPDATE(sgd_f32, float, sgd_elem)
-DEFINE_UPDATE(sgd_f64, double, sgd_elem)
-DEFINE_UPDATE(adam_f32, float, adam_elem)
-DEFINE_UPDATE(adam_f64, double, adam_elem)
-DEFINE_UPDATE(adamw_f32, float, adamw_elem)
-DEFINE_UPDATE(adamw_f64, double, adamw_elem)
-DEFINE_UPDATE(rmsprop_f32, float, rmsprop_elem)
-DEFINE_UPDATE(rmsprop_f64, double, rmsprop_elem)
-DEFINE_UPDATE(adagrad_f32, float, adagrad_elem)
-DEFINE_UPDATE(adagrad_f64, double, adagrad_elem)
+DEFINE_UPDATES(sgd)
+DEFINE_UPDATES(adam)
+DEFINE_UPDATES(adamw)
+DEFINE_UPDATES(rmsprop)
+DEFINE_UPDATES(adagrad)
 
 /* RMSprop without weight decay, centering or momentum (charlm's default) on floats:
    rmsprop_elem's arithmetic, in the same order, in a loop the compiler vectorises (an AVX2
@@ -457,18 +217,399 @@ static void rmsprop_plain_f32(float *p, const float *g, float *sq, int64_t n,
                             a->eps, a->neg_lr););
 }
 
+/* RMSprop on floats: the vectorised loop when no option needs the general one. */
+static void rmsprop_fast_f32(float *restrict p, const float *restrict g, float *const *st,
+                             int nb, int64_t n, const step_args *a)
+{
+    if (a->wd == 0.0 && !a->centered && !a->mom_buf)
+        rmsprop_plain_f32(p, g, st[0], n, a);
+    else
+        rmsprop_f32(p, g, st, nb, n, a);
+}
+
 typedef void (*update_f32)(float *restrict, const float *restrict, float *const *, int,
                            int64_t, const step_args *);
 typedef void (*update_f64)(double *restrict, const double *restrict, double *const *, int,
                            int64_t, const step_args *);
 
-static const update_f32 updates_f32[] = { sgd_f32, adam_f32, adamw_f32, rmsprop_f32,
-                                          adagrad_f32 };
-static const update_f64 updates_f64[] = { sgd_f64, adam_f64, adamw_f64, rmsprop_f64,
-                                          adagrad_f64 };
+/* ---- the optimizers ------------------------------------------------------------
+ * Each kind's descriptor: name, torch's defaults, the checks of its own fields (lr and
+ * weight_decay are checked for every kind), the state buffers a config implies (torch's
+ * names, initial values), the per-step scalars and the update loops.
+ */
+typedef struct buf_list {
+    int         n;
+    const char *name[TG_OPTIM_MAX_BUFS];
+    double      init[TG_OPTIM_MAX_BUFS];
+} buf_list;
 
-/* True when every gradient element is finite (NULL gradients count as finite). */
-static bool grads_finite(tg_params *ps)
+typedef struct optim_desc {
+    const char     *name;
+    tg_optim_config defaults;
+    bool (*check)(const tg_optim_config *c);        /* false: tg_error_set said why */
+    void (*buffers)(const tg_optim_config *c, buf_list *b);
+    void (*prepare)(step_args *a, const tg_optim_config *c, int64_t t);  /* t from 1 */
+    update_f32      update_f32;
+    update_f64      update_f64;
+} optim_desc;
+
+static void add_buf(buf_list *b, const char *name, double init)
+{
+    b->name[b->n] = name;
+    b->init[b->n] = init;
+    b->n++;
+}
+
+/* Field checks: true when fine, else false with the reason set, e.g.
+   "adam: invalid beta2 1 (must be in [0, 1))". FIELD(f) passes a field's name and value. */
+#define FIELD(f) #f, c->f
+static bool nonneg(const tg_optim_config *c, const char *field, double v)
+{
+    if (v >= 0.0 && isfinite(v))
+        return true;
+    tg_error_set(TG_ERR_ARG, "%s: invalid %s %g (must be finite and >= 0)",
+                 tg_optim_kind_name(c->kind), field, v);
+    return false;
+}
+
+static bool unit(const tg_optim_config *c, const char *field, double v)
+{
+    if (v >= 0.0 && v < 1.0)
+        return true;
+    tg_error_set(TG_ERR_ARG, "%s: invalid %s %g (must be in [0, 1))",
+                 tg_optim_kind_name(c->kind), field, v);
+    return false;
+}
+
+/* SGD: momentum_buffer when momentum != 0 */
+static bool sgd_check(const tg_optim_config *c)
+{
+    if (!nonneg(c, FIELD(momentum)))
+        return false;
+    if (!isfinite(c->dampening)) {
+        tg_error_set(TG_ERR_ARG, "sgd: invalid dampening %g", c->dampening);
+        return false;
+    }
+    if (c->nesterov && (c->momentum <= 0.0 || c->dampening != 0.0)) {
+        tg_error_set(TG_ERR_ARG, "sgd: nesterov needs momentum > 0 and dampening 0 "
+                     "(momentum %g, dampening %g)", c->momentum, c->dampening);
+        return false;
+    }
+    return true;
+}
+
+static void sgd_buffers(const tg_optim_config *c, buf_list *b)
+{
+    if (c->momentum != 0.0)
+        add_buf(b, "momentum_buffer", 0.0);
+}
+
+static void sgd_prepare(step_args *a, const tg_optim_config *c, int64_t t)
+{
+    a->momentum = c->momentum;
+    a->one_minus_damp = 1.0 - c->dampening;
+    a->nesterov = c->nesterov;
+    a->first = t == 1;
+}
+
+/* Adam and AdamW: exp_avg, exp_avg_sq */
+static bool adam_check(const tg_optim_config *c)
+{
+    return unit(c, FIELD(beta1)) && unit(c, FIELD(beta2)) && nonneg(c, FIELD(eps));
+}
+
+static void adam_buffers(const tg_optim_config *c, buf_list *b)
+{
+    (void)c;
+    add_buf(b, "exp_avg", 0.0);
+    add_buf(b, "exp_avg_sq", 0.0);
+}
+
+static void adam_prepare(step_args *a, const tg_optim_config *c, int64_t t)
+{
+    double bc1 = 1.0 - pow(c->beta1, (double)t), bc2 = 1.0 - pow(c->beta2, (double)t);
+    a->beta1 = c->beta1;
+    a->one_minus_b1 = 1.0 - c->beta1;
+    a->beta2 = c->beta2;
+    a->one_minus_b2 = 1.0 - c->beta2;
+    a->neg_step_size = -(c->lr / bc1);
+    a->bc2_sqrt = sqrt(bc2);
+    a->decay = 1.0 - c->lr * c->weight_decay;
+}
+
+/* RMSprop: square_avg [, grad_avg when centered] [, momentum_buffer when momentum > 0] */
+static bool rmsprop_check(const tg_optim_config *c)
+{
+    return nonneg(c, FIELD(alpha)) && nonneg(c, FIELD(eps)) && nonneg(c, FIELD(momentum));
+}
+
+static void rmsprop_buffers(const tg_optim_config *c, buf_list *b)
+{
+    add_buf(b, "square_avg", 0.0);
+    if (c->centered)
+        add_buf(b, "grad_avg", 0.0);
+    if (c->momentum > 0.0)
+        add_buf(b, "momentum_buffer", 0.0);
+}
+
+static void rmsprop_prepare(step_args *a, const tg_optim_config *c, int64_t t)
+{
+    (void)t;
+    a->momentum = c->momentum;
+    a->alpha = c->alpha;
+    a->one_minus_alpha = 1.0 - c->alpha;
+    a->centered = c->centered;
+    a->grad_avg = c->centered ? 1 : 0;
+    a->mom_buf = c->momentum > 0.0 ? 1 + (c->centered ? 1 : 0) : 0;
+}
+
+/* Adagrad: sum, starting at initial_accumulator_value */
+static bool adagrad_check(const tg_optim_config *c)
+{
+    return nonneg(c, FIELD(lr_decay)) && nonneg(c, FIELD(initial_accumulator_value))
+           && nonneg(c, FIELD(eps));
+}
+
+static void adagrad_buffers(const tg_optim_config *c, buf_list *b)
+{
+    add_buf(b, "sum", c->initial_accumulator_value);
+}
+
+static void adagrad_prepare(step_args *a, const tg_optim_config *c, int64_t t)
+{
+    a->neg_clr = -(c->lr / (1.0 + (double)(t - 1) * c->lr_decay));
+}
+#undef FIELD
+
+/* beta1, beta2 and alpha carry torch's values for every kind, so that switching kind
+   in a config keeps sensible settings. */
+#define DEFAULTS(KIND, LR, EPS, ...)                                                    \
+    { .kind = KIND, .lr = LR, .eps = EPS, .beta1 = 0.9, .beta2 = 0.999, .alpha = 0.99,  \
+      __VA_ARGS__ }
+
+static const optim_desc optimizers[] = {
+    [TG_SGD] = { "sgd", DEFAULTS(TG_SGD, 1e-2, 0.0, .weight_decay = 0.0),
+                 sgd_check, sgd_buffers, sgd_prepare, sgd_f32, sgd_f64 },
+    [TG_ADAM] = { "adam", DEFAULTS(TG_ADAM, 1e-3, 1e-8, .weight_decay = 0.0),
+                  adam_check, adam_buffers, adam_prepare, adam_f32, adam_f64 },
+    [TG_ADAMW] = { "adamw", DEFAULTS(TG_ADAMW, 1e-3, 1e-8, .weight_decay = 1e-2),
+                   adam_check, adam_buffers, adam_prepare, adamw_f32, adamw_f64 },
+    [TG_RMSPROP] = { "rmsprop", DEFAULTS(TG_RMSPROP, 1e-2, 1e-8, .weight_decay = 0.0),
+                     rmsprop_check, rmsprop_buffers, rmsprop_prepare, rmsprop_fast_f32,
+                     rmsprop_f64 },
+    [TG_ADAGRAD] = { "adagrad", DEFAULTS(TG_ADAGRAD, 1e-2, 1e-10, .weight_decay = 0.0),
+                     adagrad_check, adagrad_buffers, adagrad_prepare, adagrad_f32,
+                     adagrad_f64 },
+};
+static_assert(sizeof optimizers / sizeof optimizers[0] == TG_OPTIM_KIND_COUNT,
+              "one descriptor per tg_optim_kind");
+#undef DEFAULTS
+
+static bool kind_valid(tg_optim_kind kind)
+{
+    return (int)kind >= 0 && (int)kind < TG_OPTIM_KIND_COUNT;
+}
+
+/* ---- names, defaults, validation ---------------------------------------------- */
+
+const char *tg_optim_kind_name(tg_optim_kind kind)
+{
+    return kind_valid(kind) ? optimizers[kind].name : "unknown";
+}
+
+int tg_optim_kind_parse(const char *name)
+{
+    for (int k = 0; name && k < TG_OPTIM_KIND_COUNT; k++)
+        if (strcmp(name, optimizers[k].name) == 0)
+            return k;
+    return -1;
+}
+
+tg_optim_config tg_optim_defaults(tg_optim_kind kind)
+{
+    if (kind_valid(kind))
+        return optimizers[kind].defaults;
+    tg_optim_config c;
+    memset(&c, 0, sizeof c);
+    c.kind = kind;
+    return c;
+}
+
+/* The checks of tg_optim_config_check, with the reason in tg_last_error only. */
+static tg_status check_config(const tg_optim_config *cfg)
+{
+    if (!cfg)
+        return tg_error_set(TG_ERR_NULL, "optimizer config is NULL");
+    if (!kind_valid(cfg->kind))
+        return tg_error_set(TG_ERR_ARG, "unknown optimizer kind %d", (int)cfg->kind);
+    if (nonneg(cfg, "lr", cfg->lr) && nonneg(cfg, "weight_decay", cfg->weight_decay)
+        && optimizers[cfg->kind].check(cfg))
+        return TG_OK;
+    return TG_ERR_ARG;
+}
+
+tg_status tg_optim_config_check(const tg_optim_config *cfg, char *err, size_t errsize)
+{
+    tg_status st = check_config(cfg);
+    if (err && errsize)
+        snprintf(err, errsize, "%s", st == TG_OK ? "" : tg_last_error());
+    return st;
+}
+
+/* ---- state layout ------------------------------------------------------------ */
+
+static buf_list buffers_of(const tg_optim_config *cfg)
+{
+    buf_list b = { 0 };
+    if (kind_valid(cfg->kind))
+        optimizers[cfg->kind].buffers(cfg, &b);
+    return b;
+}
+
+int tg_optim_nbufs(const tg_optim_config *cfg)
+{
+    return buffers_of(cfg).n;
+}
+
+const char *tg_optim_buf_name(const tg_optim_config *cfg, int i)
+{
+    buf_list b = buffers_of(cfg);
+    return i >= 0 && i < b.n ? b.name[i] : NULL;
+}
+
+tg_params *tg_optim_params(const tg_optim *opt)
+{
+    return opt->ps;
+}
+
+int64_t tg_optim_numel(const tg_optim *opt)
+{
+    return opt->numel;
+}
+
+static size_t esize_of(const tg_optim *opt)
+{
+    return tg_params_dtype(opt->ps) == TG_F64 ? sizeof(double) : sizeof(float);
+}
+
+void *tg_optim_buf(const tg_optim *opt, int i)
+{
+    return (char *)opt->state + (size_t)i * (size_t)opt->numel * esize_of(opt);
+}
+
+void *tg_optim_alloc_state(const tg_optim *opt, const tg_optim_config *cfg, size_t *bytes)
+{
+    size_t nb = (size_t)tg_optim_nbufs(cfg), es = esize_of(opt);
+    *bytes = 0;
+    if (nb == 0 || opt->numel == 0)
+        return NULL;
+    if ((uint64_t)opt->numel > SIZE_MAX / es / nb)
+        return NULL;
+    *bytes = nb * (size_t)opt->numel * es;
+    return malloc(*bytes);
+}
+
+void tg_optim_install(tg_optim *opt, const tg_optim_config *cfg, int64_t steps, void *block)
+{
+    free(opt->state);
+    opt->state = block;
+    opt->cfg = *cfg;
+    opt->steps = steps;
+}
+
+/* Sets every buffer to its initial value (zeros, but Adagrad's sum). */
+static void init_state(tg_optim *opt)
+{
+    buf_list b = buffers_of(&opt->cfg);
+    size_t n = (size_t)opt->numel;
+    if (!opt->state)
+        return;
+    memset(opt->state, 0, (size_t)b.n * n * esize_of(opt));
+    for (int k = 0; k < b.n; k++) {
+        if (b.init[k] == 0.0)
+            continue;
+        if (tg_params_dtype(opt->ps) == TG_F64) {
+            double *s = tg_optim_buf(opt, k);
+            for (size_t i = 0; i < n; i++)
+                s[i] = b.init[k];
+        } else {
+            float *s = tg_optim_buf(opt, k);
+            for (size_t i = 0; i < n; i++)
+                s[i] = (float)b.init[k];
+        }
+    }
+}
+
+/* ---- lifetime ---------------------------------------------------------------- */
+
+tg_optim *tg_optim_new(tg_params *ps, const tg_optim_config *cfg)
+{
+    if (!ps || !cfg) {
+        tg_error_set(TG_ERR_NULL, "optim_new: %s is NULL", !ps ? "params" : "config");
+        return NULL;
+    }
+    tg_status st = check_config(cfg);
+    if (st != TG_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", tg_last_error());
+        tg_error_set(st, "optim_new: %s", why);
+        return NULL;
+    }
+    tg_optim *opt = calloc(1, sizeof *opt);
+    if (!opt) {
+        tg_error_set(TG_ERR_NOMEM, "optim_new: out of memory");
+        return NULL;
+    }
+    opt->ps = ps;
+    opt->cfg = *cfg;
+    opt->nparams = tg_params_count(ps);
+    opt->numel = tg_params_numel(ps);
+    size_t bytes;
+    opt->state = tg_optim_alloc_state(opt, cfg, &bytes);
+    if (bytes && !opt->state) {
+        free(opt);
+        tg_error_set(TG_ERR_NOMEM, "optim_new: out of memory for %zu bytes of %s state",
+                     bytes, tg_optim_kind_name(cfg->kind));
+        return NULL;
+    }
+    init_state(opt);
+    return opt;
+}
+
+void tg_optim_free(tg_optim *opt)
+{
+    if (!opt)
+        return;
+    free(opt->state);
+    free(opt);
+}
+
+void tg_optim_set_lr(tg_optim *opt, double lr)
+{
+    if (opt)
+        opt->cfg.lr = lr;
+}
+
+double tg_optim_get_lr(const tg_optim *opt)
+{
+    return opt ? opt->cfg.lr : 0.0;
+}
+
+int64_t tg_optim_steps(const tg_optim *opt)
+{
+    return opt ? opt->steps : 0;
+}
+
+const tg_optim_config *tg_optim_get_config(const tg_optim *opt)
+{
+    return opt ? &opt->cfg : NULL;
+}
+
+/* ---- the step ------------------------------------------------------------------ */
+
+/* The index of the first parameter whose gradient holds a NaN or inf, -1 when none does
+   (NULL gradients count as finite). */
+static int first_nonfinite_grad(tg_params *ps)
 {
     int np = tg_params_count(ps);
     for (int j = 0; j < np; j++) {
@@ -489,76 +630,62 @@ static bool grads_finite(tg_params *ps)
                     bad = 1;
                 }););
         if (bad)
-            return false;
+            return j;
     }
-    return true;
+    return -1;
 }
 
-static step_args make_args(const tg_optim *opt)
+/* The checks that leave parameters and state untouched when they fail. */
+static tg_status step_check(const tg_optim *opt)
 {
-    const tg_optim_config *c = &opt->cfg;
-    double t = (double)(opt->steps + 1);   /* torch increments its step before using it */
-    step_args a;
-    memset(&a, 0, sizeof a);
-    a.lr = c->lr;
-    a.neg_lr = -c->lr;
-    a.wd = c->weight_decay;
-    a.momentum = c->momentum;
-    a.one_minus_damp = 1.0 - c->dampening;
-    a.nesterov = c->nesterov;
-    a.first = opt->steps == 0;
-    a.beta1 = c->beta1;
-    a.one_minus_b1 = 1.0 - c->beta1;
-    a.beta2 = c->beta2;
-    a.one_minus_b2 = 1.0 - c->beta2;
-    a.eps = c->eps;
-    if (c->kind == TG_ADAM || c->kind == TG_ADAMW) {
-        double bc1 = 1.0 - pow(c->beta1, t), bc2 = 1.0 - pow(c->beta2, t);
-        a.neg_step_size = -(c->lr / bc1);
-        a.bc2_sqrt = sqrt(bc2);
-        a.decay = 1.0 - c->lr * c->weight_decay;
-    }
-    a.alpha = c->alpha;
-    a.one_minus_alpha = 1.0 - c->alpha;
-    a.centered = c->centered;
-    a.grad_avg = c->centered ? 1 : 0;
-    a.mom_buf = c->kind == TG_RMSPROP && c->momentum > 0.0 ? 1 + (c->centered ? 1 : 0) : 0;
-    a.neg_clr = -(c->lr / (1.0 + (t - 1.0) * c->lr_decay));
-    return a;
+    tg_params *ps = opt->ps;
+    if (tg_params_count(ps) != opt->nparams || tg_params_numel(ps) != opt->numel)
+        return tg_error_set(TG_ERR_SHAPE, "optim_step: parameters were added after the "
+                            "optimizer was made (%d then, %d now)", opt->nparams,
+                            tg_params_count(ps));
+    if (!(opt->cfg.lr >= 0.0) || !isfinite(opt->cfg.lr))
+        return tg_error_set(TG_ERR_ARG, "optim_step: invalid lr %g (must be finite and "
+                            ">= 0)", opt->cfg.lr);
+    int bad = first_nonfinite_grad(ps);
+    if (bad >= 0)
+        return tg_error_set(TG_ERR_NONFINITE, "optim_step: the gradient of '%s' holds NaN "
+                            "or inf (nothing updated)", tg_params_name(ps, bad));
+    return TG_OK;
 }
 
 tg_status tg_optim_step(tg_optim *opt)
 {
     if (!opt)
-        return TG_ERR_NULL;
-    tg_params *ps = opt->ps;
-    if (tg_params_count(ps) != opt->nparams || tg_params_numel(ps) != opt->numel)
-        return TG_ERR_SHAPE;
-    if (!(opt->cfg.lr >= 0.0) || !isfinite(opt->cfg.lr))
-        return TG_ERR_ARG;
-    if (!grads_finite(ps))
-        return TG_ERR_NONFINITE;
+        return tg_error_set(TG_ERR_NULL, "optim_step: optimizer is NULL");
+    tg_status st = step_check(opt);
+    if (st != TG_OK)
+        return st;
 
-    step_args a = make_args(opt);
-    int nb = tg_optim__nbufs(&opt->cfg);
+    const optim_desc *d = &optimizers[opt->cfg.kind];
+    step_args a;
+    memset(&a, 0, sizeof a);
+    a.neg_lr = -opt->cfg.lr;
+    a.wd = opt->cfg.weight_decay;
+    a.eps = opt->cfg.eps;
+    d->prepare(&a, &opt->cfg, opt->steps + 1);   /* torch counts steps from 1 */
+
+    tg_params *ps = opt->ps;
+    int nb = tg_optim_nbufs(&opt->cfg);
     bool f64 = tg_params_dtype(ps) == TG_F64;
     int64_t off = 0;
     for (int j = 0; j < opt->nparams; j++) {
         tg_tensor *t = tg_params_at(ps, j);
         if (t->grad) {   /* like torch, a parameter without a gradient is skipped */
             if (f64) {
-                double *st[TG_OPTIM_MAX_BUFS];
+                double *st64[TG_OPTIM_MAX_BUFS];
                 for (int k = 0; k < nb; k++)
-                    st[k] = (double *)tg_optim__buf(opt, k) + off;
-                updates_f64[opt->cfg.kind](t->data, t->grad, st, nb, t->numel, &a);
+                    st64[k] = (double *)tg_optim_buf(opt, k) + off;
+                d->update_f64(t->data, t->grad, st64, nb, t->numel, &a);
             } else {
-                float *st[TG_OPTIM_MAX_BUFS];
+                float *st32[TG_OPTIM_MAX_BUFS];
                 for (int k = 0; k < nb; k++)
-                    st[k] = (float *)tg_optim__buf(opt, k) + off;
-                if (opt->cfg.kind == TG_RMSPROP && a.wd == 0.0 && !a.centered && !a.mom_buf)
-                    rmsprop_plain_f32(t->data, t->grad, st[0], t->numel, &a);
-                else
-                    updates_f32[opt->cfg.kind](t->data, t->grad, st, nb, t->numel, &a);
+                    st32[k] = (float *)tg_optim_buf(opt, k) + off;
+                d->update_f32(t->data, t->grad, st32, nb, t->numel, &a);
             }
         }
         off += t->numel;

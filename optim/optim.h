@@ -13,7 +13,10 @@
 extern "C" {
 #endif
 
-typedef enum tg_optim_kind { TG_SGD, TG_ADAM, TG_ADAMW, TG_RMSPROP, TG_ADAGRAD } tg_optim_kind;
+typedef enum tg_optim_kind {
+    TG_SGD, TG_ADAM, TG_ADAMW, TG_RMSPROP, TG_ADAGRAD,
+    TG_OPTIM_KIND_COUNT    /* the number of kinds, not a kind */
+} tg_optim_kind;
 
 /* "sgd", "adam", "adamw", "rmsprop", "adagrad"; and back (-1 for an unknown name). */
 const char *tg_optim_kind_name(tg_optim_kind kind);
@@ -33,9 +36,10 @@ typedef struct tg_optim_config {
    RMSprop lr 1e-2 alpha 0.99 eps 1e-8, Adagrad lr 1e-2 eps 1e-10. */
 tg_optim_config tg_optim_defaults(tg_optim_kind kind);
 
-/* Checks cfg the way tg_optim_new does (torch's rules, and every field finite) and, on
-   failure, writes a one-line reason to err (may be NULL/0), e.g.
-   "adam: invalid beta2 1 (must be in [0, 1))". Only the fields of cfg->kind are checked.
+/* Checks cfg the way tg_optim_new does (torch's rules, and every field finite). On
+   failure the one-line reason, e.g. "adam: invalid beta2 1 (must be in [0, 1))", is the
+   calling thread's tg_last_error() and is copied to err (may be NULL/0; "" on success).
+   Only the fields of cfg->kind are checked.
    Returns TG_OK, TG_ERR_NULL for NULL cfg, TG_ERR_ARG for an invalid config. */
 tg_status tg_optim_config_check(const tg_optim_config *cfg, char *err, size_t errsize);
 
@@ -46,14 +50,17 @@ typedef struct tg_optim tg_optim;
    kept in the parameters' dtype, as torch does; each element is updated in double and
    rounded once. A parameter whose grad is NULL is skipped, like torch's grad None.
    NULL on a NULL argument, an invalid config (negative lr, eps, momentum, betas outside
-   [0,1), nesterov without momentum or with dampening, unknown kind) or out of memory. */
+   [0,1), nesterov without momentum or with dampening, unknown kind) or out of memory;
+   tg_last_error() then says which, e.g. "optim_new: adam: invalid beta2 1 (must be in
+   [0, 1))". */
 tg_optim *tg_optim_new(tg_params *ps, const tg_optim_config *cfg);
 
 /* One update of every parameter from its gradient, exactly as torch.optim does.
    Returns TG_ERR_NONFINITE (parameters untouched) when a gradient holds NaN or inf,
    TG_ERR_NULL for NULL; also (parameters untouched) TG_ERR_ARG when the lr set by
    tg_optim_set_lr is negative or not finite, TG_ERR_SHAPE when parameters were added to
-   ps after tg_optim_new. */
+   ps after tg_optim_new. tg_last_error() says why, naming the parameter whose gradient
+   is not finite. */
 tg_status tg_optim_step(tg_optim *opt);
 
 void    tg_optim_set_lr(tg_optim *opt, double lr);

@@ -34,3 +34,10 @@ tg_status tg_error_set(tg_status status, const char *fmt, ...)
     last_status = status;
     return status;
 }
+
+tg_status tg_error_copy(tg_status st, char *err, size_t errsize)
+{
+    if (err && errsize)
+        snprintf(err, errsize, "%s", st == TG_OK ? "" : last_message);
+    return st;
+}

@@ -14,6 +14,15 @@
 tg_status tg_error_set(tg_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* For a public function with an err/errsize buffer (may be NULL/0): copies the calling
+   thread's last error into it when st is not TG_OK, else empties it; returns st. */
+tg_status tg_error_copy(tg_status st, char *err, size_t errsize);
+
+/* CRC-32 (IEEE 802.3, as zlib's crc32) of n bytes, continuing from crc (start with 0):
+   the checksum of checkpoint files, of the corpus a checkpoint was trained on, and of the
+   parameter layout MPI ranks compare. */
+uint32_t tg_crc32(uint32_t crc, const void *data, size_t n);
+
 /* a*b into *out; true (and *out untouched) when it overflows size_t. */
 bool tg_mul_overflows(size_t a, size_t b, size_t *out);
 

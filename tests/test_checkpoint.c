@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tensor/tensor_internal.h"   /* tg_crc32 */
 #include "tests/tests.h"
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -543,11 +544,17 @@ START_TEST(test_optimizer_mismatch)
                      TG_ERR_ARG);
     ck_assert_msg(strstr(err, "holds adam state, the optimizer is sgd") != NULL, "%s", err);
     ck_assert(same_values(q, ref));
-    /* an optimizer made over other params */
+    ck_assert_str_eq(tg_last_error(), err);   /* the thread's reason is the same */
+    /* an optimizer made over other params: load and save say so alike */
     ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), ps, sgd, err, sizeof err),
                      TG_ERR_ARG);
+    ck_assert_msg(strstr(err, "the optimizer was made for another tg_params") != NULL, "%s",
+                  err);
     ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), ps, sgd, NULL, 0, err, sizeof err),
                      TG_ERR_ARG);
+    ck_assert_msg(strstr(err, "the optimizer was made for another tg_params") != NULL, "%s",
+                  err);
+    ck_assert_str_eq(tg_last_error(), err);
     ck_assert(one_line(err));
     ck_assert_int_eq(access(tpath("b.ckpt"), F_OK), -1);
     /* an lr no config may hold (a schedule gone wrong) would make an unloadable file */
@@ -568,6 +575,17 @@ START_TEST(test_optimizer_mismatch)
     /* ... but a file with one loads into params alone */
     ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, NULL, err, sizeof err), TG_OK);
     ck_assert(same_values(q, ps));
+    ck_assert_str_eq(err, "");
+
+    /* parameters added after the optimizer was made: both refuse */
+    ck_assert_ptr_nonnull(tg_params_add(q, "late", 1, (const int64_t[]){ 2 }));
+    ck_assert_int_eq(tg_checkpoint_save(tpath("d.ckpt"), q, sgd, NULL, 0, err, sizeof err),
+                     TG_ERR_ARG);
+    ck_assert_msg(strstr(err, "parameters were added after the optimizer was made") != NULL,
+                  "%s", err);
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, sgd, NULL, 0), TG_ERR_ARG);
+    ck_assert_msg(strstr(tg_last_error(), "parameters were added after the optimizer was "
+                         "made") != NULL, "%s", tg_last_error());
 
     tg_optim_free(sgd);
     tg_params_free(q);

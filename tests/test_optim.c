@@ -217,6 +217,7 @@ START_TEST(test_names_and_defaults)
     ck_assert_int_eq(tg_optim_kind_parse("lbfgs"), -1);
     ck_assert_int_eq(tg_optim_kind_parse(NULL), -1);
     ck_assert_str_eq(tg_optim_kind_name((tg_optim_kind)42), "unknown");
+    ck_assert_str_eq(tg_optim_kind_name(TG_OPTIM_KIND_COUNT), "unknown");
 
     tg_optim_config a = tg_optim_defaults(TG_ADAM);
     ck_assert(a.lr == 1e-3 && a.beta1 == 0.9 && a.beta2 == 0.999 && a.eps == 1e-8);
@@ -270,16 +271,37 @@ START_TEST(test_invalid_configs)
         ck_assert_int_eq(tg_optim_config_check(&c, msg, sizeof msg), TG_ERR_ARG);
         ck_assert_msg(strstr(msg, bad[i].field) != NULL && !strchr(msg, '\n'),
                       "case %zu: message '%s' does not name %s", i, msg, bad[i].field);
+        ck_assert_str_eq(tg_last_error(), msg);
         ck_assert_ptr_null(tg_optim_new(ps, &c));
+        ck_assert_msg(strncmp(tg_last_error(), "optim_new: ", 11) == 0
+                      && strstr(tg_last_error(), msg) != NULL,
+                      "case %zu: tg_optim_new says '%s'", i, tg_last_error());
+        ck_assert_int_eq(tg_last_status(), TG_ERR_ARG);
+    }
+    {   /* the reason names the kind and the rule */
+        tg_optim_config c = tg_optim_defaults(TG_ADAM);
+        c.beta2 = 1.0;
+        ck_assert_ptr_null(tg_optim_new(ps, &c));
+        ck_assert_str_eq(tg_last_error(),
+                         "optim_new: adam: invalid beta2 1 (must be in [0, 1))");
+        char msg[64] = "stale";
+        c = tg_optim_defaults(TG_ADAM);
+        ck_assert_int_eq(tg_optim_config_check(&c, msg, sizeof msg), TG_OK);
+        ck_assert_str_eq(msg, "");
     }
     tg_optim_config c = tg_optim_defaults(TG_SGD);
     c.kind = (tg_optim_kind)9;
     ck_assert_int_eq(tg_optim_config_check(&c, NULL, 0), TG_ERR_ARG);
     ck_assert_ptr_null(tg_optim_new(ps, &c));
+    ck_assert_str_eq(tg_last_error(), "optim_new: unknown optimizer kind 9");
     ck_assert_int_eq(tg_optim_config_check(NULL, NULL, 0), TG_ERR_NULL);
+    ck_assert_str_eq(tg_last_error(), "optimizer config is NULL");
     c = tg_optim_defaults(TG_SGD);
     ck_assert_ptr_null(tg_optim_new(NULL, &c));
+    ck_assert_str_eq(tg_last_error(), "optim_new: params is NULL");
     ck_assert_ptr_null(tg_optim_new(ps, NULL));
+    ck_assert_str_eq(tg_last_error(), "optim_new: config is NULL");
+    ck_assert_int_eq(tg_last_status(), TG_ERR_NULL);
     /* fields of other kinds are not checked: Adam ignores a negative momentum */
     c = tg_optim_defaults(TG_ADAM);
     c.momentum = -1.0;
@@ -311,6 +333,8 @@ START_TEST(test_nonfinite_step)
         else
             ((float *)b->grad)[4] = k % 3 ? NAN : -INFINITY;
         ck_assert_int_eq(tg_optim_step(opt), TG_ERR_NONFINITE);
+        ck_assert_str_eq(tg_last_error(), "optim_step: the gradient of 'b' holds NaN or inf "
+                         "(nothing updated)");
         ck_assert_int_eq(memcmp(w0, w->data, wb), 0);
         ck_assert_int_eq(memcmp(b0, b->data, bb), 0);
         ck_assert_int_eq(tg_optim_steps(opt), 1);
@@ -340,6 +364,7 @@ END_TEST
 START_TEST(test_step_errors_and_lr)
 {
     ck_assert_int_eq(tg_optim_step(NULL), TG_ERR_NULL);
+    ck_assert_str_eq(tg_last_error(), "optim_step: optimizer is NULL");
     tg_optim_free(NULL);
     ck_assert(tg_optim_get_lr(NULL) == 0.0);
     ck_assert_ptr_null(tg_optim_get_config(NULL));
@@ -355,6 +380,7 @@ START_TEST(test_step_errors_and_lr)
     double before = tg_tensor_get(tg_params_at(ps, 0), 0);
     tg_optim_set_lr(opt, -1.0);
     ck_assert_int_eq(tg_optim_step(opt), TG_ERR_ARG);
+    ck_assert_str_eq(tg_last_error(), "optim_step: invalid lr -1 (must be finite and >= 0)");
     tg_optim_set_lr(opt, NAN);
     ck_assert_int_eq(tg_optim_step(opt), TG_ERR_ARG);
     ck_assert(tg_tensor_get(tg_params_at(ps, 0), 0) == before);
@@ -364,6 +390,8 @@ START_TEST(test_step_errors_and_lr)
     /* a parameter added after the optimizer was made */
     ck_assert_ptr_nonnull(tg_params_add(ps, "late", 1, (const int64_t[]){ 2 }));
     ck_assert_int_eq(tg_optim_step(opt), TG_ERR_SHAPE);
+    ck_assert_str_eq(tg_last_error(), "optim_step: parameters were added after the "
+                     "optimizer was made (2 then, 3 now)");
     tg_optim_free(opt);
     tg_params_free(ps);
 

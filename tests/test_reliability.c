@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "tensor/tensor_internal.h"   /* tg_crc32 */
 #include "tests/tests.h"
 
 #if defined(__SANITIZE_ADDRESS__)

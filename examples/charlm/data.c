@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "examples/charlm/charlm.h"
+#include "tensor/tensor_internal.h"   /* tg_crc32 */
 
 int vocab_find(const uint32_t *vocab, int V, uint32_t cp)
 {
