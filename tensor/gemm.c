@@ -40,42 +40,70 @@ void *tg__gemm_scratch(size_t bytes)
 
 /* ---- oversubscription guard (see gemm_internal.h) ----------------------------------- */
 
-/* Products left to run serially before threads are tried again; slow parallel products
-   seen since the last run of fast ones, and fast ones since the last slow one. */
-static _Atomic int serial_left, strikes, fast_since;
+/* Per calling thread: whether products use threads (`threads`) for `left` more products,
+ * then a probe of PROBE_PAIRS pairs of products, one with threads and one without, whose
+ * rates decide the next period. A period that confirms the last decision is twice as long
+ * (up to PERIOD_MAX), one that reverses it starts again at PERIOD_MIN. */
+#define PROBE_PAIRS 8
+#define PERIOD_MIN 256
+#define PERIOD_MAX 32768
+
+static _Thread_local struct {
+    bool probing, threads, started;
+    int probe_i;              /* products of the probe so far */
+    long left, period;        /* products left in this period, its length */
+    double fmas[2], secs[2];  /* probe totals: [0] one thread, [1] threads */
+} guard;
+
+static void guard_start_probe(void)
+{
+    guard.probing = true;
+    guard.probe_i = 0;
+    guard.fmas[0] = guard.fmas[1] = guard.secs[0] = guard.secs[1] = 0;
+}
 
 bool tg__threads_pay(void)
 {
-    return atomic_load_explicit(&serial_left, memory_order_relaxed) <= 0;
+    return !guard.started || guard.threads;
 }
 
 bool tg__gemm_threads_ok(void)
 {
-    int left = atomic_load_explicit(&serial_left, memory_order_relaxed);
-    if (left <= 0)
-        return true;
-    atomic_fetch_sub_explicit(&serial_left, 1, memory_order_relaxed);
-    return false;
+    if (!guard.started) {   /* threads first; the first probe comes soon */
+        guard.started = guard.threads = true;
+        guard.period = guard.left = PERIOD_MIN / 4;
+    }
+    if (!guard.probing && --guard.left < 0)
+        guard_start_probe();
+    return guard.probing ? guard.probe_i % 2 == 0 : guard.threads;
 }
 
-void tg__gemm_parallel_took(double seconds, double fmas, int nth)
+void tg__gemm_took(bool threads, double seconds, double fmas, int nth)
 {
-    /* 4 GFMA/s per thread is a fraction of what any AVX2 core does; 10x slower than that
-     * (plus 0.2 ms of slack for page faults and first-touch) means threads waited on each
-     * other. Once is a hiccup (a virtual CPU descheduled by its host for a moment); three
-     * times without 64 fast products in between means the cores are taken: the next 256
-     * products run serially. */
-    double slow = 10.0 * fmas / (4e9 * nth) + 2e-4;
-    if (seconds > slow) {
-        atomic_store_explicit(&fast_since, 0, memory_order_relaxed);
-        if (atomic_fetch_add_explicit(&strikes, 1, memory_order_relaxed) + 1 >= 3) {
-            atomic_store_explicit(&strikes, 0, memory_order_relaxed);
-            atomic_store_explicit(&serial_left, 256, memory_order_relaxed);
-        }
-    } else if (atomic_fetch_add_explicit(&fast_since, 1, memory_order_relaxed) + 1 >= 64) {
-        atomic_store_explicit(&fast_since, 0, memory_order_relaxed);
-        atomic_store_explicit(&strikes, 0, memory_order_relaxed);
+    if (!guard.probing) {
+        /* far slower than any idle machine runs it (4 GFMA/s per thread, 10x, plus 0.2 ms
+         * for page faults): the cores are taken, probe at once */
+        if (threads && seconds > 10.0 * fmas / (4e9 * nth) + 2e-4)
+            guard_start_probe();
+        return;
     }
+    guard.fmas[threads] += fmas;
+    guard.secs[threads] += seconds;
+    if (++guard.probe_i % 2 != 0)
+        return;
+    /* the rates with and without threads, times the same factor; a probe ends early when
+     * one way is twice as fast (on a busy machine a parallel product can take 100x as
+     * long, and the probe would cost more than it saves) */
+    const double par = guard.fmas[1] * guard.secs[0], one = guard.fmas[0] * guard.secs[1];
+    if (guard.probe_i < 2 * PROBE_PAIRS && par < 2 * one && one < 2 * par)
+        return;
+    const bool use = guard.secs[0] > 0 && guard.secs[1] > 0 ? par >= one : guard.threads;
+    guard.period = use == guard.threads && guard.period < PERIOD_MAX ? 2 * guard.period
+                   : use == guard.threads                           ? PERIOD_MAX
+                                                                    : PERIOD_MIN;
+    guard.threads = use;
+    guard.left = guard.period;
+    guard.probing = false;
 }
 
 /* ---- portable micro-kernels (plain C; used without AVX2+FMA, and as the reference) ---- */

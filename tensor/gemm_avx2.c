@@ -537,18 +537,20 @@ void tg__sgemm_avx2_smallm(int64_t M, int64_t N, int64_t K, float alpha, const f
                            int64_t ldc)
 {
     const int64_t nb = (N + SM_COLS - 1) / SM_COLS;
-    const bool par = nb > 1 && M * N * K >= TG_GEMM_PAR_MIN_FMAS && !omp_in_parallel() &&
-                     omp_get_max_threads() > 1 && tg__gemm_threads_ok();
-    if (!par) {   /* no parallel region at all: even a disabled one costs a team set-up */
+    const int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
+    const bool may_thread = nb > 1 && nth > 1 && M * N * K >= TG_GEMM_PAR_MIN_FMAS;
+    const bool par = may_thread && tg__gemm_threads_ok();
+    const double t0 = may_thread ? omp_get_wtime() : 0;   /* the guard times both ways */
+    if (par) {
+#pragma omp parallel for schedule(static)
         for (int64_t jb = 0; jb < nb; jb++)
             sgemm_smallm_cols(jb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
+    } else {   /* no parallel region at all: even a disabled one costs a team set-up */
+        for (int64_t jb = 0; jb < nb; jb++)
+            sgemm_smallm_cols(jb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
-    double t0 = omp_get_wtime();
-#pragma omp parallel for schedule(static)
-    for (int64_t jb = 0; jb < nb; jb++)
-        sgemm_smallm_cols(jb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    tg__gemm_parallel_took(omp_get_wtime() - t0, (double)(M * N * K), omp_get_max_threads());
+    if (may_thread)
+        tg__gemm_took(par, omp_get_wtime() - t0, (double)(M * N * K), nth);
 }
 
 #define GD_T float

@@ -481,7 +481,8 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
 
     const double fmas = (double)M * (double)N * (double)K;
     int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (nth < 1 || fmas < (double)TG_GEMM_PAR_MIN_FMAS || !tg__gemm_threads_ok())
+    const bool may_thread = nth > 1 && fmas >= (double)TG_GEMM_PAR_MIN_FMAS;
+    if (!may_thread || !tg__gemm_threads_ok())
         nth = 1;
 
     /* Columns mode when op(A) stays in L2 and splitting the columns balances about as well
@@ -518,17 +519,18 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
 
     _Atomic int64_t next_panel = 0;
     x.next_panel = &next_panel;
+    double t0 = may_thread ? omp_get_wtime() : 0;   /* the guard times both ways */
     if (nth == 1) {
         GD_P(run)(&x, 0, 1);
     } else {
-        double t0 = omp_get_wtime();
 #pragma omp parallel num_threads(nth)
         {
             int t = omp_get_thread_num(), n = omp_get_num_threads();
             GD_P(run)(&x, t, n);
         }
-        tg__gemm_parallel_took(omp_get_wtime() - t0, fmas, nth);
     }
+    if (may_thread)
+        tg__gemm_took(nth > 1, omp_get_wtime() - t0, fmas, nth);
     return true;
 }
 

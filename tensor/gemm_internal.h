@@ -16,13 +16,17 @@ void *tg__gemm_scratch(size_t bytes);
 
 /* Guard against oversubscription. When other processes keep the cores busy, a thread of a
  * parallel region can wait a whole scheduler time slice for its partner, and a product
- * that takes microseconds takes milliseconds. tg__gemm_threads_ok() says whether the next
- * product may use threads; tg__gemm_parallel_took() reports how long a parallel product
- * took, and a product far slower than any idle machine would run it makes the next ones
- * run on the calling thread for a while (then threads are tried again). Results do not
- * change: they are bit-identical for any thread count. */
+ * that takes microseconds takes milliseconds. So the products that could use threads are
+ * timed both ways now and then: tg__gemm_threads_ok() says whether the next one may use
+ * threads (mostly the last decision; during a probe, every other product), and
+ * tg__gemm_took() reports how long it took (threads: whether it used them, nth of them).
+ * A probe compares the FLOP rates of its products with and without threads, and the
+ * faster way is used until the next probe; a parallel product far slower than any idle
+ * machine would run it starts a probe at once. The state is the calling thread's.
+ * tg__threads_pay() (tensor_internal.h) gives the pointwise loops the same decision.
+ * Results do not change: they are bit-identical for any thread count. */
 bool tg__gemm_threads_ok(void);
-void tg__gemm_parallel_took(double seconds, double fmas, int nth);
+void tg__gemm_took(bool threads, double seconds, double fmas, int nth);
 
 /* The blocked drivers, one per (type, kernel). Preconditions (checked by tg_sgemm /
  * tg_dgemm): M, N, K >= 1, alpha != 0, pointers valid. arows / brows, when not NULL,

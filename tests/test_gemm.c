@@ -515,27 +515,36 @@ START_TEST(test_gemm_thread_determinism)
 }
 END_TEST
 
-/* A parallel product reported as hopelessly slow sends the next 256 to one thread, then
- * threads are allowed again; results stay bit-identical meanwhile. */
+/* Answers a probe of the oversubscription guard: `pairs` pairs of products, alternately
+ * with threads and without (checked), taking par_s and one_s seconds for 1e6
+ * multiply-adds. */
+static void answer_probe(int pairs, double par_s, double one_s)
+{
+    for (int i = 0; i < 2 * pairs; i++) {
+        bool threads = tg__gemm_threads_ok();
+        ck_assert(threads == (i % 2 == 0));
+        tg__gemm_took(threads, threads ? par_s : one_s, 1e6, 2);
+    }
+}
+
+/* A parallel product far slower than an idle machine runs it starts a probe (which ends
+ * early when one way is twice as fast); the probe's faster way is kept for a period (256 products after a change of mind), then probed
+ * again; results stay bit-identical meanwhile. */
 START_TEST(test_gemm_oversubscription_guard)
 {
-    ck_assert(tg__gemm_threads_ok());
-    tg__gemm_parallel_took(1e-5, 1e6, 2);          /* fast: nothing changes */
-    ck_assert(tg__gemm_threads_ok());
-    /* one slow product (0.5 s for 1e6 multiply-adds), then 64 fast ones: a hiccup */
-    tg__gemm_parallel_took(0.5, 1e6, 2);
-    for (int i = 0; i < 64; i++)
-        tg__gemm_parallel_took(1e-5, 1e6, 2);
-    tg__gemm_parallel_took(0.5, 1e6, 2);
-    tg__gemm_parallel_took(0.5, 1e6, 2);
     ck_assert(tg__gemm_threads_ok() && tg__threads_pay());
-    tg__gemm_parallel_took(0.5, 1e6, 2);           /* the third in a row: cores are taken */
+    tg__gemm_took(true, 1e-4, 1e6, 2);            /* fast: nothing changes */
+    ck_assert(tg__gemm_threads_ok());
+    tg__gemm_took(true, 0.5, 1e6, 2);             /* hopelessly slow: a probe */
+    answer_probe(1, 2e-3, 2e-4);   /* one thread 10x faster: the first pair decides */
     ck_assert(!tg__threads_pay());
-    for (int i = 0; i < 256; i++)
+    for (int i = 0; i < 255; i++) {
         ck_assert(!tg__gemm_threads_ok());
-    ck_assert(tg__gemm_threads_ok() && tg__threads_pay());
-    for (int i = 0; i < 3; i++)
-        tg__gemm_parallel_took(0.5, 1e6, 2);
+        tg__gemm_took(false, 2e-4, 1e6, 2);
+    }
+    ck_assert(!tg__gemm_threads_ok());            /* the period's last: then a probe */
+    answer_probe(8, 1.5e-4, 2e-4); /* the cores are free again: a close call, 8 pairs */
+    ck_assert(tg__threads_pay() && tg__gemm_threads_ok());
     determinism_case(50, 128, 193, false, true, 0.0f, IMPL_PUBLIC);   /* serial vs 2 */
 }
 END_TEST

@@ -182,9 +182,9 @@ void options_usage(FILE *f, charlm_cmd cmd)
                    "  charlm gradcheck --cell gru --hidden 16\n\n"
                    "Exit status: 0 success, 1 runtime error (I/O, corrupt file, NaN loss, "
                    "failed check),\n2 usage error, 130 interrupted.\n\n"
-                   "On a machine whose cores other programs are using, run with\n"
-                   "OMP_WAIT_POLICY=passive (or --threads 1): spinning OpenMP threads can "
-                   "make\ntraining many times slower there. Results never depend on it.\n");
+                   "On a machine whose cores other programs are using, the library falls "
+                   "back to one\nthread when threads are slower; OMP_WAIT_POLICY=passive "
+                   "also helps there.\nResults never depend on the thread count.\n");
         return;
     }
     fprintf(f, "usage: charlm %s [OPTIONS]\n\n", CMD_NAMES[cmd]);
