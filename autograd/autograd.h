@@ -239,6 +239,33 @@ tg_tensor *tg_bmm(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 tg_tensor *tg_one_hot(tg_tape *tape, tg_dtype dtype, const int32_t *idx, int64_t n,
                       int64_t classes);
 
+/* ---- user-defined ops ------------------------------------------------------------------
+ * An op with its own forward and backward (PyTorch's autograd.Function), for what cannot
+ * be composed from ops: a straight-through estimator, a clipped or reversed gradient, a
+ * kernel of your own. forward writes out->data (zeroed before the call) from the inputs'
+ * data. backward gets dout, a tensor of out's shape whose data is dloss/dout, and din[i], a
+ * tensor of input i's dtype and shape whose data is that input's gradient buffer, and
+ * ADDS into din[i]->data (din[i] is NULL when input i needs no gradient; when one tensor
+ * is given twice, both din point at its one buffer). dout and din are valid during the
+ * call only. ctx is the caller's, passed back unchanged; name is used in error messages.
+ * The example in README.md ("A custom op") is a straight-through estimator.
+ */
+#define TG_CUSTOM_MAX_IN 32
+typedef struct tg_custom_op {
+    const char *name;
+    void (*forward)(void *ctx, const tg_tensor *const *in, int nin, tg_tensor *out);
+    void (*backward)(void *ctx, const tg_tensor *const *in, int nin, const tg_tensor *out,
+                     const tg_tensor *dout, tg_tensor *const *din);
+} tg_custom_op;
+/* Records op applied to in[0..nin-1] (one dtype; 1 <= nin <= TG_CUSTOM_MAX_IN) with a
+   result of the given shape and in[0]'s dtype, owned by the tape. op, its name and ctx
+   must stay valid until the tape is reset (backward calls them). Gradient-checkable with
+   tg_gradcheck like any op.
+   TG_ERR_NULL for a NULL op, forward, backward, in, input or shape; TG_ERR_ARG for nin
+   out of range; TG_ERR_DTYPE for inputs of two dtypes; TG_ERR_SHAPE for a bad shape. */
+tg_tensor *tg_custom(tg_tape *tape, const tg_custom_op *op, tg_tensor *const *in, int nin,
+                     int ndim, const int64_t *shape, void *ctx);
+
 #ifdef __cplusplus
 }
 #endif

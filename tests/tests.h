@@ -19,6 +19,7 @@ Suite *ops_errors_suite(void);
 Suite *ops_ref_suite(void);
 Suite *ops_norm_suite(void);
 Suite *ops_layout_suite(void);
+Suite *custom_suite(void);
 Suite *gradcheck_suite(void);
 Suite *nn_suite(void);
 Suite *cells_suite(void);

@@ -62,6 +62,27 @@ static tg_tensor *f_chunk(tg_tape *t, tg_tensor **x)
     return tg_chunk(t, x[0], 2, -1, parts) == TG_OK ? tg_mul(t, parts[0], parts[1]) : NULL;
 }
 static tg_tensor *f_flip(tg_tape *t, tg_tensor **x) { return tg_flip(t, x[0], 0); }
+/* a user-defined op: y = x^3, dy/dx = 3x^2 (float64 here) */
+static void cube_fwd(void *ctx, const tg_tensor *const *in, int nin, tg_tensor *out)
+{
+    (void)ctx, (void)nin;
+    const double *x = in[0]->data;
+    for (int64_t i = 0; i < out->numel; i++)
+        ((double *)out->data)[i] = x[i] * x[i] * x[i];
+}
+static void cube_bwd(void *ctx, const tg_tensor *const *in, int nin, const tg_tensor *out,
+                     const tg_tensor *dout, tg_tensor *const *din)
+{
+    (void)ctx, (void)nin, (void)out;
+    const double *x = in[0]->data, *g = dout->data;
+    for (int64_t i = 0; din[0] && i < dout->numel; i++)
+        ((double *)din[0]->data)[i] += 3 * x[i] * x[i] * g[i];
+}
+static const tg_custom_op cube_op = { "cube", cube_fwd, cube_bwd };
+static tg_tensor *f_custom(tg_tape *t, tg_tensor **x)
+{
+    return tg_custom(t, &cube_op, x, 1, x[0]->ndim, x[0]->shape, NULL);
+}
 static tg_tensor *f_bmm(tg_tape *t, tg_tensor **x)
 {
     return tg_bmm(t, tg_reshape(t, x[0], 3, (int64_t[]){ 1, 3, 4 }),
@@ -79,6 +100,7 @@ static const struct { const char *name; op_fn f; } ops[] = {
     { "mean_dim", f_mean_dim }, { "var_dim", f_var_dim }, { "max_dim", f_max_dim },
     { "logsumexp_dim", f_lse_dim }, { "layer_norm", f_layer_norm }, { "mse_loss", f_mse_loss },
     { "stack", f_stack }, { "chunk", f_chunk }, { "flip", f_flip }, { "bmm", f_bmm },
+    { "custom", f_custom },
 };
 
 /* loss = sum(op(x) * weights), the weights fixed: 0.3, 0.6, 0.9, ... */
