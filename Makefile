@@ -141,7 +141,8 @@ bench: $(BENCH_BIN)
 	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
 	    echo "# bench/torch_charlm.py"; /usr/bin/python3 bench/torch_charlm.py; \
 	    echo "# bench/torch_sample.py"; BUILD=$(BUILD) /usr/bin/python3 bench/torch_sample.py; \
-	else echo "# bench/torch_charlm.py, torch_sample.py: skipped (no python3-torch)"; fi
+	    echo "# bench/torch_lnlstm.py"; BUILD=$(BUILD) /usr/bin/python3 bench/torch_lnlstm.py; \
+	else echo "# bench/torch_*.py: skipped (no python3-torch)"; fi
 
 run: examples
 	$(BUILD)/examples/charlm train --time-limit 120 --save $(BUILD)/charlm.ckpt
