@@ -1,6 +1,7 @@
 /* optim/checkpoint.c: versioned, CRC-checked, atomically written checkpoint files. */
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -14,17 +15,19 @@
 #include "tensor/tensor_internal.h"   /* tg_error_set, tg_error_copy, tg_crc32 */
 
 /*
- * Format version 1. Every integer is little-endian and written byte by byte, every float
- * is its IEEE-754 bit pattern as a little-endian u32 (f32) or u64 (f64); there is no
- * padding, no timestamp and no path, so the same state always gives the same bytes.
+ * Format versions 1 and 2 (2 only adds the schedule section, and a file without one is
+ * written as version 1). Every integer is little-endian and written byte by byte, every
+ * float is its IEEE-754 bit pattern as a little-endian u32 (f32) or u64 (f64); there is
+ * no padding, no timestamp and no path, so the same state always gives the same bytes.
  *
  *   offset  size  field
  *   0       8     magic "TAPEGRAD"
- *   8       4     u32 format version (1)
+ *   8       4     u32 format version (1, or 2 with a schedule section)
  *   12      4     u32 dtype of every tensor (0 f32, 1 f64)
  *   16      8     u64 total file size in bytes, CRC included
  *   24      4     u32 number of parameters P
- *   28      4     u32 1 when an optimizer section follows, else 0
+ *   28      4     u32 sections: 0 none, 1 an optimizer section follows (version 1);
+ *                 3 an optimizer and a schedule section (version 2)
  *   32      8     u64 metadata size M
  *   40            P descriptors: u32 name length (1..63), name bytes (no NUL),
  *                                u32 ndim (1..4), u64 shape[ndim] (each >= 1)
@@ -38,6 +41,9 @@
  *                   i64 steps, u32 number of state buffers B,
  *                   B names (u32 length, bytes: "exp_avg", ...), then B buffers of
  *                   (total numel) elements each, laid out like the parameters
+ *                 schedule (when present; SCHED_BYTES):
+ *                   u32 kind, u32 flags (threshold_abs), then each REAL (f64) and INT
+ *                   (i64) of TG_SCHEDULE_FIELDS and of TG_PLATEAU_STATE_FIELDS in order
  *                 M metadata bytes
  *   total-4 4     u32 CRC-32 of every byte before it
  *
@@ -53,8 +59,14 @@
 #define NAME_MAX_BYTES 63
 #define MAX_META       ((uint64_t)1 << 30)    /* 1 GiB of caller metadata  */
 #define MAX_FILE       ((uint64_t)1 << 34)    /* 16 GiB per checkpoint file */
+#define SCHEDULE_VERSION 2u               /* the first version with a schedule section */
 /* kind, flags word, the config's REALs, steps, number of buffers */
-#define OPT_FIXED_BYTES (4 + 4 + 8 * TG_OPTIM_CONFIG_REALS + 8 + 4)
+#define OPT_FIXED_BYTES (4 + 4 + 8 * TG_OPTIM_CONFIG_WORDS + 8 + 4)
+/* kind, flags word, the schedule's REALs and INTs, the plateau state's */
+#define SCHED_BYTES (4 + 4 + 8 * TG_SCHEDULE_WORDS + 8 * TG_PLATEAU_STATE_WORDS)
+/* header field "sections": which optional sections follow the parameters */
+#define SECTION_OPTIM    1u
+#define SECTION_SCHEDULE 2u
 
 /* ---- helpers ------------------------------------------------------------------- */
 
@@ -199,9 +211,22 @@ static uint64_t file_size(tg_params *ps, const tg_optim *opt, size_t meta_size)
         for (int k = 0; k < nb; k++)
             total += 4 + strlen(tg_optim_buf_name(c, k));
         total += (uint64_t)nb * (uint64_t)tg_optim_numel(opt) * es;
+        if (tg_optim_get_schedule(opt))
+            total += SCHED_BYTES;
     }
     return total + meta_size + 4;
 }
+
+/* A field list (optim_internal.h) of the struct c points to: FLAGs into the word flags
+   (nflag counts them), REALs and INTs written in list order. */
+#define PUT_FLAG(field, CLASS)                                                          \
+    if (TG_FIELD_IS_FLAG_##CLASS)                                                       \
+        flags |= (uint32_t)(c->field ? 1 : 0) << (8 * nflag++);
+#define PUT_WORD(field, CLASS)                                                          \
+    if (TG_FIELD_IS_REAL_##CLASS)                                                       \
+        w_f64(w, (double)c->field);                                                     \
+    if (TG_FIELD_IS_INT_##CLASS)                                                        \
+        w_le(w, (uint64_t)(int64_t)c->field, 8);
 
 /* The optimizer section: kind, flags word, REALs (TG_OPTIM_CONFIG_FIELDS), steps, the
    buffers' names, the buffers. */
@@ -210,18 +235,10 @@ static void w_optimizer(writer *w, const tg_optim *opt, tg_dtype dt)
     const tg_optim_config *c = tg_optim_get_config(opt);
     int nb = tg_optim_nbufs(c), nflag = 0;
     uint32_t flags = 0;
-#define PUT_FLAG(field, CLASS)                                                          \
-    if (TG_OPTIM_IS_FLAG_##CLASS)                                                       \
-        flags |= (uint32_t)(c->field ? 1 : 0) << (8 * nflag++);
-#define PUT_REAL(field, CLASS)                                                          \
-    if (TG_OPTIM_IS_REAL_##CLASS)                                                       \
-        w_f64(w, (double)c->field);
     TG_OPTIM_CONFIG_FIELDS(PUT_FLAG)
     w_le(w, (uint64_t)c->kind, 4);
     w_le(w, flags, 4);
-    TG_OPTIM_CONFIG_FIELDS(PUT_REAL)
-#undef PUT_FLAG
-#undef PUT_REAL
+    TG_OPTIM_CONFIG_FIELDS(PUT_WORD)
     w_le(w, (uint64_t)tg_optim_steps(opt), 8);
     w_le(w, (uint64_t)nb, 4);
     for (int k = 0; k < nb; k++)
@@ -230,17 +247,39 @@ static void w_optimizer(writer *w, const tg_optim *opt, tg_dtype dt)
         w_array(w, tg_optim_buf(opt, k), tg_optim_numel(opt), dt);
 }
 
+static void w_plateau(writer *w, const tg_plateau_state *c)
+{
+    TG_PLATEAU_STATE_FIELDS(PUT_WORD)
+}
+
+/* The schedule section: kind, flags word, REALs and INTs (TG_SCHEDULE_FIELDS), then the
+   plateau state's (TG_PLATEAU_STATE_FIELDS). */
+static void w_schedule(writer *w, const tg_optim *opt)
+{
+    const tg_schedule *c = tg_optim_get_schedule(opt);
+    int nflag = 0;
+    uint32_t flags = 0;
+    TG_SCHEDULE_FIELDS(PUT_FLAG)
+    w_le(w, (uint64_t)c->kind, 4);
+    w_le(w, flags, 4);
+    TG_SCHEDULE_FIELDS(PUT_WORD)
+    w_plateau(w, tg_optim_plateau(opt));
+}
+#undef PUT_FLAG
+#undef PUT_WORD
+
 static void write_all(writer *w, tg_params *ps, const tg_optim *opt, const void *meta,
                       size_t meta_size, uint64_t total)
 {
     tg_dtype dt = tg_params_dtype(ps);
     int np = tg_params_count(ps);
+    bool sched = opt && tg_optim_get_schedule(opt);
     w_raw(w, MAGIC, MAGIC_LEN, true);
-    w_le(w, FORMAT_VERSION, 4);
+    w_le(w, sched ? SCHEDULE_VERSION : FORMAT_VERSION, 4);
     w_le(w, dt == TG_F64 ? 1 : 0, 4);
     w_le(w, total, 8);
     w_le(w, (uint64_t)np, 4);
-    w_le(w, opt ? 1 : 0, 4);
+    w_le(w, (opt ? SECTION_OPTIM : 0) | (sched ? SECTION_SCHEDULE : 0), 4);
     w_le(w, meta_size, 8);
     for (int i = 0; i < np; i++) {
         const tg_tensor *t = tg_params_at(ps, i);
@@ -255,6 +294,8 @@ static void write_all(writer *w, tg_params *ps, const tg_optim *opt, const void 
     }
     if (opt)
         w_optimizer(w, opt, dt);
+    if (opt && tg_optim_get_schedule(opt))
+        w_schedule(w, opt);
     if (meta_size)
         w_raw(w, meta, meta_size, true);
     uint32_t crc = w->crc;
@@ -443,6 +484,9 @@ typedef struct layout {
     int64_t         steps;
     int             nbufs;
     size_t          bufs_pos;             /* first optimizer buffer              */
+    bool            has_sched;
+    tg_schedule     sched;
+    tg_plateau_state plateau;
     size_t          meta_pos;
     uint64_t        meta_size;
 } layout;
@@ -516,9 +560,10 @@ static tg_status parse_header(const char *path, reader *r, layout *L)
                             "least %d bytes)", path, size, HEADER_BYTES + 4);
     r->pos = MAGIC_LEN;
     uint32_t version = (uint32_t)r_le(r, 4);
-    if (version != FORMAT_VERSION)
+    if (version < FORMAT_VERSION || version > SCHEDULE_VERSION)
         return tg_error_set(TG_ERR_FORMAT, "%s: format version %u is not supported (this "
-                            "build reads version %u)", path, version, FORMAT_VERSION);
+                            "build reads versions %u to %u)", path, version, FORMAT_VERSION,
+                            SCHEDULE_VERSION);
     if (size < HEADER_BYTES + 4)
         return tg_error_set(TG_ERR_FORMAT, "%s: truncated at byte %zu (a checkpoint is at "
                             "least %d bytes)", path, size, HEADER_BYTES + 4);
@@ -546,12 +591,16 @@ static tg_status parse_header(const char *path, reader *r, layout *L)
         return tg_error_set(TG_ERR_FORMAT, "%s: corrupt: unknown dtype code %u", path, dt);
     L->dtype = dt ? TG_F64 : TG_F32;
     L->nparams = (uint32_t)r_le(r, 4);
-    uint32_t has_opt = (uint32_t)r_le(r, 4);
+    uint32_t sections = (uint32_t)r_le(r, 4);
     L->meta_size = r_le(r, 8);
-    if (has_opt > 1)
-        return tg_error_set(TG_ERR_FORMAT, "%s: corrupt: bad optimizer flag %u", path,
-                            has_opt);
-    L->has_opt = has_opt;
+    /* version 1: no section or the optimizer's; version 2: the optimizer's and a schedule */
+    bool known = version == FORMAT_VERSION ? sections <= SECTION_OPTIM
+                                           : sections == (SECTION_OPTIM | SECTION_SCHEDULE);
+    if (!known)
+        return tg_error_set(TG_ERR_FORMAT, "%s: corrupt: bad optimizer flag %u for version "
+                            "%u", path, sections, version);
+    L->has_opt = sections & SECTION_OPTIM;
+    L->has_sched = sections & SECTION_SCHEDULE;
     if (L->meta_size > MAX_META || !r_has(r, L->meta_size))
         return tg_error_set(TG_ERR_FORMAT, "%s: corrupt: metadata size %llu does not fit",
                             path, (unsigned long long)L->meta_size);
@@ -585,33 +634,78 @@ static tg_status parse_params(const char *path, reader *r, layout *L)
     return TG_OK;
 }
 
+/* A field list (optim_internal.h) into the struct c points to: FLAGs from the word flags
+   (nflag counts them), REALs and INTs read in list order. The caller checks the bytes
+   are there and validates the values. */
+#define GET_FLAG(field, CLASS)                                                          \
+    if (TG_FIELD_IS_FLAG_##CLASS)                                                       \
+        c->field = (flags >> (8 * nflag++)) & 1u;
+#define GET_WORD(field, CLASS)                                                          \
+    if (TG_FIELD_IS_REAL_##CLASS)                                                       \
+        c->field = r_f64(r);                                                            \
+    if (TG_FIELD_IS_INT_##CLASS)                                                        \
+        c->field = (int64_t)r_le(r, 8);
+
+/* A flags word holding nflags FLAGs: each byte 0 or 1, the bytes past them 0. */
+static bool flags_valid(uint32_t flags, int nflags)
+{
+    uint32_t allowed = 0;
+    for (int i = 0; i < nflags; i++)
+        allowed |= 1u << (8 * i);
+    return (flags & ~allowed) == 0;
+}
+
 /* The optimizer's kind, flags word and REALs (TG_OPTIM_CONFIG_FIELDS) into L->cfg; the
    caller has checked that OPT_FIXED_BYTES are there. */
 static tg_status parse_config(const char *path, reader *r, layout *L)
 {
     tg_optim_config *c = &L->cfg;
-    uint32_t kind = (uint32_t)r_le(r, 4), flags = (uint32_t)r_le(r, 4), allowed = 0;
+    uint32_t kind = (uint32_t)r_le(r, 4), flags = (uint32_t)r_le(r, 4);
     int nflag = 0;
-    for (int i = 0; i < TG_OPTIM_CONFIG_FLAGS; i++)
-        allowed |= 1u << (8 * i);
-    if (kind >= TG_OPTIM_KIND_COUNT || (flags & ~allowed) != 0)
+    if (kind >= TG_OPTIM_KIND_COUNT || !flags_valid(flags, TG_OPTIM_CONFIG_FLAGS))
         return tg_error_set(TG_ERR_FORMAT, "%s: corrupt: bad optimizer kind or flags", path);
-#define GET_FLAG(field, CLASS)                                                          \
-    if (TG_OPTIM_IS_FLAG_##CLASS)                                                       \
-        c->field = (TG_OPTIM_CTYPE_##CLASS)((flags >> (8 * nflag++)) & 1u);
-#define GET_REAL(field, CLASS)                                                          \
-    if (TG_OPTIM_IS_REAL_##CLASS)                                                       \
-        c->field = (TG_OPTIM_CTYPE_##CLASS)r_f64(r);
     TG_OPTIM_CONFIG_FIELDS(GET_FLAG)
-    TG_OPTIM_CONFIG_FIELDS(GET_REAL)
-#undef GET_FLAG
-#undef GET_REAL
+    TG_OPTIM_CONFIG_FIELDS(GET_WORD)
     c->kind = (tg_optim_kind)kind;
     char why[160];
     if (tg_optim_config_check(c, why, sizeof why) != TG_OK)
         return tg_error_set(TG_ERR_FORMAT, "%s: corrupt optimizer config: %s", path, why);
     return TG_OK;
 }
+
+static void r_plateau(reader *r, tg_plateau_state *c)
+{
+    TG_PLATEAU_STATE_FIELDS(GET_WORD)
+}
+
+/* The schedule section into L->sched and L->plateau. */
+static tg_status parse_schedule(const char *path, reader *r, layout *L)
+{
+    if (!r_has(r, SCHED_BYTES))
+        return tg_error_set(TG_ERR_FORMAT, "%s: corrupt: schedule section runs past the "
+                            "end", path);
+    tg_schedule *c = &L->sched;
+    uint32_t kind = (uint32_t)r_le(r, 4), flags = (uint32_t)r_le(r, 4);
+    int nflag = 0;
+    if (kind >= TG_SCHED_KIND_COUNT || !flags_valid(flags, TG_SCHEDULE_FLAGS))
+        return tg_error_set(TG_ERR_FORMAT, "%s: corrupt: bad schedule kind or flags", path);
+    TG_SCHEDULE_FIELDS(GET_FLAG)
+    TG_SCHEDULE_FIELDS(GET_WORD)
+    c->kind = (tg_schedule_kind)kind;
+    r_plateau(r, &L->plateau);
+    if (tg_schedule_check(c) != TG_OK) {
+        char why[160];
+        snprintf(why, sizeof why, "%s", tg_last_error());
+        return tg_error_set(TG_ERR_FORMAT, "%s: corrupt schedule: %s", path, why);
+    }
+    const tg_plateau_state *p = &L->plateau;
+    if (isnan(p->best) || p->bad_calls < 0 || p->cooldown_left < 0
+        || p->cooldown_left > c->cooldown)
+        return tg_error_set(TG_ERR_FORMAT, "%s: corrupt: bad plateau state", path);
+    return TG_OK;
+}
+#undef GET_FLAG
+#undef GET_WORD
 
 /* The optimizer section: config, step count, buffer names, buffers. */
 static tg_status parse_optimizer(const char *path, reader *r, layout *L)
@@ -655,6 +749,8 @@ static tg_status parse(const char *path, const unsigned char *buf, size_t size, 
         st = parse_params(path, &r, L);
     if (st == TG_OK && L->has_opt)
         st = parse_optimizer(path, &r, L);
+    if (st == TG_OK && L->has_sched)
+        st = parse_schedule(path, &r, L);
     if (st != TG_OK)
         return st;
     L->meta_pos = r.pos;
@@ -866,6 +962,8 @@ static tg_status load(const char *path, tg_params *ps, tg_optim *opt)
             decode_array((char *)block + (size_t)k * (size_t)L.numel * es,
                          bsrc + (size_t)k * (size_t)L.numel * es, L.numel, dt);
         tg_optim_install(opt, &L.cfg, L.steps, block);
+        if (L.has_sched)
+            tg_optim_install_schedule(opt, &L.sched, &L.plateau);
     }
     free(buf);
     return TG_OK;

@@ -35,12 +35,16 @@ struct tg_optim {
     int             nparams;   /* tg_params_count(ps) when the optimizer was made */
     int64_t         numel;     /* tg_params_numel(ps) then                        */
     void           *state;     /* nbufs flat buffers of numel elements each, or NULL */
+    bool            scheduled; /* sched (and, for PLATEAU, plateau) are in use    */
+    tg_schedule     sched;
+    tg_plateau_state plateau;
 };
 
 /* The config field list describes tg_optim_config exactly: the same fields at the same
    offsets and nothing else (a field missing from the list changes the size or shifts a
    later offset). */
-#define MIRROR_FIELD(field, CLASS) TG_OPTIM_CTYPE_##CLASS field;
+static_assert(sizeof(tg_optim_kind) == sizeof(int), "a KIND field is stored as an int");
+#define MIRROR_FIELD(field, CLASS) TG_FIELD_CTYPE_##CLASS field;
 typedef struct config_mirror { TG_OPTIM_CONFIG_FIELDS(MIRROR_FIELD) } config_mirror;
 #define SAME_OFFSET(field, CLASS)                                                      \
     static_assert(offsetof(config_mirror, field) == offsetof(tg_optim_config, field),  \
@@ -605,6 +609,54 @@ const tg_optim_config *tg_optim_get_config(const tg_optim *opt)
     return opt ? &opt->cfg : NULL;
 }
 
+/* ---- schedules ----------------------------------------------------------------- */
+
+tg_status tg_optim_set_schedule(tg_optim *opt, const tg_schedule *s)
+{
+    if (!opt)
+        return tg_error_set(TG_ERR_NULL, "optim_set_schedule: optimizer is NULL");
+    if (!s) {
+        opt->scheduled = false;
+        return TG_OK;
+    }
+    if (tg_schedule_check(s) != TG_OK) {
+        char why[256];
+        snprintf(why, sizeof why, "%s", tg_last_error());
+        return tg_error_set(TG_ERR_ARG, "optim_set_schedule: %s", why);
+    }
+    tg_plateau_state start = tg_plateau_start();
+    tg_optim_install_schedule(opt, s, &start);
+    if (s->kind == TG_SCHED_PLATEAU)
+        opt->cfg.lr = s->base_lr;
+    return TG_OK;
+}
+
+const tg_schedule *tg_optim_get_schedule(const tg_optim *opt)
+{
+    return opt && opt->scheduled ? &opt->sched : NULL;
+}
+
+tg_status tg_optim_observe(tg_optim *opt, double metric)
+{
+    if (!opt)
+        return tg_error_set(TG_ERR_NULL, "optim_observe: optimizer is NULL");
+    if (opt->scheduled && opt->sched.kind == TG_SCHED_PLATEAU)
+        opt->cfg.lr = tg_plateau_observe(&opt->sched, &opt->plateau, opt->cfg.lr, metric);
+    return TG_OK;
+}
+
+const tg_plateau_state *tg_optim_plateau(const tg_optim *opt)
+{
+    return opt->scheduled ? &opt->plateau : NULL;
+}
+
+void tg_optim_install_schedule(tg_optim *opt, const tg_schedule *s, const tg_plateau_state *st)
+{
+    opt->scheduled = true;
+    opt->sched = *s;
+    opt->plateau = *st;
+}
+
 /* ---- the step ------------------------------------------------------------------ */
 
 /* The index of the first parameter whose gradient holds a NaN or inf, -1 when none does
@@ -657,6 +709,8 @@ tg_status tg_optim_step(tg_optim *opt)
 {
     if (!opt)
         return tg_error_set(TG_ERR_NULL, "optim_step: optimizer is NULL");
+    if (opt->scheduled && opt->sched.kind != TG_SCHED_PLATEAU)
+        opt->cfg.lr = tg_schedule_lr(&opt->sched, opt->steps);
     tg_status st = step_check(opt);
     if (st != TG_OK)
         return st;

@@ -82,32 +82,86 @@ double tg_clip_grad_norm(tg_params *ps, double max_norm);
 void tg_clip_grad_value(tg_params *ps, double clip);
 
 /* ---- learning-rate schedules -------------------------------------------------
- * lr(step), step counted from 0; apply with tg_optim_set_lr before each step.
+ * lr(step), step counted from 0 (torch.optim.lr_scheduler's semantics, the scheduler
+ * stepped after each optimizer step). Use one by hand (tg_schedule_lr, then
+ * tg_optim_set_lr before each step), or attach it to the optimizer
+ * (tg_optim_set_schedule), which then sets the lr itself and saves the schedule and its
+ * state in checkpoints.
  */
 typedef enum tg_schedule_kind {
     TG_SCHED_CONSTANT,     /* base_lr                                                   */
     TG_SCHED_STEP,         /* base_lr * gamma^floor(step / step_size)  (StepLR)         */
     TG_SCHED_EXPONENTIAL,  /* base_lr * gamma^step                     (ExponentialLR)  */
-    TG_SCHED_COSINE        /* linear warmup from 0 over warmup_steps, then cosine from
-                              base_lr to min_lr at total_steps (held after)             */
+    TG_SCHED_COSINE,       /* linear warm-up over warmup_steps, then cosine from base_lr
+                              to min_lr at total_steps (held after)                     */
+    TG_SCHED_PLATEAU,      /* ReduceLROnPlateau, mode "min": lr *= factor when the metric
+                              given to tg_optim_observe stops improving                 */
+    TG_SCHED_KIND_COUNT    /* the number of kinds, not a kind */
 } tg_schedule_kind;
 
 typedef struct tg_schedule {
     tg_schedule_kind kind;
     double  base_lr;
-    double  gamma;          /* STEP, EXPONENTIAL */
-    int64_t step_size;      /* STEP (>= 1)       */
-    int64_t warmup_steps;   /* COSINE            */
-    int64_t total_steps;    /* COSINE            */
-    double  min_lr;         /* COSINE            */
+    double  gamma;          /* STEP, EXPONENTIAL                                        */
+    int64_t step_size;      /* STEP (>= 1)                                              */
+    int64_t warmup_steps;   /* COSINE (>= 0)                                            */
+    int64_t total_steps;    /* COSINE (> warmup_steps)                                  */
+    double  min_lr;         /* COSINE (eta_min), PLATEAU (min_lr)                       */
+    double  warmup_start;   /* COSINE: the lr of step 0 as a fraction of base_lr (LinearLR's
+                               start_factor, in [0, 1]; 0 by default)                   */
+    /* PLATEAU, torch's names (defaults from tg_schedule_defaults) */
+    double  factor;         /* lr *= factor on a plateau, in [0, 1)      (0.1)           */
+    int64_t patience;       /* calls without improvement tolerated, >= 0 (10)            */
+    double  threshold;      /* least improvement that counts, >= 0       (1e-4)          */
+    bool    threshold_abs;  /* false: relative ("rel": m < best*(1-threshold)); true:
+                               absolute ("abs": m < best - threshold)  (false)           */
+    int64_t cooldown;       /* calls after a reduction that ignore plateaus, >= 0 (0)    */
+    double  eps;            /* a reduction smaller than eps is not applied (1e-8)        */
 } tg_schedule;
 
-/* The learning rate at step (>= 0). COSINE: base_lr*step/warmup_steps while
-   step < warmup_steps, then min_lr + (base_lr-min_lr)*(1+cos(pi*p))/2 with
-   p = (step-warmup_steps)/(total_steps-warmup_steps), min_lr from total_steps on.
-   Returns NaN (which tg_optim_step then refuses) for NULL, a negative step, an unknown
-   kind, step_size < 1, or negative warmup_steps. */
+/* A schedule of kind with base_lr and torch's defaults for the rest: STEP gamma 0.1 and
+   step_size 1, EXPONENTIAL gamma 1, COSINE no warm-up over 1 step, PLATEAU factor 0.1,
+   patience 10, threshold 1e-4 relative, cooldown 0, min_lr 0, eps 1e-8. */
+tg_schedule tg_schedule_defaults(tg_schedule_kind kind, double base_lr);
+
+/* Checks s (every field of its kind finite and in range, as above). On failure
+   tg_last_error() says which field, e.g. "schedule: cosine: total_steps 5 must exceed
+   warmup_steps 5". Returns TG_OK, TG_ERR_NULL, TG_ERR_ARG. */
+tg_status tg_schedule_check(const tg_schedule *s);
+
+/* The learning rate at step (>= 0):
+   COSINE   f = warmup_start + (1 - warmup_start) * step / warmup_steps, base_lr * f while
+            step < warmup_steps (torch's LinearLR); then
+            min_lr + (base_lr - min_lr) * (1 + cos(pi * e / T)) / 2 with
+            e = step - warmup_steps, T = total_steps - warmup_steps (CosineAnnealingLR's
+            closed form; torch's own recursive update agrees to ~1e-16 relative), and
+            min_lr from total_steps on (where torch's cosine would rise again).
+   PLATEAU  base_lr: its later values depend on the metrics, which only an optimizer the
+            schedule is attached to sees (tg_optim_get_lr).
+   Returns NaN (which tg_optim_step then refuses) for NULL, a negative step or a schedule
+   tg_schedule_check refuses, with the reason in tg_last_error(). */
 double tg_schedule_lr(const tg_schedule *s, int64_t step);
+
+/* Attaches a copy of s to opt, or detaches the schedule when s is NULL. From then on
+   every tg_optim_step first sets the lr to tg_schedule_lr(s, tg_optim_steps(opt)) (any
+   tg_optim_set_lr in between is overridden); a PLATEAU schedule instead sets the lr to
+   base_lr now and leaves it to tg_optim_observe. Attaching starts the schedule's state
+   afresh. Checkpoints save the schedule and its state, and tg_checkpoint_load restores
+   them (a file without one leaves opt's schedule as it is).
+   Returns TG_ERR_NULL (opt NULL), TG_ERR_ARG (s refused by tg_schedule_check; opt
+   unchanged), with the reason in tg_last_error(). */
+tg_status tg_optim_set_schedule(tg_optim *opt, const tg_schedule *s);
+
+/* The attached schedule, NULL when there is none (or opt is NULL). */
+const tg_schedule *tg_optim_get_schedule(const tg_optim *opt);
+
+/* One ReduceLROnPlateau step with metric (lower is better, e.g. a validation loss; NaN
+   counts as no improvement, as in torch): an improvement on the best metric so far (by
+   more than threshold) resets the count of bad calls; more than patience bad calls in a
+   row (not counting cooldown calls after a reduction) set lr = max(lr * factor, min_lr),
+   unless that changes it by eps or less. Does nothing with no schedule or one of another
+   kind. Returns TG_OK, or TG_ERR_NULL for a NULL opt (tg_last_error() says so). */
+tg_status tg_optim_observe(tg_optim *opt, double metric);
 
 #ifdef __cplusplus
 }

@@ -9,12 +9,14 @@
 #include "optim/optim.h"
 
 /*
- * Every field of tg_optim_config, in declaration order, with how a checkpoint stores it:
- *   KIND  the tg_optim_kind, a u32
+ * Field lists: every field of a struct that checkpoints store, in declaration order, each
+ * with its storage class:
+ *   KIND  an enum, a u32
  *   FLAG  a bool, one byte (0 or 1) of a u32 flags word, the first FLAG in its lowest byte
  *   REAL  a double, its IEEE-754 bit pattern as a u64
- * The optimizer section stores the kind, the flags word, then the REALs in this order.
- * optim.c checks at compile time that the list describes the struct exactly (same size,
+ *   INT   an int64_t, as a u64
+ * A section stores the kind, the flags word, then the REALs and INTs in list order.
+ * optim.c checks at compile time that each list describes its struct exactly (same size,
  * every field at its offset), so a new field cannot be forgotten by the checkpoint.
  */
 #define TG_OPTIM_CONFIG_FIELDS(X)                                                       \
@@ -32,23 +34,72 @@
     X(lr_decay, REAL)                                                                   \
     X(initial_accumulator_value, REAL)
 
-/* The C type of each storage class, and how many FLAGs and REALs the list holds (the
-   checkpoint's byte count comes from these). */
-#define TG_OPTIM_CTYPE_KIND tg_optim_kind
-#define TG_OPTIM_CTYPE_FLAG bool
-#define TG_OPTIM_CTYPE_REAL double
-#define TG_OPTIM_IS_FLAG_KIND 0
-#define TG_OPTIM_IS_FLAG_FLAG 1
-#define TG_OPTIM_IS_FLAG_REAL 0
-#define TG_OPTIM_IS_REAL_KIND 0
-#define TG_OPTIM_IS_REAL_FLAG 0
-#define TG_OPTIM_IS_REAL_REAL 1
-#define TG_OPTIM_ADD_FLAG_(field, CLASS) +TG_OPTIM_IS_FLAG_##CLASS
-#define TG_OPTIM_ADD_REAL_(field, CLASS) +TG_OPTIM_IS_REAL_##CLASS
+#define TG_SCHEDULE_FIELDS(X)                                                           \
+    X(kind, KIND)                                                                       \
+    X(base_lr, REAL)                                                                    \
+    X(gamma, REAL)                                                                      \
+    X(step_size, INT)                                                                   \
+    X(warmup_steps, INT)                                                                \
+    X(total_steps, INT)                                                                 \
+    X(min_lr, REAL)                                                                     \
+    X(warmup_start, REAL)                                                               \
+    X(factor, REAL)                                                                     \
+    X(patience, INT)                                                                    \
+    X(threshold, REAL)                                                                  \
+    X(threshold_abs, FLAG)                                                              \
+    X(cooldown, INT)                                                                    \
+    X(eps, REAL)
+
+/* A reduce-on-plateau schedule's state (ReduceLROnPlateau's best, num_bad_epochs and
+   cooldown_counter); the lr itself is the optimizer's. */
+typedef struct tg_plateau_state {
+    double  best;            /* lowest metric so far; +inf before the first */
+    int64_t bad_calls;       /* calls in a row without improvement          */
+    int64_t cooldown_left;   /* calls that still ignore a plateau           */
+} tg_plateau_state;
+#define TG_PLATEAU_STATE_FIELDS(X) X(best, REAL) X(bad_calls, INT) X(cooldown_left, INT)
+
+/* Per storage class: the C type of a mirror struct, and whether it is a FLAG or one of
+   the 8-byte values (REAL, INT). */
+#define TG_FIELD_CTYPE_KIND int
+#define TG_FIELD_CTYPE_FLAG bool
+#define TG_FIELD_CTYPE_REAL double
+#define TG_FIELD_CTYPE_INT  int64_t
+#define TG_FIELD_IS_FLAG_KIND 0
+#define TG_FIELD_IS_FLAG_FLAG 1
+#define TG_FIELD_IS_FLAG_REAL 0
+#define TG_FIELD_IS_FLAG_INT  0
+#define TG_FIELD_IS_REAL_KIND 0
+#define TG_FIELD_IS_REAL_FLAG 0
+#define TG_FIELD_IS_REAL_REAL 1
+#define TG_FIELD_IS_REAL_INT  0
+#define TG_FIELD_IS_INT_KIND 0
+#define TG_FIELD_IS_INT_FLAG 0
+#define TG_FIELD_IS_INT_REAL 0
+#define TG_FIELD_IS_INT_INT  1
+#define TG_FIELD_ADD_FLAG_(field, CLASS) +TG_FIELD_IS_FLAG_##CLASS
+#define TG_FIELD_ADD_WORD_(field, CLASS) +TG_FIELD_IS_REAL_##CLASS + TG_FIELD_IS_INT_##CLASS
 enum {
-    TG_OPTIM_CONFIG_FLAGS = 0 TG_OPTIM_CONFIG_FIELDS(TG_OPTIM_ADD_FLAG_),
-    TG_OPTIM_CONFIG_REALS = 0 TG_OPTIM_CONFIG_FIELDS(TG_OPTIM_ADD_REAL_)
+    TG_OPTIM_CONFIG_FLAGS = 0 TG_OPTIM_CONFIG_FIELDS(TG_FIELD_ADD_FLAG_),
+    TG_OPTIM_CONFIG_WORDS = 0 TG_OPTIM_CONFIG_FIELDS(TG_FIELD_ADD_WORD_),
+    TG_SCHEDULE_FLAGS = 0 TG_SCHEDULE_FIELDS(TG_FIELD_ADD_FLAG_),
+    TG_SCHEDULE_WORDS = 0 TG_SCHEDULE_FIELDS(TG_FIELD_ADD_WORD_),
+    TG_PLATEAU_STATE_WORDS = 0 TG_PLATEAU_STATE_FIELDS(TG_FIELD_ADD_WORD_)
 };
+
+/* ReduceLROnPlateau's state before its first call. */
+tg_plateau_state tg_plateau_start(void);
+
+/* One ReduceLROnPlateau call with metric: updates *st and returns the new lr (lr when
+   it does not change). s is a valid PLATEAU schedule. */
+double tg_plateau_observe(const tg_schedule *s, tg_plateau_state *st, double lr,
+                          double metric);
+
+/* The attached schedule's plateau state (NULL without a schedule), and a schedule with
+   its state to install, as a checkpoint restores them (s valid; cannot fail). */
+const tg_plateau_state *tg_optim_plateau(const tg_optim *opt);
+void tg_optim_install_schedule(tg_optim *opt, const tg_schedule *s,
+                               const tg_plateau_state *st);
 
 /*
  * State layout: one malloc'ed block holding nbufs flat buffers one after another, each

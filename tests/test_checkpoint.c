@@ -388,7 +388,10 @@ START_TEST(test_magic_version_extended)
         expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "other version");
         tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err);
         char want[64];
-        snprintf(want, sizeof want, "format version %u is not supported", v);
+        if (v == 2)   /* a version this build reads, but whose sections the file lacks */
+            snprintf(want, sizeof want, "bad optimizer flag 1 for version 2");
+        else
+            snprintf(want, sizeof want, "format version %u is not supported", v);
         ck_assert_msg(strstr(err, want) != NULL, "%s", err);
     }
 
@@ -456,6 +459,133 @@ START_TEST(test_crafted_counts)
         expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, cases[i].what);
     }
     free(c);
+    free(b);
+    tg_optim_free(opt);
+    tg_params_free(ps);
+    remove_tmpdir();
+}
+END_TEST
+
+/* A schedule and its state survive a checkpoint: training on after a load matches
+   training on without one, bit for bit, for a plateau and a warm-up + cosine schedule;
+   a file without a schedule leaves the optimizer's own. */
+START_TEST(test_schedule_resume)
+{
+    make_tmpdir();
+    tg_schedule plateau = tg_schedule_defaults(TG_SCHED_PLATEAU, 0.05);
+    plateau.factor = 0.5;
+    plateau.patience = 1;
+    plateau.cooldown = 2;
+    plateau.threshold_abs = true;
+    tg_schedule cosine = { .kind = TG_SCHED_COSINE, .base_lr = 0.05, .warmup_steps = 3,
+                           .total_steps = 12, .warmup_start = 0.2, .min_lr = 0.001 };
+    const tg_schedule *scheds[] = { &plateau, &cosine };
+    const double metrics[] = { 3.0, 2.0, 2.5, 2.6, 2.7, 1.0, 1.5, 1.6, 1.7, 1.8 };
+    char err[256];
+    for (int k = 0; k < 2; k++) {
+        tg_params *a = model(TG_F32, 10), *b = model(TG_F32, 99);
+        tg_optim_config c = full_config(TG_ADAMW);
+        tg_optim *oa = tg_optim_new(a, &c), *ob = tg_optim_new(b, &c);
+        ck_assert_int_eq(tg_optim_set_schedule(oa, scheds[k]), TG_OK);
+        tg_rng rng;
+        tg_rng_seed(&rng, 11);
+        for (int i = 0; i < 5; i++) {
+            train(a, oa, &rng, 1);
+            ck_assert_int_eq(tg_optim_observe(oa, metrics[i]), TG_OK);
+        }
+        ck_assert_int_eq(tg_checkpoint_save(tpath("c.ckpt"), a, oa, META, sizeof META, err,
+                                            sizeof err), TG_OK);
+        unsigned char *bytes = tg_test_read_file(tpath("c.ckpt"), &(size_t){ 0 });
+        ck_assert_int_eq(bytes[8], 2);   /* version 2: it has a schedule section */
+        free(bytes);
+        ck_assert_int_eq(tg_checkpoint_load(tpath("c.ckpt"), b, ob, err, sizeof err), TG_OK);
+        ck_assert_ptr_nonnull(tg_optim_get_schedule(ob));
+        ck_assert(tg_optim_get_lr(ob) == tg_optim_get_lr(oa));
+        tg_rng rng_b = rng;
+        for (int i = 5; i < 10; i++) {
+            train(a, oa, &rng, 1);
+            train(b, ob, &rng_b, 1);
+            ck_assert_int_eq(tg_optim_observe(oa, metrics[i]), TG_OK);
+            ck_assert_int_eq(tg_optim_observe(ob, metrics[i]), TG_OK);
+            ck_assert(tg_optim_get_lr(ob) == tg_optim_get_lr(oa));
+        }
+        ck_assert(same_values(a, b));
+        if (k == 0)   /* the plateau reduced the lr along the way */
+            ck_assert(tg_optim_get_lr(oa) < 0.05);
+        /* the same state writes the same bytes */
+        ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), a, oa, NULL, 0, err,
+                                            sizeof err), TG_OK);
+        ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), b, ob, NULL, 0, err,
+                                            sizeof err), TG_OK);
+        ck_assert(files_equal(tpath("a.ckpt"), tpath("b.ckpt")));
+
+        /* a file without a schedule (version 1) keeps the optimizer's schedule */
+        tg_optim *plain = tg_optim_new(a, &c);
+        ck_assert_int_eq(tg_checkpoint_save(tpath("bad.ckpt"), a, plain, NULL, 0, err,
+                                            sizeof err), TG_OK);
+        ck_assert_int_eq(tg_checkpoint_load(tpath("bad.ckpt"), b, ob, err, sizeof err), TG_OK);
+        ck_assert_ptr_nonnull(tg_optim_get_schedule(ob));
+        ck_assert(tg_optim_get_schedule(ob)->kind == scheds[k]->kind);
+        tg_optim_free(plain);
+        tg_optim_free(oa);
+        tg_optim_free(ob);
+        tg_params_free(a);
+        tg_params_free(b);
+    }
+    remove_tmpdir();
+}
+END_TEST
+
+/* A schedule section with valid CRC but impossible contents is refused. */
+START_TEST(test_schedule_section_crafted)
+{
+    make_tmpdir();
+    tg_params *ps = model(TG_F32, 1);
+    tg_optim_config c = full_config(TG_SGD);
+    tg_optim *opt = tg_optim_new(ps, &c);
+    tg_schedule s = tg_schedule_defaults(TG_SCHED_PLATEAU, 0.1);
+    s.cooldown = 3;
+    ck_assert_int_eq(tg_optim_set_schedule(opt, &s), TG_OK);
+    char err[256];
+    ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), ps, opt, NULL, 0, err, sizeof err),
+                     TG_OK);
+    size_t n;
+    unsigned char *b = tg_test_read_file(tpath("a.ckpt"), &n);
+    /* the schedule section, the last 4 + 4 + 8 * 12 + 8 * 3 bytes before the CRC: kind,
+       flags, 12 REALs and INTs (factor the 8th, patience the 9th), the plateau state */
+    size_t at = n - 4 - (8 + 8 * 12 + 8 * 3);
+    ck_assert_int_eq(b[at], TG_SCHED_PLATEAU);
+    struct { size_t off; uint64_t v; int bytes; const char *want; } cases[] = {
+        { 0, 9, 4, "bad schedule kind or flags" },
+        { 4, 2, 4, "bad schedule kind or flags" },
+        { 8 + 8 * 7, 0x3ff0000000000000u, 8, "invalid factor 1" },     /* factor 1.0 */
+        { 8 + 8 * 8, (uint64_t)-1, 8, "invalid patience -1" },
+        { 8 + 8 * 12 + 8, (uint64_t)-1, 8, "bad plateau state" },      /* bad_calls -1 */
+        { 8 + 8 * 12 + 16, 4, 8, "bad plateau state" },               /* cooldown 4 > 3 */
+        { 8 + 8 * 12, 0x7ff8000000000000u, 8, "bad plateau state" },   /* best NaN */
+    };
+    unsigned char *c2 = malloc(n);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        memcpy(c2, b, n);
+        put_le(c2 + at + cases[i].off, cases[i].v, cases[i].bytes);
+        fix_crc(c2, n);
+        tg_test_write_file(tpath("bad.ckpt"), c2, n);
+        expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, cases[i].want);
+        tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err);
+        ck_assert_msg(strstr(err, cases[i].want) != NULL, "case %zu: %s", i, err);
+    }
+    /* version 2 without the schedule flag, version 1 with it */
+    memcpy(c2, b, n);
+    put_le(c2 + 28, 1, 4);
+    fix_crc(c2, n);
+    tg_test_write_file(tpath("bad.ckpt"), c2, n);
+    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "version 2 without a schedule");
+    memcpy(c2, b, n);
+    put_le(c2 + 8, 1, 4);
+    fix_crc(c2, n);
+    tg_test_write_file(tpath("bad.ckpt"), c2, n);
+    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "version 1 with a schedule");
+    free(c2);
     free(b);
     tg_optim_free(opt);
     tg_params_free(ps);
@@ -751,6 +881,8 @@ Suite *checkpoint_suite(void)
     tcase_add_test(tc, test_crc32);
     tcase_add_loop_test(tc, test_roundtrip_bit_exact, 0, 10);
     tcase_add_test(tc, test_same_state_same_bytes);
+    tcase_add_test(tc, test_schedule_resume);
+    tcase_add_test(tc, test_schedule_section_crafted);
     tcase_add_test(tc, test_read_meta);
     tcase_add_test(tc, test_null_arguments);
     suite_add_tcase(s, tc);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "tests/ref/optim_ref.h"
+#include "tests/ref/schedule_ref.h"
 #include "tests/tests.h"
 
 #define NCASES ((int)(sizeof optim_ref_cases / sizeof optim_ref_cases[0]))
@@ -612,6 +613,157 @@ START_TEST(test_schedules_by_hand)
 }
 END_TEST
 
+/* Warm-up + cosine against torch's SequentialLR(LinearLR, CosineAnnealingLR): our closed
+   form against torch's recursive update, over every step of each case. */
+START_TEST(test_cosine_vs_torch)
+{
+    int n = (int)(sizeof schedule_ref_cosines / sizeof schedule_ref_cosines[0]);
+    double worst = 0.0;
+    for (int k = 0; k < n; k++) {
+        const schedule_ref_cosine *r = &schedule_ref_cosines[k];
+        tg_schedule s = { .kind = TG_SCHED_COSINE, .base_lr = r->base_lr,
+                          .warmup_steps = r->warmup, .total_steps = r->total,
+                          .warmup_start = r->start, .min_lr = r->eta_min };
+        ck_assert_int_eq(tg_schedule_check(&s), TG_OK);
+        for (int64_t t = 0; t <= r->total; t++) {
+            double ours = tg_schedule_lr(&s, t), rel = fabs(ours - r->lr[t]) / r->base_lr;
+            ck_assert_msg(rel <= 1e-14, "%s step %lld: %.17g, torch %.17g", r->name,
+                          (long long)t, ours, r->lr[t]);
+            worst = rel > worst ? rel : worst;
+        }
+        /* held at min_lr after the end (torch's cosine would rise again) */
+        ck_assert(tg_schedule_lr(&s, r->total + 7) == r->eta_min);
+    }
+    if (getenv("TG_VERBOSE"))
+        printf("schedule-ref cosine: max |ours - torch| / base_lr %.3g\n", worst);
+}
+END_TEST
+
+/* Reduce-on-plateau against torch's ReduceLROnPlateau, through an optimizer. */
+START_TEST(test_plateau_vs_torch)
+{
+    int n = (int)(sizeof schedule_ref_plateaus / sizeof schedule_ref_plateaus[0]);
+    for (int k = 0; k < n; k++) {
+        const schedule_ref_plateau *r = &schedule_ref_plateaus[k];
+        tg_schedule s = tg_schedule_defaults(TG_SCHED_PLATEAU, r->base_lr);
+        s.factor = r->factor;
+        s.patience = r->patience;
+        s.threshold = r->threshold;
+        s.threshold_abs = r->threshold_abs;
+        s.cooldown = r->cooldown;
+        s.min_lr = r->min_lr;
+        s.eps = r->eps;
+        tg_params *ps = scalar_param(1.0);
+        tg_optim_config c = tg_optim_defaults(TG_SGD);
+        tg_optim *opt = tg_optim_new(ps, &c);
+        ck_assert_int_eq(tg_optim_set_schedule(opt, &s), TG_OK);
+        ck_assert(tg_optim_get_lr(opt) == r->base_lr);
+        for (int i = 0; i < SCHEDULE_REF_NMETRICS; i++) {
+            ck_assert_int_eq(tg_optim_observe(opt, schedule_ref_metrics[i]), TG_OK);
+            ck_assert_msg(tg_optim_get_lr(opt) == r->lr[i], "%s call %d: lr %.17g, torch "
+                          "%.17g", r->name, i, tg_optim_get_lr(opt), r->lr[i]);
+        }
+        tg_optim_free(opt);
+        tg_params_free(ps);
+    }
+}
+END_TEST
+
+/* An attached schedule sets the lr of every step; plateau starts at base_lr. */
+START_TEST(test_schedule_attached)
+{
+    tg_params *ps = scalar_param(1.0);
+    tg_optim_config c = tg_optim_defaults(TG_SGD);
+    tg_optim *opt = tg_optim_new(ps, &c);
+    ck_assert_ptr_null(tg_optim_get_schedule(opt));
+    tg_schedule s = tg_schedule_defaults(TG_SCHED_STEP, 0.5);
+    s.step_size = 2;
+    ck_assert_int_eq(tg_optim_set_schedule(opt, &s), TG_OK);
+    ck_assert_ptr_nonnull(tg_optim_get_schedule(opt));
+    ck_assert(tg_optim_get_schedule(opt)->base_lr == 0.5);
+    s.base_lr = 99.0;   /* the optimizer holds its own copy */
+    tg_tensor *p = tg_params_at(ps, 0);
+    for (int t = 0; t < 5; t++) {
+        tg_optim_set_lr(opt, 1234.0);   /* overridden by the schedule */
+        ((double *)p->grad)[0] = 1.0;
+        double before = tg_tensor_get(p, 0);
+        ck_assert_int_eq(tg_optim_step(opt), TG_OK);
+        double want = 0.5 * pow(0.1, t / 2);
+        ck_assert(tg_optim_get_lr(opt) == want);
+        ck_close(before - tg_tensor_get(p, 0), want, 1e-15);
+    }
+    ck_assert_int_eq(tg_optim_observe(opt, 1.0), TG_OK);   /* not a plateau: no effect */
+    ck_assert(tg_optim_get_lr(opt) == 0.5 * pow(0.1, 2));
+    ck_assert_int_eq(tg_optim_set_schedule(opt, NULL), TG_OK);   /* detached */
+    ck_assert_ptr_null(tg_optim_get_schedule(opt));
+    tg_optim_set_lr(opt, 0.25);
+    ((double *)p->grad)[0] = 1.0;
+    ck_assert_int_eq(tg_optim_step(opt), TG_OK);
+    ck_assert(tg_optim_get_lr(opt) == 0.25);
+    tg_optim_free(opt);
+    tg_params_free(ps);
+}
+END_TEST
+
+/* Every refused schedule says which field and why. */
+START_TEST(test_schedule_errors)
+{
+    struct { tg_schedule s; const char *want; } bad[] = {
+        { { .kind = TG_SCHED_CONSTANT, .base_lr = -1.0 }, "constant: invalid base_lr -1" },
+        { { .kind = TG_SCHED_STEP, .base_lr = 1.0, .gamma = 0.5, .step_size = 0 },
+          "step: invalid step_size 0 (must be >= 1)" },
+        { { .kind = TG_SCHED_EXPONENTIAL, .base_lr = 1.0, .gamma = NAN },
+          "exponential: invalid gamma nan" },
+        { { .kind = TG_SCHED_COSINE, .base_lr = 1.0, .warmup_steps = -1, .total_steps = 5 },
+          "cosine: invalid warmup_steps -1 (must be >= 0)" },
+        { { .kind = TG_SCHED_COSINE, .base_lr = 1.0, .warmup_steps = 5, .total_steps = 5 },
+          "cosine: total_steps 5 must exceed warmup_steps 5" },
+        { { .kind = TG_SCHED_COSINE, .base_lr = 1.0, .total_steps = 5, .warmup_start = 1.5 },
+          "cosine: invalid warmup_start 1.5 (must be finite and in [0, 1])" },
+        { { .kind = TG_SCHED_PLATEAU, .base_lr = 1.0, .factor = 1.0 },
+          "plateau: invalid factor 1 (must be finite and in [0, 1))" },
+        { { .kind = TG_SCHED_PLATEAU, .base_lr = 1.0, .factor = 0.5, .patience = -2 },
+          "plateau: invalid patience -2 (must be >= 0)" },
+        { { .kind = TG_SCHED_PLATEAU, .base_lr = 1.0, .factor = 0.5, .cooldown = -1 },
+          "plateau: invalid cooldown -1 (must be >= 0)" },
+        { { .kind = TG_SCHED_PLATEAU, .base_lr = 1.0, .factor = 0.5, .eps = -1e-8 },
+          "plateau: invalid eps -1e-08" },
+        { { .kind = (tg_schedule_kind)17, .base_lr = 1.0 }, "schedule: unknown kind 17" },
+    };
+    tg_params *ps = scalar_param(1.0);
+    tg_optim_config c = tg_optim_defaults(TG_SGD);
+    tg_optim *opt = tg_optim_new(ps, &c);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_int_eq(tg_schedule_check(&bad[i].s), TG_ERR_ARG);
+        ck_assert_msg(strstr(tg_last_error(), bad[i].want) != NULL, "case %zu: '%s'", i,
+                      tg_last_error());
+        ck_assert(isnan(tg_schedule_lr(&bad[i].s, 0)));
+        ck_assert_int_eq(tg_optim_set_schedule(opt, &bad[i].s), TG_ERR_ARG);
+        ck_assert_msg(strncmp(tg_last_error(), "optim_set_schedule: schedule: ", 30) == 0
+                      && strstr(tg_last_error(), bad[i].want) != NULL, "case %zu: '%s'", i,
+                      tg_last_error());
+        ck_assert_ptr_null(tg_optim_get_schedule(opt));   /* nothing attached */
+    }
+    tg_schedule s = tg_schedule_defaults(TG_SCHED_CONSTANT, 0.1);
+    ck_assert(isnan(tg_schedule_lr(&s, -3)));
+    ck_assert_str_eq(tg_last_error(), "schedule: negative step -3");
+    ck_assert_int_eq(tg_schedule_check(NULL), TG_ERR_NULL);
+    ck_assert_str_eq(tg_last_error(), "schedule: NULL schedule");
+    ck_assert_int_eq(tg_optim_set_schedule(NULL, &s), TG_ERR_NULL);
+    ck_assert_str_eq(tg_last_error(), "optim_set_schedule: optimizer is NULL");
+    ck_assert_int_eq(tg_optim_observe(NULL, 1.0), TG_ERR_NULL);
+    ck_assert_str_eq(tg_last_error(), "optim_observe: optimizer is NULL");
+    ck_assert_ptr_null(tg_optim_get_schedule(NULL));
+    for (int k = 0; k < TG_SCHED_KIND_COUNT; k++) {   /* the defaults are valid */
+        tg_schedule d = tg_schedule_defaults((tg_schedule_kind)k, 0.1);
+        ck_assert_int_eq(tg_schedule_check(&d), TG_OK);
+        ck_assert(tg_schedule_lr(&d, 0) == 0.1);
+    }
+    tg_optim_free(opt);
+    tg_params_free(ps);
+}
+END_TEST
+
 Suite *optim_suite(void)
 {
     Suite *s = suite_create("optim");
@@ -641,6 +793,10 @@ Suite *optim_suite(void)
     tc = tcase_create("schedule");
     tcase_add_test(tc, test_schedules_vs_torch);
     tcase_add_test(tc, test_schedules_by_hand);
+    tcase_add_test(tc, test_cosine_vs_torch);
+    tcase_add_test(tc, test_plateau_vs_torch);
+    tcase_add_test(tc, test_schedule_attached);
+    tcase_add_test(tc, test_schedule_errors);
     suite_add_tcase(s, tc);
     return s;
 }
