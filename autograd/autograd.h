@@ -145,11 +145,13 @@ tg_tensor *tg_affine(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b);
 tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x);
 /* Same elements, new shape (numel must agree). */
 tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shape);
-/* Joins a and b along dim; every other dim must agree. */
+/* Joins a and b along dim (negative counts from the end, -1 the last); every other dim must
+   agree. */
 tg_tensor *tg_concat(tg_tape *tape, tg_tensor *a, tg_tensor *b, int dim);
 /* Joins n >= 1 tensors along dim (every other dim must agree), one node for all. */
 tg_tensor *tg_concat_n(tg_tape *tape, tg_tensor *const *xs, int n, int dim);
-/* x[..., start:start+len, ...] along dim (len >= 1, within bounds). */
+/* x[..., start:start+len, ...] along dim (len >= 1, within bounds; a negative dim counts
+   from the end). */
 tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int dim, int64_t start, int64_t len);
 
 tg_tensor *tg_sum(tg_tape *tape, tg_tensor *x);              /* all elements -> (1) */

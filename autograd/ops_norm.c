@@ -22,6 +22,7 @@ enum { LANES = 8, CHUNK_ROWS = 8 };
 typedef struct ln_aux {
     double *mean, *rstd;    /* (R) */
     int     gamma, beta;    /* their input index, or -1 when absent */
+    void   *ones;           /* (D) ones of x's dtype, backward's gamma when there is none */
 } ln_aux;
 
 /* sum_j f(x[j]) for j < D in LANES partial sums (type T), combined in double in a fixed
@@ -78,33 +79,58 @@ static void layer_norm_forward(tg_node *n)
         }););
 }
 
-/* dx for rows [r0, r1) (overwritten when fresh), and when pg/pb are given, the rows'
-   sums of dy * xhat and dy into them (overwritten). */
+/* Row r's dx (overwritten when fresh, else added to) from g = dy * gamma, in two passes:
+   s1 = sum g and s2 = sum g * xhat together in LANES partial sums, then dx. gam is gamma
+   or ones. Loops without branches inside, so gcc vectorises them. */
+#define LN_BACKWARD_DX(T, xr, gr, gam, m, rs, D, fresh, dr)                       \
+    do {                                                                           \
+        T a1_[LANES] = { 0 }, a2_[LANES] = { 0 };                                  \
+        int64_t j_ = 0;                                                            \
+        for (; j_ + LANES <= (D); j_ += LANES)                                     \
+            for (int l_ = 0; l_ < LANES; l_++) {                                   \
+                T g_ = (gr)[j_ + l_] * (gam)[j_ + l_];                             \
+                a1_[l_] += g_;                                                     \
+                a2_[l_] += g_ * (((xr)[j_ + l_] - (m)) * (rs));                    \
+            }                                                                      \
+        double s1_ = 0, s2_ = 0;                                                   \
+        for (; j_ < (D); j_++) {                                                   \
+            double g_ = (double)((gr)[j_] * (gam)[j_]);                            \
+            s1_ += g_;                                                             \
+            s2_ += g_ * (double)(((xr)[j_] - (m)) * (rs));                         \
+        }                                                                          \
+        for (int l_ = 0; l_ < LANES; l_++) {                                       \
+            s1_ += (double)a1_[l_];                                                \
+            s2_ += (double)a2_[l_];                                                \
+        }                                                                          \
+        T c1_ = (T)(s1_ / (double)(D)), c2_ = (T)(s2_ / (double)(D)) * (rs);       \
+        if (fresh)                                                                 \
+            for (int64_t j = 0; j < (D); j++)                                      \
+                (dr)[j] = (rs) * ((gr)[j] * (gam)[j] - c1_ - ((xr)[j] - (m)) * c2_); \
+        else                                                                       \
+            for (int64_t j = 0; j < (D); j++)                                      \
+                (dr)[j] += (rs) * ((gr)[j] * (gam)[j] - c1_ - ((xr)[j] - (m)) * c2_); \
+    } while (0)
+
+/* Rows [r0, r1): dx, and into pg and pb (when given) the rows' sums of dy * xhat and of
+   dy, in row order (the first row overwrites). */
 #define LN_BACKWARD_ROWS(T, r0, r1)                                                \
     for (int64_t r = (r0); r < (r1); r++) {                                        \
         const T *xr = xv + r * D, *gr = gv + r * D;                                \
         T m = (T)a->mean[r], rs = (T)a->rstd[r];                                   \
-        if (dx) {                                                                  \
-            T *restrict dr = dx + r * D;                                           \
-            double s1, s2;                                                         \
-            LANE_SUM(T, D, j, gr[j] * (gamma ? gamma[j] : (T)1), s1);              \
-            LANE_SUM(T, D, j, gr[j] * (gamma ? gamma[j] : (T)1) * ((xr[j] - m) * rs), s2); \
-            T c1 = (T)(s1 / (double)D), c2 = (T)(s2 / (double)D);                 \
-            for (int64_t j = 0; j < D; j++) {                                      \
-                T g = gr[j] * (gamma ? gamma[j] : (T)1);                           \
-                T v = rs * (g - c1 - (xr[j] - m) * rs * c2);                       \
-                dr[j] = fresh ? v : dr[j] + v;                                     \
-            }                                                                      \
-        }                                                                          \
         bool first = r == (r0);                                                    \
-        if (pg)                                                                    \
-            for (int64_t j = 0; j < D; j++) {                                      \
-                T v = gr[j] * ((xr[j] - m) * rs);                                  \
-                pg[j] = first ? v : pg[j] + v;                                     \
-            }                                                                      \
-        if (pb)                                                                    \
+        if (dx)                                                                    \
+            LN_BACKWARD_DX(T, xr, gr, gam, m, rs, D, fresh, dx + r * D);           \
+        if (pg && first)                                                           \
             for (int64_t j = 0; j < D; j++)                                        \
-                pb[j] = first ? gr[j] : pb[j] + gr[j];                             \
+                pg[j] = gr[j] * ((xr[j] - m) * rs);                                \
+        else if (pg)                                                               \
+            for (int64_t j = 0; j < D; j++)                                        \
+                pg[j] += gr[j] * ((xr[j] - m) * rs);                               \
+        if (pb && first)                                                           \
+            memcpy(pb, gr, (size_t)D * sizeof *pb);                                \
+        else if (pb)                                                               \
+            for (int64_t j = 0; j < D; j++)                                        \
+                pb[j] += gr[j];                                                    \
     }
 
 static void layer_norm_backward(tg_node *n)
@@ -125,7 +151,7 @@ static void layer_norm_backward(tg_node *n)
     }
     TG_DISPATCH(x->dtype,
         const T *xv = x->data, *gv = n->out->grad;
-        const T *gamma = gt ? gt->data : NULL;
+        const T *gam = gt ? gt->data : a->ones;
         T *dx = x->grad, *pgs = part, *pbs = pgs ? pgs + nchunks * D : NULL;
         TG_FOR(R * D * 8, c, nchunks, {
             T *pg = want_g ? pgs + c * D : NULL, *pb = want_b ? pbs + c * D : NULL;
@@ -181,6 +207,15 @@ tg_tensor *tg_layer_norm(tg_tape *tape, tg_tensor *x, tg_tensor *gamma, tg_tenso
     if (!stats)
         return NULL;
     *a = (ln_aux){ .mean = stats, .rstd = stats + R, .gamma = gi, .beta = bi };
+    int64_t D = x->shape[x->ndim - 1];
+    if (!gamma) {
+        a->ones = tg_arena_alloc(tape, (size_t)D * tg_dtype_size(x->dtype), false, "layer_norm");
+        if (!a->ones)
+            return NULL;
+        TG_DISPATCH(x->dtype,
+            for (int64_t j = 0; j < D; j++)
+                ((T *)a->ones)[j] = 1;);
+    }
     n->aux = a;
     n->scalar = eps;
     if (!tg_node_output(n, x->ndim, x->shape, false))
