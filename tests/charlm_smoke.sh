@@ -229,6 +229,12 @@ run prime_unknown 2 sample --model "$TMP/base.ckpt" --prime "Z~" --len 5
 run prime_skip 0 sample --model "$TMP/base.ckpt" --prime "Z~A" --unknown skip --len 5
 grep -q "skipped 2 characters" "$TMP/prime_skip.err" && ok || bad "--prime with --unknown skip"
 
+run viz_unknown 1 viz --model "$TMP/base.ckpt" --text "$TMP/new.txt" --from 29990 --chars 200 \
+    --out "$TMP/v.html"
+grep -q "is not in the model's vocabulary" "$TMP/viz_unknown.err" && ok || bad "viz refusal"
+run viz_skip 0 viz --model "$TMP/base.ckpt" --text "$TMP/new.txt" --from 29990 --chars 200 \
+    --out "$TMP/v.html" --unknown skip
+grep -q "skipped [1-9][0-9]* characters" "$TMP/viz_skip.err" && ok || bad "viz --unknown skip"
 run stateful 0 eval --model "$TMP/base.ckpt" --data "$D" --stateful
 last_line_is stateful "^eval: loss=$num bpc=$num perplexity=$num chars=[0-9]+\$" "$TMP/stateful.out"
 run chunked 0 eval --model "$TMP/base.ckpt" --data "$D"

@@ -17,6 +17,7 @@
 
 typedef struct viz_opts {
     const char *model, *text, *prime, *out, *title;
+    bool skip_unknown;       /* --unknown skip                                     */
     int64_t len, from, chars;
     double temperature;
     uint64_t seed;
@@ -95,6 +96,8 @@ void viz_usage(FILE *f)
           "  --seed N            sampling seed (default 1)\n"
           "  --out FILE          the page to write (required)\n"
           "  --title TEXT        the page's title (default: the model file's name)\n"
+          "  --unknown POLICY    a character outside the model's vocabulary: refuse\n"
+          "                      (default) or skip (leave it out, report how many)\n"
           "  --threads N         OpenMP threads (default: all cores)\n"
           "  --help              show this help and exit\n"
           "\n"
@@ -147,6 +150,12 @@ static int parse_args(int argc, char **argv, viz_opts *o)
             o->out = v;
         } else if (strcmp(a, "--title") == 0) {
             o->title = v;
+        } else if (strcmp(a, "--unknown") == 0) {
+            if (strcmp(v, "refuse") != 0 && strcmp(v, "skip") != 0) {
+                errorf("--unknown: expected refuse or skip, got '%s'", v);
+                return EXIT_USAGE;
+            }
+            o->skip_unknown = strcmp(v, "skip") == 0;
         } else if (strcmp(a, "--len") == 0) {
             if (!parse_i64(a, v, 0, 1000000, &o->len))
                 return EXIT_USAGE;
@@ -225,20 +234,30 @@ static unsigned char *read_file(const char *path, size_t *size)
     return buf;
 }
 
-/* Maps cps[0..n) onto the model's vocabulary into ids. what names the source. */
-static bool map_to_vocab(viz_run *v, const uint32_t *cps, int64_t n, int32_t *ids,
-                         const char *what, int64_t offset)
+/* Maps cps[0..n) onto the model's vocabulary into ids; with skip, unknown characters
+   are dropped from cps (and reported). Returns the count kept, or -1 (message printed)
+   for an unknown one without skip. what names the source. */
+static int64_t map_to_vocab(viz_run *v, uint32_t *cps, int64_t n, int32_t *ids,
+                            const char *what, int64_t offset, bool skip)
 {
+    int64_t kept = 0;
     for (int64_t i = 0; i < n; i++) {
-        ids[i] = vocab_find(v->meta.vocab, v->V, cps[i]);
-        if (ids[i] < 0) {
+        int id = vocab_find(v->meta.vocab, v->V, cps[i]);
+        if (id < 0 && !skip) {
             char d[32];
             errorf("%s: character %s at position %lld is not in the model's vocabulary", what,
                    tg_vocab_describe(TG_VOCAB_CHARS, cps[i], d), (long long)(offset + i));
-            return false;
+            return -1;
+        }
+        if (id >= 0) {
+            cps[kept] = cps[i];
+            ids[kept++] = id;
         }
     }
-    return true;
+    if (kept < n)
+        fprintf(stderr, "charlm viz: %s: skipped %lld characters outside the model's "
+                "vocabulary\n", what, (long long)(n - kept));
+    return kept;
 }
 
 /* Fills v->cps/ids (n slots) with the known part of the text; returns its length or -1. */
@@ -275,8 +294,11 @@ static int64_t load_text(viz_run *v, const viz_opts *o)
         }
         memcpy(v->cps, all + o->from, (size_t)n * sizeof *v->cps);
         free(all);
-        if (!map_to_vocab(v, v->cps, n, v->ids, o->text, o->from))
+        if ((n = map_to_vocab(v, v->cps, n, v->ids, o->text, o->from, o->skip_unknown)) < 1) {
+            if (n == 0)
+                errorf("%s: no character of it is in the model's vocabulary", o->text);
             return -1;
+        }
         v->n = n;
         const char *base = strrchr(o->text, '/');
         snprintf(v->source_buf, sizeof v->source_buf, "%s, characters %lld to %lld",
@@ -293,7 +315,7 @@ static int64_t load_text(viz_run *v, const viz_opts *o)
         return -1;
     }
     int64_t np = tg_utf8_decode((const unsigned char *)o->prime, plen, v->cps, NULL);
-    if (!map_to_vocab(v, v->cps, np, v->ids, "--prime", 0))
+    if ((np = map_to_vocab(v, v->cps, np, v->ids, "--prime", 0, o->skip_unknown)) < 0)
         return -1;
     v->n = np + o->len;
     snprintf(v->source_buf, sizeof v->source_buf,
