@@ -58,6 +58,7 @@ LIB_SO    := $(BUILD)/libtapegrad.so
 TEST_BIN  := $(BUILD)/tests/tapegrad_tests
 EX_BIN    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 CHARLM_BIN:= $(if $(CHARLM_SRC),$(BUILD)/examples/charlm)
+CHARLM_MAN:= $(if $(CHARLM_SRC),$(BUILD)/charlm.1)
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
@@ -66,7 +67,7 @@ CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsub
 .PHONY: all lib tests examples bench run check san install clean check-deps
 all: lib examples $(TEST_BIN) $(BENCH_BIN)
 lib: $(LIB_A) $(LIB_SO)
-examples: $(EX_BIN) $(CHARLM_BIN)
+examples: $(EX_BIN) $(CHARLM_BIN) $(CHARLM_MAN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -128,6 +129,7 @@ check: check-deps
 	$(BUILD)/examples/bidir_tagger
 	@if [ -x $(BUILD)/examples/charlm ] && [ -f tests/charlm_smoke.sh ]; then \
 	    bash tests/charlm_smoke.sh $(BUILD)/examples/charlm; fi
+	bash tests/install_test.sh $(BUILD)
 
 san: check-deps
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san OPT=-O1 \
@@ -148,16 +150,25 @@ run: examples
 	$(BUILD)/examples/charlm train --time-limit 120 --save $(BUILD)/charlm.ckpt
 	$(BUILD)/examples/charlm sample --model $(BUILD)/charlm.ckpt --len 500
 
-install: lib
-	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/tapegrad
+# The manual page is generated from the option table behind --help, so it cannot drift.
+$(BUILD)/charlm.1: $(BUILD)/examples/charlm
+	$< --man > $@
+
+# The .pc's Libs carry -Wl,-rpath so a program built against a custom PREFIX finds
+# libtapegrad.so at run time (or link statically: pkg-config --static, with the .a).
+install: lib examples
+	install -d $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include/tapegrad \
+	    $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	install -m 644 $(LIB_A) $(LIB_SO) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(CHARLM_BIN) $(DESTDIR)$(PREFIX)/bin/charlm
+	install -m 644 $(CHARLM_MAN) $(DESTDIR)$(PREFIX)/share/man/man1/charlm.1
 	for h in $(PUB_HEADERS); do \
 	    install -D -m 644 $$h $(DESTDIR)$(PREFIX)/include/tapegrad/$$h; done
 	printf '%s\n' 'prefix=$(PREFIX)' 'libdir=$${prefix}/lib' \
 	    'includedir=$${prefix}/include/tapegrad' '' 'Name: tapegrad' \
 	    'Description: tensors with tape-based autodiff and recurrent cells' \
 	    'Version: 0.1.0' 'Cflags: -I$${includedir} -fopenmp' \
-	    'Libs: -L$${libdir} -ltapegrad -fopenmp -lm' \
+	    'Libs: -L$${libdir} -Wl,-rpath,$${libdir} -ltapegrad -fopenmp -lm' \
 	    > $(DESTDIR)$(PREFIX)/lib/pkgconfig/tapegrad.pc
 
 clean:

@@ -80,6 +80,9 @@ typedef struct charlm_opts {
 int options_parse(charlm_cmd cmd, int argc, char **argv, charlm_opts *o);
 /* Prints the usage of cmd (CMD_COUNT: the top-level usage) to f. */
 void options_usage(FILE *f, charlm_cmd cmd);
+/* Writes the manual page charlm.1 (roff) to f: every command's --help text, viz's
+   (viz_usage_fn, may be NULL), exit status and examples. */
+void options_man(FILE *f, void (*viz_usage_fn)(FILE *));
 /* The command's name ("train", ...) and the command named s (CMD_COUNT if none). */
 const char *cmd_name(charlm_cmd cmd);
 charlm_cmd cmd_parse(const char *s);

@@ -53,6 +53,10 @@ int main(int argc, char **argv)
                "('charlm viz --help')\n");
         return EXIT_OK;
     }
+    if (strcmp(first, "--man") == 0) {   /* make builds charlm.1 with this */
+        options_man(stdout, viz_usage);
+        return EXIT_OK;
+    }
     if (strcmp(first, "--version") == 0) {
         printf("charlm (tapegrad) 0.1.0, gemm backend %s\n", tg_gemm_backend());
         return EXIT_OK;

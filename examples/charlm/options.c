@@ -239,6 +239,95 @@ void options_usage(FILE *f, charlm_cmd cmd)
     }
 }
 
+/* ---- the manual page ------------------------------------------------------------------
+ * charlm.1 is generated from the same table as --help (make builds it with 'charlm --man'),
+ * so the two cannot drift apart.
+ */
+/* Writes s as roff text: backslashes and hyphens escaped, no line starting with a dot. */
+static void man_text(FILE *f, const char *s)
+{
+    bool line_start = true;
+    for (; *s; s++) {
+        if (line_start && (*s == '.' || *s == '\''))
+            fputs("\\&", f);
+        if (*s == '\\')
+            fputs("\\e", f);
+        else if (*s == '-')
+            fputs("\\-", f);
+        else
+            fputc(*s, f);
+        line_start = *s == '\n';
+    }
+}
+
+/* The usage text of one command (options_usage's) as a preformatted block. */
+static void man_usage_block(FILE *f, void (*usage)(FILE *, charlm_cmd), charlm_cmd cmd)
+{
+    char *text = NULL;
+    size_t size = 0;
+    FILE *mem = open_memstream(&text, &size);
+    if (!mem)
+        return;
+    usage(mem, cmd);
+    fclose(mem);
+    fputs(".nf\n", f);
+    man_text(f, text);
+    fputs(".fi\n", f);
+    free(text);
+}
+
+void options_man(FILE *f, void (*viz_usage_fn)(FILE *))
+{
+    fputs(".TH CHARLM 1 \"\" \"tapegrad\" \"User Commands\"\n.SH NAME\n"
+          "charlm \\- a character-level language model (RNN, LSTM, GRU) on tapegrad\n"
+          ".SH SYNOPSIS\n.B charlm\n.I COMMAND\n[\\fIOPTIONS\\fR]\n.SH DESCRIPTION\n", f);
+    man_text(f, "charlm trains a recurrent character-level language model on a text file, "
+                "samples from it, evaluates it, checks its gradients numerically and shows "
+                "its gates in an HTML page. Every command's options follow; "
+                "'charlm COMMAND --help' prints the same text.\n");
+    fputs(".SH COMMANDS\n", f);
+    for (int c = 0; c < CMD_COUNT; c++) {
+        fprintf(f, ".SS %s\n", CMD_NAMES[c]);
+        man_text(f, CMD_SYNOPSIS[c]);
+        fputs(".\n", f);
+        man_usage_block(f, options_usage, (charlm_cmd)c);
+    }
+    if (viz_usage_fn) {
+        char *text = NULL;
+        size_t size = 0;
+        FILE *mem = open_memstream(&text, &size);
+        if (mem) {
+            viz_usage_fn(mem);
+            fclose(mem);
+            fputs(".SS viz\nan HTML page of every gate over a text.\n.nf\n", f);
+            man_text(f, text);
+            fputs(".fi\n", f);
+            free(text);
+        }
+    }
+    fputs(".SH EXIT STATUS\n", f);
+    man_text(f, "0 success; 1 runtime error (I/O, corrupt file, NaN loss, failed check); "
+                "2 usage error; 130 interrupted (SIGINT or SIGTERM during training, after "
+                "saving).\n");
+    fputs(".SH EXAMPLES\n.nf\n", f);
+    man_text(f, "charlm train --steps 2000 --save lm.ckpt --plot loss.svg\n"
+                "charlm train --resume lm.ckpt --steps 4000 --save lm.ckpt\n"
+                "charlm train --data mine.txt --init-from lm.ckpt --save mine.ckpt\n"
+                "charlm train --save-best best.ckpt --patience 5 --eval-every 200\n"
+                "charlm train --data file.bin --vocab bytes --save bytes.ckpt\n"
+                "charlm sample --model lm.ckpt --len 500 --temperature 0.8\n"
+                "charlm sample --model lm.ckpt --beam 8 --prime-file start.txt\n"
+                "charlm sample --model lm.ckpt --interactive --len 200\n"
+                "charlm eval --model lm.ckpt --stateful\n"
+                "charlm gradcheck --cell gru --hidden 16\n"
+                "charlm viz --model lm.ckpt --text input.txt --out gates.html\n");
+    fputs(".fi\n.SH ENVIRONMENT\n", f);
+    man_text(f, "OMP_WAIT_POLICY=passive (or --threads 1) on a machine whose cores other "
+                "programs are using: spinning OpenMP threads can make training many times "
+                "slower there. Results never depend on the thread count.\n");
+    fputs(".SH SEE ALSO\nThe tapegrad README.md.\n", f);
+}
+
 /* ---- value parsing ------------------------------------------------------------------ */
 static int bad_value(charlm_cmd cmd, const char *opt, const char *want, const char *got)
 {
