@@ -181,6 +181,9 @@ void meta_free(charlm_meta *m);
    initialised from cfg->seed. Returns EXIT_OK or EXIT_RUNTIME (message in err). */
 int model_build(const charlm_config *cfg, int V, tg_dtype dtype, tg_params **ps, tg_charlm *m,
                 char *err, size_t errsize);
+/* Reads and validates a checkpoint's metadata (nothing to free on failure). Returns EXIT_OK
+   or EXIT_RUNTIME (message in err). */
+int meta_read(const char *path, charlm_meta *meta, char *err, size_t errsize);
 /* Reads a checkpoint's metadata and builds its model with the saved weights (optimizer
    state ignored). Returns EXIT_OK or EXIT_RUNTIME (message in err). */
 int model_load(const char *path, charlm_meta *meta, tg_params **ps, tg_charlm *m, char *err,

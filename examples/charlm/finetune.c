@@ -8,18 +8,10 @@
 
 int finetune_config(const charlm_opts *o, charlm_config *cfg, charlm_meta *init)
 {
-    void *buf = NULL;
-    size_t size = 0;
-    char err[512] = "";
-    tg_status st = tg_checkpoint_read_meta(o->init_from, &buf, &size, err, sizeof err);
-    if (st != TG_OK) {
-        errorf("--init-from: %s", err[0] ? err : tg_status_str(st));
-        return EXIT_RUNTIME;
-    }
-    int rc = meta_decode(buf, size, init, err, sizeof err);
-    free(buf);
+    char err[1024];
+    int rc = meta_read(o->init_from, init, err, sizeof err);
     if (rc != EXIT_OK) {
-        errorf("--init-from: %s: %s", o->init_from, err);
+        errorf("--init-from: %s", err);
         return rc;
     }
     const charlm_config *c = &init->cfg;

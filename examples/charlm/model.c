@@ -48,8 +48,7 @@ static double model_param_count(const charlm_config *cfg, int V)
     return n + H * V + V;
 }
 
-int model_load(const char *path, charlm_meta *meta, tg_params **ps, tg_charlm *m, char *err,
-               size_t errsize)
+int meta_read(const char *path, charlm_meta *meta, char *err, size_t errsize)
 {
     void *buf = NULL;
     size_t size = 0;
@@ -62,10 +61,18 @@ int model_load(const char *path, charlm_meta *meta, tg_params **ps, tg_charlm *m
     char merr[400];
     int rc = meta_decode(buf, size, meta, merr, sizeof merr);
     free(buf);
-    if (rc != EXIT_OK) {
+    if (rc != EXIT_OK)
         snprintf(err, errsize, "%s: %s", path, merr);
+    return rc;
+}
+
+int model_load(const char *path, charlm_meta *meta, tg_params **ps, tg_charlm *m, char *err,
+               size_t errsize)
+{
+    char cerr[512] = "";
+    int rc = meta_read(path, meta, err, errsize);
+    if (rc != EXIT_OK)
         return rc;
-    }
     /* a file holds 4 bytes per float32 parameter: refuse metadata that describes a model
        larger than the file before allocating it (a crafted file could ask for gigabytes) */
     struct stat sb;
@@ -81,7 +88,7 @@ int model_load(const char *path, charlm_meta *meta, tg_params **ps, tg_charlm *m
         meta_free(meta);
         return rc;
     }
-    st = tg_checkpoint_load(path, *ps, NULL, cerr, sizeof cerr);
+    tg_status st = tg_checkpoint_load(path, *ps, NULL, cerr, sizeof cerr);
     if (st != TG_OK) {
         snprintf(err, errsize, "%s", cerr[0] ? cerr : tg_status_str(st));
         tg_params_free(*ps);

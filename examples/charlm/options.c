@@ -613,6 +613,36 @@ static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_op
     return EXIT_OK;
 }
 
+/* Options that need or exclude others. EXIT_OK or EXIT_USAGE (message printed). */
+static int check_combinations(charlm_cmd cmd, const charlm_opts *o)
+{
+    if ((cmd == CMD_SAMPLE || cmd == CMD_EVAL) && !o->model) {
+        fprintf(stderr, "charlm %s: --model FILE is required (see charlm %s --help)\n",
+                cmd_name(cmd), cmd_name(cmd));
+        return EXIT_USAGE;
+    }
+    if (cmd == CMD_TRAIN && o->init_from && o->resume) {
+        fprintf(stderr, "charlm train: --init-from starts a new run and --resume continues "
+                        "one: give one of them\n");
+        return EXIT_USAGE;
+    }
+    if (cmd == CMD_SAMPLE && o->prime_file && o->given[OPT_PRIME]) {
+        fprintf(stderr, "charlm sample: give --prime or --prime-file, not both\n");
+        return EXIT_USAGE;
+    }
+    if (cmd == CMD_SAMPLE && o->interactive && (o->beam > 0 || strcmp(o->prime, "-") == 0 ||
+                                                 (o->prime_file && !strcmp(o->prime_file, "-")))) {
+        fprintf(stderr, "charlm sample: --interactive reads standard input itself and "
+                        "samples (no --beam, no --prime -)\n");
+        return EXIT_USAGE;
+    }
+    if (cmd == CMD_TRAIN && o->save_every > 0 && !o->save) {
+        fprintf(stderr, "charlm train: --save-every needs --save FILE\n");
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
 int options_parse(charlm_cmd cmd, int argc, char **argv, charlm_opts *o)
 {
     defaults(cmd, o);
@@ -690,30 +720,9 @@ int options_parse(charlm_cmd cmd, int argc, char **argv, charlm_opts *o)
                 cmd_name(cmd), argv[optind], cmd_name(cmd));
         return EXIT_USAGE;
     }
-    if ((cmd == CMD_SAMPLE || cmd == CMD_EVAL) && !o->model) {
-        fprintf(stderr, "charlm %s: --model FILE is required (see charlm %s --help)\n",
-                cmd_name(cmd), cmd_name(cmd));
-        return EXIT_USAGE;
-    }
-    if (cmd == CMD_TRAIN && o->init_from && o->resume) {
-        fprintf(stderr, "charlm train: --init-from starts a new run and --resume continues "
-                        "one: give one of them\n");
-        return EXIT_USAGE;
-    }
-    if (cmd == CMD_SAMPLE && o->prime_file && o->given[OPT_PRIME]) {
-        fprintf(stderr, "charlm sample: give --prime or --prime-file, not both\n");
-        return EXIT_USAGE;
-    }
-    if (cmd == CMD_SAMPLE && o->interactive && (o->beam > 0 || strcmp(o->prime, "-") == 0 ||
-                                                 (o->prime_file && !strcmp(o->prime_file, "-")))) {
-        fprintf(stderr, "charlm sample: --interactive reads standard input itself and "
-                        "samples (no --beam, no --prime -)\n");
-        return EXIT_USAGE;
-    }
-    if (cmd == CMD_TRAIN && o->save_every > 0 && !o->save) {
-        fprintf(stderr, "charlm train: --save-every needs --save FILE\n");
-        return EXIT_USAGE;
-    }
+    int rc = check_combinations(cmd, o);
+    if (rc != EXIT_OK)
+        return rc;
     if (!o->data)
         o->data = default_data_path();
     return EXIT_OK;

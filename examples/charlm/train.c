@@ -209,18 +209,10 @@ static int check_resume_options(const charlm_opts *o, const charlm_config *saved
 static int resume_config(trainer *t, charlm_meta *meta)
 {
     const charlm_opts *o = t->o;
-    void *buf = NULL;
-    size_t size = 0;
-    char err[512] = "";
-    tg_status st = tg_checkpoint_read_meta(o->resume, &buf, &size, err, sizeof err);
-    if (st != TG_OK) {
-        errorf("--resume: %s", err[0] ? err : tg_status_str(st));
-        return EXIT_RUNTIME;
-    }
-    int rc = meta_decode(buf, size, meta, err, sizeof err);
-    free(buf);
+    char err[1024];
+    int rc = meta_read(o->resume, meta, err, sizeof err);
     if (rc != EXIT_OK) {
-        errorf("--resume: %s: %s", o->resume, err);
+        errorf("--resume: %s", err);
         return rc;
     }
     rc = check_resume_options(o, &meta->cfg);
