@@ -26,6 +26,14 @@
         (mean) = x0_ + s_ / (double)(len);                                           \
     } while (0)
 
+/* Gives n an aux array of one elem_bytes value per output (what backward needs per
+   reduced row) and finishes recording it. */
+static tg_tensor *finish_with_aux(tg_node *n, size_t elem_bytes)
+{
+    n->aux = tg_arena_alloc(n->tape, (size_t)n->out->numel * elem_bytes, false, n->op->name);
+    return n->aux ? tg_node_finish(n) : NULL;
+}
+
 /* ---- var_dim --------------------------------------------------------------------------
  * forward:   m = mean_k x[k]    y = sum_k (x[k] - m)^2 / (len - c)     c: the correction
  * backward:  dx[k] += dy * 2 (x[k] - m) / (len - c)
@@ -77,10 +85,7 @@ tg_tensor *tg_var_dim(tg_tape *tape, tg_tensor *x, int dim, int correction)
         return NULL;
     int64_t len = n->arg[1];
     n->scalar = len > correction ? (double)(len - correction) : 0.0;
-    n->aux = tg_arena_alloc(tape, (size_t)n->out->numel * sizeof(double), false, "var_dim");
-    if (!n->aux)
-        return NULL;
-    return tg_node_finish(n);
+    return finish_with_aux(n, sizeof(double));
 }
 
 /* ---- max_dim -----------------------------------------------------------------------------
@@ -128,10 +133,7 @@ tg_tensor *tg_max_dim(tg_tape *tape, tg_tensor *x, int dim)
     tg_node *n = tg_node_begin(tape, &op_max_dim, 1, &x);
     if (!n || !tg_reduce_dim_begin(n, dim))
         return NULL;
-    n->aux = tg_arena_alloc(tape, (size_t)n->out->numel * sizeof(int64_t), false, "max_dim");
-    if (!n->aux)
-        return NULL;
-    return tg_node_finish(n);
+    return finish_with_aux(n, sizeof(int64_t));
 }
 
 /* ---- logsumexp_dim -------------------------------------------------------------------------
@@ -182,11 +184,7 @@ tg_tensor *tg_logsumexp_dim(tg_tape *tape, tg_tensor *x, int dim)
     tg_node *n = tg_node_begin(tape, &op_logsumexp_dim, 1, &x);
     if (!n || !tg_reduce_dim_begin(n, dim))
         return NULL;
-    n->aux = tg_arena_alloc(tape, (size_t)n->out->numel * sizeof(double), false,
-                            "logsumexp_dim");
-    if (!n->aux)
-        return NULL;
-    return tg_node_finish(n);
+    return finish_with_aux(n, sizeof(double));
 }
 
 /* ---- mse_loss ------------------------------------------------------------------------------
