@@ -3,9 +3,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "autograd/autograd_internal.h"
 #include "autograd/gradcheck.h"
 
-/* f(x) on a fresh tape; NAN when fn fails (the status goes to *st). */
+/* Says why fn failed on tape (its tape's message) and returns the status. */
+static tg_status fn_failed(const tg_tape *tape)
+{
+    tg_status st = tg_tape_status(tape);
+    if (st == TG_OK)
+        return tg_error_set(TG_ERR_NULL, "gradcheck: the loss function returned NULL "
+                            "without recording an error on its tape");
+    return tg_error_set(st, "gradcheck: the loss function failed: %s", tg_tape_errmsg(tape));
+}
+
+/* f(x) on a fresh tape; NAN when fn fails (the status goes to *st, the reason is set). */
 static double eval_loss(tg_tape *tape, tg_loss_fn fn, void *user, tg_status *st)
 {
     tg_tape_reset(tape);
@@ -13,46 +24,61 @@ static double eval_loss(tg_tape *tape, tg_loss_fn fn, void *user, tg_status *st)
     tg_tensor *loss = fn(tape, user);
     tg_tape_set_grad_enabled(tape, true);
     if (!loss || tg_tape_status(tape) != TG_OK) {
-        *st = tg_tape_status(tape) != TG_OK ? tg_tape_status(tape) : TG_ERR_NULL;
+        *st = fn_failed(tape);
         return NAN;
     }
     return tg_tensor_get(loss, 0);
+}
+
+/* Checks the arguments; the reason is set on failure. */
+static tg_status check_args(tg_tensor **tensors, int n, tg_loss_fn fn,
+                            const tg_gradcheck_result *result)
+{
+    if (!tensors || !fn || !result)
+        return tg_error_set(TG_ERR_NULL, "gradcheck: %s is NULL",
+                            !tensors ? "tensors" : !fn ? "fn" : "result");
+    if (n < 1)
+        return tg_error_set(TG_ERR_ARG, "gradcheck: %d tensors (need at least 1)", n);
+    for (int k = 0; k < n; k++) {
+        if (!tensors[k])
+            return tg_error_set(TG_ERR_NULL, "gradcheck: tensor %d is NULL", k);
+        if (tensors[k]->dtype != TG_F64)
+            return tg_error_set(TG_ERR_DTYPE, "gradcheck: tensor %d is float32 (checks need "
+                                "float64)", k);
+        if (!tensors[k]->grad)
+            return tg_error_set(TG_ERR_ARG, "gradcheck: tensor %d has no gradient (call "
+                                "tg_tensor_requires_grad first)", k);
+    }
+    return TG_OK;
 }
 
 tg_status tg_gradcheck(tg_tensor **tensors, int n, tg_loss_fn fn, void *user,
                        const tg_gradcheck_opts *opts, tg_gradcheck_result *result,
                        double *per_tensor)
 {
-    if (!tensors || !fn || !result)
-        return TG_ERR_NULL;
-    if (n < 1)
-        return TG_ERR_ARG;
-    for (int k = 0; k < n; k++) {
-        if (!tensors[k])
-            return TG_ERR_NULL;
-        if (tensors[k]->dtype != TG_F64)
-            return TG_ERR_DTYPE;
-        if (!tensors[k]->grad)
-            return TG_ERR_ARG;   /* call tg_tensor_requires_grad first */
-    }
-    double eps = opts && opts->eps > 0 ? opts->eps : 1e-5;
+    tg_status st = check_args(tensors, n, fn, result);
+    if (st != TG_OK)
+        return st;
+    double eps = opts && opts->eps > 0 ? opts->eps : 1e-6;
+    double atol = opts && opts->atol > 0 ? opts->atol : 1e-5;
+    double rtol = opts && opts->rtol > 0 ? opts->rtol : 1e-3;
     double floor_ = opts && opts->floor > 0 ? opts->floor : 1e-3;
-    double tol = opts && opts->tolerance > 0 ? opts->tolerance : 1e-7;
+    double tol = opts && opts->tolerance > 0 ? opts->tolerance : INFINITY;
     int64_t most = opts && opts->max_per_tensor > 0 ? opts->max_per_tensor : 0;
 
     memset(result, 0, sizeof *result);
     result->worst_index = -1;
     tg_tape *tape = tg_tape_new();
     if (!tape)
-        return TG_ERR_NOMEM;
+        return tg_error_set(TG_ERR_NOMEM, "gradcheck: out of memory for a tape");
 
     /* analytic gradients: one backward pass from zeroed gradients */
     for (int k = 0; k < n; k++)
         tg_tensor_zero_grad(tensors[k]);
-    tg_status st = TG_OK;
     tg_tensor *loss = fn(tape, user);
-    st = tg_backward(tape, loss);
+    st = loss ? tg_backward(tape, loss) : TG_ERR_NULL;
     if (st != TG_OK) {
+        st = fn_failed(tape);
         tg_tape_free(tape);
         return st;
     }
@@ -66,13 +92,15 @@ tg_status tg_gradcheck(tg_tensor **tensors, int n, tg_loss_fn fn, void *user,
             x[i] = saved + eps;
             double fp = eval_loss(tape, fn, user, &st);
             x[i] = saved - eps;
-            double fm = eval_loss(tape, fn, user, &st);
+            double fm = st == TG_OK ? eval_loss(tape, fn, user, &st) : NAN;
             x[i] = saved;
             double numeric = (fp - fm) / (2 * eps), analytic = g[i];
             double denom = fmax(fmax(fabs(analytic), fabs(numeric)), floor_);
             double rel = fabs(analytic - numeric) / denom;
             if (isnan(rel))
                 rel = INFINITY;
+            if (!(fabs(analytic - numeric) <= atol + rtol * fabs(numeric)))   /* NaN fails */
+                result->failed++;
             result->checked++;
             if (rel > worst)
                 worst = rel;
@@ -89,7 +117,7 @@ tg_status tg_gradcheck(tg_tensor **tensors, int n, tg_loss_fn fn, void *user,
     }
     for (int k = 0; k < n; k++)
         tg_tensor_zero_grad(tensors[k]);
-    result->passed = st == TG_OK && result->max_rel_err <= tol;
+    result->passed = st == TG_OK && result->failed == 0 && result->max_rel_err <= tol;
     tg_tape_free(tape);
     return st;
 }
@@ -99,13 +127,13 @@ tg_status tg_gradcheck_params(tg_params *ps, tg_loss_fn fn, void *user,
                               double *per_tensor)
 {
     if (!ps)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "gradcheck_params: params is NULL");
     int n = tg_params_count(ps);
     if (n < 1)
-        return TG_ERR_ARG;
+        return tg_error_set(TG_ERR_ARG, "gradcheck_params: the collection is empty");
     tg_tensor **ts = malloc((size_t)n * sizeof *ts);
     if (!ts)
-        return TG_ERR_NOMEM;
+        return tg_error_set(TG_ERR_NOMEM, "gradcheck_params: out of memory");
     for (int i = 0; i < n; i++)
         ts[i] = tg_params_at(ps, i);
     tg_status st = tg_gradcheck(ts, n, fn, user, opts, result, per_tensor);

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "autograd/params.h"
+#include "tensor/tensor_internal.h"
 
 enum { NAME_MAX_LEN = 63 };
 
@@ -10,6 +11,8 @@ typedef struct param_entry {
     char       name[NAME_MAX_LEN + 1];
     tg_tensor *tensor;
 } param_entry;
+
+static int find(const struct tg_params *ps, const char *name);
 
 struct tg_params {
     tg_dtype     dtype;
@@ -19,11 +22,16 @@ struct tg_params {
 
 tg_params *tg_params_new(tg_dtype dtype)
 {
-    if (dtype != TG_F32 && dtype != TG_F64)
+    if (dtype != TG_F32 && dtype != TG_F64) {
+        tg_error_set(TG_ERR_ARG, "params_new: unknown dtype %d", (int)dtype);
         return NULL;
+    }
     tg_params *ps = calloc(1, sizeof *ps);
-    if (ps)
-        ps->dtype = dtype;
+    if (!ps) {
+        tg_error_set(TG_ERR_NOMEM, "params_new: out of memory");
+        return NULL;
+    }
+    ps->dtype = dtype;
     return ps;
 }
 
@@ -39,21 +47,34 @@ void tg_params_free(tg_params *ps)
 
 tg_tensor *tg_params_add(tg_params *ps, const char *name, int ndim, const int64_t *shape)
 {
-    if (!ps || !name || !name[0] || strlen(name) > NAME_MAX_LEN || tg_params_find(ps, name))
+    if (!ps || !name) {
+        tg_error_set(TG_ERR_NULL, "params_add: %s is NULL", !ps ? "collection" : "name");
         return NULL;
+    }
+    if (!name[0] || strlen(name) > NAME_MAX_LEN) {
+        tg_error_set(TG_ERR_ARG, "params_add: name \"%.*s%s\" is %s", 16, name,
+                     strlen(name) > 16 ? "..." : "",
+                     name[0] ? "longer than 63 bytes" : "empty");
+        return NULL;
+    }
+    if (find(ps, name) >= 0) {
+        tg_error_set(TG_ERR_ARG, "params_add: name \"%s\" is taken", name);
+        return NULL;
+    }
     if (ps->count == ps->cap) {
         int cap = ps->cap ? 2 * ps->cap : 16;
         param_entry *items = realloc(ps->items, (size_t)cap * sizeof *items);
-        if (!items)
+        if (!items) {
+            tg_error_set(TG_ERR_NOMEM, "params_add: out of memory");
             return NULL;
+        }
         ps->items = items;
         ps->cap = cap;
     }
     tg_tensor *t = tg_tensor_new(ps->dtype, ndim, shape);
-    if (!t)
-        return NULL;
-    if (tg_tensor_requires_grad(t) != TG_OK) {
+    if (!t || tg_tensor_requires_grad(t) != TG_OK) {
         tg_tensor_free(t);
+        tg_error_wrap("params_add: \"%s\"", name);   /* "...: tensor_new: 5 dims ..." */
         return NULL;
     }
     param_entry *e = &ps->items[ps->count++];
@@ -67,24 +88,45 @@ int tg_params_count(const tg_params *ps)
     return ps ? ps->count : 0;
 }
 
+/* Whether i indexes a parameter of ps; if not, says so on behalf of who. */
+static bool check_index(const tg_params *ps, int i, const char *who)
+{
+    if (!ps)
+        tg_error_set(TG_ERR_NULL, "%s: collection is NULL", who);
+    else if (i < 0 || i >= ps->count)
+        tg_error_set(TG_ERR_ARG, "%s: index %d outside [0,%d)", who, i, ps->count);
+    return ps && i >= 0 && i < ps->count;
+}
+
 tg_tensor *tg_params_at(tg_params *ps, int i)
 {
-    return ps && i >= 0 && i < ps->count ? ps->items[i].tensor : NULL;
+    return check_index(ps, i, "params_at") ? ps->items[i].tensor : NULL;
 }
 
 const char *tg_params_name(const tg_params *ps, int i)
 {
-    return ps && i >= 0 && i < ps->count ? ps->items[i].name : NULL;
+    return check_index(ps, i, "params_name") ? ps->items[i].name : NULL;
+}
+
+/* The index of the parameter called name, or -1. */
+static int find(const tg_params *ps, const char *name)
+{
+    for (int i = 0; i < ps->count; i++)
+        if (strcmp(ps->items[i].name, name) == 0)
+            return i;
+    return -1;
 }
 
 tg_tensor *tg_params_find(tg_params *ps, const char *name)
 {
-    if (!ps || !name)
+    if (!ps || !name) {
+        tg_error_set(TG_ERR_NULL, "params_find: %s is NULL", !ps ? "collection" : "name");
         return NULL;
-    for (int i = 0; i < ps->count; i++)
-        if (strcmp(ps->items[i].name, name) == 0)
-            return ps->items[i].tensor;
-    return NULL;
+    }
+    int i = find(ps, name);
+    if (i < 0)
+        tg_error_set(TG_ERR_ARG, "params_find: no parameter is named \"%s\"", name);
+    return i >= 0 ? ps->items[i].tensor : NULL;
 }
 
 tg_dtype tg_params_dtype(const tg_params *ps)

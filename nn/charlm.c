@@ -11,12 +11,21 @@
 tg_status tg_charlm_init(tg_charlm *m, tg_params *ps, const tg_charlm_config *cfg,
                          const tg_init *init, tg_rng *rng)
 {
+    const char *who = "charlm_init";
     if (!m || !ps || !cfg || !rng)
-        return TG_ERR_NULL;
-    if ((unsigned)cfg->cell > TG_CELL_GRU || cfg->vocab < 1 || cfg->hidden < 1 ||
-        cfg->layers < 1 || cfg->layers > TG_MAX_LAYERS || cfg->embed < 0 ||
-        !(cfg->dropout >= 0 && cfg->dropout < 1))
-        return TG_ERR_ARG;
+        return tg_error_set(TG_ERR_NULL, "%s: %s is NULL", who,
+                            !m ? "model" : !ps ? "params" : !cfg ? "config" : "rng");
+    if (cfg->vocab < 1 || cfg->hidden < 1 || cfg->embed < 0)
+        return tg_error_set(TG_ERR_ARG, "%s: vocab %d, hidden %d, embed %d (want vocab and "
+                            "hidden >= 1, embed >= 0)", who, cfg->vocab, cfg->hidden,
+                            cfg->embed);
+    if ((unsigned)cfg->cell > TG_CELL_GRU)
+        return tg_error_set(TG_ERR_ARG, "%s: unknown cell kind %d", who, (int)cfg->cell);
+    if (cfg->layers < 1 || cfg->layers > TG_MAX_LAYERS)
+        return tg_error_set(TG_ERR_ARG, "%s: %d layers (must be 1..%d)", who, cfg->layers,
+                            TG_MAX_LAYERS);
+    if (!(cfg->dropout >= 0 && cfg->dropout < 1))
+        return tg_error_set(TG_ERR_ARG, "%s: dropout %g outside [0,1)", who, cfg->dropout);
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
     tg_status st = TG_OK;
@@ -36,7 +45,7 @@ tg_status tg_charlm_init(tg_charlm *m, tg_params *ps, const tg_charlm_config *cf
     if (st == TG_OK && init && init->kind == TG_INIT_ORTHOGONAL)
         st = tg_init_orthogonal_stack(ps, stack_first, stack_end, cfg->hidden,
                                       cfg->embed > 0 ? 0 : cfg->vocab, "rnn.0.", rng);
-    return st;
+    return st == TG_OK ? TG_OK : tg_error_wrap("%s", who);
 }
 
 /* The model's input for one time step: tokens (B ids, already checked) as a one-hot

@@ -8,7 +8,7 @@ tg_status tg_gru_cell_init(tg_gru_cell *cell, tg_params *ps, const char *prefix,
                            int input_size, int hidden_size, const tg_init *init, tg_rng *rng)
 {
     if (!cell)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "gru_cell_init: cell is NULL");
     const char *const names[3] = { "update", "reset", "candidate" };
     tg_linear *const gates[3] = { &cell->update, &cell->reset, &cell->candidate };
     tg_status st = tg_init_gates(ps, prefix, 3, names, gates, input_size, hidden_size, init,

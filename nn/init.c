@@ -15,7 +15,8 @@ static const tg_init default_init = { TG_INIT_TORCH, 0.0, false };
 /* char-rnn's bound, used by TG_INIT_UNIFORM when scale is 0. */
 #define CHAR_RNN_SCALE 0.08
 
-static tg_status check_init(const tg_init *init)
+/* TG_OK, or TG_ERR_ARG with the reason given on behalf of who. */
+static tg_status check_init(const char *who, const char *name, const tg_init *init)
 {
     switch (init->kind) {
     case TG_INIT_TORCH:
@@ -23,9 +24,33 @@ static tg_status check_init(const tg_init *init)
     case TG_INIT_ORTHOGONAL:
         return TG_OK;
     case TG_INIT_UNIFORM:
-        return isfinite(init->scale) && init->scale >= 0 ? TG_OK : TG_ERR_ARG;
+        if (isfinite(init->scale) && init->scale >= 0)
+            return TG_OK;
+        return tg_error_set(TG_ERR_ARG, "%s: %s: uniform scale %g must be finite and >= 0",
+                            who, name, init->scale);
     }
-    return TG_ERR_ARG;
+    return tg_error_set(TG_ERR_ARG, "%s: %s: unknown init kind %d", who, name,
+                        (int)init->kind);
+}
+
+/* Adds parameter name of shape (d0[, d1]) to ps for who, with a reason on failure: a
+   name that is too long or taken, or no memory (TG_ERR_ARG / TG_ERR_NOMEM). */
+static tg_tensor *add_param(const char *who, tg_params *ps, const char *name, int ndim,
+                            int64_t d0, int64_t d1)
+{
+    if (strlen(name) > 63) {
+        tg_error_set(TG_ERR_ARG, "%s: parameter name \"%.20s...\" is longer than 63 bytes",
+                     who, name);
+        return NULL;
+    }
+    if (tg_params_find(ps, name)) {
+        tg_error_set(TG_ERR_ARG, "%s: parameter name \"%s\" is taken", who, name);
+        return NULL;
+    }
+    tg_tensor *t = tg_params_add(ps, name, ndim, (const int64_t[]){ d0, d1 });
+    if (!t)
+        tg_error_wrap("%s", who);
+    return t;
 }
 
 static double init_bound(const tg_init *init, int fan, int64_t in, int64_t out)
@@ -45,17 +70,20 @@ static double init_bound(const tg_init *init, int fan, int64_t in, int64_t out)
 tg_status tg_init_weight(tg_tensor **w, tg_params *ps, const char *name, int in, int out,
                          int fan, const tg_init *init, tg_rng *rng)
 {
+    const char *who = "init_weight";
     if (!w || !ps || !name || !rng)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "%s: %s is NULL", who,
+                            !w ? "w" : !ps ? "params" : !name ? "name" : "rng");
     if (!init)
         init = &default_init;
-    if (in < 1 || out < 1 || fan < 1 || check_init(init) != TG_OK || strlen(name) > 63)
+    if (in < 1 || out < 1 || fan < 1)
+        return tg_error_set(TG_ERR_ARG, "%s: %s: in %d, out %d, fan %d (all must be >= 1)",
+                            who, name, in, out, fan);
+    if (check_init(who, name, init) != TG_OK)
         return TG_ERR_ARG;
-    if (tg_params_find(ps, name))
-        return TG_ERR_ARG;                       /* duplicate name */
-    tg_tensor *t = tg_params_add(ps, name, 2, (const int64_t[]){ in, out });
+    tg_tensor *t = add_param(who, ps, name, 2, in, out);
     if (!t)
-        return TG_ERR_NOMEM;
+        return tg_last_status();
     double bound = init_bound(init, fan, in, out);
     tg_tensor_fill_uniform(t, rng, -bound, bound);
     *w = t;
@@ -64,13 +92,15 @@ tg_status tg_init_weight(tg_tensor **w, tg_params *ps, const char *name, int in,
 
 tg_status tg_init_vector(tg_tensor **v, tg_params *ps, const char *name, int n, double value)
 {
+    const char *who = "init_vector";
     if (!v || !ps || !name)
-        return TG_ERR_NULL;
-    if (n < 1 || strlen(name) > 63 || tg_params_find(ps, name))
-        return TG_ERR_ARG;
-    tg_tensor *t = tg_params_add(ps, name, 1, (const int64_t[]){ n });
+        return tg_error_set(TG_ERR_NULL, "%s: %s is NULL", who,
+                            !v ? "v" : !ps ? "params" : "name");
+    if (n < 1)
+        return tg_error_set(TG_ERR_ARG, "%s: %s: n %d (must be >= 1)", who, name, n);
+    tg_tensor *t = add_param(who, ps, name, 1, n, 0);
     if (!t)
-        return TG_ERR_NOMEM;
+        return tg_last_status();
     tg_tensor_fill(t, value);
     *v = t;
     return TG_OK;
@@ -79,24 +109,27 @@ tg_status tg_init_vector(tg_tensor **v, tg_params *ps, const char *name, int n, 
 tg_status tg_linear_init(tg_linear *l, tg_params *ps, const char *name, int in, int out,
                          int fan, const tg_init *init, tg_rng *rng)
 {
+    const char *who = "linear_init";
     if (!l || !ps || !name || !rng)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "%s: %s is NULL", who,
+                            !l ? "layer" : !ps ? "params" : !name ? "name" : "rng");
     if (!init)
         init = &default_init;
-    if (in < 1 || out < 1 || fan < 1 || check_init(init) != TG_OK)
+    if (in < 1 || out < 1 || fan < 1)
+        return tg_error_set(TG_ERR_ARG, "%s: %s: in %d, out %d, fan %d (all must be >= 1)",
+                            who, name, in, out, fan);
+    if (check_init(who, name, init) != TG_OK)
         return TG_ERR_ARG;
 
     char wname[80], bname[80];
-    if (snprintf(wname, sizeof wname, "%s.w", name) > 63 ||
-        snprintf(bname, sizeof bname, "%s.b", name) > 63)
-        return TG_ERR_ARG;                       /* tg_params names hold 63 bytes */
-    if (tg_params_find(ps, wname) || tg_params_find(ps, bname))
-        return TG_ERR_ARG;                       /* duplicate name */
-
-    tg_tensor *w = tg_params_add(ps, wname, 2, (const int64_t[]){ in, out });
-    tg_tensor *b = w ? tg_params_add(ps, bname, 1, (const int64_t[]){ out }) : NULL;
+    snprintf(wname, sizeof wname, "%.70s.w", name);
+    snprintf(bname, sizeof bname, "%.70s.b", name);
+    if (tg_params_find(ps, bname))              /* neither is added when either is taken */
+        return tg_error_set(TG_ERR_ARG, "%s: parameter name \"%s\" is taken", who, bname);
+    tg_tensor *w = add_param(who, ps, wname, 2, in, out);
+    tg_tensor *b = w ? add_param(who, ps, bname, 1, out, 0) : NULL;
     if (!w || !b)
-        return TG_ERR_NOMEM;
+        return tg_last_status();
 
     double bound = init_bound(init, fan, in, out);
     tg_tensor_fill_uniform(w, rng, -bound, bound);
@@ -112,17 +145,20 @@ tg_status tg_linear_init(tg_linear *l, tg_params *ps, const char *name, int in, 
 tg_status tg_embedding_init(tg_tensor **table, tg_params *ps, const char *name, int vocab,
                             int dim, const tg_init *init, tg_rng *rng)
 {
+    const char *who = "embedding_init";
     if (!table || !ps || !name || !rng)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "%s: %s is NULL", who,
+                            !table ? "table" : !ps ? "params" : !name ? "name" : "rng");
     if (!init)
         init = &default_init;
-    if (vocab < 1 || dim < 1 || check_init(init) != TG_OK || strlen(name) > 63)
+    if (vocab < 1 || dim < 1)
+        return tg_error_set(TG_ERR_ARG, "%s: %s: vocab %d, dim %d (both must be >= 1)", who,
+                            name, vocab, dim);
+    if (check_init(who, name, init) != TG_OK)
         return TG_ERR_ARG;
-    if (tg_params_find(ps, name))
-        return TG_ERR_ARG;
-    tg_tensor *t = tg_params_add(ps, name, 2, (const int64_t[]){ vocab, dim });
+    tg_tensor *t = add_param(who, ps, name, 2, vocab, dim);
     if (!t)
-        return TG_ERR_NOMEM;
+        return tg_last_status();
     double bound;
     switch (init->kind) {
     case TG_INIT_TORCH:                 /* torch.nn.Embedding: N(0, 1) */

@@ -87,9 +87,10 @@ tg_status tg_init_gates(tg_params *ps, const char *prefix, int n, const char *co
                         const tg_init *init, tg_rng *rng)
 {
     if (!prefix)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "cell init: prefix is NULL");
     if (input_size < 1 || hidden_size < 1)
-        return TG_ERR_ARG;
+        return tg_error_set(TG_ERR_ARG, "cell init: %s: input_size %d, hidden_size %d (both "
+                            "must be >= 1)", prefix, input_size, hidden_size);
     for (int g = 0; g < n; g++) {
         char name[80];
         snprintf(name, sizeof name, "%s.%s", prefix, names[g]);

@@ -8,7 +8,7 @@ tg_status tg_lstm_cell_init(tg_lstm_cell *cell, tg_params *ps, const char *prefi
                             int input_size, int hidden_size, const tg_init *init, tg_rng *rng)
 {
     if (!cell)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "lstm_cell_init: cell is NULL");
     const char *const names[4] = { "forget", "candidate", "input", "output" };
     tg_linear *const gates[4] = { &cell->forget, &cell->candidate, &cell->input, &cell->output };
     tg_status st = tg_init_gates(ps, prefix, 4, names, gates, input_size, hidden_size, init,

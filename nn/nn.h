@@ -14,7 +14,10 @@
 extern "C" {
 #endif
 
-/* Legend: B batch, T time, I input, H hidden, V vocab, E embedding. */
+/* Legend: B batch, T time, I input, H hidden, V vocab, E embedding.
+   Errors: functions that take a tape record a sticky error on it (autograd.h); every
+   other function here that returns NULL or a status other than TG_OK leaves its reason
+   for the calling thread in tg_last_error() (tensor/tensor.h). */
 
 /* ---- initialisation ------------------------------------------------------- */
 typedef enum tg_init_kind {
@@ -46,13 +49,15 @@ typedef struct tg_linear {
    init NULL means TG_INIT_TORCH. Values are drawn in a fixed order (w row-major, then b),
    so a seed always gives the same parameters.
    Returns TG_ERR_NULL / TG_ERR_ARG (bad sizes, a name that is taken or longer than
-   61 bytes, a negative scale) / TG_ERR_NOMEM. */
+   61 bytes, a negative scale, an unknown init kind) / TG_ERR_NOMEM; each with its own
+   reason in tg_last_error(). */
 tg_status tg_linear_init(tg_linear *l, tg_params *ps, const char *name, int in, int out,
                          int fan, const tg_init *init, tg_rng *rng);
 
 /* Adds an embedding table name (vocab, dim) to ps and stores it in *table: N(0,1) for
    TG_INIT_TORCH (torch.nn.Embedding), U(-scale, scale) for TG_INIT_UNIFORM, Glorot
-   uniform over (vocab, dim) for TG_INIT_XAVIER. Returns TG_ERR_* as tg_linear_init. */
+   uniform over (vocab, dim) for TG_INIT_XAVIER. Returns TG_ERR_* as tg_linear_init; the
+   reason in tg_last_error(). */
 tg_status tg_embedding_init(tg_tensor **table, tg_params *ps, const char *name, int vocab,
                             int dim, const tg_init *init, tg_rng *rng);
 
@@ -99,7 +104,8 @@ typedef struct tg_lstm_state {
     tg_tensor *c;   /* (B,H) */
 } tg_lstm_state;
 
-/* Parameters are named "<prefix>.<gate>.w" / ".b". Return TG_ERR_* as tg_linear_init. */
+/* Parameters are named "<prefix>.<gate>.w" / ".b". Return TG_ERR_* as tg_linear_init; the
+   reason in tg_last_error(). */
 tg_status tg_rnn_cell_init(tg_rnn_cell *cell, tg_params *ps, const char *prefix,
                            int input_size, int hidden_size, const tg_init *init, tg_rng *rng);
 tg_status tg_lstm_cell_init(tg_lstm_cell *cell, tg_params *ps, const char *prefix,
@@ -197,7 +203,8 @@ typedef struct tg_stack_state {
 } tg_stack_state;
 
 /* Adds cells "<prefix>.<l>.<gate>" for l = 0..layers-1 (1 <= layers <= TG_MAX_LAYERS).
-   Returns TG_ERR_ARG for bad sizes or dropout outside [0,1), else as tg_linear_init. */
+   Returns TG_ERR_ARG for bad sizes or dropout outside [0,1), else as tg_linear_init; the
+   reason in tg_last_error(). */
 tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
                             tg_cell_kind kind, int layers, int input_size, int hidden_size,
                             double dropout, const tg_init *init, tg_rng *rng);
@@ -214,12 +221,14 @@ tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
                              tg_stack_state *state, bool training, tg_rng *rng);
 
 /* Caller-owned zero state for batch B (tg_tensor_new tensors); free with _free.
-   NULL when out of memory. */
+   NULL for a NULL or uninitialised stack, a bad batch or dtype, or out of memory; the
+   reason in tg_last_error(). */
 tg_stack_state *tg_stack_state_new(const tg_rnn_stack *s, tg_dtype dtype, int64_t batch);
 void            tg_stack_state_free(tg_stack_state *st);
 void            tg_stack_state_zero(tg_stack_state *st);
 /* Copies src's tensors' values into dst's (the detach at a TBPTT window boundary).
-   Returns TG_ERR_SHAPE when they do not match. */
+   Returns TG_ERR_NULL, or TG_ERR_SHAPE when they do not match; the reason in
+   tg_last_error(). */
 tg_status       tg_stack_state_copy(tg_stack_state *dst, const tg_stack_state *src);
 
 /* ---- character-level language model ----------------------------------------
@@ -242,7 +251,8 @@ typedef struct tg_charlm {
 } tg_charlm;
 
 /* Builds the model's parameters into ps (which must be empty or hold other names):
-   "embed" (V,E) if any, "rnn.<l>.<gate>.w/b", "head.w/b". */
+   "embed" (V,E) if any, "rnn.<l>.<gate>.w/b", "head.w/b". TG_ERR_NULL / TG_ERR_ARG (a
+   bad setting) / as tg_linear_init; the reason in tg_last_error(). */
 tg_status tg_charlm_init(tg_charlm *m, tg_params *ps, const tg_charlm_config *cfg,
                          const tg_init *init, tg_rng *rng);
 
@@ -294,7 +304,7 @@ typedef struct tg_series {
 } tg_series;
 
 /* A recorder for a stack of layers (1 <= layers <= TG_MAX_LAYERS); free with _free.
-   NULL for a bad layer count or when out of memory. */
+   NULL for a bad layer count or when out of memory; the reason in tg_last_error(). */
 tg_recorder *tg_recorder_new(int layers);
 void         tg_recorder_free(tg_recorder *r);
 /* Installs r as tape's observer (replacing any other); r NULL removes the observer.
@@ -307,11 +317,13 @@ void         tg_recorder_observe(void *user, const char *name, const tg_tensor *
 void         tg_recorder_clear(tg_recorder *r);
 /* The first error, after which nothing more is recorded: TG_ERR_NOMEM, TG_ERR_SHAPE (a
    report whose dtype or shape differs from its series'), TG_ERR_ARG (more than 256
-   series, or a name longer than 63 bytes); TG_ERR_NULL for a NULL recorder. */
+   series, or a name longer than 63 bytes); TG_ERR_NULL for a NULL recorder. When not
+   TG_OK, the reason is in tg_last_error() (set again by this call). */
 tg_status    tg_recorder_status(const tg_recorder *r);
 /* Number of series, in order of their first report. */
 int          tg_recorder_count(const tg_recorder *r);
-/* Describes series i (0 <= i < count) in *out. TG_ERR_NULL / TG_ERR_ARG (bad index). */
+/* Describes series i (0 <= i < count) in *out. TG_ERR_NULL / TG_ERR_ARG (bad index);
+   the reason in tg_last_error(), as for tg_recorder_get. */
 tg_status    tg_recorder_series(const tg_recorder *r, int i, tg_series *out);
 /* Describes the series (layer, name) in *out. TG_ERR_NULL / TG_ERR_ARG (no such series). */
 tg_status    tg_recorder_get(const tg_recorder *r, int layer, const char *name, tg_series *out);

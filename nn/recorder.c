@@ -1,8 +1,11 @@
 /* nn/recorder.c: a tape observer that records every named result, per layer and name. */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/nn_internal.h"
 
 /* Legend: L layers; a report is one tensor passed to tg_name (B,H for a cell's gate). */
 
@@ -25,17 +28,24 @@ struct tg_recorder {
     int layers;
     int64_t group;               /* current group; layer = group % layers        */
     tg_status status;            /* first error; recording stops after it        */
+    char msg[160];               /* its reason                                   */
     int count;
     series s[MAX_SERIES];
 };
 
 tg_recorder *tg_recorder_new(int layers)
 {
-    if (layers < 1 || layers > TG_MAX_LAYERS)
+    if (layers < 1 || layers > TG_MAX_LAYERS) {
+        tg_error_set(TG_ERR_ARG, "recorder_new: %d layers (must be 1..%d)", layers,
+                     TG_MAX_LAYERS);
         return NULL;
+    }
     tg_recorder *r = calloc(1, sizeof *r);
-    if (r)
-        r->layers = layers;
+    if (!r) {
+        tg_error_set(TG_ERR_NOMEM, "recorder_new: out of memory");
+        return NULL;
+    }
+    r->layers = layers;
     return r;
 }
 
@@ -58,11 +68,26 @@ void tg_recorder_clear(tg_recorder *r)
     }
     r->group = 0;
     r->status = TG_OK;
+    r->msg[0] = '\0';
 }
 
 void tg_recorder_attach(tg_recorder *r, tg_tape *tape)
 {
     tg_tape_set_observer(tape, r ? tg_recorder_observe : NULL, r);
+}
+
+/* Records r's first error and its reason (also the calling thread's, tg_last_error);
+   recording stops until tg_recorder_clear. */
+static void stop(tg_recorder *r, tg_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void stop(tg_recorder *r, tg_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->msg, sizeof r->msg, fmt, ap);
+    va_end(ap);
+    r->status = status;
+    tg_error_set(status, "recorder: %s", r->msg);
 }
 
 /* Index of the series (layer, name), or -1. */
@@ -78,7 +103,10 @@ static int find(const tg_recorder *r, int layer, const char *name)
 static series *add(tg_recorder *r, int layer, const char *name, const tg_tensor *t)
 {
     if (r->count == MAX_SERIES || strlen(name) > MAX_NAME) {
-        r->status = TG_ERR_ARG;
+        if (r->count == MAX_SERIES)
+            stop(r, TG_ERR_ARG, "more than %d series (at \"%.64s\")", MAX_SERIES, name);
+        else
+            stop(r, TG_ERR_ARG, "name \"%.64s...\" is longer than %d bytes", name, MAX_NAME);
         return NULL;
     }
     series *s = &r->s[r->count++];
@@ -108,7 +136,12 @@ void tg_recorder_observe(void *user, const char *name, const tg_tensor *t)
         return;
     if (t->dtype != s->dtype || t->ndim != s->ndim ||
         memcmp(t->shape, s->shape, (size_t)t->ndim * sizeof t->shape[0]) != 0) {
-        r->status = TG_ERR_SHAPE;
+        char a[64], b[64];
+        tg_tensor first = { .ndim = s->ndim };      /* the series' shape, for printing */
+        memcpy(first.shape, s->shape, sizeof first.shape);
+        stop(r, TG_ERR_SHAPE, "layer %d \"%s\" reported %s %s after %s %s", s->layer, s->name,
+             tg_shape_str(t, a, sizeof a), t->dtype == TG_F64 ? "f64" : "f32",
+             tg_shape_str(&first, b, sizeof b), s->dtype == TG_F64 ? "f64" : "f32");
         return;
     }
     size_t row = (size_t)s->width * tg_dtype_size(s->dtype);
@@ -116,7 +149,8 @@ void tg_recorder_observe(void *user, const char *name, const tg_tensor *t)
         int64_t cap = s->cap ? 2 * s->cap : 64;
         unsigned char *p = realloc(s->data, (size_t)cap * row);
         if (!p) {
-            r->status = TG_ERR_NOMEM;
+            stop(r, TG_ERR_NOMEM, "out of memory for %lld rows of \"%s\"", (long long)cap,
+                 s->name);
             return;
         }
         s->data = p;
@@ -129,7 +163,9 @@ void tg_recorder_observe(void *user, const char *name, const tg_tensor *t)
 
 tg_status tg_recorder_status(const tg_recorder *r)
 {
-    return r ? r->status : TG_ERR_NULL;
+    if (!r)
+        return tg_error_set(TG_ERR_NULL, "recorder_status: recorder is NULL");
+    return r->status == TG_OK ? TG_OK : tg_error_set(r->status, "recorder: %s", r->msg);
 }
 
 int tg_recorder_count(const tg_recorder *r)
@@ -152,9 +188,10 @@ static void describe(const series *s, tg_series *out)
 tg_status tg_recorder_series(const tg_recorder *r, int i, tg_series *out)
 {
     if (!r || !out)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "recorder_series: %s is NULL", !r ? "recorder" : "out");
     if (i < 0 || i >= r->count)
-        return TG_ERR_ARG;
+        return tg_error_set(TG_ERR_ARG, "recorder_series: index %d outside [0,%d)", i,
+                            r->count);
     describe(&r->s[i], out);
     return TG_OK;
 }
@@ -162,10 +199,12 @@ tg_status tg_recorder_series(const tg_recorder *r, int i, tg_series *out)
 tg_status tg_recorder_get(const tg_recorder *r, int layer, const char *name, tg_series *out)
 {
     if (!r || !name || !out)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "recorder_get: %s is NULL",
+                            !r ? "recorder" : !name ? "name" : "out");
     int i = find(r, layer, name);
     if (i < 0)
-        return TG_ERR_ARG;
+        return tg_error_set(TG_ERR_ARG, "recorder_get: no series \"%s\" in layer %d", name,
+                            layer);
     describe(&r->s[i], out);
     return TG_OK;
 }

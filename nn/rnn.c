@@ -8,7 +8,7 @@ tg_status tg_rnn_cell_init(tg_rnn_cell *cell, tg_params *ps, const char *prefix,
                            int input_size, int hidden_size, const tg_init *init, tg_rng *rng)
 {
     if (!cell)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "rnn_cell_init: cell is NULL");
     const char *const names[1] = { "layer" };
     tg_linear *const gates[1] = { &cell->layer };
     tg_status st = tg_init_gates(ps, prefix, 1, names, gates, input_size, hidden_size, init,

@@ -27,11 +27,21 @@ tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
                             tg_cell_kind kind, int layers, int input_size, int hidden_size,
                             double dropout, const tg_init *init, tg_rng *rng)
 {
+    const char *who = "rnn_stack_init";
     if (!s || !ps || !prefix || !rng)
-        return TG_ERR_NULL;
-    if ((unsigned)kind > TG_CELL_GRU || layers < 1 || layers > TG_MAX_LAYERS ||
-        input_size < 1 || hidden_size < 1 || !(dropout >= 0 && dropout < 1))
-        return TG_ERR_ARG;
+        return tg_error_set(TG_ERR_NULL, "%s: %s is NULL", who,
+                            !s ? "stack" : !ps ? "params" : !prefix ? "prefix" : "rng");
+    if ((unsigned)kind > TG_CELL_GRU)
+        return tg_error_set(TG_ERR_ARG, "%s: %s: unknown cell kind %d", who, prefix, (int)kind);
+    if (layers < 1 || layers > TG_MAX_LAYERS)
+        return tg_error_set(TG_ERR_ARG, "%s: %s: %d layers (must be 1..%d)", who, prefix,
+                            layers, TG_MAX_LAYERS);
+    if (input_size < 1 || hidden_size < 1)
+        return tg_error_set(TG_ERR_ARG, "%s: %s: input_size %d, hidden_size %d (both must "
+                            "be >= 1)", who, prefix, input_size, hidden_size);
+    if (!(dropout >= 0 && dropout < 1))
+        return tg_error_set(TG_ERR_ARG, "%s: %s: dropout %g outside [0,1)", who, prefix,
+                            dropout);
     memset(s, 0, sizeof *s);
     for (int l = 0; l < layers; l++) {
         char name[80];
@@ -52,7 +62,7 @@ tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
             break;
         }
         if (st != TG_OK)
-            return st;
+            return tg_error_wrap("%s", who);
     }
     s->kind = kind;
     s->layers = layers;
@@ -122,12 +132,26 @@ tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
 
 tg_stack_state *tg_stack_state_new(const tg_rnn_stack *s, tg_dtype dtype, int64_t batch)
 {
-    if (!s || s->layers < 1 || s->layers > TG_MAX_LAYERS || batch < 1 ||
-        (dtype != TG_F32 && dtype != TG_F64))
+    const char *who = "stack_state_new";
+    if (!s) {
+        tg_error_set(TG_ERR_NULL, "%s: stack is NULL", who);
         return NULL;
+    }
+    if (s->layers < 1 || s->layers > TG_MAX_LAYERS) {
+        tg_error_set(TG_ERR_ARG, "%s: the stack has %d layers (not initialised?)", who,
+                     s->layers);
+        return NULL;
+    }
+    if (batch < 1 || (dtype != TG_F32 && dtype != TG_F64)) {
+        tg_error_set(TG_ERR_ARG, "%s: batch %lld, dtype %d (want batch >= 1, TG_F32 or "
+                     "TG_F64)", who, (long long)batch, (int)dtype);
+        return NULL;
+    }
     tg_stack_state *st = calloc(1, sizeof *st);
-    if (!st)
+    if (!st) {
+        tg_error_set(TG_ERR_NOMEM, "%s: out of memory", who);
         return NULL;
+    }
     st->layers = s->layers;
     const int64_t shape[2] = { batch, s->hidden_size };        /* (B,H) */
     for (int l = 0; l < s->layers; l++) {
@@ -139,6 +163,7 @@ tg_stack_state *tg_stack_state_new(const tg_rnn_stack *s, tg_dtype dtype, int64_
     }
     return st;
 fail:
+    tg_error_wrap("%s", who);
     tg_stack_state_free(st);
     return NULL;
 }
@@ -176,13 +201,25 @@ static bool same_slot(const tg_tensor *dst, const tg_tensor *src)
 
 tg_status tg_stack_state_copy(tg_stack_state *dst, const tg_stack_state *src)
 {
+    const char *who = "stack_state_copy";
     if (!dst || !src)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "%s: %s is NULL", who, !dst ? "dst" : "src");
     if (dst->layers != src->layers || dst->layers < 1 || dst->layers > TG_MAX_LAYERS)
-        return TG_ERR_SHAPE;
-    for (int l = 0; l < dst->layers; l++)      /* check everything before copying anything */
-        if (!dst->h[l] || !same_slot(dst->h[l], src->h[l]) || !same_slot(dst->c[l], src->c[l]))
-            return TG_ERR_SHAPE;
+        return tg_error_set(TG_ERR_SHAPE, "%s: dst has %d layers, src %d (must agree, "
+                            "1..%d)", who, dst->layers, src->layers, TG_MAX_LAYERS);
+    for (int l = 0; l < dst->layers; l++) {    /* check everything before copying anything */
+        if (!dst->h[l] || !same_slot(dst->h[l], src->h[l]) ||
+            !same_slot(dst->c[l], src->c[l])) {
+            char a[64], b[64];
+            bool h_bad = !dst->h[l] || !same_slot(dst->h[l], src->h[l]);
+            const tg_tensor *d = h_bad ? dst->h[l] : dst->c[l], *o = h_bad ? src->h[l]
+                                                                          : src->c[l];
+            return tg_error_set(TG_ERR_SHAPE, "%s: layer %d's %s: dst %s %s, src %s %s do "
+                                "not match", who, l, h_bad ? "h" : "c", tg_shape_str(d, a, 64),
+                                d && d->dtype == TG_F64 ? "f64" : "f32", tg_shape_str(o, b, 64),
+                                o && o->dtype == TG_F64 ? "f64" : "f32");
+        }
+    }
     for (int l = 0; l < dst->layers; l++) {
         if (dst->h[l] != src->h[l])
             tg_tensor_copy(dst->h[l], src->h[l]);

@@ -41,3 +41,20 @@ tg_status tg_error_copy(tg_status st, char *err, size_t errsize)
         snprintf(err, errsize, "%s", st == TG_OK ? "" : last_message);
     return st;
 }
+
+tg_status tg_error_wrap(const char *fmt, ...)
+{
+    char inner[sizeof last_message];
+    snprintf(inner, sizeof inner, "%s", last_message);
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(last_message, sizeof last_message, fmt, ap);
+    va_end(ap);
+    size_t len = n < 0 ? 0 : (size_t)n, cap = sizeof last_message - 1;
+    for (const char *p = ": "; *p && len < cap; p++)
+        last_message[len++] = *p;
+    for (const char *p = inner; *p && len < cap; p++)    /* truncated to fit */
+        last_message[len++] = *p;
+    last_message[len < cap ? len : cap] = '\0';
+    return last_status;
+}

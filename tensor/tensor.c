@@ -125,13 +125,16 @@ void tg_tensor_free(tg_tensor *t)
 tg_status tg_tensor_requires_grad(tg_tensor *t)
 {
     if (!t)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "tensor_requires_grad: tensor is NULL");
     if (!t->grad) {
-        if (t->flags & TG_FLAG_TAPE)
-            return TG_ERR_ARG;  /* tape tensors get their gradients from backward */
+        if (t->flags & TG_FLAG_TAPE)    /* tape tensors get their gradients from backward */
+            return tg_error_set(TG_ERR_ARG, "tensor_requires_grad: %s is owned by a tape "
+                                "(only caller-owned tensors take a gradient buffer)",
+                                tg_shape_str(t, (char[64]){ 0 }, 64));
         t->grad = calloc((size_t)t->numel, tg_dtype_size(t->dtype));
         if (!t->grad)
-            return TG_ERR_NOMEM;
+            return tg_error_set(TG_ERR_NOMEM, "tensor_requires_grad: out of memory for a "
+                                "gradient of %lld elements", (long long)t->numel);
     }
     t->flags |= TG_FLAG_REQUIRES_GRAD;
     return TG_OK;
@@ -169,7 +172,8 @@ double tg_tensor_grad_get(const tg_tensor *t, int64_t i)
 tg_status tg_tensor_fill_values(tg_tensor *t, const double *values)
 {
     if (!t || !values)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "tensor_fill_values: %s is NULL",
+                            !t ? "tensor" : "values");
     for (int64_t i = 0; i < t->numel; i++)
         tg_tensor_set(t, i, values[i]);
     return TG_OK;
@@ -186,11 +190,16 @@ void tg_tensor_fill(tg_tensor *t, double v)
 tg_status tg_tensor_copy(tg_tensor *dst, const tg_tensor *src)
 {
     if (!dst || !src)
-        return TG_ERR_NULL;
+        return tg_error_set(TG_ERR_NULL, "tensor_copy: %s is NULL", !dst ? "dst" : "src");
     if (dst->dtype != src->dtype)
-        return TG_ERR_DTYPE;
-    if (dst->numel != src->numel)
-        return TG_ERR_SHAPE;
+        return tg_error_set(TG_ERR_DTYPE, "tensor_copy: dst is %s but src is %s",
+                            dst->dtype == TG_F64 ? "f64" : "f32",
+                            src->dtype == TG_F64 ? "f64" : "f32");
+    if (dst->numel != src->numel) {
+        char ds[64], ss[64];
+        return tg_error_set(TG_ERR_SHAPE, "tensor_copy: dst %s and src %s differ in size",
+                            tg_shape_str(dst, ds, sizeof ds), tg_shape_str(src, ss, sizeof ss));
+    }
     if (dst->data != src->data)
         memcpy(dst->data, src->data, (size_t)src->numel * tg_dtype_size(src->dtype));
     return TG_OK;
@@ -198,9 +207,11 @@ tg_status tg_tensor_copy(tg_tensor *dst, const tg_tensor *src)
 
 tg_tensor *tg_tensor_clone(const tg_tensor *t)
 {
-    if (!t)
+    if (!t) {
+        tg_error_set(TG_ERR_NULL, "tensor_clone: tensor is NULL");
         return NULL;
-    tg_tensor *c = tg_tensor_new(t->dtype, t->ndim, t->shape);
+    }
+    tg_tensor *c = tg_tensor_new(t->dtype, t->ndim, t->shape);   /* sets the reason */
     if (c)
         tg_tensor_copy(c, t);
     return c;

@@ -65,7 +65,8 @@ size_t tg_dtype_size(tg_dtype dtype);
 
 /* A new zero-filled tensor of ndim (1..TG_MAX_DIMS) dimensions, each >= 1.
    The caller owns it and frees it with tg_tensor_free.
-   Returns NULL on a bad dtype, ndim or shape, on size overflow, or out of memory. */
+   Returns NULL on a bad dtype, ndim or shape, on size overflow, or out of memory; the
+   reason in tg_last_error(). */
 tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape);
 
 /* Frees a tensor made by tg_tensor_new (data and grad too). NULL is a no-op;
@@ -74,7 +75,8 @@ void tg_tensor_free(tg_tensor *t);
 
 /* Allocates a zeroed gradient buffer (if there is none) and marks t as requiring
    gradients; tg_backward then ADDS into t->grad.
-   Returns TG_ERR_NULL for NULL, TG_ERR_NOMEM when the buffer cannot be allocated. */
+   Returns TG_ERR_NULL for NULL, TG_ERR_ARG for a tape-owned tensor, TG_ERR_NOMEM when
+   the buffer cannot be allocated; the reason in tg_last_error(). */
 tg_status tg_tensor_requires_grad(tg_tensor *t);
 
 /* Sets every element of t->grad to zero (no-op when t or t->grad is NULL). */
@@ -88,16 +90,18 @@ void tg_tensor_set(tg_tensor *t, int64_t i, double v);
 double tg_tensor_grad_get(const tg_tensor *t, int64_t i);
 
 /* Copies values (n = numel doubles, row-major) into t, rounding to its dtype.
-   Returns TG_ERR_NULL for NULL arguments. */
+   Returns TG_ERR_NULL for NULL arguments; the reason in tg_last_error(). */
 tg_status tg_tensor_fill_values(tg_tensor *t, const double *values);
 /* Sets every element to v. */
 void tg_tensor_fill(tg_tensor *t, double v);
 
 /* Copies src's data into dst. Shapes (numel) and dtypes must agree.
-   Returns TG_ERR_NULL, TG_ERR_DTYPE or TG_ERR_SHAPE on mismatch. */
+   Returns TG_ERR_NULL, TG_ERR_DTYPE or TG_ERR_SHAPE on mismatch; the reason in
+   tg_last_error(). */
 tg_status tg_tensor_copy(tg_tensor *dst, const tg_tensor *src);
 
-/* A caller-owned deep copy of t's data (not its gradient); NULL when out of memory.
+/* A caller-owned deep copy of t's data (not its gradient); NULL for NULL t or when out
+   of memory (the reason in tg_last_error()).
    This is how a value leaves a tape (the detach, e.g. for hidden state in TBPTT). */
 tg_tensor *tg_tensor_clone(const tg_tensor *t);
 

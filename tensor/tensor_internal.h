@@ -23,6 +23,11 @@ tg_status tg_error_copy(tg_status st, char *err, size_t errsize);
    parameter layout MPI ranks compare. */
 uint32_t tg_crc32(uint32_t crc, const void *data, size_t n);
 
+/* Prefixes the calling thread's last error with the formatted context and ": " (keeping
+   its status), so a caller can say on whose behalf a callee failed: "linear_init: head:
+   params_add: name \"head.w\" is taken". Returns the status. */
+tg_status tg_error_wrap(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* a*b into *out; true (and *out untouched) when it overflows size_t. */
 bool tg_mul_overflows(size_t a, size_t b, size_t *out);
 

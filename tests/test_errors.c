@@ -188,6 +188,219 @@ START_TEST(test_tensor_used_after_reset)
 }
 END_TEST
 
+/* ---- reasons of functions that are not ops ------------------------------------------ */
+
+/* status must be want, and tg_last_error() must hold part */
+#define ck_reason(status, want, part)                                                  \
+    do {                                                                               \
+        tg_clear_error();                                                              \
+        ck_assert_int_eq((status), (want));                                            \
+        ck_msg_has(tg_last_error(), (part));                                           \
+        ck_assert_int_eq(tg_last_status(), (want));                                    \
+    } while (0)
+/* the call must return NULL, with tg_last_error() holding part */
+#define ck_null_reason(call, part)                                                     \
+    do {                                                                               \
+        tg_clear_error();                                                              \
+        ck_assert_ptr_null(call);                                                      \
+        ck_msg_has(tg_last_error(), (part));                                           \
+    } while (0)
+
+START_TEST(test_tensor_reasons)
+{
+    ck_null_reason(tg_tensor_new(TG_F32, 5, (const int64_t[]){ 1, 1, 1, 1, 1 }),
+                   "tensor_new: 5 dims (must be 1..4)");
+    ck_null_reason(tg_tensor_new(TG_F32, 2, (const int64_t[]){ 2, 0 }), "every dim must be");
+    ck_null_reason(tg_tensor_new(TG_F32, 1, NULL), "shape is NULL");
+    ck_null_reason(tg_tensor_new((tg_dtype)7, 1, (const int64_t[]){ 2 }), "unknown dtype 7");
+    ck_null_reason(tg_tensor_clone(NULL), "tensor_clone: tensor is NULL");
+    ck_reason(tg_tensor_requires_grad(NULL), TG_ERR_NULL, "tensor_requires_grad: tensor is");
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *on_tape = tg_tape_tensor(tape, TG_F32, 1, (const int64_t[]){ 3 });
+    ck_reason(tg_tensor_requires_grad(on_tape), TG_ERR_ARG, "(3) is owned by a tape");
+    tg_tensor *a = tg_tensor_new(TG_F32, 1, (const int64_t[]){ 3 });
+    tg_tensor *b = tg_tensor_new(TG_F64, 1, (const int64_t[]){ 3 });
+    tg_tensor *c = tg_tensor_new(TG_F32, 1, (const int64_t[]){ 4 });
+    ck_reason(tg_tensor_fill_values(a, NULL), TG_ERR_NULL, "fill_values: values is NULL");
+    ck_reason(tg_tensor_copy(NULL, a), TG_ERR_NULL, "tensor_copy: dst is NULL");
+    ck_reason(tg_tensor_copy(a, b), TG_ERR_DTYPE, "tensor_copy: dst is f32 but src is f64");
+    ck_reason(tg_tensor_copy(a, c), TG_ERR_SHAPE, "dst (3) and src (4) differ in size");
+    /* a success leaves the last reason alone, as errno does */
+    ck_assert_int_eq(tg_tensor_copy(a, a), TG_OK);
+    ck_msg_has(tg_last_error(), "differ in size");
+    tg_tensor_free(a);
+    tg_tensor_free(b);
+    tg_tensor_free(c);
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_params_reasons)
+{
+    ck_null_reason(tg_params_new((tg_dtype)9), "params_new: unknown dtype 9");
+    tg_params *ps = tg_params_new(TG_F32);
+    ck_assert_ptr_nonnull(tg_params_add(ps, "w", 1, (const int64_t[]){ 2 }));
+    ck_null_reason(tg_params_add(ps, "w", 1, (const int64_t[]){ 2 }),
+                   "params_add: name \"w\" is taken");
+    ck_null_reason(tg_params_add(ps, "", 1, (const int64_t[]){ 2 }), "is empty");
+    ck_null_reason(tg_params_add(ps, NULL, 1, (const int64_t[]){ 2 }), "name is NULL");
+    ck_null_reason(tg_params_add(NULL, "v", 1, (const int64_t[]){ 2 }), "collection is NULL");
+    char longname[80];
+    memset(longname, 'a', 70);
+    longname[70] = '\0';
+    ck_null_reason(tg_params_add(ps, longname, 1, (const int64_t[]){ 2 }),
+                   "is longer than 63 bytes");
+    ck_null_reason(tg_params_add(ps, "v", 5, (const int64_t[]){ 1, 1, 1, 1, 1 }),
+                   "params_add: \"v\": tensor_new: 5 dims");
+    ck_null_reason(tg_params_at(ps, 3), "params_at: index 3 outside [0,1)");
+    ck_null_reason(tg_params_name(ps, -1), "params_name: index -1 outside [0,1)");
+    ck_null_reason(tg_params_find(ps, "nope"), "no parameter is named \"nope\"");
+    ck_null_reason(tg_params_find(NULL, "w"), "params_find: collection is NULL");
+    tg_params_free(ps);
+}
+END_TEST
+
+START_TEST(test_init_reasons)
+{
+    tg_params *ps = tg_params_new(TG_F32);
+    tg_rng rng;
+    tg_rng_seed(&rng, 1);
+    tg_linear l;
+    /* tg_linear_init's causes each have their own message */
+    ck_reason(tg_linear_init(&l, ps, "fc", 2, 3, 2, NULL, NULL), TG_ERR_NULL,
+              "linear_init: rng is NULL");
+    ck_reason(tg_linear_init(&l, ps, "fc", 0, 3, 2, NULL, &rng), TG_ERR_ARG,
+              "linear_init: fc: in 0, out 3, fan 2 (all must be >= 1)");
+    ck_reason(tg_linear_init(&l, ps, "fc", 2, 3, 2,
+                             &(tg_init){ .kind = TG_INIT_UNIFORM, .scale = -1 }, &rng),
+              TG_ERR_ARG, "fc: uniform scale -1 must be finite and >= 0");
+    ck_reason(tg_linear_init(&l, ps, "fc", 2, 3, 2, &(tg_init){ .kind = (tg_init_kind)42 },
+                             &rng), TG_ERR_ARG, "fc: unknown init kind 42");
+    char longname[70];
+    memset(longname, 'n', 62);
+    longname[62] = '\0';
+    ck_reason(tg_linear_init(&l, ps, longname, 2, 3, 2, NULL, &rng), TG_ERR_ARG,
+              "is longer than 63 bytes");
+    ck_assert_int_eq(tg_linear_init(&l, ps, "fc", 2, 3, 2, NULL, &rng), TG_OK);
+    ck_reason(tg_linear_init(&l, ps, "fc", 2, 3, 2, NULL, &rng), TG_ERR_ARG,
+              "linear_init: parameter name \"fc.b\" is taken");
+    tg_tensor *table;
+    ck_reason(tg_embedding_init(&table, ps, "emb", 0, 4, NULL, &rng), TG_ERR_ARG,
+              "embedding_init: emb: vocab 0, dim 4");
+    ck_reason(tg_embedding_init(&table, ps, "fc.w", 3, 4, NULL, &rng), TG_ERR_ARG,
+              "embedding_init: parameter name \"fc.w\" is taken");
+    ck_reason(tg_embedding_init(NULL, ps, "e", 3, 4, NULL, &rng), TG_ERR_NULL, "table is NULL");
+    /* cells */
+    tg_lstm_cell lc;
+    tg_gru_cell gc;
+    tg_rnn_cell rc;
+    ck_reason(tg_lstm_cell_init(NULL, ps, "l", 3, 4, NULL, &rng), TG_ERR_NULL,
+              "lstm_cell_init: cell is NULL");
+    ck_reason(tg_gru_cell_init(&gc, ps, "g", 3, 0, NULL, &rng), TG_ERR_ARG,
+              "g: input_size 3, hidden_size 0");
+    ck_reason(tg_rnn_cell_init(&rc, ps, NULL, 3, 4, NULL, &rng), TG_ERR_NULL,
+              "prefix is NULL");
+    ck_assert_int_eq(tg_lstm_cell_init(&lc, ps, "l", 3, 4, NULL, &rng), TG_OK);
+    ck_reason(tg_lstm_cell_init(&lc, ps, "l", 3, 4, NULL, &rng), TG_ERR_ARG,
+              "\"l.forget.b\" is taken");
+    tg_params_free(ps);
+}
+END_TEST
+
+START_TEST(test_stack_and_charlm_reasons)
+{
+    tg_params *ps = tg_params_new(TG_F32);
+    tg_rng rng;
+    tg_rng_seed(&rng, 2);
+    tg_rnn_stack s;
+    ck_reason(tg_rnn_stack_init(&s, ps, "r", TG_CELL_LSTM, 0, 3, 4, 0, NULL, &rng), TG_ERR_ARG,
+              "rnn_stack_init: r: 0 layers (must be 1..16)");
+    ck_reason(tg_rnn_stack_init(&s, ps, "r", (tg_cell_kind)9, 1, 3, 4, 0, NULL, &rng),
+              TG_ERR_ARG, "unknown cell kind 9");
+    ck_reason(tg_rnn_stack_init(&s, ps, "r", TG_CELL_GRU, 1, 3, 4, 1.0, NULL, &rng),
+              TG_ERR_ARG, "dropout 1 outside [0,1)");
+    ck_reason(tg_rnn_stack_init(&s, ps, "r", TG_CELL_GRU, 1, 3, -4, 0, NULL, &rng),
+              TG_ERR_ARG, "input_size 3, hidden_size -4");
+    ck_reason(tg_rnn_stack_init(&s, NULL, "r", TG_CELL_GRU, 1, 3, 4, 0, NULL, &rng),
+              TG_ERR_NULL, "params is NULL");
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "r", TG_CELL_GRU, 2, 3, 4, 0, NULL, &rng),
+                     TG_OK);
+    tg_rnn_stack again;
+    ck_reason(tg_rnn_stack_init(&again, ps, "r", TG_CELL_GRU, 2, 3, 4, 0, NULL, &rng),
+              TG_ERR_ARG, "rnn_stack_init: linear_init: parameter name \"r.0.update.b\"");
+    ck_null_reason(tg_stack_state_new(&s, TG_F32, 0), "stack_state_new: batch 0");
+    ck_null_reason(tg_stack_state_new(NULL, TG_F32, 2), "stack_state_new: stack is NULL");
+    tg_rnn_stack blank = { .layers = 0 };
+    ck_null_reason(tg_stack_state_new(&blank, TG_F32, 2), "not initialised");
+    tg_stack_state *a = tg_stack_state_new(&s, TG_F32, 2);
+    tg_stack_state *b = tg_stack_state_new(&s, TG_F32, 3);
+    tg_stack_state *c = tg_stack_state_new(&s, TG_F64, 2);
+    ck_reason(tg_stack_state_copy(a, b), TG_ERR_SHAPE,
+              "layer 0's h: dst (2,4) f32, src (3,4) f32 do not match");
+    ck_reason(tg_stack_state_copy(a, c), TG_ERR_SHAPE, "dst (2,4) f32, src (2,4) f64");
+    ck_reason(tg_stack_state_copy(NULL, c), TG_ERR_NULL, "stack_state_copy: dst is NULL");
+    b->layers = 1;
+    ck_reason(tg_stack_state_copy(a, b), TG_ERR_SHAPE, "dst has 2 layers, src 1");
+    b->layers = 2;
+    tg_charlm m;
+    tg_charlm_config cfg = { .cell = TG_CELL_LSTM, .vocab = 0, .layers = 1, .hidden = 4 };
+    ck_reason(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_ERR_ARG, "charlm_init: vocab 0");
+    cfg.vocab = 5;
+    cfg.layers = 17;
+    ck_reason(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_ERR_ARG,
+              "charlm_init: 17 layers (must be 1..16)");
+    cfg.layers = 1;
+    cfg.dropout = -0.5;
+    ck_reason(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_ERR_ARG, "dropout -0.5 outside");
+    cfg.dropout = 0;
+    cfg.cell = (tg_cell_kind)5;
+    ck_reason(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_ERR_ARG, "unknown cell kind 5");
+    cfg.cell = TG_CELL_LSTM;
+    ck_reason(tg_charlm_init(NULL, ps, &cfg, NULL, &rng), TG_ERR_NULL, "model is NULL");
+    tg_params *ps2 = tg_params_new(TG_F32);
+    ck_assert_ptr_nonnull(tg_params_add(ps2, "head.b", 1, (const int64_t[]){ 1 }));
+    ck_reason(tg_charlm_init(&m, ps2, &cfg, NULL, &rng), TG_ERR_ARG,
+              "charlm_init: linear_init: parameter name \"head.b\" is taken");
+    tg_params_free(ps2);
+    tg_stack_state_free(a);
+    tg_stack_state_free(b);
+    tg_stack_state_free(c);
+    tg_params_free(ps);
+}
+END_TEST
+
+static void report(tg_recorder *r, const char *name, int64_t cols)
+{
+    tg_tensor *t = tg_tensor_new(TG_F32, 2, (const int64_t[]){ 1, cols });
+    tg_recorder_observe(r, name, t);
+    tg_tensor_free(t);
+}
+
+START_TEST(test_recorder_reasons)
+{
+    ck_null_reason(tg_recorder_new(0), "recorder_new: 0 layers (must be 1..16)");
+    tg_recorder *r = tg_recorder_new(1);
+    tg_series s;
+    ck_reason(tg_recorder_series(r, 0, &s), TG_ERR_ARG, "recorder_series: index 0 outside");
+    ck_reason(tg_recorder_get(r, 0, "forget", &s), TG_ERR_ARG,
+              "recorder_get: no series \"forget\" in layer 0");
+    ck_reason(tg_recorder_get(r, 0, NULL, &s), TG_ERR_NULL, "name is NULL");
+    ck_reason(tg_recorder_status(NULL), TG_ERR_NULL, "recorder_status: recorder is NULL");
+    report(r, "forget", 3);
+    report(r, "forget", 4);       /* layer 0's next report with another shape */
+    ck_reason(tg_recorder_status(r), TG_ERR_SHAPE,
+              "recorder: layer 0 \"forget\" reported (1,4) f32 after (1,3) f32");
+    tg_recorder_clear(r);
+    ck_assert_int_eq(tg_recorder_status(r), TG_OK);
+    char longname[80];
+    memset(longname, 'x', 70);
+    longname[70] = '\0';
+    report(r, longname, 3);
+    ck_reason(tg_recorder_status(r), TG_ERR_ARG, "is longer than 63 bytes");
+    tg_recorder_free(r);
+}
+END_TEST
+
 Suite *errors_suite(void)
 {
     Suite *s = suite_create("errors");
@@ -198,6 +411,13 @@ Suite *errors_suite(void)
     tcase_add_test(tc, test_stack_error_deep_in_time);
     tcase_add_test(tc, test_backward_on_another_tapes_loss);
     tcase_add_test(tc, test_tensor_used_after_reset);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("reasons");
+    tcase_add_test(tc, test_tensor_reasons);
+    tcase_add_test(tc, test_params_reasons);
+    tcase_add_test(tc, test_init_reasons);
+    tcase_add_test(tc, test_stack_and_charlm_reasons);
+    tcase_add_test(tc, test_recorder_reasons);
     suite_add_tcase(s, tc);
     return s;
 }
