@@ -22,7 +22,7 @@ enum { LANES = 8, CHUNK_ROWS = 8 };
 typedef struct ln_aux {
     double *mean, *rstd;    /* (R) */
     int     gamma, beta;    /* their input index, or -1 when absent */
-    void   *ones;           /* (D) ones of x's dtype, backward's gamma when there is none */
+    void   *ones, *zeros;   /* (D) of x's dtype: gamma and beta when there are none */
 } ln_aux;
 
 /* sum_j f(x[j]) for j < D in LANES partial sums (type T), combined in double in a fixed
@@ -53,8 +53,8 @@ static void layer_norm_forward(tg_node *n)
     int64_t D = x->shape[x->ndim - 1], R = x->numel / D;
     double eps = n->scalar;
     TG_DISPATCH(x->dtype,
-        const T *gamma = a->gamma >= 0 ? n->in[a->gamma]->data : NULL;
-        const T *beta = a->beta >= 0 ? n->in[a->beta]->data : NULL;
+        const T *gam = a->gamma >= 0 ? n->in[a->gamma]->data : a->ones;
+        const T *bet = a->beta >= 0 ? n->in[a->beta]->data : a->zeros;
         TG_FOR(R * D * 4, r, R, {
             const T *xr = (const T *)x->data + r * D;
             T *restrict yr = (T *)n->out->data + r * D;
@@ -69,13 +69,7 @@ static void layer_norm_forward(tg_node *n)
             a->mean[r] = mean;
             a->rstd[r] = rstd;
             for (int64_t j = 0; j < D; j++)
-                yr[j] = (xr[j] - m) * rs;
-            if (gamma)
-                for (int64_t j = 0; j < D; j++)
-                    yr[j] *= gamma[j];
-            if (beta)
-                for (int64_t j = 0; j < D; j++)
-                    yr[j] += beta[j];
+                yr[j] = (xr[j] - m) * rs * gam[j] + bet[j];
         }););
 }
 
@@ -208,14 +202,17 @@ tg_tensor *tg_layer_norm(tg_tape *tape, tg_tensor *x, tg_tensor *gamma, tg_tenso
         return NULL;
     *a = (ln_aux){ .mean = stats, .rstd = stats + R, .gamma = gi, .beta = bi };
     int64_t D = x->shape[x->ndim - 1];
+    size_t row_bytes = (size_t)D * tg_dtype_size(x->dtype);
     if (!gamma) {
-        a->ones = tg_arena_alloc(tape, (size_t)D * tg_dtype_size(x->dtype), false, "layer_norm");
+        a->ones = tg_arena_alloc(tape, row_bytes, false, "layer_norm");
         if (!a->ones)
             return NULL;
         TG_DISPATCH(x->dtype,
             for (int64_t j = 0; j < D; j++)
                 ((T *)a->ones)[j] = 1;);
     }
+    if (!beta && !(a->zeros = tg_arena_alloc(tape, row_bytes, true, "layer_norm")))
+        return NULL;
     n->aux = a;
     n->scalar = eps;
     if (!tg_node_output(n, x->ndim, x->shape, false))
