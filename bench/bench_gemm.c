@@ -57,6 +57,13 @@ static const shape shapes[] = {
     {2500, 512, 65, 0, 0, "h512 head forward"},
     {2500, 65, 512, 0, 1, "h512 head backward dX"},
     {512, 2500, 65, 1, 0, "h512 head backward dW"},
+    /* generation (batch 1, no tape to pre-pack the weights) */
+    {1, 193, 128, 0, 0, "h128 layer1 generation"},
+    {1, 256, 128, 0, 0, "h128 layer2 generation"},
+    {1, 128, 65, 0, 0, "h128 head generation"},
+    {1, 577, 512, 0, 0, "h512 layer1 generation"},
+    {1, 1024, 512, 0, 0, "h512 layer2 generation"},
+    {1, 512, 65, 0, 0, "h512 head generation"},
     {1024, 1024, 1024, 0, 0, "square"},
     {1024, 1024, 1024, 1, 0, "square A^T"},
     {1024, 1024, 1024, 0, 1, "square B^T"},
