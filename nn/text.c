@@ -124,14 +124,15 @@ tg_status tg_text_from_memory(tg_text *t, const void *data, size_t size, tg_voca
     return TG_OK;
 }
 
-tg_status tg_text_read(tg_text *t, const char *path, tg_vocab_kind kind)
+tg_status tg_text_read_file(const char *path, unsigned char **data, size_t *size)
 {
-    if (!t || !path)
-        return tg_error_set(TG_ERR_NULL, "text_read: NULL %s", !t ? "text" : "path");
-    memset(t, 0, sizeof *t);
+    if (!path || !data || !size)
+        return tg_error_set(TG_ERR_NULL, "text_read_file: NULL argument");
+    *data = NULL;
+    *size = 0;
     FILE *f = fopen(path, "rb");
     if (!f)
-        return tg_error_set(TG_ERR_IO, "text_read: cannot open '%s': %s", path,
+        return tg_error_set(TG_ERR_IO, "text_read_file: cannot open '%s': %s", path,
                             strerror(errno));
     size_t cap = 1 << 16, n = 0;
     unsigned char *buf = malloc(cap);
@@ -153,13 +154,29 @@ tg_status tg_text_read(tg_text *t, const char *path, tg_vocab_kind kind)
     }
     int failed = ferror(f), saved = errno;
     fclose(f);
-    tg_status st = TG_OK;
     if (!buf)
-        st = tg_error_set(TG_ERR_NOMEM, "text_read: '%s': out of memory", path);
-    else if (failed)
-        st = tg_error_set(TG_ERR_IO, "text_read: cannot read '%s': %s", path,
-                          strerror(saved));
-    else if (n == 0)
+        return tg_error_set(TG_ERR_NOMEM, "text_read_file: '%s': out of memory", path);
+    if (failed) {
+        free(buf);
+        return tg_error_set(TG_ERR_IO, "text_read_file: cannot read '%s': %s", path,
+                            strerror(saved));
+    }
+    *data = buf;
+    *size = n;
+    return TG_OK;
+}
+
+tg_status tg_text_read(tg_text *t, const char *path, tg_vocab_kind kind)
+{
+    if (!t || !path)
+        return tg_error_set(TG_ERR_NULL, "text_read: NULL %s", !t ? "text" : "path");
+    memset(t, 0, sizeof *t);
+    unsigned char *buf;
+    size_t n;
+    tg_status st = tg_text_read_file(path, &buf, &n);
+    if (st != TG_OK)
+        return st;
+    if (n == 0)
         st = tg_error_set(TG_ERR_ARG, "text_read: '%s' is empty", path);
     else
         st = tg_text_from_memory(t, buf, n, kind);

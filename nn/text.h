@@ -60,6 +60,11 @@ typedef struct tg_text {
    Returns TG_ERR_NULL / TG_ERR_ARG (unknown kind) / TG_ERR_NOMEM; t is then empty. */
 tg_status tg_text_from_memory(tg_text *t, const void *data, size_t size, tg_vocab_kind kind);
 
+/* Reads the whole file at path into a malloc'ed buffer: *data (the caller frees) and *size
+   bytes. Returns TG_ERR_NULL / TG_ERR_IO (cannot open or read: the message names the file
+   and the system's reason) / TG_ERR_NOMEM. */
+tg_status tg_text_read_file(const char *path, unsigned char **data, size_t *size);
+
 /* Reads the file at path into t as tg_text_from_memory does. Returns TG_ERR_NULL /
    TG_ERR_IO (cannot open or read: the message names the file and the system's reason) /
    TG_ERR_ARG (the file is empty) / TG_ERR_NOMEM; t is then empty. */

@@ -174,8 +174,13 @@ START_TEST(test_text_read_file_and_errors)
     tg_text_free(&t);
     unlink(path);
     ck_assert_int_eq(tg_text_read(&t, path, TG_VOCAB_CHARS), TG_ERR_IO);
-    ck_assert_ptr_nonnull(strstr(tg_last_error(), "text_read: cannot open"));
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "text_read_file: cannot open"));
     ck_assert_int_eq(tg_text_read(&t, NULL, TG_VOCAB_CHARS), TG_ERR_NULL);
+    unsigned char *data;
+    size_t size;
+    ck_assert_int_eq(tg_text_read_file(NULL, &data, &size), TG_ERR_NULL);
+    ck_assert_int_eq(tg_text_read_file("/", &data, &size), TG_ERR_IO);   /* a directory */
+    ck_assert_ptr_nonnull(strstr(tg_last_error(), "text_read_file: cannot read '/'"));
     ck_assert_int_eq(tg_text_val_count(100, 0.1), 10);
     ck_assert_int_eq(tg_text_val_count(100, 0.0), 0);
     ck_assert_int_eq(tg_text_val_count(5, 2.0), 5);

@@ -1,6 +1,5 @@
 /* examples/charlm/data.c: charlm's corpus: a file read with its fingerprint, mapped onto a
    vocabulary with the library's text module (nn/text.h). */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,48 +13,16 @@ int vocab_find(const uint32_t *vocab, int V, uint32_t cp)
     return tg_vocab_find(&v, cp);
 }
 
-/* Reads a whole file into a malloc'ed buffer. */
+/* Reads a whole file into a malloc'ed buffer; the message in err is the library's
+   without its function name ("cannot open 'x': No such file or directory"). */
 static int read_file(const char *path, unsigned char **data, size_t *size, char *err,
                      size_t errsize)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, errsize, "cannot open '%s': %s", path, strerror(errno));
-        return EXIT_RUNTIME;
-    }
-    size_t cap = 1 << 16, n = 0;
-    unsigned char *buf = malloc(cap);
-    while (buf) {
-        if (n == cap) {
-            unsigned char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-        size_t got = fread(buf + n, 1, cap - n, f);
-        n += got;
-        if (got == 0)
-            break;
-    }
-    int failed = ferror(f);
-    int saved = errno;
-    fclose(f);
-    if (!buf) {
-        snprintf(err, errsize, "'%s': out of memory", path);
-        return EXIT_RUNTIME;
-    }
-    if (failed) {
-        free(buf);
-        snprintf(err, errsize, "cannot read '%s': %s", path, strerror(saved));
-        return EXIT_RUNTIME;
-    }
-    *data = buf;
-    *size = n;
-    return EXIT_OK;
+    if (tg_text_read_file(path, data, size) == TG_OK)
+        return EXIT_OK;
+    const char *msg = tg_last_error(), *colon = strstr(msg, ": ");
+    snprintf(err, errsize, "%s", colon ? colon + 2 : msg);
+    return EXIT_RUNTIME;
 }
 
 /* The message for an unknown symbol (the wording charlm has always used). */
