@@ -93,6 +93,29 @@ cmp -s "$TMP/straight.ckpt" "$TMP/resumed.ckpt" && ok ||
 [ "$(cut -d' ' -f1-4 < "$TMP/train30.out")" = "$(cut -d' ' -f1-4 < "$TMP/resume30.out")" ] &&
     ok || bad "resumed summary differs"
 
+# learning-rate schedules live in the checkpoint: a plateau run (which cuts the lr on the
+# way) resumes bit-exactly; a cosine run resumed past its end holds --min-lr
+P="--lr-schedule plateau --plateau-patience 0 --eval-every 2 --lr 10 --optim sgd"
+run plateau30 0 train $TINY $P --steps 30 --save "$TMP/plateau30.ckpt" --log "$TMP/plateau.csv"
+[ "$(cut -d, -f4 "$TMP/plateau.csv" | grep -c '^2.5$')" -gt 0 ] && ok ||
+    bad "--lr-schedule plateau never cut the lr"
+run plateau16 0 train $TINY $P --steps 16 --save "$TMP/plateau_r.ckpt"
+run plateau_r 0 train $TINY --eval-every 2 --steps 30 --resume "$TMP/plateau_r.ckpt" \
+    --save "$TMP/plateau_r.ckpt"
+cmp -s "$TMP/plateau30.ckpt" "$TMP/plateau_r.ckpt" && ok ||
+    bad "plateau: 30 steps straight and 16 + resumed 14 wrote different checkpoints"
+run cosine10 0 train $TINY --steps 10 --lr-schedule cosine --warmup 3 --min-lr 0.0001 \
+    --save "$TMP/cosine.ckpt" --log "$TMP/cosine.csv"
+[ "$(cut -d, -f4 "$TMP/cosine.csv" | sed -n 2,5p | tr '\n' ' ')" = "0.0002 0.0008 0.0014 0.002 " ] &&
+    ok || bad "cosine warm-up lr: $(cut -d, -f4 "$TMP/cosine.csv" | sed -n 2,5p | tr '\n' ' ')"
+run cosine_r 0 train $TINY --steps 12 --resume "$TMP/cosine.ckpt" --log "$TMP/cosine.csv"
+[ "$(cut -d, -f4 "$TMP/cosine.csv" | sed -n 12,13p | tr '\n' ' ')" = "0.0001 0.0001 " ] && ok ||
+    bad "resumed cosine lost its schedule: $(cut -d, -f4 "$TMP/cosine.csv" | tail -n 2)"
+run cosine_bad 2 train $TINY --steps 10 --lr-schedule cosine --warmup 10
+one_line_error cosine_bad
+grep -q "total_steps 10 must exceed warmup_steps 10" "$TMP/cosine_bad.err" && ok ||
+    bad "cosine_bad: $(cat "$TMP/cosine_bad.err")"
+
 run threads1 0 train $TINY --steps 12 --threads 1 --save "$TMP/t1.ckpt"
 run threads2 0 train $TINY --steps 12 --threads 2 --save "$TMP/t2.ckpt"
 cmp -s "$TMP/t1.ckpt" "$TMP/t2.ckpt" && ok || bad "--threads 1 and 2 trained differently"
@@ -168,7 +191,8 @@ for args in "train --hidden -5" "train --layers 0" "train --cell foo" "train --l
     "train --bogus" "train stray" "train --hidden" "sample" "sample --model $M --temperature 0" \
     "sample --model $M --top-p 1.5" "sample --model $M --top-k -1" "eval --model $M --split x" \
     "gradcheck --eps 0" "train --save-every 5" "frobnicate" "sample --model $M --prime Ω" \
-    "train $TINY --resume $M --hidden 32 --steps 40" "train --threads 0"; do
+    "train $TINY --resume $M --hidden 32 --steps 40" "train --threads 0" \
+    "train --lr-schedule linear" "train --plateau-factor 1" "train --warmup -1"; do
     i=$((i + 1))
     run "usage$i" 2 $args && one_line_error "usage$i"
 done
@@ -287,7 +311,8 @@ run beam_bad 2 sample --model "$M" --beam 0
 run one_thread 0 train --data "$D" --hidden 16 --layers 1 --seq 8 --batch 4 --steps 1 \
     --threads 1 --print-every 1000
 grep -q " 1 threads" "$TMP/one_thread.out" && bad "prints '1 threads'" || ok
-for opt in vocab unknown stateful val-mode save-best patience init-from interactive prime-file beam; do
+for opt in vocab unknown stateful val-mode save-best patience init-from interactive prime-file beam \
+    lr-schedule warmup min-lr plateau-factor plateau-patience; do
     "$BIN" help train > "$TMP/h.txt"; for c in sample eval; do "$BIN" help $c >> "$TMP/h.txt"; done
     grep -q -- "--$opt" "$TMP/h.txt" && ok || bad "--$opt is not in --help"
 done

@@ -51,6 +51,7 @@ typedef enum opt_id {
     OPT_PRINT_EVERY, OPT_TIME_LIMIT, OPT_MODEL, OPT_LEN, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P,
     OPT_PRIME, OPT_ARGMAX, OPT_SPLIT, OPT_EPS, OPT_TOLERANCE, OPT_MAX_PER_TENSOR,
     OPT_VOCAB, OPT_UNKNOWN, OPT_STATEFUL, OPT_VAL_MODE, OPT_SAVE_BEST, OPT_PATIENCE,
+    OPT_LR_SCHEDULE, OPT_WARMUP, OPT_MIN_LR, OPT_PLATEAU_FACTOR, OPT_PLATEAU_PATIENCE,
     OPT_INIT_FROM, OPT_INTERACTIVE, OPT_PRIME_FILE, OPT_BEAM,
     OPT_COUNT
 } opt_id;
@@ -64,6 +65,11 @@ typedef struct charlm_opts {
     const char *save_best, *init_from, *prime_file;
     int64_t steps, eval_every, save_every, print_every, len, top_k, max_per_tensor;
     int64_t patience;        /* 0: never stop early                                  */
+    tg_schedule_kind lr_schedule;  /* train: STEP (the --lr-decay one), COSINE, PLATEAU */
+    int64_t warmup;          /* --warmup: cosine's linear warm-up steps              */
+    double min_lr;           /* --min-lr: cosine's final lr, plateau's floor         */
+    double plateau_factor;   /* --plateau-factor                                      */
+    int64_t plateau_patience;/* --plateau-patience: validations without improvement  */
     int64_t beam;            /* 0: sample; N: beam search of width N                 */
     double time_limit, temperature, top_p, eps, tolerance;
     int threads;

@@ -54,6 +54,15 @@ static const opt_spec SPECS[] = {
     {OPT_CLIP_VALUE, "clip-value", "X", T_, "clamp each gradient to [-X, X]; 0: off (default 0)"},
     {OPT_LR_DECAY, "lr-decay", "X", T_, "multiply the learning rate by X ... (default 1: off)"},
     {OPT_LR_DECAY_EVERY, "lr-decay-every", "N", T_, "... every N steps (default: every epoch)"},
+    {OPT_LR_SCHEDULE, "lr-schedule", "KIND", T_, "step (the --lr-decay one), cosine (linear "
+     "warm-up, then cosine to --min-lr at --steps) or plateau (lr *= --plateau-factor when "
+     "the validation loss stops improving) (default step)"},
+    {OPT_WARMUP, "warmup", "N", T_, "cosine: warm-up steps from lr/10 (default 0)"},
+    {OPT_MIN_LR, "min-lr", "X", T_, "cosine: the final lr; plateau: the least lr (default 0)"},
+    {OPT_PLATEAU_FACTOR, "plateau-factor", "X", T_, "plateau: multiply the lr by X, "
+     "0 < X < 1 (default 0.5)"},
+    {OPT_PLATEAU_PATIENCE, "plateau-patience", "N", T_, "plateau: validations without "
+     "improvement tolerated (default 2)"},
     {OPT_VAL_FRAC, "val-frac", "X", T_ | E_,
      "the last X of the text is validation data, 0 <= X < 1 (default 0.1; eval: the model's)"},
     {OPT_EVAL_EVERY, "eval-every", "N", T_, "validate every N steps; 0: only at the end "
@@ -401,6 +410,9 @@ static void defaults(charlm_cmd cmd, charlm_opts *o)
     o->data = NULL;
     o->split = "val";
     o->prime = "";
+    o->lr_schedule = TG_SCHED_STEP;
+    o->plateau_factor = 0.5;
+    o->plateau_patience = 2;
     o->steps = 2000;
     o->eval_every = 500;
     o->save_every = 0;
@@ -468,6 +480,13 @@ static int set_int_value(charlm_cmd cmd, const opt_spec *s, const char *v, charl
     case OPT_PATIENCE:
         rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->patience);
         break;
+    case OPT_WARMUP:
+        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->warmup);
+        break;
+    case OPT_PLATEAU_PATIENCE:
+        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer",
+                       &o->plateau_patience);
+        break;
     case OPT_BEAM:
         rc = parse_int(cmd, n, v, 1, 10000, "an integer from 1 to 10000", &o->beam);
         break;
@@ -512,6 +531,12 @@ static int set_real_value(charlm_cmd cmd, const opt_spec *s, const char *v, char
         break;
     case OPT_LR_DECAY:
         rc = parse_real(cmd, n, v, 0, true, 1, false, "a number in (0, 1]", &c->lr_decay);
+        break;
+    case OPT_MIN_LR:
+        rc = parse_real(cmd, n, v, 0, false, 1e300, false, "a number >= 0", &o->min_lr);
+        break;
+    case OPT_PLATEAU_FACTOR:
+        rc = parse_real(cmd, n, v, 0, true, 1, true, "a number in (0, 1)", &o->plateau_factor);
         break;
     case OPT_VAL_FRAC:
         rc = parse_real(cmd, n, v, 0, false, 0.9, false, "a number in [0, 0.9]", &c->val_frac);
@@ -565,6 +590,16 @@ static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_op
         if (strcmp(v, "refuse") != 0 && strcmp(v, "skip") != 0)
             return bad_value(cmd, n, "refuse or skip", v);
         o->unknown = strcmp(v, "skip") == 0 ? TG_UNKNOWN_SKIP : TG_UNKNOWN_REFUSE;
+        break;
+    case OPT_LR_SCHEDULE:
+        if (strcmp(v, "step") == 0)
+            o->lr_schedule = TG_SCHED_STEP;
+        else if (strcmp(v, "cosine") == 0)
+            o->lr_schedule = TG_SCHED_COSINE;
+        else if (strcmp(v, "plateau") == 0)
+            o->lr_schedule = TG_SCHED_PLATEAU;
+        else
+            return bad_value(cmd, n, "step, cosine or plateau", v);
         break;
     case OPT_VAL_MODE:
         if (strcmp(v, "chunked") != 0 && strcmp(v, "stateful") != 0)

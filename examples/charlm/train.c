@@ -480,6 +480,45 @@ static int load_data(trainer *t)
 
 /* Builds the model, the optimizer, this rank's carried state, the tape and the batch
    buffers; restores a --resume checkpoint into them. */
+/* --lr-schedule cosine or plateau: the optimizer runs the schedule and checkpoints keep
+   it. A resumed run keeps the checkpoint's unless schedule options are given again. */
+static int attach_schedule(trainer *t)
+{
+    const charlm_opts *o = t->o;
+    bool given = o->given[OPT_LR_SCHEDULE] || o->given[OPT_WARMUP] || o->given[OPT_MIN_LR]
+                 || o->given[OPT_PLATEAU_FACTOR] || o->given[OPT_PLATEAU_PATIENCE];
+    if (o->resume && !given)
+        return EXIT_OK;
+    if (o->lr_schedule == TG_SCHED_PLATEAU && dist_size() > 1) {
+        errorf("--lr-schedule plateau needs the validation loss, which only rank 0 computes; "
+               "use step or cosine across ranks");
+        return EXIT_USAGE;
+    }
+    tg_schedule s = tg_schedule_defaults(o->lr_schedule, t->cfg.lr);
+    s.warmup_steps = o->warmup;
+    s.warmup_start = 0.1;
+    if (o->lr_schedule == TG_SCHED_COSINE)
+        s.total_steps = o->steps;
+    s.min_lr = o->min_lr;
+    s.factor = o->plateau_factor;
+    s.patience = o->plateau_patience;
+    if (tg_optim_set_schedule(t->opt, o->lr_schedule == TG_SCHED_STEP ? NULL : &s) != TG_OK) {
+        errorf("--lr-schedule: %s", tg_last_error());
+        return EXIT_USAGE;
+    }
+    return EXIT_OK;
+}
+
+/* The lr of the step about to be taken: the optimizer's schedule if it has one, else the
+   --lr-decay step schedule. */
+static double next_lr(const trainer *t)
+{
+    const tg_schedule *s = tg_optim_get_schedule(t->opt);
+    if (!s)
+        return tg_schedule_lr(&t->sched, t->step);
+    return s->kind == TG_SCHED_PLATEAU ? tg_optim_get_lr(t->opt) : tg_schedule_lr(s, t->step);
+}
+
 static int build_model(trainer *t)
 {
     char err[600];
@@ -492,6 +531,10 @@ static int build_model(trainer *t)
         return rc;
     tg_optim_config oc = model_optim_config(&t->cfg);
     t->opt = tg_optim_new(t->ps, &oc);
+    if (!t->opt) {
+        errorf("cannot set up the optimizer: %s", tg_last_error());
+        return EXIT_RUNTIME;
+    }
     if ((rc = dist_set_batch(t->cfg.batch, t->o->quiet)) != EXIT_OK)
         return rc;
     if (dist_rank() != 0)
@@ -506,6 +549,8 @@ static int build_model(trainer *t)
     }
     tg_rng_seed(&t->rng, t->cfg.seed ^ 0x9E3779B97F4A7C15ull);
     if (t->o->resume && (rc = resume_state(t, &t->meta)) != EXIT_OK)
+        return rc;
+    if ((rc = attach_schedule(t)) != EXIT_OK)
         return rc;
     t->sched = (tg_schedule){.kind = TG_SCHED_STEP, .base_lr = t->cfg.lr,
                              .gamma = t->cfg.lr_decay,
@@ -656,7 +701,7 @@ static int train_step(trainer *t, double *loss, double *gnorm, double *lr, bool 
     const charlm_opts *o = t->o;
     double t0 = now_s();
     int64_t step = t->step + 1;   /* 1-based number of the step being taken */
-    *lr = tg_schedule_lr(&t->sched, t->step);
+    *lr = next_lr(t);
     int rc = forward_backward(t, step, loss);
     if (rc != EXIT_OK)
         return rc;
@@ -731,6 +776,7 @@ static int after_step(trainer *t, double loss, double gnorm, double lr)
         }
         if ((rc = track_best(t, val)) != EXIT_OK)
             return rc;
+        tg_optim_observe(t->opt, val);   /* --lr-schedule plateau: periodic validations */
     }
     if (t->log) {
         fprintf(t->log, "%lld,%.6f,", (long long)step, loss);
