@@ -90,6 +90,10 @@ tg_tensor *tg_fail(tg_tape *tape, tg_status status, const char *op, const char *
    reads "t=17", ("rnn.", 1) reads "rnn.1". Pop with tg_tape_pop_scope. */
 void tg_tape_push_scope_index(tg_tape *tape, const char *name, int64_t index);
 
+/* tg_tape_tensor on behalf of op, whose name its errors carry. */
+tg_tensor *tg_tape_tensor_for(tg_tape *tape, const char *op, tg_dtype dtype, int ndim,
+                              const int64_t *shape);
+
 /* Arena allocation (64-byte aligned), dies at reset. NULL + TG_ERR_NOMEM recorded for
    op on failure; op NULL: an optional allocation, whose failure records nothing.
    zero: clear the bytes. */

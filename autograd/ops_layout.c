@@ -102,8 +102,10 @@ tg_status tg_chunk(tg_tape *tape, tg_tensor *x, int count, int dim, tg_tensor **
         return tg_tape_status(tape);
     }
     int64_t len = x->shape[d] / count;
+    tg_tape_push_scope(tape, "chunk");          /* a slice's error reads "chunk: slice: " */
     for (int k = 0; k < count; k++)
         out[k] = tg_slice(tape, x, d, k * len, len);
+    tg_tape_pop_scope(tape);
     if (tg_tape_status(tape) != TG_OK)
         for (int k = 0; k < count; k++)
             out[k] = NULL;
@@ -172,7 +174,8 @@ tg_tensor *tg_one_hot(tg_tape *tape, tg_dtype dtype, const int32_t *idx, int64_t
             return tg_fail(tape, TG_ERR_ARG, "one_hot",
                            "index %d at position %lld out of range [0,%lld)", (int)idx[i],
                            (long long)i, (long long)classes);
-    tg_tensor *y = tg_tape_tensor(tape, dtype, 2, (int64_t[]){ count, classes });
+    tg_tensor *y = tg_tape_tensor_for(tape, "one_hot", dtype, 2,
+                                      (int64_t[]){ count, classes });
     if (!y)
         return NULL;
     TG_DISPATCH(dtype,

@@ -337,7 +337,8 @@ static void fail_foreign(tg_tape *tape, const char *op, const char *what,
                 "after a reset)", what);
 }
 
-tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape)
+tg_tensor *tg_tape_tensor_for(tg_tape *tape, const char *op, tg_dtype dtype, int ndim,
+                              const int64_t *shape)
 {
     if (!tape || tape->status != TG_OK)
         return NULL;
@@ -345,15 +346,20 @@ tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t
     size_t bytes;
     tg_status st = tg_shape_check(dtype, ndim, shape, &numel, &bytes);
     if (st != TG_OK)
-        return tg_fail(tape, st, "tape_tensor", "invalid dtype, ndim %d or shape", ndim);
-    tg_tensor *t = new_header(tape, "tape_tensor");
-    void *data = t ? tg_arena_alloc(tape, bytes, true, "tape_tensor") : NULL;
+        return tg_fail(tape, st, op, "invalid dtype, ndim %d or shape", ndim);
+    tg_tensor *t = new_header(tape, op);
+    void *data = t ? tg_arena_alloc(tape, bytes, true, op) : NULL;
     if (!data)
         return NULL;
     tg_tensor_set_shape(t, dtype, ndim, shape, numel);
     t->data = data;
     t->flags = TG_FLAG_TAPE;
     return t;
+}
+
+tg_tensor *tg_tape_tensor(tg_tape *tape, tg_dtype dtype, int ndim, const int64_t *shape)
+{
+    return tg_tape_tensor_for(tape, "tape_tensor", dtype, ndim, shape);
 }
 
 /* ---- recording ------------------------------------------------------------------- */
@@ -665,13 +671,13 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
         tg_fail(tape, TG_ERR_NULL, "backward", "loss is NULL");
         return tape->status;
     }
+    if ((loss->flags & TG_FLAG_TAPE) && !tg_tape_owns(tape, loss)) {
+        fail_foreign(tape, "backward", "the loss", loss);
+        return tape->status;
+    }
     if (loss->numel != 1) {
         tg_fail(tape, TG_ERR_SHAPE, "backward", "loss %s must have exactly one element",
                 tg_shp(loss));
-        return tape->status;
-    }
-    if ((loss->flags & TG_FLAG_TAPE) && !tg_tape_owns(tape, loss)) {
-        fail_foreign(tape, "backward", "the loss", loss);
         return tape->status;
     }
     if (!tape->grad_enabled || !(loss->flags & TG_FLAG_TAPE)

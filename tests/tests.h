@@ -30,6 +30,7 @@ Suite *gemm_suite(void);
 Suite *observe_suite(void);
 Suite *reliability_suite(void);
 Suite *errors_suite(void);
+Suite *fuzz_suite(void);
 Suite *text_suite(void);
 Suite *zoo_suite(void);
 
