@@ -150,6 +150,7 @@ START_TEST(test_vocab_init_and_merge)
     tg_text empty;
     ck_assert_int_eq(tg_text_from_memory(&empty, NULL, 0, TG_VOCAB_CHARS), TG_OK);
     ck_assert_int_eq(tg_vocab_build(&bad, &empty), TG_ERR_ARG);
+    tg_text_free(&empty);
     ck_assert_int_eq(tg_text_from_memory(&empty, "x", 1, (tg_vocab_kind)9), TG_ERR_ARG);
     ck_assert_int_eq(tg_text_from_memory(NULL, "x", 1, TG_VOCAB_CHARS), TG_ERR_NULL);
     tg_text_free(&bytes);
