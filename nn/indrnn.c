@@ -20,10 +20,10 @@ static tg_status indrnn_init(void *cell, tg_params *ps, const char *prefix, int 
     tg_indrnn_cell *c = cell;
     char input[64], u[64];
     if (!c || !prefix || !rng)
-        return TG_ERR_NULL;
+        return tg_cell_init_error("indrnn", TG_ERR_NULL, prefix, input_size, hidden_size);
     if (input_size < 1 || hidden_size < 1 || !tg_param_name(input, prefix, "input") ||
         !tg_param_name(u, prefix, "u"))
-        return TG_ERR_ARG;
+        return tg_cell_init_error("indrnn", TG_ERR_ARG, prefix, input_size, hidden_size);
     tg_status st = tg_linear_init(&c->input, ps, input, input_size, hidden_size, hidden_size,
                                   init, rng);
     if (st == TG_OK)

@@ -101,3 +101,13 @@ tg_status tg_init_gates(tg_params *ps, const char *prefix, int n, const char *co
     }
     return TG_OK;
 }
+
+tg_status tg_cell_init_error(const char *type, tg_status status, const char *prefix,
+                             int input_size, int hidden_size)
+{
+    if (status == TG_ERR_NULL)
+        return tg_error_set(status, "%s init: the cell, prefix or rng is NULL", type);
+    return tg_error_set(status, "%s init: %.64s: input_size %d, hidden_size %d (both must be "
+                        ">= 1), or a parameter name longer than 63 bytes", type,
+                        prefix ? prefix : "", input_size, hidden_size);
+}

@@ -29,7 +29,8 @@ static tg_status init_layer_norm(tg_params *ps, const char *prefix, const char *
     char base[64], g[64], b[64];
     if (!tg_param_name(base, prefix, name) || !tg_param_name(g, base, "gamma") ||
         !tg_param_name(b, base, "beta"))
-        return TG_ERR_ARG;
+        return tg_error_set(TG_ERR_ARG, "lnlstm init: %.64s.%s: a parameter name longer than "
+                            "63 bytes", prefix, name);
     tg_status st = tg_init_vector(gamma, ps, g, n, 1.0);
     return st == TG_OK ? tg_init_vector(beta, ps, b, n, 0.0) : st;
 }
@@ -40,10 +41,10 @@ static tg_status lnlstm_init(void *cell, tg_params *ps, const char *prefix, int 
     tg_lnlstm_cell *c = cell;
     char ih[64], hh[64];
     if (!c || !prefix)
-        return TG_ERR_NULL;
+        return tg_cell_init_error("lnlstm", TG_ERR_NULL, prefix, input_size, hidden_size);
     if (input_size < 1 || hidden_size < 1 || !tg_param_name(ih, prefix, "ih.w") ||
         !tg_param_name(hh, prefix, "hh.w"))
-        return TG_ERR_ARG;
+        return tg_cell_init_error("lnlstm", TG_ERR_ARG, prefix, input_size, hidden_size);
     int H = hidden_size;
     tg_status st = tg_init_weight(&c->w_ih, ps, ih, input_size, 4 * H, H, init, rng);
     if (st == TG_OK)

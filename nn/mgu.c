@@ -20,7 +20,7 @@ static tg_status mgu_init(void *cell, tg_params *ps, const char *prefix, int inp
 {
     tg_mgu_cell *m = cell;
     if (!m)
-        return TG_ERR_NULL;
+        return tg_cell_init_error("mgu", TG_ERR_NULL, prefix, input_size, hidden_size);
     const char *const names[2] = { "forget", "candidate" };
     tg_linear *const gates[2] = { &m->forget, &m->candidate };
     tg_status st = tg_init_gates(ps, prefix, 2, names, gates, input_size, hidden_size, init,

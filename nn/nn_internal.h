@@ -16,6 +16,12 @@ bool tg_is_matrix(const tg_tensor *t, tg_dtype dtype, int64_t rows, int64_t cols
 bool tg_check_step(tg_tape *tape, const char *who, const tg_tensor *x, const tg_tensor *h,
                    const tg_tensor *c, int input_size, int hidden_size);
 
+/* Sets the reason a cell type's init refuses its arguments (tg_last_error) and returns
+   status: TG_ERR_NULL (a NULL cell, prefix or rng) or TG_ERR_ARG (sizes below 1, or a
+   parameter name past 63 bytes). */
+tg_status tg_cell_init_error(const char *type, tg_status status, const char *prefix,
+                             int input_size, int hidden_size);
+
 /* Adds one gate layer per name, "<prefix>.<name>.w" (H+I, H) and ".b" (H), the shape
    every cell's gates share, in the order given (which fixes the RNG draws).
    Returns TG_ERR_NULL / TG_ERR_ARG (sizes < 1) or tg_linear_init's status. */

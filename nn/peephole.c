@@ -26,11 +26,11 @@ static tg_status peephole_init(void *cell, tg_params *ps, const char *prefix, in
     tg_peephole_cell *p = cell;
     char gates[64], pi[64], pf[64], po[64];
     if (!p || !prefix)
-        return TG_ERR_NULL;
+        return tg_cell_init_error("peephole", TG_ERR_NULL, prefix, input_size, hidden_size);
     if (input_size < 1 || hidden_size < 1 || !tg_param_name(gates, prefix, "gates") ||
         !tg_param_name(pi, prefix, "peep_input") || !tg_param_name(pf, prefix, "peep_forget") ||
         !tg_param_name(po, prefix, "peep_output"))
-        return TG_ERR_ARG;
+        return tg_cell_init_error("peephole", TG_ERR_ARG, prefix, input_size, hidden_size);
     int H = hidden_size;
     tg_status st = tg_linear_init(&p->gates, ps, gates, H + input_size, 4 * H, H, init, rng);
     if (st == TG_OK)

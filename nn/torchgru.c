@@ -23,10 +23,10 @@ static tg_status torchgru_init(void *cell, tg_params *ps, const char *prefix, in
     tg_torchgru_cell *g = cell;
     char ih[64], hh[64];
     if (!g || !prefix)
-        return TG_ERR_NULL;
+        return tg_cell_init_error("torchgru", TG_ERR_NULL, prefix, input_size, hidden_size);
     if (input_size < 1 || hidden_size < 1 || !tg_param_name(ih, prefix, "ih") ||
         !tg_param_name(hh, prefix, "hh"))
-        return TG_ERR_ARG;
+        return tg_cell_init_error("torchgru", TG_ERR_ARG, prefix, input_size, hidden_size);
     int H = hidden_size;
     tg_status st = tg_linear_init(&g->ih, ps, ih, input_size, 3 * H, H, init, rng);
     if (st == TG_OK)

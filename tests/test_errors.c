@@ -1,6 +1,7 @@
 /* tests/test_errors.c: the errors suite: tg_tape_fail, scopes naming the layer and time
    step of a failure, and the reasons behind every NULL and status. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tests/tests.h"
@@ -369,6 +370,28 @@ START_TEST(test_stack_and_charlm_reasons)
 }
 END_TEST
 
+/* The zoo's cell types refuse bad arguments with a reason naming the type. */
+START_TEST(test_cell_type_init_reasons)
+{
+    static const char *const types[] = { "indrnn", "lnlstm", "peephole", "torchgru" };
+    tg_params *ps = tg_params_new(TG_F64);
+    tg_rng rng;
+    tg_rng_seed(&rng, 5);
+    for (int k = 0; k < 4; k++) {
+        const tg_cell_type *type = tg_cell_type_find(types[k]);
+        ck_assert_ptr_nonnull(type);
+        void *cell = calloc(1, type->size);
+        char want[96];
+        snprintf(want, sizeof want, "%s init: c: input_size 3, hidden_size 0", types[k]);
+        ck_reason(type->init(cell, ps, "c", 3, 0, NULL, &rng), TG_ERR_ARG, want);
+        snprintf(want, sizeof want, "%s init: the cell, prefix or rng is NULL", types[k]);
+        ck_reason(type->init(cell, ps, NULL, 3, 4, NULL, &rng), TG_ERR_NULL, want);
+        free(cell);
+    }
+    tg_params_free(ps);
+}
+END_TEST
+
 static void report(tg_recorder *r, const char *name, int64_t cols)
 {
     tg_tensor *t = tg_tensor_new(TG_F32, 2, (const int64_t[]){ 1, cols });
@@ -418,6 +441,7 @@ Suite *errors_suite(void)
     tcase_add_test(tc, test_init_reasons);
     tcase_add_test(tc, test_stack_and_charlm_reasons);
     tcase_add_test(tc, test_recorder_reasons);
+    tcase_add_test(tc, test_cell_type_init_reasons);
     suite_add_tcase(s, tc);
     return s;
 }
