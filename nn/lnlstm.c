@@ -72,17 +72,18 @@ static void lnlstm_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor *c
     if (!tg_step_begin(t, "lnlstm", cell, x, state, next, 2, c ? c->input_size : 0,
                        c ? c->hidden_size : 0))
         return;
-    int64_t H = c->hidden_size;
     tg_tensor *h = state[0], *c_prev = state[1];                 /* x (B,I); h, c (B,H) */
     tg_tensor *igates    = tg_layer_norm(t, tg_affine(t, x, c->w_ih, NULL), c->ln_ih_gamma,
                                          c->ln_ih_beta, LN_EPS);                 /* (B,4H) */
     tg_tensor *hgates    = tg_layer_norm(t, tg_affine(t, h, c->w_hh, NULL), c->ln_hh_gamma,
                                          c->ln_hh_beta, LN_EPS);                 /* (B,4H) */
     tg_tensor *gates     = tg_add(t, igates, hgates);                            /* (B,4H) */
-    tg_tensor *input     = tg_name(t, tg_sigmoid(t, tg_slice(t, gates, 1, 0, H)), "input");
-    tg_tensor *forget    = tg_name(t, tg_sigmoid(t, tg_slice(t, gates, 1, H, H)), "forget");
-    tg_tensor *candidate = tg_name(t, tg_tanh(t, tg_slice(t, gates, 1, 2 * H, H)), "candidate");
-    tg_tensor *output    = tg_name(t, tg_sigmoid(t, tg_slice(t, gates, 1, 3 * H, H)), "output");
+    tg_tensor *pre[4];                                         /* i, f, g, o: each (B,H) */
+    tg_chunk(t, gates, 4, 1, pre);
+    tg_tensor *input     = tg_name(t, tg_sigmoid(t, pre[0]), "input");
+    tg_tensor *forget    = tg_name(t, tg_sigmoid(t, pre[1]), "forget");
+    tg_tensor *candidate = tg_name(t, tg_tanh(t, pre[2]), "candidate");
+    tg_tensor *output    = tg_name(t, tg_sigmoid(t, pre[3]), "output");
     tg_tensor *cell_sum  = tg_add(t, tg_mul(t, forget, c_prev), tg_mul(t, input, candidate));
     tg_tensor *cell_new  = tg_name(t, tg_layer_norm(t, cell_sum, c->ln_cell_gamma,
                                                     c->ln_cell_beta, LN_EPS), "cell");
