@@ -42,6 +42,7 @@ LIB_SRC   := $(sort $(wildcard tensor/*.c autograd/*.c nn/*.c optim/*.c))
 TEST_SRC  := $(sort $(wildcard tests/*.c))
 EX_SRC    := $(sort $(wildcard examples/*.c))
 CHARLM_SRC:= $(sort $(wildcard examples/charlm/*.c))
+PLUGIN_SRC:= $(sort $(wildcard examples/plugin/*.c))
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 HEADERS   := tapegrad.h $(wildcard tensor/*.h autograd/*.h nn/*.h optim/*.h)
 PUB_HEADERS := $(filter-out %_internal.h,$(HEADERS))
@@ -59,6 +60,7 @@ TEST_BIN  := $(BUILD)/tests/tapegrad_tests
 EX_BIN    := $(patsubst examples/%.c,$(BUILD)/examples/%,$(EX_SRC))
 CHARLM_BIN:= $(if $(CHARLM_SRC),$(BUILD)/examples/charlm)
 CHARLM_MAN:= $(if $(CHARLM_SRC),$(BUILD)/charlm.1)
+PLUGIN_BIN:= $(patsubst examples/plugin/%.c,$(BUILD)/examples/plugin/%.so,$(PLUGIN_SRC))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
 
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
@@ -67,7 +69,7 @@ CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsub
 .PHONY: all lib tests examples bench run check san install clean check-deps
 all: lib examples $(TEST_BIN) $(BENCH_BIN)
 lib: $(LIB_A) $(LIB_SO)
-examples: $(EX_BIN) $(CHARLM_BIN) $(CHARLM_MAN)
+examples: $(EX_BIN) $(CHARLM_BIN) $(CHARLM_MAN) $(PLUGIN_BIN)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -84,15 +86,23 @@ $(LIB_A): $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(LIB_SO): $(LIB_OBJ)
-	$(CC) -shared -o $@ $^ $(LDLIBS) $(SAN)
+	$(CC) -shared -Wl,-soname,libtapegrad.so -o $@ $^ $(LDLIBS) $(SAN)
 
 $(BUILD)/examples/%: $(BUILD)/obj/examples/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDLIBS) $(SAN)
 
-$(BUILD)/examples/charlm: $(CHARLM_OBJ) $(LIB_A)
+# charlm uses libtapegrad.so, so that a --plugin linked against it binds to the same loaded
+# copy (one cell type registry in the process). Its run path finds the library beside it
+# in the build tree (build/) and where make install puts both (PREFIX/bin, PREFIX/lib).
+$(BUILD)/examples/charlm: $(CHARLM_OBJ) $(LIB_SO)
 	@mkdir -p $(dir $@)
-	$(CC) -o $@ $^ $(LDLIBS) $(SAN)
+	$(CC) -o $@ $^ -Wl,-rpath,'$$ORIGIN/..:$$ORIGIN/../lib' $(LDLIBS) $(SAN)
+
+# The example plug-in, built as a user would against the library (tests/plugin_test.sh).
+$(BUILD)/examples/plugin/%.so: examples/plugin/%.c $(LIB_SO)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) $(CFLAGS) -shared -fPIC -I. -o $@ $< $(LIB_SO) $(LDLIBS) $(SAN)
 
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
@@ -130,6 +140,7 @@ check: check-deps
 	@if [ -x $(BUILD)/examples/charlm ] && [ -f tests/charlm_smoke.sh ]; then \
 	    bash tests/charlm_smoke.sh $(BUILD)/examples/charlm; fi
 	bash tests/install_test.sh $(BUILD)
+	bash tests/plugin_test.sh $(BUILD)
 
 san: check-deps
 	@$(MAKE) --no-print-directory BUILD=$(BUILD)/san OPT=-O1 \
@@ -230,5 +241,6 @@ reliability: check-deps
 #                      rank, a rank killed mid-run (needs mpirun: openmpi-bin libopenmpi-dev)
 .PHONY: mpi-test
 mpi-test:
-	@$(MAKE) --no-print-directory MPI=1 build/mpi/examples/charlm build/mpi/libtapegrad.a
+	@$(MAKE) --no-print-directory MPI=1 build/mpi/examples/charlm build/mpi/libtapegrad.a \
+	    build/mpi/libtapegrad.so
 	bash tests/mpi_test.sh build/mpi

@@ -46,7 +46,8 @@ static double train_rate(int hidden, int steps)
 {
     const int V = 65;
     const int64_t B = 50, T = 50;
-    tg_charlm_config cfg = {.cell = TG_CELL_LSTM, .vocab = V, .layers = 2, .hidden = hidden};
+    tg_charlm_config cfg = {.cell = tg_cell_type_find("lstm"), .vocab = V, .layers = 2,
+                            .hidden = hidden};
     tg_params *ps = tg_params_new(TG_F32);
     tg_rng rng;
     tg_rng_seed(&rng, 1);
@@ -86,6 +87,7 @@ static double train_rate(int hidden, int steps)
     tg_stack_state_free(state);
     tg_tape_free(tape);
     tg_optim_free(opt);
+    tg_charlm_deinit(&m);
     tg_params_free(ps);
     return rate;
 }

@@ -7,18 +7,21 @@
  *          tape_peak_bytes= tape_peak_growth= mallocs_per_step=
  * and before them the GEMM peak it is compared with:
  *   gemm_peak M=1024 K=1024 N=1024 gflops=
- * FLOPs are counted from the model's matmul shapes only: per time step and layer, each of
- * the G gates (LSTM 4, GRU 3, RNN 1) is (B, H+I) @ (H+I, H), i.e. 2*B*(H+I)*H; the head is
+ * FLOPs are counted from the model's matmul shapes only: per time step, each 2-D weight
+ * (in, out) of the stack multiplies B rows, 2*B*in*out (an LSTM layer's four gates are
+ * (B, H+I) @ (H+I, H) each, so 4*2*B*(H+I)*H); the head is
  * (B*T, H) @ (H, V), 2*B*T*H*V; backward counts twice the forward (dX and dW), so a step is
  * 3x the forward matmul FLOPs. gflops = flops_per_step / time per step, and
  * fraction_of_gemm_peak = gflops / the 1024^3 tg_sgemm rate measured in the same run.
  * fraction_performed is the same for the FLOPs the step runs: backward skips the first
- * layer's dX columns of the one-hot input (nothing reads them), T*G*2*B*V*H of the count.
+ * layer's dX columns of the one-hot input (nothing reads them), T*2*B*V*out for each of
+ * that layer's weights.
  * ms_per_step is the median of the timed steps (after 3 warm-up steps); tape_peak_growth
  * is the change of tg_tape_bytes_peak over the timed steps, mallocs_per_step the tape's
  * malloc calls per timed step (both 0 when the arena is reused as designed).
  * Environment: TG_BENCH_THREADS (default 2), TG_BENCH_QUICK=1 (fewer steps),
- * TG_BENCH_HIDDEN (e.g. "128" or "128,512", the default), TG_BENCH_CELL (lstm|gru|rnn).
+ * TG_BENCH_HIDDEN (e.g. "128" or "128,512", the default), TG_BENCH_CELL (any registered
+ * cell type, default lstm).
  */
 #include <math.h>
 #include <omp.h>
@@ -84,7 +87,7 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
-static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, int64_t T,
+static void bench_model(const tg_cell_type *cell, int layers, int hidden, int64_t B, int64_t T,
                         int threads, bool quick)
 {
     const int V = 65;
@@ -109,18 +112,23 @@ static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, in
     if (!opt || !tape || !state || !in || !tg)
         die("setup", "out of memory");
 
-    /* FLOPs of the matmuls (see the header comment). */
-    int gates = cell == TG_CELL_LSTM ? 4 : cell == TG_CELL_GRU ? 3 : 1;
-    double fwd = 0;
-    for (int l = 0; l < layers; l++) {
-        double in_l = l == 0 ? V : hidden;
-        fwd += (double)T * gates * 2.0 * (double)B * (hidden + in_l) * hidden;
+    /* FLOPs of the matmuls (see the header comment): every 2-D parameter of the stack is
+       a weight that multiplies B rows at each of the T steps. */
+    double fwd = 0, skipped = 0;
+    for (int i = 0; i < tg_params_count(ps); i++) {
+        const tg_tensor *w = tg_params_at(ps, i);                  /* (in, out) */
+        const char *name = tg_params_name(ps, i);
+        if (w->ndim != 2 || strncmp(name, "rnn.", 4) != 0)
+            continue;
+        fwd += (double)T * 2.0 * (double)B * (double)w->numel;
+        /* backward does not compute the first layer's dX columns of its one-hot input
+           (nothing reads them: tg_grad_cols): the V input rows of each of its weights */
+        if (strncmp(name, "rnn.0.", 6) == 0 && w->shape[0] >= V)
+            skipped += (double)T * 2.0 * (double)B * V * (double)w->shape[1];
     }
     fwd += 2.0 * (double)B * (double)T * hidden * V;
     double flops = 3.0 * fwd;
-    /* Of those, backward does not compute the first layer's dX columns of its one-hot input
-       (nothing reads them: tg_grad_cols), T*G*2*B*V*H; what the step actually runs: */
-    double performed = flops - (double)T * gates * 2.0 * (double)B * V * hidden;
+    double performed = flops - skipped;          /* what the step actually runs */
 
     /* Rounds of a GEMM peak measurement and a few steps, so that the peak each fraction
        is taken against was measured seconds apart from the steps (on a shared machine the
@@ -182,7 +190,7 @@ static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, in
            "fraction_range=%.2f-%.2f gemm_peak_gflops=%.1f "
            "flops_per_step=%.4g fraction_performed=%.2f fwd_ms=%.2f bwd_ms=%.2f opt_ms=%.2f "
            "tape_peak_bytes=%zu tape_peak_growth=%lld mallocs_per_step=%.2f\n",
-           tg_cell_kind_name(cell), layers, hidden, (long long)B, (long long)T, threads, med,
+           cell->name, layers, hidden, (long long)B, (long long)T, threads, med,
            (double)(B * T) / (med * 1e-3), gflops, frac, fracs[0], fracs[rounds - 1], peak,
            flops, frac * performed / flops, t_fwd * 1e3 / steps, t_bwd * 1e3 / steps,
            t_opt * 1e3 / steps, peak1,
@@ -197,6 +205,7 @@ static void bench_model(tg_cell_kind cell, int layers, int hidden, int64_t B, in
     tg_stack_state_free(state);
     tg_tape_free(tape);
     tg_optim_free(opt);
+    tg_charlm_deinit(&m);
     tg_params_free(ps);
 }
 
@@ -207,14 +216,10 @@ int main(void)
     const char *hs = getenv("TG_BENCH_HIDDEN");
     if (!hs || !*hs)
         hs = "128,512";
-    tg_cell_kind cell = TG_CELL_LSTM;
     const char *cs = getenv("TG_BENCH_CELL");
-    if (cs && *cs) {
-        int k = tg_cell_kind_parse(cs);
-        if (k < 0)
-            die("TG_BENCH_CELL", "expected lstm, gru or rnn");
-        cell = (tg_cell_kind)k;
-    }
+    const tg_cell_type *cell = tg_cell_type_find(cs && *cs ? cs : "lstm");
+    if (!cell)
+        die("TG_BENCH_CELL", "not a registered cell type");
     omp_set_num_threads(threads);
     printf("# bench_charlm threads=%d gemm=%s (flops: matmuls only, forward 2*M*N*K, "
            "backward 2x forward)\n", threads, tg_gemm_backend());

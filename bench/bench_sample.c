@@ -53,8 +53,8 @@ static int32_t draw(const double *logits, int V, double *p, tg_rng *rng)
 static void bench_size(int hidden, int threads, double seconds)
 {
     const int V = 65;
-    tg_charlm_config cfg = {.cell = TG_CELL_LSTM, .vocab = V, .layers = 2, .hidden = hidden,
-                            .embed = 0, .dropout = 0.0};
+    tg_charlm_config cfg = {.cell = tg_cell_type_find("lstm"), .vocab = V, .layers = 2,
+                            .hidden = hidden, .embed = 0, .dropout = 0.0};
     tg_params *ps = tg_params_new(TG_F32);
     tg_rng rng;
     tg_rng_seed(&rng, 1);
@@ -98,6 +98,7 @@ static void bench_size(int hidden, int threads, double seconds)
     fflush(stdout);
     tg_stack_state_free(state);
     tg_tape_free(tape);
+    tg_charlm_deinit(&m);
     tg_params_free(ps);
 }
 

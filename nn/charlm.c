@@ -5,6 +5,7 @@
 
 #include "nn/nn.h"
 #include "nn/nn_internal.h"
+#include "tensor/tensor_internal.h"
 
 /* Legend: B batch, T time, I input (V or E), H hidden, V vocab, E embedding. */
 
@@ -19,8 +20,8 @@ tg_status tg_charlm_init(tg_charlm *m, tg_params *ps, const tg_charlm_config *cf
         return tg_error_set(TG_ERR_ARG, "%s: vocab %d, hidden %d, embed %d (want vocab and "
                             "hidden >= 1, embed >= 0)", who, cfg->vocab, cfg->hidden,
                             cfg->embed);
-    if ((unsigned)cfg->cell > TG_CELL_GRU)
-        return tg_error_set(TG_ERR_ARG, "%s: unknown cell kind %d", who, (int)cfg->cell);
+    if (!cfg->cell)
+        return tg_error_set(TG_ERR_ARG, "%s: NULL cell type", who);
     if (cfg->layers < 1 || cfg->layers > TG_MAX_LAYERS)
         return tg_error_set(TG_ERR_ARG, "%s: %d layers (must be 1..%d)", who, cfg->layers,
                             TG_MAX_LAYERS);
@@ -45,7 +46,19 @@ tg_status tg_charlm_init(tg_charlm *m, tg_params *ps, const tg_charlm_config *cf
     if (st == TG_OK && init && init->kind == TG_INIT_ORTHOGONAL)
         st = tg_init_orthogonal_stack(ps, stack_first, stack_end, cfg->hidden,
                                       cfg->embed > 0 ? 0 : cfg->vocab, "rnn.0.", rng);
-    return st == TG_OK ? TG_OK : tg_error_wrap("%s", who);
+    if (st != TG_OK) {
+        tg_charlm_deinit(m);
+        return tg_error_wrap("%s", who);
+    }
+    return TG_OK;
+}
+
+void tg_charlm_deinit(tg_charlm *m)
+{
+    if (!m)
+        return;
+    tg_rnn_stack_deinit(&m->rnn);
+    memset(m, 0, sizeof *m);
 }
 
 /* The model's input for one time step: tokens (B ids, already checked) as a one-hot
@@ -63,25 +76,27 @@ static tg_tensor *step_input(tg_tape *tape, const tg_charlm *m, const int32_t *t
     return x;
 }
 
-/* Checks a state against the model for batch B: layers, and each h (and c) (B,H) of
-   dtype. Records TG_ERR_SHAPE naming who and returns false on a mismatch. */
+/* Checks a state against the model for batch B: layers, and each of the cell type's
+   state tensors (B,H) of dtype. Records TG_ERR_SHAPE naming who and returns false on a
+   mismatch. */
 static bool check_state(tg_tape *tape, const char *who, const tg_charlm *m,
                         const tg_stack_state *state, int64_t B)
 {
     tg_dtype dt = m->head.w->dtype;
-    bool lstm = m->cfg.cell == TG_CELL_LSTM;
-    if (state->layers != m->rnn.layers) {
-        tg_fail(tape, TG_ERR_SHAPE, who, "state has %d layers, the model %d",
-                state->layers, m->rnn.layers);
+    int ns = m->rnn.type->nstate;
+    if (state->layers != m->rnn.layers || state->nstate != ns) {
+        tg_fail(tape, TG_ERR_SHAPE, who, "state has %d layers of %d tensors, the model %d "
+                "of %d", state->layers, state->nstate, m->rnn.layers, ns);
         return false;
     }
     for (int l = 0; l < state->layers; l++) {
-        if (!tg_is_matrix(state->h[l], dt, B, m->cfg.hidden) ||
-            (lstm && !tg_is_matrix(state->c[l], dt, B, m->cfg.hidden))) {
-            tg_fail(tape, TG_ERR_SHAPE, who, "state of layer %d is not (%lld,%d) %s %s",
-                    l, (long long)B, m->cfg.hidden, dt == TG_F64 ? "float64" : "float32",
-                    lstm ? "h and c" : "h");
-            return false;
+        for (int k = 0; k < ns; k++) {
+            if (!tg_is_matrix(state->tensors[l][k], dt, B, m->cfg.hidden)) {
+                tg_fail(tape, TG_ERR_SHAPE, who, "state %d of layer %d is not (%lld,%d) %s",
+                        k, l, (long long)B, m->cfg.hidden,
+                        dt == TG_F64 ? "float64" : "float32");
+                return false;
+            }
         }
     }
     return true;
@@ -119,10 +134,11 @@ static bool state_on_tape(tg_tape *tape, const tg_stack_state *src, tg_stack_sta
 {
     *dst = *src;
     for (int l = 0; l < src->layers; l++) {
-        dst->h[l] = tape_copy(tape, src->h[l]);
-        dst->c[l] = tape_copy(tape, src->c[l]);
-        if (!dst->h[l] || (src->c[l] && !dst->c[l]))
-            return false;
+        for (int k = 0; k < src->nstate; k++) {
+            dst->tensors[l][k] = tape_copy(tape, src->tensors[l][k]);
+            if (!dst->tensors[l][k])
+                return false;
+        }
     }
     return true;
 }

@@ -170,59 +170,54 @@ int                 tg_cell_type_count(void);
 const tg_cell_type *tg_cell_type_at(int i);
 
 /* ---- stacked recurrent network --------------------------------------------- */
-typedef enum tg_cell_kind { TG_CELL_RNN, TG_CELL_LSTM, TG_CELL_GRU } tg_cell_kind;
-
-/* "rnn", "lstm", "gru"; and back (returns -1 for an unknown name). */
-const char *tg_cell_kind_name(tg_cell_kind kind);
-int         tg_cell_kind_parse(const char *name);
-
 #define TG_MAX_LAYERS 16
 
-typedef struct tg_cell {
-    tg_cell_kind kind;
-    union {
-        tg_rnn_cell  rnn;
-        tg_lstm_cell lstm;
-        tg_gru_cell  gru;
-    } u;
-} tg_cell;
-
 typedef struct tg_rnn_stack {
-    tg_cell_kind kind;
+    const tg_cell_type *type;       /* every layer's cell type                    */
     int layers, input_size, hidden_size;
-    double dropout;                 /* between layers, in training only */
-    tg_cell cells[TG_MAX_LAYERS];   /* layer 0 reads I, the others H    */
+    double dropout;                 /* between layers, in training only           */
+    void *cells[TG_MAX_LAYERS];     /* layer l's cell struct (type->size bytes, one
+                                       block allocated by init, freed by deinit);
+                                       layer 0 reads I, the others H              */
     char scope[48];                 /* "<prefix>.": layer l's errors read "<prefix>.l: " */
 } tg_rnn_stack;
 
-/* The recurrent state of every layer: h[l] (B,H), and c[l] (B,H) for LSTM (else NULL). */
+/* The recurrent state of every layer: tensors[l][k] is layer l's state k (B,H), k <
+   nstate (the type's); tensors[l][0] is h. Slots past nstate are NULL. */
 typedef struct tg_stack_state {
-    int layers;
-    tg_tensor *h[TG_MAX_LAYERS];
-    tg_tensor *c[TG_MAX_LAYERS];
+    int layers, nstate;
+    tg_tensor *tensors[TG_MAX_LAYERS][TG_MAX_CELL_STATE];
 } tg_stack_state;
 
-/* Adds cells "<prefix>.<l>.<gate>" for l = 0..layers-1 (1 <= layers <= TG_MAX_LAYERS).
-   Returns TG_ERR_ARG for bad sizes or dropout outside [0,1), else as tg_linear_init; the
-   reason in tg_last_error(). */
+/* Builds layers cells of type into s, their parameters named "<prefix>.<l>.<...>" for
+   l = 0..layers-1 (1 <= layers <= TG_MAX_LAYERS), drawn in layer order. The cells'
+   memory is allocated here, once: release it with tg_rnn_stack_deinit (the parameters
+   stay in ps). On failure nothing needs releasing.
+   Returns TG_ERR_NULL / TG_ERR_ARG (bad sizes, dropout outside [0,1), a type that is not
+   valid) / TG_ERR_NOMEM, or the type's init's status; the reason in tg_last_error(). */
 tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
-                            tg_cell_kind kind, int layers, int input_size, int hidden_size,
-                            double dropout, const tg_init *init, tg_rng *rng);
+                            const tg_cell_type *type, int layers, int input_size,
+                            int hidden_size, double dropout, const tg_init *init,
+                            tg_rng *rng);
+/* Frees the cells' memory and zeroes s (NULL or a zeroed stack: nothing happens). */
+void      tg_rnn_stack_deinit(tg_rnn_stack *s);
 
-/* One time step through every layer: x (B,I); state holds each layer's h (and c) in and
-   is updated in place to the new tape-owned tensors. Returns the top layer's h (B,H).
+/* One time step through every layer: x (B,I); state holds each layer's state tensors in
+   and is updated in place to the new tape-owned tensors. Returns the top layer's h (B,H).
    Dropout (with rng) applies to the input of layers 1.. when training is true.
    Because its pointers are replaced, step a working copy of a caller-owned state
    (tg_stack_state cur = *owned; ...; tg_stack_state_copy(owned, &cur) to detach, but
    only after tg_backward: backward reads the initial state's values again);
-   a NULL h[l] (or c[l]) is read as zeros. On failure state is left unchanged.
+   a NULL tensors[l][k] is read as zeros, and so is a state with nstate 0
+   (tg_stack_state cur = { .layers = L } starts from zeros; the step sets its nstate).
+   On failure state is left unchanged.
    An error inside layer l names it: "<prefix>.<l>/<gate>: <op>: ...". */
 tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
                              tg_stack_state *state, bool training, tg_rng *rng);
 
-/* Caller-owned zero state for batch B (tg_tensor_new tensors); free with _free.
-   NULL for a NULL or uninitialised stack, a bad batch or dtype, or out of memory; the
-   reason in tg_last_error(). */
+/* Caller-owned zero state for batch B: nstate (B,H) tensors per layer (tg_tensor_new);
+   free with _free. NULL (reason in tg_last_error) for a bad stack, dtype or batch, or
+   when out of memory. */
 tg_stack_state *tg_stack_state_new(const tg_rnn_stack *s, tg_dtype dtype, int64_t batch);
 void            tg_stack_state_free(tg_stack_state *st);
 void            tg_stack_state_zero(tg_stack_state *st);
@@ -235,7 +230,7 @@ tg_status       tg_stack_state_copy(tg_stack_state *dst, const tg_stack_state *s
  * tokens -> (one-hot | embedding) -> rnn stack -> linear head -> logits (.., V)
  */
 typedef struct tg_charlm_config {
-    tg_cell_kind cell;
+    const tg_cell_type *cell;  /* e.g. tg_cell_type_find("lstm")           */
     int vocab;       /* V                                        */
     int layers;
     int hidden;      /* H                                        */
@@ -251,10 +246,14 @@ typedef struct tg_charlm {
 } tg_charlm;
 
 /* Builds the model's parameters into ps (which must be empty or hold other names):
-   "embed" (V,E) if any, "rnn.<l>.<gate>.w/b", "head.w/b". TG_ERR_NULL / TG_ERR_ARG (a
-   bad setting) / as tg_linear_init; the reason in tg_last_error(). */
+   "embed" (V,E) if any, "rnn.<l>.<...>" (the cell type's), "head.w/b". Release the
+   model with tg_charlm_deinit (the parameters stay in ps). On failure nothing needs
+   releasing. Returns TG_ERR_* as tg_rnn_stack_init (TG_ERR_ARG for a NULL cell type);
+   the reason in tg_last_error(). */
 tg_status tg_charlm_init(tg_charlm *m, tg_params *ps, const tg_charlm_config *cfg,
                          const tg_init *init, tg_rng *rng);
+/* Frees what tg_charlm_init allocated (its stack's cells) and zeroes m. */
+void      tg_charlm_deinit(tg_charlm *m);
 
 /* Mean cross-entropy over all B*T positions. inputs and targets are (B,T) row-major
    token ids in [0,V) (row b is a contiguous stream). state (caller-owned, from

@@ -6,42 +6,44 @@
 
 /* Legend: B batch, T time, I input, H hidden, V vocab. */
 
-int tg_test_cell_gates(tg_cell *c, tg_linear **g)
+const char *const tg_test_builtin_cells[3] = { "rnn", "lstm", "gru" };
+
+const tg_cell_type *tg_test_cell_type(const char *name)
 {
-    switch (c->kind) {
-    case TG_CELL_RNN:
+    const tg_cell_type *type = tg_cell_type_find(name);
+    ck_assert_msg(type != NULL, "no cell type \"%s\"", name);
+    return type;
+}
+
+int tg_test_cell_gates(tg_test_cell *c, tg_linear **g)
+{
+    const char *name = c->type->name;
+    if (strcmp(name, "rnn") == 0) {
         g[0] = &c->u.rnn.layer;
         return 1;
-    case TG_CELL_LSTM:
+    }
+    if (strcmp(name, "lstm") == 0) {
         g[0] = &c->u.lstm.forget;
         g[1] = &c->u.lstm.candidate;
         g[2] = &c->u.lstm.input;
         g[3] = &c->u.lstm.output;
         return 4;
-    case TG_CELL_GRU:
-        g[0] = &c->u.gru.update;
-        g[1] = &c->u.gru.reset;
-        g[2] = &c->u.gru.candidate;
-        return 3;
     }
-    return 0;
+    ck_assert_str_eq(name, "gru");
+    g[0] = &c->u.gru.update;
+    g[1] = &c->u.gru.reset;
+    g[2] = &c->u.gru.candidate;
+    return 3;
 }
 
-tg_tensor *tg_test_cell_step(tg_tape *tape, const tg_cell *cell, tg_tensor *x, tg_tensor *h,
-                             tg_tensor **c)
+tg_tensor *tg_test_cell_step(tg_tape *tape, const tg_test_cell *cell, tg_tensor *x,
+                             tg_tensor *h, tg_tensor **c)
 {
-    switch (cell->kind) {
-    case TG_CELL_RNN:
-        return tg_rnn_cell_step(tape, &cell->u.rnn, x, h);
-    case TG_CELL_LSTM: {
-        tg_lstm_state s = tg_lstm_cell_step(tape, &cell->u.lstm, x, (tg_lstm_state){ h, *c });
-        *c = s.c;
-        return s.h;
-    }
-    case TG_CELL_GRU:
-        return tg_gru_cell_step(tape, &cell->u.gru, x, h);
-    }
-    return NULL;
+    tg_tensor *state[2] = { h, c ? *c : NULL }, *next[2] = { NULL, NULL };
+    cell->type->step(tape, &cell->u, x, state, next);
+    if (cell->type->nstate == 2)
+        *c = next[1];
+    return next[0];
 }
 
 tg_tensor *tg_test_new_f64(int ndim, int64_t d0, int64_t d1, const double *values)
@@ -65,13 +67,13 @@ double tg_test_max_abs_diff(const tg_tensor *t, const double *ref, bool grad)
     return worst;
 }
 
-tg_params *tg_test_charlm_params(tg_charlm *m, tg_cell_kind kind, int embed, uint64_t seed,
+tg_params *tg_test_charlm_params(tg_charlm *m, const char *cell, int embed, uint64_t seed,
                                  tg_dtype dtype)
 {
     tg_params *ps = tg_params_new(dtype);
     tg_rng rng;
     tg_rng_seed(&rng, seed);
-    tg_charlm_config cfg = { kind, 11, 2, 6, embed, 0.0 };
+    tg_charlm_config cfg = { tg_test_cell_type(cell), 11, 2, 6, embed, 0.0 };
     ck_assert_int_eq(tg_charlm_init(m, ps, &cfg, NULL, &rng), TG_OK);
     return ps;
 }

@@ -16,7 +16,7 @@
    caller-owned tensors (no tg_params). */
 typedef struct ref_cell {
     const nnref_cell *r;
-    tg_cell cell;
+    tg_test_cell cell;
     tg_tensor *w[4], *b[4];
     tg_tensor *x[8], *h0, *c0;
 } ref_cell;
@@ -25,9 +25,7 @@ static void ref_cell_build(ref_cell *rc, const nnref_cell *r)
 {
     memset(rc, 0, sizeof *rc);
     rc->r = r;
-    int kind = tg_cell_kind_parse(r->kind);
-    ck_assert_int_ge(kind, 0);
-    rc->cell.kind = (tg_cell_kind)kind;
+    rc->cell.type = tg_test_cell_type(r->kind);
     tg_linear *gates[4];
     int n = tg_test_cell_gates(&rc->cell, gates);
     ck_assert_int_eq(n, r->ngates);
@@ -37,19 +35,15 @@ static void ref_cell_build(ref_cell *rc, const nnref_cell *r)
         gates[g]->w = rc->w[g];
         gates[g]->b = rc->b[g];
     }
-    switch (rc->cell.kind) {      /* the sizes are the same field in every cell struct */
-    case TG_CELL_RNN:
+    if (strcmp(r->kind, "rnn") == 0) {
         rc->cell.u.rnn.input_size = r->I;
         rc->cell.u.rnn.hidden_size = r->H;
-        break;
-    case TG_CELL_LSTM:
+    } else if (strcmp(r->kind, "lstm") == 0) {
         rc->cell.u.lstm.input_size = r->I;
         rc->cell.u.lstm.hidden_size = r->H;
-        break;
-    case TG_CELL_GRU:
+    } else {
         rc->cell.u.gru.input_size = r->I;
         rc->cell.u.gru.hidden_size = r->H;
-        break;
     }
     for (int t = 0; t < r->T; t++)
         rc->x[t] = tg_test_new_f64(2, r->B, r->I, r->x + t * r->B * r->I);
@@ -214,7 +208,7 @@ enum { GC_B = 2, GC_I = 3, GC_H = 4, GC_T = 4 };
 
 typedef struct cell_fixture {
     tg_params *ps;
-    tg_cell cell;
+    tg_test_cell cell;
     tg_tensor *x[GC_T], *h0, *c0, *r[GC_T];
 } cell_fixture;
 
@@ -233,20 +227,16 @@ static tg_tensor *cell_loss(tg_tape *tape, void *user)
     return loss;
 }
 
-static void cell_fixture_init(cell_fixture *f, tg_cell_kind kind)
+static void cell_fixture_init(cell_fixture *f, int kind)
 {
     memset(f, 0, sizeof *f);
     tg_rng rng;
     tg_rng_seed(&rng, 100 + kind);
     f->ps = tg_params_new(TG_F64);
     tg_init init = { TG_INIT_UNIFORM, 0.7, false };
-    f->cell.kind = kind;
-    tg_status st = kind == TG_CELL_RNN
-        ? tg_rnn_cell_init(&f->cell.u.rnn, f->ps, "c", GC_I, GC_H, &init, &rng)
-        : kind == TG_CELL_LSTM
-        ? tg_lstm_cell_init(&f->cell.u.lstm, f->ps, "c", GC_I, GC_H, &init, &rng)
-        : tg_gru_cell_init(&f->cell.u.gru, f->ps, "c", GC_I, GC_H, &init, &rng);
-    ck_assert_int_eq(st, TG_OK);
+    f->cell.type = tg_test_cell_type(tg_test_builtin_cells[kind]);
+    ck_assert_int_eq(f->cell.type->init(&f->cell.u, f->ps, "c", GC_I, GC_H, &init, &rng),
+                     TG_OK);
     for (int t = 0; t < GC_T; t++) {
         f->x[t] = tg_test_new_f64(2, GC_B, GC_I, NULL);
         tg_tensor_fill_uniform(f->x[t], &rng, -1, 1);
@@ -255,7 +245,7 @@ static void cell_fixture_init(cell_fixture *f, tg_cell_kind kind)
     }
     f->h0 = tg_test_new_f64(2, GC_B, GC_H, NULL);
     tg_tensor_fill_uniform(f->h0, &rng, -0.5, 0.5);
-    if (kind == TG_CELL_LSTM) {
+    if (f->cell.type->nstate == 2) {
         f->c0 = tg_test_new_f64(2, GC_B, GC_H, NULL);
         tg_tensor_fill_uniform(f->c0, &rng, -0.5, 0.5);
     }
@@ -275,13 +265,13 @@ static void cell_fixture_free(cell_fixture *f)
 START_TEST(test_cell_gradcheck)
 {
     cell_fixture f;
-    cell_fixture_init(&f, (tg_cell_kind)_i);
+    cell_fixture_init(&f, _i);
     tg_gradcheck_result res;
     /* beyond the default rule, a relative error under 1e-7, which takes a step of 1e-5 */
     tg_gradcheck_opts opts = { .eps = 1e-5, .tolerance = 1e-7 };
     ck_assert_int_eq(tg_gradcheck_params(f.ps, cell_loss, &f, &opts, &res, NULL), TG_OK);
     ck_assert_msg(res.passed && res.max_rel_err < 1e-7, "%s params: worst %g",
-                  tg_cell_kind_name((tg_cell_kind)_i), res.max_rel_err);
+                  tg_test_builtin_cells[_i], res.max_rel_err);
     ck_assert_int_eq(res.checked, tg_params_numel(f.ps));
     /* and the inputs: every x_t, h0 (and c0) */
     tg_tensor *ins[GC_T + 2];
@@ -293,7 +283,7 @@ START_TEST(test_cell_gradcheck)
         ins[n++] = f.c0;
     ck_assert_int_eq(tg_gradcheck(ins, n, cell_loss, &f, &opts, &res, NULL), TG_OK);
     ck_assert_msg(res.passed && res.max_rel_err < 1e-7, "%s inputs: worst %g",
-                  tg_cell_kind_name((tg_cell_kind)_i), res.max_rel_err);
+                  tg_test_builtin_cells[_i], res.max_rel_err);
     cell_fixture_free(&f);
 }
 END_TEST
@@ -328,37 +318,45 @@ START_TEST(test_builtin_cell_types)
 }
 END_TEST
 
-/* A built-in type's step is its cell's step: same values, bit for bit. */
+/* A built-in type's step is its cell's step (and its init its cell's init), bit for bit. */
 START_TEST(test_builtin_type_steps_like_its_cell)
 {
     const nnref_cell *r = &nnref_cells[_i];
     ref_cell rc;
     ref_cell_build(&rc, r);
-    const tg_cell_type *type = tg_cell_type_find(r->kind);
-    ck_assert_ptr_nonnull(type);
+    const tg_cell_type *type = rc.cell.type;
     tg_tape *tape = tg_tape_new();
     tg_tensor *state[2] = { rc.h0, rc.c0 }, *next[2] = { NULL, NULL };
     type->step(tape, &rc.cell.u, rc.x[0], state, next);
     ck_assert_msg(next[0] != NULL, "%s", tg_tape_errmsg(tape));
-    tg_tensor *c = rc.c0;
-    tg_tensor *h = tg_test_cell_step(tape, &rc.cell, rc.x[0], rc.h0, &c);
-    ck_assert(memcmp(h->data, next[0]->data, (size_t)h->numel * sizeof(double)) == 0);
-    if (type->nstate == 2)
-        ck_assert(memcmp(c->data, next[1]->data, (size_t)c->numel * sizeof(double)) == 0);
-
-    /* init through the type draws what the cell's own init draws */
+    tg_tensor *h, *c = NULL;
     tg_params *pa = tg_params_new(TG_F64), *pb = tg_params_new(TG_F64);
     tg_rng ra, rb;
     tg_rng_seed(&ra, 9);
     tg_rng_seed(&rb, 9);
+    tg_test_cell direct;
+    tg_status st;
+    if (strcmp(r->kind, "rnn") == 0) {
+        h = tg_rnn_cell_step(tape, &rc.cell.u.rnn, rc.x[0], rc.h0);
+        st = tg_rnn_cell_init(&direct.u.rnn, pb, "c", 3, 5, NULL, &rb);
+    } else if (strcmp(r->kind, "lstm") == 0) {
+        tg_lstm_state ls = tg_lstm_cell_step(tape, &rc.cell.u.lstm, rc.x[0],
+                                             (tg_lstm_state){ rc.h0, rc.c0 });
+        h = ls.h;
+        c = ls.c;
+        st = tg_lstm_cell_init(&direct.u.lstm, pb, "c", 3, 5, NULL, &rb);
+    } else {
+        h = tg_gru_cell_step(tape, &rc.cell.u.gru, rc.x[0], rc.h0);
+        st = tg_gru_cell_init(&direct.u.gru, pb, "c", 3, 5, NULL, &rb);
+    }
+    ck_assert_int_eq(st, TG_OK);
+    ck_assert(memcmp(h->data, next[0]->data, (size_t)h->numel * sizeof(double)) == 0);
+    ck_assert_int_eq(type->nstate, c ? 2 : 1);
+    if (c)
+        ck_assert(memcmp(c->data, next[1]->data, (size_t)c->numel * sizeof(double)) == 0);
+
     void *mem = calloc(1, type->size);
     ck_assert_int_eq(type->init(mem, pa, "c", 3, 5, NULL, &ra), TG_OK);
-    tg_cell direct = { .kind = (tg_cell_kind)tg_cell_kind_parse(r->kind) };
-    ck_assert_int_eq(direct.kind == TG_CELL_RNN
-                         ? tg_rnn_cell_init(&direct.u.rnn, pb, "c", 3, 5, NULL, &rb)
-                     : direct.kind == TG_CELL_LSTM
-                         ? tg_lstm_cell_init(&direct.u.lstm, pb, "c", 3, 5, NULL, &rb)
-                         : tg_gru_cell_init(&direct.u.gru, pb, "c", 3, 5, NULL, &rb), TG_OK);
     ck_assert_int_eq(tg_params_count(pa), tg_params_count(pb));
     for (int i = 0; i < tg_params_count(pa); i++) {
         ck_assert_str_eq(tg_params_name(pa, i), tg_params_name(pb, i));

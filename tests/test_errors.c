@@ -77,10 +77,12 @@ START_TEST(test_charlm_error_names_step_layer_gate)
     tg_rng rng;
     tg_rng_seed(&rng, 3);
     tg_charlm m;
-    tg_charlm_config cfg = { .cell = TG_CELL_LSTM, .vocab = V, .layers = 2, .hidden = H };
+    tg_charlm_config cfg = { .cell = tg_test_cell_type("lstm"), .vocab = V, .layers = 2,
+                             .hidden = H };
     ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_OK);
     tg_tensor *wide = tg_tensor_new(TG_F32, 2, (const int64_t[]){ 2 * H + 1, H });
-    tg_linear *forget = &m.rnn.cells[1].u.lstm.forget;
+    tg_lstm_cell *lstm1 = m.rnn.cells[1];
+    tg_linear *forget = &lstm1->forget;
     tg_tensor *keep = forget->w;
     forget->w = wide;
     tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F32, B);
@@ -97,6 +99,7 @@ START_TEST(test_charlm_error_names_step_layer_gate)
     tg_tape_free(tape);
     tg_tensor_free(wide);
     tg_stack_state_free(st);
+    tg_charlm_deinit(&m);
     tg_params_free(ps);
 }
 END_TEST
@@ -109,8 +112,8 @@ START_TEST(test_stack_error_deep_in_time)
     tg_rng rng;
     tg_rng_seed(&rng, 4);
     tg_rnn_stack s;
-    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "enc", TG_CELL_GRU, 2, I, H, 0, NULL, &rng),
-                     TG_OK);
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "enc", tg_test_cell_type("gru"), 2, I, H, 0,
+                                       NULL, &rng), TG_OK);
     tg_tape *tape = tg_tape_new();
     tg_stack_state cur = { .layers = 2 };
     tg_tensor *top = NULL;
@@ -127,6 +130,7 @@ START_TEST(test_stack_error_deep_in_time)
     ck_assert_int_eq(tg_tape_status(tape), TG_ERR_SHAPE);
     ck_msg_has(tg_tape_errmsg(tape), "step 17/enc.0: gru_cell_step: x (2,4), h (2,4)");
     tg_tape_free(tape);
+    tg_rnn_stack_deinit(&s);
     tg_params_free(ps);
 }
 END_TEST
@@ -314,37 +318,39 @@ START_TEST(test_stack_and_charlm_reasons)
     tg_rng rng;
     tg_rng_seed(&rng, 2);
     tg_rnn_stack s;
-    ck_reason(tg_rnn_stack_init(&s, ps, "r", TG_CELL_LSTM, 0, 3, 4, 0, NULL, &rng), TG_ERR_ARG,
+    const tg_cell_type *lstm = tg_test_cell_type("lstm"), *gru = tg_test_cell_type("gru");
+    ck_reason(tg_rnn_stack_init(&s, ps, "r", lstm, 0, 3, 4, 0, NULL, &rng), TG_ERR_ARG,
               "rnn_stack_init: r: 0 layers (must be 1..16)");
-    ck_reason(tg_rnn_stack_init(&s, ps, "r", (tg_cell_kind)9, 1, 3, 4, 0, NULL, &rng),
-              TG_ERR_ARG, "unknown cell kind 9");
-    ck_reason(tg_rnn_stack_init(&s, ps, "r", TG_CELL_GRU, 1, 3, 4, 1.0, NULL, &rng),
+    ck_reason(tg_rnn_stack_init(&s, ps, "r", NULL, 1, 3, 4, 0, NULL, &rng),
+              TG_ERR_ARG, "rnn_stack_init: r: NULL cell type");
+    ck_reason(tg_rnn_stack_init(&s, ps, "r", gru, 1, 3, 4, 1.0, NULL, &rng),
               TG_ERR_ARG, "dropout 1 outside [0,1)");
-    ck_reason(tg_rnn_stack_init(&s, ps, "r", TG_CELL_GRU, 1, 3, -4, 0, NULL, &rng),
+    ck_reason(tg_rnn_stack_init(&s, ps, "r", gru, 1, 3, -4, 0, NULL, &rng),
               TG_ERR_ARG, "input_size 3, hidden_size -4");
-    ck_reason(tg_rnn_stack_init(&s, NULL, "r", TG_CELL_GRU, 1, 3, 4, 0, NULL, &rng),
+    ck_reason(tg_rnn_stack_init(&s, NULL, "r", gru, 1, 3, 4, 0, NULL, &rng),
               TG_ERR_NULL, "params is NULL");
-    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "r", TG_CELL_GRU, 2, 3, 4, 0, NULL, &rng),
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "r", gru, 2, 3, 4, 0, NULL, &rng),
                      TG_OK);
     tg_rnn_stack again;
-    ck_reason(tg_rnn_stack_init(&again, ps, "r", TG_CELL_GRU, 2, 3, 4, 0, NULL, &rng),
+    ck_reason(tg_rnn_stack_init(&again, ps, "r", gru, 2, 3, 4, 0, NULL, &rng),
               TG_ERR_ARG, "rnn_stack_init: linear_init: parameter name \"r.0.update.b\"");
     ck_null_reason(tg_stack_state_new(&s, TG_F32, 0), "stack_state_new: batch 0");
     ck_null_reason(tg_stack_state_new(NULL, TG_F32, 2), "stack_state_new: stack is NULL");
     tg_rnn_stack blank = { .layers = 0 };
     ck_null_reason(tg_stack_state_new(&blank, TG_F32, 2), "not initialised");
+    tg_rnn_stack_deinit(&again);                 /* zeroed by the failed init: a no-op */
     tg_stack_state *a = tg_stack_state_new(&s, TG_F32, 2);
     tg_stack_state *b = tg_stack_state_new(&s, TG_F32, 3);
     tg_stack_state *c = tg_stack_state_new(&s, TG_F64, 2);
     ck_reason(tg_stack_state_copy(a, b), TG_ERR_SHAPE,
-              "layer 0's h: dst (2,4) f32, src (3,4) f32 do not match");
+              "layer 0's state 0: dst (2,4) f32, src (3,4) f32 do not match");
     ck_reason(tg_stack_state_copy(a, c), TG_ERR_SHAPE, "dst (2,4) f32, src (2,4) f64");
     ck_reason(tg_stack_state_copy(NULL, c), TG_ERR_NULL, "stack_state_copy: dst is NULL");
     b->layers = 1;
-    ck_reason(tg_stack_state_copy(a, b), TG_ERR_SHAPE, "dst has 2 layers, src 1");
+    ck_reason(tg_stack_state_copy(a, b), TG_ERR_SHAPE, "dst has 2 layers of 1 tensors, src 1");
     b->layers = 2;
     tg_charlm m;
-    tg_charlm_config cfg = { .cell = TG_CELL_LSTM, .vocab = 0, .layers = 1, .hidden = 4 };
+    tg_charlm_config cfg = { .cell = lstm, .vocab = 0, .layers = 1, .hidden = 4 };
     ck_reason(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_ERR_ARG, "charlm_init: vocab 0");
     cfg.vocab = 5;
     cfg.layers = 17;
@@ -354,9 +360,9 @@ START_TEST(test_stack_and_charlm_reasons)
     cfg.dropout = -0.5;
     ck_reason(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_ERR_ARG, "dropout -0.5 outside");
     cfg.dropout = 0;
-    cfg.cell = (tg_cell_kind)5;
-    ck_reason(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_ERR_ARG, "unknown cell kind 5");
-    cfg.cell = TG_CELL_LSTM;
+    cfg.cell = NULL;
+    ck_reason(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_ERR_ARG, "charlm_init: NULL cell type");
+    cfg.cell = lstm;
     ck_reason(tg_charlm_init(NULL, ps, &cfg, NULL, &rng), TG_ERR_NULL, "model is NULL");
     tg_params *ps2 = tg_params_new(TG_F32);
     ck_assert_ptr_nonnull(tg_params_add(ps2, "head.b", 1, (const int64_t[]){ 1 }));
@@ -366,6 +372,7 @@ START_TEST(test_stack_and_charlm_reasons)
     tg_stack_state_free(a);
     tg_stack_state_free(b);
     tg_stack_state_free(c);
+    tg_rnn_stack_deinit(&s);
     tg_params_free(ps);
 }
 END_TEST

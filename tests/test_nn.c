@@ -107,12 +107,15 @@ START_TEST(test_init_forget_bias_one)
     }
     /* through the stack and the char-LM too */
     tg_charlm m;
-    tg_charlm_config cfg = { TG_CELL_LSTM, 7, 2, 5, 0, 0.0 };
+    tg_charlm_config cfg = { tg_test_cell_type("lstm"), 7, 2, 5, 0, 0.0 };
     tg_params *ps2 = tg_params_new(TG_F64);
     ck_assert_int_eq(tg_charlm_init(&m, ps2, &cfg, &init, &rng), TG_OK);
-    for (int l = 0; l < 2; l++)
+    for (int l = 0; l < 2; l++) {
+        const tg_lstm_cell *lc = m.rnn.cells[l];
         for (int j = 0; j < 5; j++)
-            ck_assert(tg_tensor_get(m.rnn.cells[l].u.lstm.forget.b, j) == 1.0);
+            ck_assert(tg_tensor_get(lc->forget.b, j) == 1.0);
+    }
+    tg_charlm_deinit(&m);
     tg_params_free(ps2);
     tg_params_free(ps);
 }
@@ -121,9 +124,9 @@ END_TEST
 START_TEST(test_init_deterministic)
 {
     tg_charlm a, b, c;
-    tg_params *pa = tg_test_charlm_params(&a, TG_CELL_GRU, 4, 42, TG_F64);
-    tg_params *pb = tg_test_charlm_params(&b, TG_CELL_GRU, 4, 42, TG_F64);
-    tg_params *pc = tg_test_charlm_params(&c, TG_CELL_GRU, 4, 43, TG_F64);
+    tg_params *pa = tg_test_charlm_params(&a, "gru", 4, 42, TG_F64);
+    tg_params *pb = tg_test_charlm_params(&b, "gru", 4, 42, TG_F64);
+    tg_params *pc = tg_test_charlm_params(&c, "gru", 4, 43, TG_F64);
     ck_assert_int_eq(tg_params_count(pa), tg_params_count(pb));
     ck_assert_int_eq(tg_params_count(pa), 1 + 2 * 3 * 2 + 2);
     ck_assert_str_eq(tg_params_name(pa, 0), "embed");
@@ -136,8 +139,12 @@ START_TEST(test_init_deterministic)
         differ += memcmp(x->data, z->data, (size_t)x->numel * sizeof(double)) != 0;
     }
     ck_assert_int_eq(differ, tg_params_count(pa));
-    ck_assert_int_eq((int)a.rnn.cells[1].u.gru.update.w->shape[0], 12);   /* H + H */
-    ck_assert_int_eq((int)a.rnn.cells[0].u.gru.update.w->shape[0], 10);   /* H + E */
+    const tg_gru_cell *g0 = a.rnn.cells[0], *g1 = a.rnn.cells[1];
+    ck_assert_int_eq((int)g1->update.w->shape[0], 12);   /* H + H */
+    ck_assert_int_eq((int)g0->update.w->shape[0], 10);   /* H + E */
+    tg_charlm_deinit(&a);
+    tg_charlm_deinit(&b);
+    tg_charlm_deinit(&c);
     tg_params_free(pa);
     tg_params_free(pb);
     tg_params_free(pc);
@@ -209,8 +216,8 @@ START_TEST(test_init_orthogonal_charlm)
         tg_rng rng;
         tg_rng_seed(&rng, 3);
         tg_charlm m;
-        tg_charlm_config cfg = { .cell = TG_CELL_LSTM, .vocab = 11, .layers = 2, .hidden = 6,
-                                 .embed = embed };
+        tg_charlm_config cfg = { .cell = tg_test_cell_type("lstm"), .vocab = 11, .layers = 2,
+                                 .hidden = 6, .embed = embed };
         tg_init init = { TG_INIT_ORTHOGONAL, 0, false };
         ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, &init, &rng), TG_OK);
         for (int l = 0; l < 2; l++) {
@@ -234,6 +241,7 @@ START_TEST(test_init_orthogonal_charlm)
         double xavier_head = sqrt(6.0 / (6.0 + 11.0));
         for (int64_t k = 0; k < m.head.w->numel; k++)
             ck_assert_double_le(fabs(tg_tensor_get(m.head.w, k)), xavier_head);
+        tg_charlm_deinit(&m);
         tg_params_free(ps);
     }
 }
@@ -267,37 +275,46 @@ START_TEST(test_init_errors)
     ck_assert_int_eq(tg_rnn_cell_init(&rc, ps, "r", 0, 3, NULL, &rng), TG_ERR_ARG);
     ck_assert_int_eq(tg_rnn_cell_init(NULL, ps, "r", 2, 3, NULL, &rng), TG_ERR_NULL);
     tg_rnn_stack s;
-    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", TG_CELL_LSTM, 0, 2, 3, 0, NULL, &rng),
+    const tg_cell_type *lstm = tg_test_cell_type("lstm");
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", lstm, 0, 2, 3, 0, NULL, &rng), TG_ERR_ARG);
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", lstm, TG_MAX_LAYERS + 1, 2, 3, 0, NULL,
+                                       &rng), TG_ERR_ARG);
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", lstm, 2, 2, 3, 1.0, NULL, &rng),
                      TG_ERR_ARG);
-    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", TG_CELL_LSTM, TG_MAX_LAYERS + 1, 2, 3, 0,
-                                       NULL, &rng), TG_ERR_ARG);
-    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", TG_CELL_LSTM, 2, 2, 3, 1.0, NULL, &rng),
+    ck_assert(strstr(tg_last_error(), "dropout 1 outside [0,1)"));
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", lstm, 2, 2, 3, -0.1, NULL, &rng),
                      TG_ERR_ARG);
-    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", TG_CELL_LSTM, 2, 2, 3, -0.1, NULL, &rng),
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", NULL, 2, 2, 3, 0, NULL, &rng), TG_ERR_ARG);
+    ck_assert_str_eq(tg_last_error(), "rnn_stack_init: s: NULL cell type");
+    tg_cell_type broken = *lstm;
+    broken.nstate = 0;
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", &broken, 2, 2, 3, 0, NULL, &rng),
                      TG_ERR_ARG);
-    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", (tg_cell_kind)7, 2, 2, 3, 0, NULL, &rng),
-                     TG_ERR_ARG);
+    ck_assert_int_eq(tg_rnn_stack_init(&s, NULL, "s", lstm, 2, 2, 3, 0, NULL, &rng),
+                     TG_ERR_NULL);
+    ck_assert_int_eq(tg_params_count(ps), 2);            /* nothing added but "a" */
+    /* a layer that fails (layer 1's names are taken) leaves nothing to release */
+    ck_assert_int_eq(tg_linear_init(&l, ps, "t.1.layer", 3, 3, 3, NULL, &rng), TG_OK);
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "t", tg_test_cell_type("rnn"), 2, 2, 3, 0, NULL,
+                                       &rng), TG_ERR_ARG);
+    ck_assert_ptr_null(s.type);
+    ck_assert_ptr_null(s.cells[0]);
     tg_charlm m;
-    tg_charlm_config cfg = { TG_CELL_GRU, 0, 1, 4, 0, 0 };
+    tg_charlm_config cfg = { NULL, 5, 1, 4, 0, 0 };
+    ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_ERR_ARG);   /* no type */
+    ck_assert_str_eq(tg_last_error(), "charlm_init: NULL cell type");
+    cfg.cell = tg_test_cell_type("gru");
+    cfg.vocab = 0;
     ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_ERR_ARG);   /* vocab 0 */
     cfg.vocab = 5;
     cfg.embed = -1;
     ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_ERR_ARG);
     ck_assert_int_eq(tg_charlm_init(&m, ps, NULL, NULL, &rng), TG_ERR_NULL);
+    cfg.embed = 0;                          /* the head fails after the stack: released */
+    ck_assert_int_eq(tg_linear_init(&l, ps, "head", 3, 3, 3, NULL, &rng), TG_OK);
+    ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_ERR_ARG);
+    ck_assert_ptr_null(m.rnn.cells[0]);
     tg_params_free(ps);
-}
-END_TEST
-
-START_TEST(test_cell_kind_names)
-{
-    ck_assert_str_eq(tg_cell_kind_name(TG_CELL_RNN), "rnn");
-    ck_assert_str_eq(tg_cell_kind_name(TG_CELL_LSTM), "lstm");
-    ck_assert_str_eq(tg_cell_kind_name(TG_CELL_GRU), "gru");
-    ck_assert_int_eq(tg_cell_kind_parse("gru"), TG_CELL_GRU);
-    ck_assert_int_eq(tg_cell_kind_parse("lstm"), TG_CELL_LSTM);
-    ck_assert_int_eq(tg_cell_kind_parse("rnn"), TG_CELL_RNN);
-    ck_assert_int_eq(tg_cell_kind_parse("transformer"), -1);
-    ck_assert_int_eq(tg_cell_kind_parse(NULL), -1);
 }
 END_TEST
 
@@ -353,7 +370,6 @@ Suite *nn_suite(void)
     tcase_add_test(tc, test_init_orthogonal_block);
     tcase_add_test(tc, test_init_orthogonal_errors);
     tcase_add_test(tc, test_init_orthogonal_charlm);
-    tcase_add_test(tc, test_cell_kind_names);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("linear");

@@ -95,18 +95,20 @@ typedef struct expected {
 
 /* The named results of one step of cell from x, h, c (all by hand), in report order;
    returns their count. */
-static int cell_by_hand(const tg_cell *cell, const double *x, const double *h,
+static int cell_by_hand(int kind, const void *cell, const double *x, const double *h,
                         const double *c, expected *e)
 {
     double combine[B * (H + I)];
     concat_by_hand(h, x, combine);
-    switch (cell->kind) {
-    case TG_CELL_RNN:
+    switch (kind) {
+    case 0: {                                                      /* rnn */
+        const tg_rnn_cell *r = cell;
         e[0].name = "hidden";
-        gate_by_hand(&cell->u.rnn.layer, combine, 1, e[0].v);
+        gate_by_hand(&r->layer, combine, 1, e[0].v);
         return 1;
-    case TG_CELL_LSTM: {
-        const tg_lstm_cell *l = &cell->u.lstm;
+    }
+    case 1: {                                                      /* lstm */
+        const tg_lstm_cell *l = cell;
         const char *names[6] = { "forget", "candidate", "input", "cell", "output", "hidden" };
         for (int i = 0; i < 6; i++)
             e[i].name = names[i];
@@ -120,8 +122,8 @@ static int cell_by_hand(const tg_cell *cell, const double *x, const double *h,
         }
         return 6;
     }
-    case TG_CELL_GRU: {
-        const tg_gru_cell *g = &cell->u.gru;
+    case 2: {                                                      /* gru */
+        const tg_gru_cell *g = cell;
         const char *names[4] = { "update", "reset", "candidate", "hidden" };
         for (int i = 0; i < 4; i++)
             e[i].name = names[i];
@@ -160,7 +162,7 @@ static tg_tensor *tensor_2d(tg_dtype dtype, int64_t d0, int64_t d1, const double
 /* Loop index: cell kind (RNN, LSTM, GRU) x dtype (f64, f32). */
 START_TEST(test_cell_reports_every_gate)
 {
-    tg_cell_kind kind = (tg_cell_kind)(_i % 3);
+    int kind = _i % 3;
     tg_dtype dtype = _i < 3 ? TG_F64 : TG_F32;
     double tol = dtype == TG_F64 ? 1e-13 : 2e-6;
     tg_params *ps = tg_params_new(dtype);
@@ -168,8 +170,9 @@ START_TEST(test_cell_reports_every_gate)
     tg_rng rng;
     tg_rng_seed(&rng, 11 + (uint64_t)_i);
     tg_init init = { TG_INIT_UNIFORM, 0.5, false };
-    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "c", kind, 1, I, H, 0.0, &init, &rng), TG_OK);
-    const tg_cell *cell = &s.cells[0];
+    const tg_cell_type *type = tg_test_cell_type(tg_test_builtin_cells[kind]);
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "c", type, 1, I, H, 0.0, &init, &rng), TG_OK);
+    const void *cell = s.cells[0];
 
     double x[B * I], h[B * H], c[B * H];
     fill_random(x, B * I, &rng);
@@ -189,24 +192,14 @@ START_TEST(test_cell_reports_every_gate)
     log_obs lo = { 0 };
     tg_tape_set_observer(tape, log_observe, &lo);
     tg_tensor *h_new = NULL, *c_new = NULL;
-    switch (kind) {
-    case TG_CELL_RNN:
-        h_new = tg_rnn_cell_step(tape, &cell->u.rnn, tx, th);
-        break;
-    case TG_CELL_LSTM: {
-        tg_lstm_state st = tg_lstm_cell_step(tape, &cell->u.lstm, tx, (tg_lstm_state){ th, tc });
-        h_new = st.h;
-        c_new = st.c;
-        break;
-    }
-    case TG_CELL_GRU:
-        h_new = tg_gru_cell_step(tape, &cell->u.gru, tx, th);
-        break;
-    }
+    tg_tensor *state[2] = { th, tc }, *next[2] = { NULL, NULL };
+    type->step(tape, cell, tx, state, next);
+    h_new = next[0];
+    c_new = type->nstate == 2 ? next[1] : NULL;
     ck_assert_msg(h_new != NULL, "%s", tg_tape_errmsg(tape));
 
     expected e[6];
-    int n = cell_by_hand(cell, x, h, c, e);
+    int n = cell_by_hand(kind, cell, x, h, c, e);
     ck_assert_int_eq(lo.n, n);
     for (int i = 0; i < n; i++) {
         const report *r = &lo.r[i];
@@ -235,6 +228,7 @@ START_TEST(test_cell_reports_every_gate)
     tg_tensor_free(tx);
     tg_tensor_free(th);
     tg_tensor_free(tc);
+    tg_rnn_stack_deinit(&s);
     tg_params_free(ps);
 }
 END_TEST
@@ -270,13 +264,14 @@ END_TEST
 START_TEST(test_recorder_assigns_layers)
 {
     enum { L = 3, T = 5, BS = 2 };
-    tg_cell_kind kind = (tg_cell_kind)_i;
+    int kind = _i;                                          /* rnn, lstm, gru */
+    const tg_cell_type *type = tg_test_cell_type(tg_test_builtin_cells[kind]);
     tg_params *ps = tg_params_new(TG_F64);
     tg_rnn_stack s;
     tg_rng rng;
     tg_rng_seed(&rng, 5);
     tg_init init = { TG_INIT_UNIFORM, 0.6, false };
-    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "rnn", kind, L, I, H, 0.0, &init, &rng), TG_OK);
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "rnn", type, L, I, H, 0.0, &init, &rng), TG_OK);
     tg_stack_state *owned = tg_stack_state_new(&s, TG_F64, BS);
     ck_assert_ptr_nonnull(owned);
     tg_tape *tape = tg_tape_new();
@@ -295,14 +290,14 @@ START_TEST(test_recorder_assigns_layers)
         ck_assert_ptr_nonnull(tg_rnn_stack_step(tape, &s, tx, &cur, false, NULL));
         for (int l = 0; l < L; l++)
             for (int k = 0; k < BS * H; k++) {
-                h_want[t][l][k] = tg_tensor_get(cur.h[l], k);
-                c_want[t][l][k] = cur.c[l] ? tg_tensor_get(cur.c[l], k) : 0.0;
+                h_want[t][l][k] = tg_tensor_get(cur.tensors[l][0], k);
+                c_want[t][l][k] = cur.tensors[l][1] ? tg_tensor_get(cur.tensors[l][1], k) : 0.0;
             }
         ck_assert_int_eq(tg_stack_state_copy(owned, &cur), TG_OK);
         tg_tensor_free(tx);
     }
     ck_assert_int_eq(tg_recorder_status(rec), TG_OK);
-    int names = kind == TG_CELL_RNN ? 1 : kind == TG_CELL_LSTM ? 6 : 4;
+    int names = kind == 0 ? 1 : kind == 1 ? 6 : 4;
     ck_assert_int_eq(tg_recorder_count(rec), L * names);
     for (int i = 0; i < tg_recorder_count(rec); i++) {
         tg_series se;
@@ -320,7 +315,7 @@ START_TEST(test_recorder_assigns_layers)
         ck_assert_int_eq(tg_recorder_get(rec, l, "hidden", &sh), TG_OK);
         ck_assert_str_eq(sh.name, "hidden");
         ck_assert_int_eq(sh.layer, l);
-        bool lstm = kind == TG_CELL_LSTM;
+        bool lstm = kind == 1;
         ck_assert_int_eq(tg_recorder_get(rec, l, "cell", &sc), lstm ? TG_OK : TG_ERR_ARG);
         for (int t = 0; t < T; t++)
             for (int k = 0; k < BS * H; k++) {
@@ -348,7 +343,7 @@ START_TEST(test_recorder_assigns_layers)
         ck_assert_int_eq(tg_recorder_get(rec, l, "hidden", &sh), TG_OK);
         ck_assert_int_eq(sh.rows, 1);
         for (int k = 0; k < BS * H; k++)
-            ck_assert(tg_series_at(&sh, 0, k) == tg_tensor_get(cur.h[l], k));
+            ck_assert(tg_series_at(&sh, 0, k) == tg_tensor_get(cur.tensors[l][0], k));
     }
     /* detached: nothing more is recorded */
     tg_recorder_attach(NULL, tape);
@@ -362,6 +357,7 @@ START_TEST(test_recorder_assigns_layers)
     tg_recorder_free(rec);
     tg_tape_free(tape);
     tg_stack_state_free(owned);
+    tg_rnn_stack_deinit(&s);
     tg_params_free(ps);
 }
 END_TEST
@@ -375,7 +371,7 @@ START_TEST(test_recorder_sees_charlm_loss)
     tg_charlm m;
     tg_rng rng;
     tg_rng_seed(&rng, 3);
-    tg_charlm_config cfg = { TG_CELL_LSTM, V, L, HH, 0, 0.0 };
+    tg_charlm_config cfg = { tg_test_cell_type("lstm"), V, L, HH, 0, 0.0 };
     ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_OK);
     int32_t in[BS * T], tgt[BS * T];
     for (int k = 0; k < BS * T; k++) {
@@ -413,11 +409,12 @@ START_TEST(test_recorder_sees_charlm_loss)
         tg_series sh;
         ck_assert_int_eq(tg_recorder_get(rec, l, "hidden", &sh), TG_OK);
         for (int k = 0; k < BS * HH; k++)
-            ck_assert(tg_series_at(&sh, T - 1, k) == tg_tensor_get(st->h[l], k));
+            ck_assert(tg_series_at(&sh, T - 1, k) == tg_tensor_get(st->tensors[l][0], k));
     }
     tg_recorder_free(rec);
     tg_tape_free(tape);
     tg_stack_state_free(st);
+    tg_charlm_deinit(&m);
     tg_params_free(ps);
 }
 END_TEST

@@ -455,10 +455,10 @@ typedef struct lm {
 
 /* A 2-layer char-LM of cell (embed 0: one-hot) with V symbols and H hidden units, its
    state for batch B, and fixed (B,T) inputs and targets. */
-static void lm_init(lm *x, tg_cell_kind cell, int embed, int V, int H, int64_t B, int64_t T)
+static void lm_init(lm *x, const char *cell, int embed, int V, int H, int64_t B, int64_t T)
 {
     x->ps = tg_params_new(TG_F32);
-    tg_charlm_config cfg = { cell, V, 2, H, embed, 0.0 };
+    tg_charlm_config cfg = { tg_test_cell_type(cell), V, 2, H, embed, 0.0 };
     tg_init init = { TG_INIT_UNIFORM, 0.3, false };
     tg_rng rng;
     tg_rng_seed(&rng, 42);
@@ -481,6 +481,7 @@ static void lm_free(lm *x)
     free(x->in);
     free(x->tg);
     tg_stack_state_free(x->state);
+    tg_charlm_deinit(&x->m);
     tg_params_free(x->ps);
 }
 
@@ -494,14 +495,13 @@ static float *state_values(const tg_stack_state *s, size_t *n)
 {
     size_t total = 0;
     for (int l = 0; l < s->layers; l++)
-        total += (size_t)s->h[l]->numel + (s->c[l] ? (size_t)s->c[l]->numel : 0);
+        for (int k = 0; k < s->nstate; k++)
+            total += (size_t)s->tensors[l][k]->numel;
     float *v = malloc(total * sizeof *v), *p = v;
     for (int l = 0; l < s->layers; l++) {
-        memcpy(p, s->h[l]->data, (size_t)s->h[l]->numel * sizeof *v);
-        p += s->h[l]->numel;
-        if (s->c[l]) {
-            memcpy(p, s->c[l]->data, (size_t)s->c[l]->numel * sizeof *v);
-            p += s->c[l]->numel;
+        for (int k = 0; k < s->nstate; k++) {
+            memcpy(p, s->tensors[l][k]->data, (size_t)s->tensors[l][k]->numel * sizeof *v);
+            p += s->tensors[l][k]->numel;
         }
     }
     *n = total;
@@ -512,11 +512,9 @@ static float *state_values(const tg_stack_state *s, size_t *n)
 static void set_state(tg_stack_state *s, const float *v)
 {
     for (int l = 0; l < s->layers; l++) {
-        memcpy(s->h[l]->data, v, (size_t)s->h[l]->numel * sizeof *v);
-        v += s->h[l]->numel;
-        if (s->c[l]) {
-            memcpy(s->c[l]->data, v, (size_t)s->c[l]->numel * sizeof *v);
-            v += s->c[l]->numel;
+        for (int k = 0; k < s->nstate; k++) {
+            memcpy(s->tensors[l][k]->data, v, (size_t)s->tensors[l][k]->numel * sizeof *v);
+            v += s->tensors[l][k]->numel;
         }
     }
 }
@@ -526,7 +524,7 @@ static void set_state(tg_stack_state *s, const float *v)
 START_TEST(test_nan_weight_through_charlm)
 {
     lm x;
-    lm_init(&x, TG_CELL_LSTM, 0, 11, 8, 3, 5);
+    lm_init(&x, "lstm", 0, 11, 8, 3, 5);
     tg_tensor *w = tg_params_at(x.ps, 0);
     ((float *)w->data)[1] = NAN;
     tg_tape *tape = tg_tape_new();
@@ -559,15 +557,15 @@ END_TEST
    reset, the same tape works and the loss is bit-identical to the reference. */
 START_TEST(test_tape_memory_limit_through_charlm)
 {
-    tg_cell_kind kinds[3] = { TG_CELL_RNN, TG_CELL_LSTM, TG_CELL_GRU };
+    const char *kind = tg_test_builtin_cells[_i];
     lm x;
-    lm_init(&x, kinds[_i], _i == 2 ? 16 : 0, 40, 64, 16, _i == 0 ? 96 : 32);
+    lm_init(&x, kind, _i == 2 ? 16 : 0, 40, 64, 16, _i == 0 ? 96 : 32);
     for (int l = 0; l < x.state->layers; l++) {   /* a carried, non-zero state */
-        for (int64_t k = 0; k < x.state->h[l]->numel; k++)
-            ((float *)x.state->h[l]->data)[k] = 0.1f * (float)(k % 7) - 0.3f;
-        if (x.state->c[l])
-            for (int64_t k = 0; k < x.state->c[l]->numel; k++)
-                ((float *)x.state->c[l]->data)[k] = 0.05f * (float)(k % 5);
+        for (int64_t k = 0; k < x.state->tensors[l][0]->numel; k++)
+            ((float *)x.state->tensors[l][0]->data)[k] = 0.1f * (float)(k % 7) - 0.3f;
+        if (x.state->tensors[l][1])
+            for (int64_t k = 0; k < x.state->tensors[l][1]->numel; k++)
+                ((float *)x.state->tensors[l][1]->data)[k] = 0.05f * (float)(k % 5);
     }
     size_t ns;
     float *state0 = state_values(x.state, &ns);
@@ -626,7 +624,7 @@ START_TEST(test_tape_memory_limit_through_charlm)
         }
     }
     fprintf(stderr, "tape cap %s: %zu bytes needed; %d caps failed in the forward pass, "
-            "%d in backward, then it fit\n", tg_cell_kind_name(kinds[_i]), peak, fwd_fail,
+            "%d in backward, then it fit\n", kind, peak, fwd_fail,
             bwd_fail);
     ck_assert_int_ge(fwd_fail, 3);
     ck_assert_int_ge(bwd_fail, 2);
@@ -660,7 +658,7 @@ static long vm_hwm_kb(void)
 START_TEST(test_training_memory_flat)
 {
     lm x;
-    lm_init(&x, TG_CELL_LSTM, 0, 11, 16, 4, 8);
+    lm_init(&x, "lstm", 0, 11, 16, 4, 8);
     tg_tape *tape = tg_tape_new();
     tg_optim_config c = tg_optim_defaults(TG_RMSPROP);
     c.lr = 2e-3;

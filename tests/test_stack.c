@@ -1,6 +1,7 @@
 /* tests/test_stack.c: the stack suite: stacked recurrent networks and the char-LM against
    a torch reference, their gradient checks, dropout, the carried state and error paths. */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -17,7 +18,7 @@ START_TEST(test_charlm_matches_torch)
 {
     const nnref_charlm *r = &nnref_charlms[_i];
     tg_charlm m;
-    tg_charlm_config cfg = { (tg_cell_kind)tg_cell_kind_parse(r->kind), r->vocab, r->layers,
+    tg_charlm_config cfg = { tg_test_cell_type(r->kind), r->vocab, r->layers,
                              r->hidden, r->embed, 0.0 };
     tg_params *ps = tg_params_new(TG_F64);
     tg_rng rng;
@@ -41,17 +42,64 @@ START_TEST(test_charlm_matches_torch)
                       "%s grad of %s", r->kind, r->params[i].name);
     int64_t BH = (int64_t)r->B * r->hidden;
     for (int l = 0; l < r->layers; l++) {
-        ck_assert(tg_test_max_abs_diff(st->h[l], r->h_n + l * BH, false) < 1e-12);
-        ck_assert_int_eq(st->h[l]->flags & TG_FLAG_TAPE, 0);      /* still caller-owned */
+        ck_assert(tg_test_max_abs_diff(st->tensors[l][0], r->h_n + l * BH, false) < 1e-12);
+        ck_assert_int_eq(st->tensors[l][0]->flags & TG_FLAG_TAPE, 0);      /* still caller-owned */
         if (r->c_n)
-            ck_assert(tg_test_max_abs_diff(st->c[l], r->c_n + l * BH, false) < 1e-12);
+            ck_assert(tg_test_max_abs_diff(st->tensors[l][1], r->c_n + l * BH, false) < 1e-12);
     }
     tg_tape_free(tape);
     tg_stack_state_free(st);
+    tg_charlm_deinit(&m);
     tg_params_free(ps);
 }
 END_TEST
 
+
+/* ---- a user's cell type, registered at run time ---------------------------------- */
+
+/* "acc3", a cell with three state tensors, as a user would write it:
+     h' = tanh(layer(concat(h, x)) + 0.5 * a),  a' = a + h',  q' = 0.9 * q + h' * h'
+   (q feeds nothing back: a state the model only carries). */
+typedef struct acc3_cell {
+    int input_size, hidden_size;
+    tg_linear layer;                                        /* (H+I) -> H */
+} acc3_cell;
+
+static tg_status acc3_init(void *cell, tg_params *ps, const char *prefix, int input_size,
+                           int hidden_size, const tg_init *init, tg_rng *rng)
+{
+    acc3_cell *c = cell;
+    char name[64];
+    snprintf(name, sizeof name, "%s.layer", prefix);
+    c->input_size = input_size;
+    c->hidden_size = hidden_size;
+    return tg_linear_init(&c->layer, ps, name, hidden_size + input_size, hidden_size,
+                          hidden_size, init, rng);
+}
+
+static void acc3_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor *const *state,
+                      tg_tensor **next)
+{
+    const acc3_cell *c = cell;
+    tg_tensor *pre = tg_linear_apply(t, &c->layer, tg_concat(t, state[0], x, 1));
+    tg_tensor *h = tg_name(t, tg_tanh(t, tg_add(t, pre, tg_scale(t, state[1], 0.5))),
+                           "hidden");
+    next[0] = h;
+    next[1] = tg_add(t, state[1], h);
+    next[2] = tg_add(t, tg_scale(t, state[2], 0.9), tg_mul(t, h, h));
+}
+
+static const tg_cell_type acc3_type = { "acc3", 3, sizeof(acc3_cell), acc3_init, acc3_step };
+
+/* A step that gives no h and records no error (a bug in a user's cell). */
+static void silent_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor *const *state,
+                        tg_tensor **next)
+{
+    (void)t, (void)cell, (void)x, (void)state, (void)next;
+}
+
+static const tg_cell_type silent_type = { "silent", 1, sizeof(acc3_cell), acc3_init,
+                                          silent_step };
 
 /* ---- gradient checks (float64) -------------------------------------------------- */
 
@@ -77,7 +125,7 @@ static tg_tensor *stack_loss(tg_tape *tape, void *user)
         loss = loss ? tg_add(tape, loss, term) : term;
     }
     /* the lower layer's final state feeds the loss too */
-    return tg_add(tape, loss, tg_scale(tape, tg_sum(tape, cur.h[0]), 0.3));
+    return tg_add(tape, loss, tg_scale(tape, tg_sum(tape, cur.tensors[0][0]), 0.3));
 }
 
 START_TEST(test_stack_gradcheck)
@@ -88,7 +136,8 @@ START_TEST(test_stack_gradcheck)
     tg_rng_seed(&rng, 200 + _i);
     f.ps = tg_params_new(TG_F64);
     tg_init init = { TG_INIT_UNIFORM, 0.6, false };
-    ck_assert_int_eq(tg_rnn_stack_init(&f.s, f.ps, "rnn", (tg_cell_kind)_i, 2, GC_I, GC_H, 0.3,
+    const tg_cell_type *type = tg_test_cell_type(tg_test_builtin_cells[_i]);
+    ck_assert_int_eq(tg_rnn_stack_init(&f.s, f.ps, "rnn", type, 2, GC_I, GC_H, 0.3,
                                        &init, &rng), TG_OK);
     for (int t = 0; t < GC_T; t++) {
         f.x[t] = tg_test_new_f64(2, GC_B, GC_I, NULL);
@@ -98,9 +147,9 @@ START_TEST(test_stack_gradcheck)
     }
     f.init_state = tg_stack_state_new(&f.s, TG_F64, GC_B);
     for (int l = 0; l < 2; l++) {
-        tg_tensor_fill_uniform(f.init_state->h[l], &rng, -0.5, 0.5);
-        if (f.init_state->c[l])
-            tg_tensor_fill_uniform(f.init_state->c[l], &rng, -0.5, 0.5);
+        tg_tensor_fill_uniform(f.init_state->tensors[l][0], &rng, -0.5, 0.5);
+        if (f.init_state->tensors[l][1])
+            tg_tensor_fill_uniform(f.init_state->tensors[l][1], &rng, -0.5, 0.5);
     }
     tg_gradcheck_result res;
     /* beyond the default rule, a relative error under 1e-7, which takes a step of 1e-5 */
@@ -109,13 +158,14 @@ START_TEST(test_stack_gradcheck)
         f.training = training;
         ck_assert_int_eq(tg_gradcheck_params(f.ps, stack_loss, &f, &opts, &res, NULL), TG_OK);
         ck_assert_msg(res.passed && res.max_rel_err < 1e-7, "%s stack (training %d): %g",
-                      tg_cell_kind_name((tg_cell_kind)_i), training, res.max_rel_err);
+                      tg_test_builtin_cells[_i], training, res.max_rel_err);
     }
     tg_stack_state_free(f.init_state);
     for (int t = 0; t < GC_T; t++) {
         tg_tensor_free(f.x[t]);
         tg_tensor_free(f.r[t]);
     }
+    tg_rnn_stack_deinit(&f.s);
     tg_params_free(f.ps);
 }
 END_TEST
@@ -137,10 +187,12 @@ static tg_tensor *lm_loss(tg_tape *tape, void *user)
 
 START_TEST(test_charlm_gradcheck)
 {
-    /* one-hot RNN, one-hot LSTM, embedding GRU: the whole model, loss over all steps */
+    /* one-hot RNN, one-hot LSTM, embedding GRU, one-hot acc3 (a user's type with three
+       state tensors): the whole model, loss over all steps */
     lm_fixture f;
-    tg_cell_kind kind = (tg_cell_kind)_i;
-    f.ps = tg_test_charlm_params(&f.m, kind, kind == TG_CELL_GRU ? 3 : 0, 300 + _i, TG_F64);
+    ck_assert_int_eq(tg_cell_type_register(&acc3_type), TG_OK);
+    const char *kind = _i < 3 ? tg_test_builtin_cells[_i] : "acc3";
+    f.ps = tg_test_charlm_params(&f.m, kind, _i == 2 ? 3 : 0, 300 + _i, TG_F64);
     for (int i = 0; i < 12; i++) {
         f.in[i] = (int32_t)((i * 7 + 3) % 11);
         f.tgt[i] = (int32_t)((i * 5 + 1) % 11);
@@ -153,8 +205,57 @@ START_TEST(test_charlm_gradcheck)
     double per[32];
     ck_assert_int_eq(tg_gradcheck_params(f.ps, lm_loss, &f, &opts, &res, per), TG_OK);
     ck_assert_msg(res.passed && res.max_rel_err < 1e-7, "%s char-LM: %g",
-                  tg_cell_kind_name(kind), res.max_rel_err);
+                  kind, res.max_rel_err);
+    tg_charlm_deinit(&f.m);
     tg_params_free(f.ps);
+}
+END_TEST
+
+START_TEST(test_user_cell_through_charlm)
+{
+    ck_assert_int_eq(tg_cell_type_register(&acc3_type), TG_OK);
+    tg_charlm m;
+    tg_params *ps = tg_test_charlm_params(&m, "acc3", 0, 21, TG_F64);
+    ck_assert_ptr_eq(m.rnn.type, &acc3_type);
+    ck_assert_str_eq(tg_params_name(ps, 0), "rnn.0.layer.w");
+    tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F64, 2);
+    ck_assert_int_eq(st->nstate, 3);
+    ck_assert_ptr_nonnull(st->tensors[1][2]);
+    ck_assert_ptr_null(st->tensors[1][3]);
+    int32_t in[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, tgt[8] = { 2, 3, 4, 5, 6, 7, 8, 9 };
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *loss = tg_charlm_loss(tape, &m, in, tgt, 2, 4, st, true, NULL);
+    ck_assert_msg(loss != NULL, "%s", tg_tape_errmsg(tape));
+    ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
+    double q = 0;                          /* the carried third state moved off zero */
+    for (int64_t i = 0; i < st->tensors[1][2]->numel; i++)
+        q += tg_tensor_get(st->tensors[1][2], i);
+    ck_assert(q > 0);
+    tg_tape_reset(tape);
+    ck_assert_ptr_nonnull(tg_charlm_step(tape, &m, in, 2, st));
+    tg_tape_free(tape);
+    tg_stack_state_free(st);
+    tg_charlm_deinit(&m);
+    tg_params_free(ps);
+}
+END_TEST
+
+START_TEST(test_user_cell_that_fails_silently)
+{
+    ck_assert_int_eq(tg_cell_type_register(&silent_type), TG_OK);
+    tg_charlm m;
+    tg_params *ps = tg_test_charlm_params(&m, "silent", 0, 22, TG_F64);
+    tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F64, 2);
+    int32_t in[4] = { 1, 2, 3, 4 };
+    tg_tape *tape = tg_tape_new();
+    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, in, 2, 2, st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
+    ck_assert_msg(strstr(tg_tape_errmsg(tape), "cell type \"silent\" gave no state 0 for "
+                         "layer 0 and recorded no error"), "%s", tg_tape_errmsg(tape));
+    tg_tape_free(tape);
+    tg_stack_state_free(st);
+    tg_charlm_deinit(&m);
+    tg_params_free(ps);
 }
 END_TEST
 
@@ -166,8 +267,8 @@ START_TEST(test_dropout_only_in_training)
     tg_rng rng;
     tg_rng_seed(&rng, 8);
     tg_rnn_stack s;
-    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", TG_CELL_LSTM, 3, 5, 16, 0.5, NULL, &rng),
-                     TG_OK);
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", tg_test_cell_type("lstm"), 3, 5, 16, 0.5,
+                                       NULL, &rng), TG_OK);
     tg_tape *tape = tg_tape_new();
     tg_tensor *x = tg_tape_tensor(tape, TG_F64, 2, (const int64_t[]){ 4, 5 });
     tg_tensor_fill_uniform(x, &rng, -1, 1);
@@ -185,8 +286,8 @@ START_TEST(test_dropout_only_in_training)
     ck_assert(memcmp(ya->data, yc->data, 64 * sizeof(double)) != 0);
     ck_assert(memcmp(yc->data, yd->data, 64 * sizeof(double)) != 0);
     /* layer 0 sees no dropout (it applies between layers only) */
-    ck_assert(memcmp(a.h[0]->data, c.h[0]->data, 64 * sizeof(double)) == 0);
-    ck_assert(memcmp(a.h[1]->data, c.h[1]->data, 64 * sizeof(double)) != 0);
+    ck_assert(memcmp(a.tensors[0][0]->data, c.tensors[0][0]->data, 64 * sizeof(double)) == 0);
+    ck_assert(memcmp(a.tensors[1][0]->data, c.tensors[1][0]->data, 64 * sizeof(double)) != 0);
     /* the same seed gives the same masks */
     tg_rng_seed(&r1, 1);
     tg_stack_state e = *st;
@@ -196,9 +297,10 @@ START_TEST(test_dropout_only_in_training)
     tg_stack_state f = *st;
     ck_assert_ptr_null(tg_rnn_stack_step(tape, &s, x, &f, true, NULL));
     ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
-    ck_assert_ptr_eq(f.h[0], st->h[0]);
+    ck_assert_ptr_eq(f.tensors[0][0], st->tensors[0][0]);
     tg_stack_state_free(st);
     tg_tape_free(tape);
+    tg_rnn_stack_deinit(&s);
     tg_params_free(ps);
 }
 END_TEST
@@ -209,10 +311,10 @@ START_TEST(test_stack_state_helpers)
     tg_rng rng;
     tg_rng_seed(&rng, 9);
     tg_rnn_stack lstm, gru;
-    ck_assert_int_eq(tg_rnn_stack_init(&lstm, ps, "a", TG_CELL_LSTM, 2, 3, 4, 0, NULL, &rng),
-                     TG_OK);
-    ck_assert_int_eq(tg_rnn_stack_init(&gru, ps, "b", TG_CELL_GRU, 2, 3, 4, 0, NULL, &rng),
-                     TG_OK);
+    ck_assert_int_eq(tg_rnn_stack_init(&lstm, ps, "a", tg_test_cell_type("lstm"), 2, 3, 4, 0,
+                                       NULL, &rng), TG_OK);
+    ck_assert_int_eq(tg_rnn_stack_init(&gru, ps, "b", tg_test_cell_type("gru"), 2, 3, 4, 0,
+                                       NULL, &rng), TG_OK);
     tg_stack_state *a = tg_stack_state_new(&lstm, TG_F32, 5);
     tg_stack_state *b = tg_stack_state_new(&lstm, TG_F32, 5);
     tg_stack_state *g = tg_stack_state_new(&gru, TG_F32, 5);
@@ -220,35 +322,37 @@ START_TEST(test_stack_state_helpers)
     ck_assert_ptr_nonnull(a);
     ck_assert_int_eq(a->layers, 2);
     for (int l = 0; l < 2; l++) {
-        ck_assert_int_eq(a->h[l]->shape[0], 5);
-        ck_assert_int_eq(a->h[l]->shape[1], 4);
-        ck_assert_ptr_nonnull(a->c[l]);
-        ck_assert_ptr_null(g->c[l]);
+        ck_assert_int_eq(a->tensors[l][0]->shape[0], 5);
+        ck_assert_int_eq(a->tensors[l][0]->shape[1], 4);
+        ck_assert_ptr_nonnull(a->tensors[l][1]);
+        ck_assert_ptr_null(g->tensors[l][1]);
         for (int64_t i = 0; i < 20; i++)
-            ck_assert(tg_tensor_get(a->h[l], i) == 0.0);
-        tg_tensor_fill_uniform(a->h[l], &rng, -1, 1);
-        tg_tensor_fill_uniform(a->c[l], &rng, -1, 1);
+            ck_assert(tg_tensor_get(a->tensors[l][0], i) == 0.0);
+        tg_tensor_fill_uniform(a->tensors[l][0], &rng, -1, 1);
+        tg_tensor_fill_uniform(a->tensors[l][1], &rng, -1, 1);
     }
     ck_assert_int_eq(tg_stack_state_copy(b, a), TG_OK);
     for (int l = 0; l < 2; l++) {
-        ck_assert(memcmp(a->h[l]->data, b->h[l]->data, 20 * sizeof(float)) == 0);
-        ck_assert(memcmp(a->c[l]->data, b->c[l]->data, 20 * sizeof(float)) == 0);
-        ck_assert_ptr_ne(a->h[l], b->h[l]);
+        ck_assert(memcmp(a->tensors[l][0]->data, b->tensors[l][0]->data, 20 * sizeof(float)) == 0);
+        ck_assert(memcmp(a->tensors[l][1]->data, b->tensors[l][1]->data, 20 * sizeof(float)) == 0);
+        ck_assert_ptr_ne(a->tensors[l][0], b->tensors[l][0]);
     }
     ck_assert_int_eq(tg_stack_state_copy(b, small), TG_ERR_SHAPE);
     ck_assert_int_eq(tg_stack_state_copy(b, g), TG_ERR_SHAPE);       /* no c */
     ck_assert_int_eq(tg_stack_state_copy(NULL, g), TG_ERR_NULL);
-    ck_assert(memcmp(a->h[0]->data, b->h[0]->data, 20 * sizeof(float)) == 0);  /* untouched */
+    /* untouched */
+    ck_assert(memcmp(a->tensors[0][0]->data, b->tensors[0][0]->data, 20 * sizeof(float)) == 0);
     tg_stack_state_zero(b);
     for (int l = 0; l < 2; l++)
         for (int64_t i = 0; i < 20; i++)
-            ck_assert(tg_tensor_get(b->h[l], i) == 0.0 && tg_tensor_get(b->c[l], i) == 0.0);
+            ck_assert(tg_tensor_get(b->tensors[l][0], i) == 0.0 &&
+                      tg_tensor_get(b->tensors[l][1], i) == 0.0);
     ck_assert_ptr_null(tg_stack_state_new(&lstm, TG_F32, 0));
     ck_assert_ptr_null(tg_stack_state_new(NULL, TG_F32, 3));
     tg_stack_state_free(NULL);
     tg_stack_state_zero(NULL);
 
-    /* a NULL h/c in a working state is read as zeros */
+    /* a NULL state tensor in a working state is read as zeros */
     tg_tape *tape = tg_tape_new();
     tg_tensor *x = tg_tape_tensor(tape, TG_F32, 2, (const int64_t[]){ 5, 3 });
     tg_tensor_fill_uniform(x, &rng, -1, 1);
@@ -258,17 +362,28 @@ START_TEST(test_stack_state_helpers)
     tg_tensor *y2 = tg_rnn_stack_step(tape, &lstm, x, &from_new, false, NULL);
     ck_assert_msg(y1 && y2, "%s", tg_tape_errmsg(tape));
     ck_assert(memcmp(y1->data, y2->data, 20 * sizeof(float)) == 0);
-    ck_assert_ptr_eq(zero_cur.h[1], y1);
+    ck_assert_ptr_eq(zero_cur.tensors[1][0], y1);
+    ck_assert_int_eq(zero_cur.nstate, 2);
     /* a state with the wrong number of layers */
-    tg_stack_state one = { .layers = 1 };
+    tg_stack_state one = { .layers = 1, .nstate = 2 };
     ck_assert_ptr_null(tg_rnn_stack_step(tape, &lstm, x, &one, false, NULL));
     ck_assert_int_eq(tg_tape_status(tape), TG_ERR_SHAPE);
+    /* a GRU's state (one tensor per layer) in an LSTM stack */
+    tg_tape_reset(tape);
+    x = tg_tape_tensor(tape, TG_F32, 2, (const int64_t[]){ 5, 3 });
+    tg_stack_state gcur = *g;
+    ck_assert_ptr_null(tg_rnn_stack_step(tape, &lstm, x, &gcur, false, NULL));
+    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "nstate"));
+    ck_assert_int_eq(tg_stack_state_copy(a, g), TG_ERR_SHAPE);
     tg_tape_free(tape);
 
     tg_stack_state_free(a);
     tg_stack_state_free(b);
     tg_stack_state_free(g);
     tg_stack_state_free(small);
+    tg_rnn_stack_deinit(&lstm);
+    tg_rnn_stack_deinit(&gru);
     tg_params_free(ps);
 }
 END_TEST
@@ -282,7 +397,8 @@ START_TEST(test_charlm_loss_at_init_is_ln_v)
         tg_rng rng;
         tg_rng_seed(&rng, 10);
         tg_charlm m;
-        tg_charlm_config cfg = { (tg_cell_kind)kind, 65, 2, 32, kind == 1 ? 16 : 0, 0.2 };
+        tg_charlm_config cfg = { tg_test_cell_type(tg_test_builtin_cells[kind]), 65, 2, 32,
+                                 kind == 1 ? 16 : 0, 0.2 };
         tg_init init = { TG_INIT_UNIFORM, 0.08, kind == 1 };
         ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, &init, &rng), TG_OK);
         enum { B = 4, T = 10 };
@@ -296,10 +412,11 @@ START_TEST(test_charlm_loss_at_init_is_ln_v)
         tg_tensor *loss = tg_charlm_loss(tape, &m, in, tgt, B, T, st, true, &rng);
         ck_assert_msg(loss != NULL, "%s", tg_tape_errmsg(tape));
         ck_assert_msg(fabs(tg_tensor_get(loss, 0) - log(65.0)) < 0.05, "%s: loss %g",
-                      tg_cell_kind_name((tg_cell_kind)kind), tg_tensor_get(loss, 0));
+                      tg_test_builtin_cells[kind], tg_tensor_get(loss, 0));
         ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
         tg_tape_free(tape);
         tg_stack_state_free(st);
+        tg_charlm_deinit(&m);
         tg_params_free(ps);
     }
 }
@@ -309,7 +426,7 @@ START_TEST(test_charlm_carries_state)
 {
     /* one window of 8 == two windows of 4 with the state carried (the TBPTT detach) */
     tg_charlm m;
-    tg_params *ps = tg_test_charlm_params(&m, TG_CELL_LSTM, 0, 11, TG_F64);
+    tg_params *ps = tg_test_charlm_params(&m, "lstm", 0, 11, TG_F64);
     enum { B = 2, T = 8 };
     int32_t in[B * T], tgt[B * T], in_a[B * 4], in_b[B * 4], tgt_a[B * 4], tgt_b[B * 4];
     for (int i = 0; i < B * T; i++) {
@@ -335,8 +452,9 @@ START_TEST(test_charlm_carries_state)
                               0);
     ck_close((la + lb) / 2, lw, 1e-12);
     for (int l = 0; l < 2; l++) {
-        ck_assert(tg_test_max_abs_diff(split->h[l], whole->h[l]->data, false) < 1e-13);
-        ck_assert(tg_test_max_abs_diff(split->c[l], whole->c[l]->data, false) < 1e-13);
+        for (int k = 0; k < 2; k++)
+            ck_assert(tg_test_max_abs_diff(split->tensors[l][k], whole->tensors[l][k]->data,
+                                           false) < 1e-13);
     }
     /* tg_charlm_step agrees with the loss: step through the same tokens */
     tg_stack_state *gen = tg_stack_state_new(&m.rnn, TG_F64, B);
@@ -354,11 +472,13 @@ START_TEST(test_charlm_carries_state)
     }
     ck_close(ce, lw, 1e-12);
     for (int l = 0; l < 2; l++)
-        ck_assert(tg_test_max_abs_diff(gen->h[l], whole->h[l]->data, false) < 1e-13);
+        ck_assert(tg_test_max_abs_diff(gen->tensors[l][0], whole->tensors[l][0]->data, false) <
+                  1e-13);
     tg_tape_free(tape);
     tg_stack_state_free(gen);
     tg_stack_state_free(whole);
     tg_stack_state_free(split);
+    tg_charlm_deinit(&m);
     tg_params_free(ps);
 }
 END_TEST
@@ -366,11 +486,11 @@ END_TEST
 START_TEST(test_charlm_errors)
 {
     tg_charlm m;
-    tg_params *ps = tg_test_charlm_params(&m, TG_CELL_GRU, 0, 12, TG_F32);
+    tg_params *ps = tg_test_charlm_params(&m, "gru", 0, 12, TG_F32);
     tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F32, 2);
     tg_stack_state *wrong = tg_stack_state_new(&m.rnn, TG_F32, 3);
     tg_stack_state *f64 = tg_stack_state_new(&m.rnn, TG_F64, 2);
-    tg_tensor_fill(st->h[0], 0.25);
+    tg_tensor_fill(st->tensors[0][0], 0.25);
     int32_t in[6] = { 0, 1, 2, 3, 4, 5 }, tgt[6] = { 1, 2, 3, 4, 5, 6 };
     tg_tape *tape = tg_tape_new();
 
@@ -379,7 +499,7 @@ START_TEST(test_charlm_errors)
     ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
     ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "charlm_loss"));
     ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "inputs[4] = 11"));
-    ck_assert(tg_tensor_get(st->h[0], 0) == 0.25f);           /* state untouched */
+    ck_assert(tg_tensor_get(st->tensors[0][0], 0) == 0.25f);           /* state untouched */
     tg_tape_reset(tape);
     in[4] = 4;
     tgt[0] = -1;
@@ -418,11 +538,12 @@ START_TEST(test_charlm_errors)
     ck_assert_ptr_null(tg_linear_apply(tape, NULL, NULL));
     ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 3, st, false, NULL));
     ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
-    ck_assert(tg_tensor_get(st->h[0], 0) == 0.25f);
+    ck_assert(tg_tensor_get(st->tensors[0][0], 0) == 0.25f);
     tg_tape_free(tape);
     tg_stack_state_free(st);
     tg_stack_state_free(wrong);
     tg_stack_state_free(f64);
+    tg_charlm_deinit(&m);
     tg_params_free(ps);
 }
 END_TEST
@@ -431,29 +552,31 @@ START_TEST(test_charlm_out_of_memory)
 {
     /* every allocation the model makes on the tape can fail: NOMEM, state untouched */
     tg_charlm m;
-    tg_params *ps = tg_test_charlm_params(&m, TG_CELL_LSTM, 0, 14, TG_F64);
+    tg_params *ps = tg_test_charlm_params(&m, "lstm", 0, 14, TG_F64);
     tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F64, 2);
-    tg_tensor_fill(st->c[1], 0.5);
+    tg_tensor_fill(st->tensors[1][1], 0.5);
     int32_t in[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, tgt[8] = { 2, 3, 4, 5, 6, 7, 8, 9 };
     tg_tape *tape = tg_tape_new();
     tg_tensor *loss = tg_charlm_loss(tape, &m, in, tgt, 2, 4, st, false, NULL);
     ck_assert_ptr_nonnull(loss);
     size_t need = tg_tape_bytes_used(tape);
     tg_stack_state_zero(st);
-    tg_tensor_fill(st->c[1], 0.5);
+    tg_tensor_fill(st->tensors[1][1], 0.5);
     for (size_t limit = 64; limit < need; limit += need / 16) {
         tg_tape_free(tape);
         tape = tg_tape_new();
         tg_tape_set_memory_limit(tape, limit);
         ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 4, st, false, NULL));
         ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NOMEM);
-        ck_assert(tg_tensor_get(st->c[1], 3) == 0.5 && tg_tensor_get(st->h[0], 0) == 0.0);
+        ck_assert(tg_tensor_get(st->tensors[1][1], 3) == 0.5 &&
+                  tg_tensor_get(st->tensors[0][0], 0) == 0.0);
     }
     tg_tape_reset(tape);
     ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, INT64_MAX / 2, 4, st, false, NULL));
     ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
     tg_tape_free(tape);
     tg_stack_state_free(st);
+    tg_charlm_deinit(&m);
     tg_params_free(ps);
 }
 END_TEST
@@ -465,7 +588,7 @@ START_TEST(test_charlm_same_bits_any_thread_count)
     tg_rng rng;
     tg_rng_seed(&rng, 15);
     tg_charlm m;
-    tg_charlm_config cfg = { TG_CELL_LSTM, 65, 2, 128, 0, 0.25 };
+    tg_charlm_config cfg = { tg_test_cell_type("lstm"), 65, 2, 128, 0, 0.25 };
     ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_OK);
     enum { B = 64, T = 4 };             /* gates (64,128): 8192 elements, gemms 1.6M FMAs */
     int32_t in[B * T], tgt[B * T];
@@ -500,6 +623,7 @@ START_TEST(test_charlm_same_bits_any_thread_count)
     ck_assert(memcmp(grads[0], grads[1], (size_t)total * sizeof(float)) == 0);
     free(grads[0]);
     free(grads[1]);
+    tg_charlm_deinit(&m);
     tg_params_free(ps);
 }
 END_TEST
@@ -508,7 +632,7 @@ START_TEST(test_charlm_step_no_malloc_after_first)
 {
     /* a training step (forward + backward) allocates nothing from the second on */
     tg_charlm m;
-    tg_params *ps = tg_test_charlm_params(&m, TG_CELL_LSTM, 5, 13, TG_F32);
+    tg_params *ps = tg_test_charlm_params(&m, "lstm", 5, 13, TG_F32);
     tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F32, 3);
     int32_t in[30], tgt[30];
     for (int i = 0; i < 30; i++) {
@@ -533,6 +657,7 @@ START_TEST(test_charlm_step_no_malloc_after_first)
     ck_assert(isfinite(first) && isfinite(last));
     tg_tape_free(tape);
     tg_stack_state_free(st);
+    tg_charlm_deinit(&m);
     tg_params_free(ps);
 }
 END_TEST
@@ -547,7 +672,7 @@ Suite *stack_suite(void)
     tc = tcase_create("gradcheck");
     tcase_set_timeout(tc, 60);
     tcase_add_loop_test(tc, test_stack_gradcheck, 0, 3);
-    tcase_add_loop_test(tc, test_charlm_gradcheck, 0, 3);
+    tcase_add_loop_test(tc, test_charlm_gradcheck, 0, 4);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("stack");
@@ -559,6 +684,8 @@ Suite *stack_suite(void)
     tcase_add_test(tc, test_charlm_out_of_memory);
     tcase_add_test(tc, test_charlm_same_bits_any_thread_count);
     tcase_add_test(tc, test_charlm_step_no_malloc_after_first);
+    tcase_add_test(tc, test_user_cell_through_charlm);
+    tcase_add_test(tc, test_user_cell_that_fails_silently);
     suite_add_tcase(s, tc);
     return s;
 }

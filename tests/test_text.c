@@ -210,19 +210,21 @@ START_TEST(test_batcher_streams_and_carry)
     tg_rng rng;
     tg_rng_seed(&rng, 1);
     tg_rnn_stack s;
-    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", TG_CELL_GRU, 1, 3, 4, 0, NULL, &rng), TG_OK);
+    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "s", tg_test_cell_type("gru"), 1, 3, 4, 0, NULL,
+                                       &rng), TG_OK);
     tg_stack_state *carry = tg_stack_state_new(&s, TG_F32, 2);
-    tg_tensor_fill(carry->h[0], 0.5);
+    tg_tensor_fill(carry->tensors[0][0], 0.5);
     ck_assert(!tg_batcher_advance(&bt, carry));
     ck_assert_int_eq(bt.cursor, 1);
     tg_batcher_fill(&bt, in, tg);
     ck_assert_int_eq(in[0], 3);                  /* continues stream 0 */
     ck_assert_int_eq(in[3], 10);                 /* continues stream 1 */
-    ck_assert_double_eq(tg_tensor_get(carry->h[0], 0), 0.5);
+    ck_assert_double_eq(tg_tensor_get(carry->tensors[0][0], 0), 0.5);
     ck_assert(tg_batcher_advance(&bt, carry));   /* a new epoch */
     ck_assert_int_eq(bt.cursor, 0);
-    ck_assert_double_eq(tg_tensor_get(carry->h[0], 0), 0.0);
+    ck_assert_double_eq(tg_tensor_get(carry->tensors[0][0], 0), 0.0);
     tg_stack_state_free(carry);
+    tg_rnn_stack_deinit(&s);
     tg_params_free(ps);
 
     ck_assert_int_eq(tg_batcher_init(&bt, ids, 7, 2, 3), TG_ERR_ARG);   /* 2 x 4 needed */

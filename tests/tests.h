@@ -43,18 +43,34 @@ void tg_test_write_file(const char *path, const void *data, size_t n);
 const char *tg_test_join(const char *dir, const char *name);
 
 /* Shared nn helpers (tests/nn_util.c). */
-/* The gates of a cell in struct order (the reference header's order); returns count. */
-int tg_test_cell_gates(tg_cell *c, tg_linear **g);
-/* One step of any cell kind; *c is read and replaced for LSTM. Returns the new h. */
-tg_tensor *tg_test_cell_step(tg_tape *tape, const tg_cell *cell, tg_tensor *x, tg_tensor *h,
-                             tg_tensor **c);
+/* A built-in cell whose public fields a test may fill by hand, and its type. */
+typedef struct tg_test_cell {
+    const tg_cell_type *type;
+    union {
+        tg_rnn_cell rnn;
+        tg_lstm_cell lstm;
+        tg_gru_cell gru;
+    } u;
+} tg_test_cell;
+/* The built-in cell types' names, in the reference header's order. */
+extern const char *const tg_test_builtin_cells[3];
+/* The registered type called name (the test fails when there is none). */
+const tg_cell_type *tg_test_cell_type(const char *name);
+/* The gates of a built-in cell in struct order (the reference header's order); returns
+   their count. */
+int tg_test_cell_gates(tg_test_cell *c, tg_linear **g);
+/* One step of the cell through its type; *c (c may be NULL for one-state types) is read
+   and replaced for two-state types. Returns the new h. */
+tg_tensor *tg_test_cell_step(tg_tape *tape, const tg_test_cell *cell, tg_tensor *x,
+                             tg_tensor *h, tg_tensor **c);
 /* A caller-owned float64 tensor (d0) or (d0,d1) that requires grad, filled with values
    (row-major) unless NULL. */
 tg_tensor *tg_test_new_f64(int ndim, int64_t d0, int64_t d1, const double *values);
 /* The largest |t[i] - ref[i]| over t's values (or its gradient when grad is true). */
 double tg_test_max_abs_diff(const tg_tensor *t, const double *ref, bool grad);
-/* Builds a 2-layer char-LM of kind (V 11, H 6) into a new collection seeded with seed. */
-tg_params *tg_test_charlm_params(tg_charlm *m, tg_cell_kind kind, int embed, uint64_t seed,
+/* Builds a 2-layer char-LM of the cell type called cell (V 11, H 6) into a new collection
+   seeded with seed; release with tg_charlm_deinit and tg_params_free. */
+tg_params *tg_test_charlm_params(tg_charlm *m, const char *cell, int embed, uint64_t seed,
                                  tg_dtype dtype);
 
 /* |a - b| <= tol, with both values printed on failure. */

@@ -25,7 +25,7 @@ typedef enum charlm_cmd { CMD_TRAIN, CMD_SAMPLE, CMD_EVAL, CMD_GRADCHECK, CMD_CO
  */
 typedef struct charlm_config {
     /* model */
-    tg_cell_kind cell;
+    const tg_cell_type *cell;  /* a registered type; checkpoints store its name  */
     int layers, hidden;
     int embed;              /* 0: one-hot input                                      */
     double dropout;
@@ -53,7 +53,7 @@ typedef enum opt_id {
     OPT_VOCAB, OPT_UNKNOWN, OPT_STATEFUL, OPT_VAL_MODE, OPT_SAVE_BEST, OPT_PATIENCE,
     OPT_LR_SCHEDULE, OPT_WARMUP, OPT_MIN_LR, OPT_PLATEAU_FACTOR, OPT_PLATEAU_PATIENCE,
     OPT_INIT_FROM, OPT_INTERACTIVE, OPT_PRIME_FILE, OPT_BEAM,
-    OPT_COUNT
+    OPT_PLUGIN, OPT_COUNT
 } opt_id;
 
 /* Everything a command line can say. */
@@ -63,6 +63,7 @@ typedef struct charlm_opts {
     charlm_config cfg;
     const char *data, *save, *resume, *log, *plot, *model, *prime, *split;
     const char *save_best, *init_from, *prime_file;
+    const char *cell_name;   /* --cell, looked up once every --plugin is loaded */
     int64_t steps, eval_every, save_every, print_every, len, top_k, max_per_tensor;
     int64_t patience;        /* 0: never stop early                                  */
     tg_schedule_kind lr_schedule;  /* train: STEP (the --lr-decay one), COSINE, PLATEAU */
@@ -97,6 +98,14 @@ charlm_cmd cmd_parse(const char *s);
 const char *default_data_path(void);
 /* Applies --threads (or all cores). */
 void apply_threads(const charlm_opts *o);
+
+/* ---- plugin.c: cell types from shared objects ------------------------------------ */
+/* Loads a shared object whose constructor registers cell types (--plugin). Returns EXIT_OK,
+   or EXIT_RUNTIME with a message printed: the file cannot be loaded, its constructor
+   registered nothing, or a registration was refused (a name clash, an invalid type). */
+int plugin_load(const char *path);
+/* "rnn, lstm, gru, ...": the registered cell types' names into out (truncated to size). */
+void cell_types_list(char *out, size_t size);
 
 /* ---- messages (main.c) -------------------------------------------------------- */
 /* "charlm CMD: <message>\n" on stderr. */
@@ -151,7 +160,7 @@ int eval_split(const tg_charlm *m, const int32_t *ids, int64_t n, int seq, bool 
 int cmd_eval(const charlm_opts *o);
 
 /* ---- meta.c: checkpoint metadata ---------------------------------------------------- */
-#define META_VERSION 1u
+#define META_VERSION 2u   /* 1: the cell as a code (rnn 0, lstm 1, gru 2), still read */
 
 typedef struct charlm_meta {
     charlm_config cfg;
@@ -164,10 +173,10 @@ typedef struct charlm_meta {
     int64_t cursor;          /* next training window                        */
     tg_rng rng;              /* dropout RNG                                 */
     int64_t state_batch;     /* carried hidden state: layers x (B,H) floats */
-    int state_layers;
+    int state_layers;        /* per state tensor                            */
     int state_hidden;
-    bool state_has_c;
-    float *h, *c;            /* layers*B*H each (c NULL unless has_c)       */
+    int state_n;             /* state tensors per layer (the type's nstate) */
+    float *state[TG_MAX_CELL_STATE];   /* layers*B*H each, k < state_n        */
     int64_t n_loss;          /* training loss of every step 1..n_loss       */
     float *loss;
     int64_t n_val;           /* periodic validation losses                  */

@@ -403,7 +403,7 @@ static int gather_rows(const float *mine, float *dst, int hidden)
 }
 
 int dist_gather_state(tg_params *ps, const tg_stack_state *st, int64_t B, int hidden,
-                      float *h, float *c)
+                      float *const *out)
 {
     if (B != g_batch || B * hidden > INT_MAX) {
         errorf("rank %d: cannot gather a state of %lld x %d", g_rank, (long long)B, hidden);
@@ -420,12 +420,12 @@ int dist_gather_state(tg_params *ps, const tg_stack_state *st, int64_t B, int hi
     }
     int64_t per = B * hidden;
     for (int l = 0; l < st->layers; l++) {
-        int rc = gather_rows(st->h[l]->data, h + l * per, hidden);
-        if (rc == EXIT_OK && st->c[l])
-            rc = gather_rows(st->c[l]->data, c + l * per, hidden);
-        if (rc != EXIT_OK) {
-            watchdog_disarm();
-            return rc;
+        for (int k = 0; k < st->nstate; k++) {
+            int rc = gather_rows(st->tensors[l][k]->data, out[k] + l * per, hidden);
+            if (rc != EXIT_OK) {
+                watchdog_disarm();
+                return rc;
+            }
         }
     }
     watchdog_disarm();
@@ -457,15 +457,13 @@ int dist_step(tg_params *ps, double *loss, bool time_up, int *sig, bool *time_up
 }
 
 int dist_gather_state(tg_params *ps, const tg_stack_state *st, int64_t B, int hidden,
-                      float *h, float *c)
+                      float *const *out)
 {
     (void)ps;
     int64_t per = B * hidden;
-    for (int l = 0; l < st->layers; l++) {
-        memcpy(h + l * per, st->h[l]->data, (size_t)per * sizeof *h);
-        if (st->c[l])
-            memcpy(c + l * per, st->c[l]->data, (size_t)per * sizeof *c);
-    }
+    for (int l = 0; l < st->layers; l++)
+        for (int k = 0; k < st->nstate; k++)
+            memcpy(out[k] + l * per, st->tensors[l][k]->data, (size_t)per * sizeof(float));
     return EXIT_OK;
 }
 

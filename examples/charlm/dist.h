@@ -62,10 +62,10 @@ tg_rng *dist_dropout_rng(tg_rng *rng, uint64_t seed, int64_t step);
 int dist_step(tg_params *ps, double *loss, bool time_up, int *sig, bool *time_up_all);
 
 /* For a checkpoint: checks that the ranks' parameters are bit-identical and gathers every
-   rank's rows of the carried state into h and c (layers x B x H floats each; c only for
-   LSTM) on rank 0 (other ranks' h, c are not written). Returns EXIT_OK or EXIT_RUNTIME
-   (message printed). */
+   rank's rows of the carried state into out[k] for each state tensor k < st->nstate
+   (layers x B x H floats each) on rank 0 (other ranks' out is not written). Returns
+   EXIT_OK or EXIT_RUNTIME (message printed). */
 int dist_gather_state(tg_params *ps, const tg_stack_state *st, int64_t B, int hidden,
-                      float *h, float *c);
+                      float *const *out);
 
 #endif /* CHARLM_DIST_H */

@@ -125,7 +125,7 @@ int cmd_eval(const charlm_opts *o)
     char err[600];
     charlm_meta meta;
     tg_params *ps = NULL;
-    tg_charlm m;
+    tg_charlm m = {0};
     int rc = model_load(o->model, &meta, &ps, &m, err, sizeof err);
     if (rc != EXIT_OK) {
         errorf("%s", err);
@@ -149,7 +149,7 @@ int cmd_eval(const charlm_opts *o)
         goto out_corpus;
     }
     printf("model: %s, %s %d x %d, vocabulary %d, %lld steps trained\n", o->model,
-           tg_cell_kind_name(meta.cfg.cell), meta.cfg.layers, meta.cfg.hidden, meta.V,
+           meta.cfg.cell->name, meta.cfg.layers, meta.cfg.hidden, meta.V,
            (long long)meta.step);
     if (all)
         printf("data: %s, all %lld characters\n", o->data, (long long)c.n);
@@ -179,6 +179,7 @@ int cmd_eval(const charlm_opts *o)
 out_corpus:
     corpus_free(&c);
 out:
+    tg_charlm_deinit(&m);
     tg_params_free(ps);
     meta_free(&meta);
     return rc;

@@ -23,7 +23,7 @@ int finetune_config(const charlm_opts *o, charlm_config *cfg, charlm_meta *init)
     if (clash) {
         errorf("--init-from: the model options (--cell, --layers, --hidden, --embed, --vocab) "
                "come from %s (%s %d x %d, embed %d) and cannot change",
-               o->init_from, tg_cell_kind_name(c->cell), c->layers, c->hidden, c->embed);
+               o->init_from, c->cell->name, c->layers, c->hidden, c->embed);
         meta_free(init);
         return EXIT_USAGE;
     }

@@ -43,7 +43,7 @@ int cmd_gradcheck(const charlm_opts *o)
         return EXIT_RUNTIME;
     }
     tg_params *ps = NULL;
-    tg_charlm m;
+    tg_charlm m = {0};
     rc = model_build(cfg, c.V, TG_F64, &ps, &m, err, sizeof err);
     if (rc != EXIT_OK) {
         errorf("%s", err);
@@ -68,7 +68,7 @@ int cmd_gradcheck(const charlm_opts *o)
         }
     printf("gradcheck: %s %d x %d, vocabulary %d, %s input, batch %lld x %lld, float64, "
            "%lld weights\n",
-           tg_cell_kind_name(cfg->cell), cfg->layers, cfg->hidden, c.V,
+           cfg->cell->name, cfg->layers, cfg->hidden, c.V,
            cfg->embed ? "embedded" : "one-hot", (long long)B, (long long)T,
            (long long)tg_params_numel(ps));
     fflush(stdout);
@@ -101,6 +101,7 @@ out:
     free(per);
     free(inputs);
     free(targets);
+    tg_charlm_deinit(&m);
     tg_params_free(ps);
     corpus_free(&c);
     return rc;

@@ -10,16 +10,19 @@
 /*
  * Layout (every integer little-endian; doubles and floats as their IEEE bit patterns):
  *   "CHARLMMD" u32 version
- *   config:  u32 cell, layers, hidden, embed; f64 dropout; u32 init (0 torch, 1 uniform,
+ *   config:  u32 n, n bytes: the cell type's name ([a-z0-9_], 1-63 bytes);
+ *            u32 layers, hidden, embed; f64 dropout; u32 init (0 torch, 1 uniform,
  *            2 xavier, 3 orthogonal: tg_init_kind); f64 init_scale;
  *            u32 forget_bias_one; u32 seq, batch, optim; f64 lr, clip, clip_value,
  *            lr_decay; u64 lr_decay_every; f64 val_frac; u64 seed
  *   data:    u64 bytes; u32 crc
  *   vocab:   u32 V (bit 31 set: a byte vocabulary); V x u32 symbol (strictly increasing)
- *   state:   u64 step, cursor; 4 x u64 rng; u32 layers, hidden, has_c; u64 batch;
- *            layers*batch*hidden x f32 h; the same for c when has_c
+ *   state:   u64 step, cursor; 4 x u64 rng; u32 layers, hidden, nstate; u64 batch;
+ *            nstate x (layers*batch*hidden x f32): state tensor 0 (h), 1, ...
  *   history: u64 n_loss; n_loss x f32; u64 n_val; n_val x (u64 step, f64 loss)
  * and nothing after it.
+ * Version 1 differs in two fields only, and is still read: the cell is a u32 code (0 rnn,
+ * 1 lstm, 2 gru), and nstate is a flag has_c (0: h only, 1: h and c).
  */
 #define VOCAB_BYTES_FLAG 0x80000000u   /* in the vocabulary size: symbols are bytes */
 
@@ -87,7 +90,9 @@ int meta_encode(const charlm_meta *m, unsigned char **buf, size_t *size)
     const charlm_config *c = &m->cfg;
     put_bytes(&w, MAGIC, 8);
     put_u32(&w, META_VERSION);
-    put_u32(&w, (uint32_t)c->cell);
+    size_t name_len = strlen(c->cell->name);
+    put_u32(&w, (uint32_t)name_len);
+    put_bytes(&w, c->cell->name, name_len);
     put_u32(&w, (uint32_t)c->layers);
     put_u32(&w, (uint32_t)c->hidden);
     put_u32(&w, (uint32_t)c->embed);
@@ -119,14 +124,12 @@ int meta_encode(const charlm_meta *m, unsigned char **buf, size_t *size)
         put_u64(&w, m->rng.s[i]);
     put_u32(&w, (uint32_t)m->state_layers);
     put_u32(&w, (uint32_t)m->state_hidden);
-    put_u32(&w, m->state_has_c ? 1u : 0u);
+    put_u32(&w, (uint32_t)m->state_n);
     put_u64(&w, (uint64_t)m->state_batch);
     int64_t ns = (int64_t)m->state_layers * m->state_batch * m->state_hidden;
-    for (int64_t i = 0; i < ns; i++)
-        put_f32(&w, m->h[i]);
-    if (m->state_has_c)
+    for (int k = 0; k < m->state_n; k++)
         for (int64_t i = 0; i < ns; i++)
-            put_f32(&w, m->c[i]);
+            put_f32(&w, m->state[k][i]);
 
     put_u64(&w, (uint64_t)m->n_loss);
     for (int64_t i = 0; i < m->n_loss; i++)
@@ -226,14 +229,43 @@ static void check_real(reader *r, const char *what, double v, double lo, double 
         bad(r, what, v);
 }
 
+/* The cell type's name (version 2) or code (version 1) into m->cfg.cell: the registered
+   type, or an error naming an unregistered one and how to load it. */
+static void get_cell(reader *r, charlm_meta *m, uint32_t version)
+{
+    char name[64] = "";
+    uint32_t u = get_u32(r, "config");
+    if (version == 1) {
+        static const char *const v1_cells[3] = {"rnn", "lstm", "gru"};
+        check_int(r, "cell", u, 0, 2);
+        snprintf(name, sizeof name, "%s", v1_cells[u % 3]);
+    } else {
+        check_int(r, "cell type name length", u, 1, sizeof name - 1);
+        if (need(r, u, "cell type name")) {
+            memcpy(name, r->p + r->off, u);
+            r->off += u;
+        }
+        for (uint32_t i = 0; !r->failed && i < u; i++)
+            if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+                  name[i] == '_'))
+                bad(r, "cell type name byte", (double)(unsigned char)name[i]);
+    }
+    if (r->failed)
+        return;
+    m->cfg.cell = tg_cell_type_find(name);
+    if (!m->cfg.cell) {
+        snprintf(r->err, r->errsize, "the checkpoint's cell type \"%s\" is not registered: "
+                 "load the plug-in that defines it with --plugin FILE.so", name);
+        r->failed = true;
+    }
+}
+
 /* The config section into m->cfg. */
-static void get_config(reader *r, charlm_meta *m)
+static void get_config(reader *r, charlm_meta *m, uint32_t version)
 {
     charlm_config *c = &m->cfg;
+    get_cell(r, m, version);
     uint32_t u = get_u32(r, "config");
-    check_int(r, "cell", u, 0, 2);
-    c->cell = (tg_cell_kind)u;
-    u = get_u32(r, "config");
     check_int(r, "layers", u, 1, TG_MAX_LAYERS);
     c->layers = (int)u;
     u = get_u32(r, "config");
@@ -305,7 +337,7 @@ static void get_vocab(reader *r, charlm_meta *m)
 }
 
 /* The training state: step, cursor, RNG and the carried hidden state. */
-static void get_state(reader *r, charlm_meta *m)
+static void get_state(reader *r, charlm_meta *m, uint32_t version)
 {
     const charlm_config *c = &m->cfg;
     uint32_t u;
@@ -325,30 +357,30 @@ static void get_state(reader *r, charlm_meta *m)
     check_int(r, "hidden state size", u, (uint64_t)c->hidden, (uint64_t)c->hidden);
     m->state_hidden = (int)u;
     u = get_u32(r, "hidden state");
-    check_int(r, "hidden state cell flag", u, c->cell == TG_CELL_LSTM ? 1 : 0,
-              c->cell == TG_CELL_LSTM ? 1 : 0);
-    m->state_has_c = u != 0;
+    if (version == 1)              /* a flag has_c: 0 (h), 1 (h and c) */
+        u += 1;
+    int nstate = r->failed ? 1 : c->cell->nstate;
+    check_int(r, "hidden state tensor count", u, (uint64_t)nstate, (uint64_t)nstate);
+    m->state_n = (int)u;
     u64 = get_u64(r, "hidden state");
     check_int(r, "hidden state batch", u64, (uint64_t)c->batch, (uint64_t)c->batch);
     m->state_batch = (int64_t)u64;
     if (!r->failed) {
         size_t ns = (size_t)m->state_layers * (size_t)m->state_batch * (size_t)m->state_hidden;
-        size_t bytes = ns * 4 * (m->state_has_c ? 2 : 1);
+        size_t bytes = ns * 4 * (size_t)m->state_n;
         if (bytes > r->n - r->off) {
             snprintf(r->err, r->errsize, "metadata truncated in hidden state (%zu bytes announced)",
                      bytes);
             r->failed = true;
-        } else {
-            m->h = malloc(ns * sizeof *m->h);
-            m->c = m->state_has_c ? malloc(ns * sizeof *m->c) : NULL;
-            if (!m->h || (m->state_has_c && !m->c)) {
+        }
+        for (int k = 0; !r->failed && k < m->state_n; k++) {
+            m->state[k] = malloc(ns * sizeof(float));
+            if (!m->state[k]) {
                 snprintf(r->err, r->errsize, "out of memory reading the hidden state");
                 r->failed = true;
             }
             for (size_t i = 0; !r->failed && i < ns; i++)
-                m->h[i] = get_f32(r, "hidden state");
-            for (size_t i = 0; !r->failed && m->state_has_c && i < ns; i++)
-                m->c[i] = get_f32(r, "hidden state");
+                m->state[k][i] = get_f32(r, "hidden state");
         }
     }
 }
@@ -406,16 +438,16 @@ int meta_decode(const unsigned char *buf, size_t size, charlm_meta *m, char *err
     }
     r.off = 8;
     uint32_t version = get_u32(&r, "header");
-    if (version != META_VERSION) {
+    if (version != 1 && version != META_VERSION) {
         snprintf(err, errsize, "charlm metadata version %u is not supported (expected %u)",
                  (unsigned)version, META_VERSION);
         return EXIT_RUNTIME;
     }
-    get_config(&r, m);
+    get_config(&r, m, version);
     m->data_bytes = get_u64(&r, "data fingerprint");
     m->data_crc = get_u32(&r, "data fingerprint");
     get_vocab(&r, m);
-    get_state(&r, m);
+    get_state(&r, m, version);
     get_history(&r, m);
     if (!r.failed && r.off != r.n) {
         snprintf(err, errsize, "metadata has %zu unexpected trailing bytes", r.n - r.off);
@@ -431,8 +463,8 @@ int meta_decode(const unsigned char *buf, size_t size, charlm_meta *m, char *err
 void meta_free(charlm_meta *m)
 {
     free(m->vocab);
-    free(m->h);
-    free(m->c);
+    for (int k = 0; k < TG_MAX_CELL_STATE; k++)
+        free(m->state[k]);
     free(m->loss);
     free(m->val_step);
     free(m->val_loss);

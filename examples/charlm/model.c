@@ -27,8 +27,9 @@ int model_build(const charlm_config *cfg, int V, tg_dtype dtype, tg_params **ps,
     tg_status st = tg_charlm_init(m, *ps, &mc, &init, &rng);
     if (st != TG_OK) {
         snprintf(err, errsize, "cannot build the model (%s %d x %d, vocabulary %d): %s",
-                 tg_cell_kind_name(cfg->cell), cfg->layers, cfg->hidden, V,
+                 cfg->cell->name, cfg->layers, cfg->hidden, V,
                  tg_status_str(st));
+        tg_charlm_deinit(m);
         tg_params_free(*ps);
         *ps = NULL;
         return EXIT_RUNTIME;
@@ -36,14 +37,43 @@ int model_build(const charlm_config *cfg, int V, tg_dtype dtype, tg_params **ps,
     return EXIT_OK;
 }
 
-/* Parameters the config describes (in double: a crafted config may overflow int64). */
+/* The number of parameters one cell of type has at input size I and hidden size H, or
+   -1 when it cannot be told. Every cell's count is a polynomial
+       n(I,H) = a*I*H + b*H*H + c*H + d*I + e
+   (its weights are (I or H, k*H) matrices, its other parameters (k*H) or (I) vectors), so
+   five cells built at tiny sizes give the coefficients without allocating the real one. */
+static double cell_param_count(const tg_cell_type *type, double I, double H)
+{
+    static const int probe[5][2] = {{1, 1}, {2, 1}, {1, 2}, {2, 2}, {1, 3}};   /* (I, H) */
+    double p[5];
+    for (int i = 0; i < 5; i++) {
+        tg_params *ps = tg_params_new(TG_F32);
+        void *cell = calloc(1, type->size);
+        tg_rng rng;
+        tg_rng_seed(&rng, 1);
+        tg_status st = ps && cell ? type->init(cell, ps, "probe", probe[i][0], probe[i][1],
+                                               NULL, &rng)
+                                  : TG_ERR_NOMEM;
+        p[i] = ps ? (double)tg_params_numel(ps) : 0;
+        free(cell);                     /* a cell holds pointers into ps, nothing of its own */
+        tg_params_free(ps);
+        if (st != TG_OK)
+            return -1;
+    }
+    double a = (p[3] - p[2]) - (p[1] - p[0]), d = (p[1] - p[0]) - a;
+    double b = ((p[4] - p[2]) - (p[2] - p[0])) / 2, c = (p[2] - p[0]) - a - 3 * b;
+    double e = p[0] - a - b - c - d;
+    return a * I * H + b * H * H + c * H + d * I + e;
+}
+
+/* Parameters the config describes (in double: a crafted config may overflow int64); when
+   the cell's count cannot be told, the embedding's and the head's only. */
 static double model_param_count(const charlm_config *cfg, int V)
 {
     double H = cfg->hidden, E = cfg->embed, n = E > 0 ? V * E : 0;
-    int gates = cfg->cell == TG_CELL_LSTM ? 4 : cfg->cell == TG_CELL_GRU ? 3 : 1;
     for (int l = 0; l < cfg->layers; l++) {
-        double in = l > 0 ? H : E > 0 ? E : V;
-        n += gates * ((H + in) * H + H);
+        double cell = cell_param_count(cfg->cell, l > 0 ? H : E > 0 ? E : V, H);
+        n += cell > 0 ? cell : 0;
     }
     return n + H * V + V;
 }
@@ -91,6 +121,7 @@ int model_load(const char *path, charlm_meta *meta, tg_params **ps, tg_charlm *m
     tg_status st = tg_checkpoint_load(path, *ps, NULL, cerr, sizeof cerr);
     if (st != TG_OK) {
         snprintf(err, errsize, "%s", cerr[0] ? cerr : tg_status_str(st));
+        tg_charlm_deinit(m);
         tg_params_free(*ps);
         *ps = NULL;
         meta_free(meta);

@@ -29,7 +29,10 @@ static const opt_spec SPECS[] = {
     {OPT_DATA, "data", "FILE", T_ | E_ | G_,
      "UTF-8 text (default: the bundled examples/data/tinyshakespeare.txt)"},
     {OPT_MODEL, "model", "FILE", S_ | E_, "checkpoint written by 'charlm train --save' (required)"},
-    {OPT_CELL, "cell", "KIND", T_ | G_, "recurrent cell: lstm, gru or rnn (default lstm)"},
+    {OPT_CELL, "cell", "NAME", T_ | G_,
+     "recurrent cell type, any registered one (listed below; default lstm)"},
+    {OPT_PLUGIN, "plugin", "FILE.so", ALL_,
+     "load a shared object whose constructor registers cell types (repeatable)"},
     {OPT_LAYERS, "layers", "N", T_ | G_, "stacked recurrent layers, 1..16 (default 2)"},
     {OPT_HIDDEN, "hidden", "N", T_ | G_, "hidden units per layer (default 128)"},
     {OPT_EMBED, "embed", "N", T_ | G_, "embedding size; 0 feeds one-hot characters (default 0)"},
@@ -246,6 +249,12 @@ void options_usage(FILE *f, charlm_cmd cmd)
         }
         wrap(f, s->help, col, 28, 96);
     }
+    if (cmd == CMD_TRAIN || cmd == CMD_GRADCHECK) {
+        char names[512];
+        cell_types_list(names, sizeof names);
+        fprintf(f, "\nRegistered cell types: %s\n(a --plugin FILE.so given before --help "
+                   "adds its own)\n", names);
+    }
 }
 
 /* ---- the manual page ------------------------------------------------------------------
@@ -389,7 +398,7 @@ static void defaults(charlm_cmd cmd, charlm_opts *o)
     memset(o, 0, sizeof *o);
     o->cmd = cmd;
     charlm_config *c = &o->cfg;
-    c->cell = TG_CELL_LSTM;
+    o->cell_name = "lstm";
     c->layers = 2;
     c->hidden = 128;
     c->embed = 0;
@@ -609,13 +618,8 @@ static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_op
     case OPT_QUIET: o->quiet = true; break;
     case OPT_ARGMAX: o->argmax = true; break;
     case OPT_FORGET_BIAS: c->forget_bias_one = true; break;
-    case OPT_CELL: {
-        int k = tg_cell_kind_parse(v);
-        if (k < 0)
-            return bad_value(cmd, n, "lstm, gru or rnn", v);
-        c->cell = (tg_cell_kind)k;
-        break;
-    }
+    case OPT_CELL: o->cell_name = v; break;
+    case OPT_PLUGIN: return plugin_load(v);
     case OPT_OPTIM: {
         int k = tg_optim_kind_parse(v);
         if (k < 0)
@@ -758,6 +762,14 @@ int options_parse(charlm_cmd cmd, int argc, char **argv, charlm_opts *o)
     int rc = check_combinations(cmd, o);
     if (rc != EXIT_OK)
         return rc;
+    o->cfg.cell = tg_cell_type_find(o->cell_name);
+    if (!o->cfg.cell) {
+        char names[512];
+        cell_types_list(names, sizeof names);
+        fprintf(stderr, "charlm %s: --cell: '%s' is not a registered cell type (registered: "
+                "%s; --plugin FILE.so loads more)\n", cmd_name(cmd), o->cell_name, names);
+        return EXIT_USAGE;
+    }
     if (!o->data)
         o->data = default_data_path();
     return EXIT_OK;

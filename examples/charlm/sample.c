@@ -160,6 +160,7 @@ static void sampler_close(sampler *s)
     free(s->order);
     free(s->p);
     free(s->logits);
+    tg_charlm_deinit(&s->m);
     tg_params_free(s->ps);
     meta_free(&s->meta);
 }

@@ -112,26 +112,22 @@ static int save_checkpoint(trainer *t, const char *path)
     meta.state_layers = t->cfg.layers;
     meta.state_hidden = t->cfg.hidden;
     meta.state_batch = t->cfg.batch;
-    meta.state_has_c = t->cfg.cell == TG_CELL_LSTM;
-    int64_t per = (int64_t)t->cfg.batch * t->cfg.hidden;
-    size_t ns = (size_t)(per * t->cfg.layers);
-    float *h = malloc(ns * sizeof *h);
-    float *c = meta.state_has_c ? malloc(ns * sizeof *c) : NULL;
-    if (!h || (meta.state_has_c && !c)) {
-        free(h);
-        free(c);
-        errorf("out of memory saving '%s'", path);
-        return EXIT_RUNTIME;
-    }
+    meta.state_n = t->cfg.cell->nstate;
+    size_t ns = (size_t)t->cfg.batch * (size_t)t->cfg.hidden * (size_t)t->cfg.layers;
+    bool nomem = false;
+    for (int k = 0; k < meta.state_n; k++)
+        nomem |= !(meta.state[k] = malloc(ns * sizeof(float)));
     /* every rank's rows of the state go to rank 0, which alone writes */
-    int grc = dist_gather_state(t->ps, t->state, t->cfg.batch, t->cfg.hidden, h, c);
+    int grc = nomem ? EXIT_RUNTIME
+                    : dist_gather_state(t->ps, t->state, t->cfg.batch, t->cfg.hidden,
+                                        meta.state);
+    if (nomem)
+        errorf("out of memory saving '%s'", path);
     if (grc != EXIT_OK || dist_rank() != 0) {
-        free(h);
-        free(c);
+        for (int k = 0; k < meta.state_n; k++)
+            free(meta.state[k]);
         return grc;
     }
-    meta.h = h;
-    meta.c = c;
     meta.n_loss = t->n_loss;
     meta.loss = t->loss;
     meta.n_val = t->n_val;
@@ -140,8 +136,8 @@ static int save_checkpoint(trainer *t, const char *path)
     unsigned char *buf = NULL;
     size_t size = 0;
     int rc = meta_encode(&meta, &buf, &size);
-    free(h);
-    free(c);
+    for (int k = 0; k < meta.state_n; k++)
+        free(meta.state[k]);
     if (rc != EXIT_OK) {
         errorf("out of memory saving '%s'", path);
         return rc;
@@ -166,7 +162,7 @@ static int check_resume_options(const charlm_opts *o, const charlm_config *saved
         bool same;
         double mine, theirs;
     } checks[] = {
-        {OPT_CELL, "cell", c->cell == saved->cell, c->cell, saved->cell},
+        {OPT_CELL, "cell", c->cell == saved->cell, 0, 0},
         {OPT_LAYERS, "layers", c->layers == saved->layers, c->layers, saved->layers},
         {OPT_HIDDEN, "hidden", c->hidden == saved->hidden, c->hidden, saved->hidden},
         {OPT_EMBED, "embed", c->embed == saved->embed, c->embed, saved->embed},
@@ -187,7 +183,7 @@ static int check_resume_options(const charlm_opts *o, const charlm_config *saved
     for (size_t i = 0; i < sizeof checks / sizeof checks[0]; i++) {
         if (o->given[checks[i].id] && !checks[i].same) {
             static const char *const inits[] = {"torch", "uniform", "xavier", "orthogonal"};
-            const char *what = checks[i].id == OPT_CELL ? tg_cell_kind_name(saved->cell)
+            const char *what = checks[i].id == OPT_CELL ? saved->cell->name
                              : checks[i].id == OPT_OPTIM ? tg_optim_kind_name(saved->optim)
                              : checks[i].id != OPT_INIT  ? NULL
                                                          : inits[saved->init % 4];
@@ -261,11 +257,10 @@ static int resume_state(trainer *t, charlm_meta *meta)
     }
     int64_t per = (int64_t)t->cfg.batch * t->cfg.hidden;
     int64_t off = dist_first_row() * t->cfg.hidden, cnt = dist_rows() * t->cfg.hidden;
-    for (int l = 0; l < t->cfg.layers; l++) {
-        memcpy(t->state->h[l]->data, meta->h + l * per + off, (size_t)cnt * sizeof(float));
-        if (t->state->c[l])
-            memcpy(t->state->c[l]->data, meta->c + l * per + off, (size_t)cnt * sizeof(float));
-    }
+    for (int l = 0; l < t->cfg.layers; l++)
+        for (int k = 0; k < meta->state_n; k++)
+            memcpy(t->state->tensors[l][k]->data, meta->state[k] + l * per + off,
+                   (size_t)cnt * sizeof(float));
     t->step = meta->step;
     t->bt.cursor = meta->cursor;
     t->rng = meta->rng;
@@ -408,7 +403,7 @@ static int write_plot(trainer *t, int64_t final_step, double final_val)
     }
     char title[160], err[512];
     snprintf(title, sizeof title, "charlm: %s %d x %d, seq %d, batch %d, %s lr %g",
-             tg_cell_kind_name(t->cfg.cell), t->cfg.layers, t->cfg.hidden, t->cfg.seq,
+             t->cfg.cell->name, t->cfg.layers, t->cfg.hidden, t->cfg.seq,
              t->cfg.batch, tg_optim_kind_name(t->cfg.optim), t->cfg.lr);
     int rc = plot_write_svg(t->o->plot, t->loss, t->n_loss, 1, t->val_step, t->val_loss,
                             t->n_val, title, err, sizeof err);
@@ -426,6 +421,7 @@ static void trainer_free(trainer *t)
     tg_tape_free(t->tape);
     tg_stack_state_free(t->state);
     tg_optim_free(t->opt);
+    tg_charlm_deinit(&t->m);
     tg_params_free(t->ps);
     corpus_free(&t->data);
     free(t->inputs);
@@ -566,7 +562,7 @@ static void print_plan(trainer *t)
     char nparams[32];
     fmt_count(tg_params_numel(t->ps), nparams, sizeof nparams);
     progress_printf(&t->prog, "model: %s %d x %d, vocabulary %d (%s input), %s parameters\n",
-                    tg_cell_kind_name(t->cfg.cell), t->cfg.layers, t->cfg.hidden, t->data.V,
+                    t->cfg.cell->name, t->cfg.layers, t->cfg.hidden, t->data.V,
                     t->cfg.embed ? "embedded" : "one-hot", nparams);
     progress_printf(&t->prog, "data: %s: %lld characters (%lld bytes), %lld for training, "
                               "%lld for validation\n",

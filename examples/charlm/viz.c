@@ -87,6 +87,7 @@ void viz_usage(FILE *f)
           "\n"
           "Options:\n"
           "  --model FILE        a checkpoint written by 'charlm train --save' (required)\n"
+          "  --plugin FILE.so    load a shared object that registers cell types (repeatable)\n"
           "  --text FILE         UTF-8 text to run the model over\n"
           "  --from N            start at character N of --text (default 0)\n"
           "  --chars N           show at most N characters of --text (default 10000)\n"
@@ -120,7 +121,8 @@ static bool parse_i64(const char *opt, const char *v, int64_t lo, int64_t hi, in
     return true;
 }
 
-/* Returns EXIT_OK, EXIT_USAGE (message printed) or -1 after --help. */
+/* Returns EXIT_OK, EXIT_USAGE or EXIT_RUNTIME (a --plugin failed; message printed) or -1
+   after --help. */
 static int parse_args(int argc, char **argv, viz_opts *o)
 {
     *o = (viz_opts){ .len = 1000, .chars = 10000, .temperature = 0.8, .seed = 1 };
@@ -142,6 +144,10 @@ static int parse_args(int argc, char **argv, viz_opts *o)
         int64_t x;
         if (strcmp(a, "--model") == 0) {
             o->model = v;
+        } else if (strcmp(a, "--plugin") == 0) {
+            int rc = plugin_load(v);
+            if (rc != EXIT_OK)
+                return rc;
         } else if (strcmp(a, "--text") == 0) {
             o->text = v;
         } else if (strcmp(a, "--prime") == 0) {
@@ -425,6 +431,8 @@ out:
 
 /* ---- what was recorded -------------------------------------------------------------- */
 
+/* The guide's sigmoid gates; any other quantity whose values all lie in [0,1] is drawn
+   as a gate too (a user's cell names its gates as it likes). */
 static bool is_sigmoid_gate(const char *name)
 {
     static const char *const gates[] = { "forget", "input", "output", "update", "reset" };
@@ -461,7 +469,7 @@ static int collect_quantities(viz_run *v)
                 lo = fmin(lo, x);
                 hi = fmax(hi, x);
             }
-        v->qk[q] = is_sigmoid_gate(v->qname[q]) ? Q_GATE
+        v->qk[q] = is_sigmoid_gate(v->qname[q]) || (lo >= 0.0 && hi <= 1.0) ? Q_GATE
                    : lo >= -1.0 && hi <= 1.0     ? Q_TANH
                                                  : Q_FREE;
     }
@@ -773,7 +781,7 @@ static int write_data(FILE *f, void *user)
     fputs(",\"source\":", f);
     json_str(f, v->source ? v->source : "");
     fprintf(f, ",\"cell\":\"%s\",\"layers\":%d,\"hidden\":%d,\"steps\":%lld,",
-            tg_cell_kind_name(mt->cfg.cell), v->L, v->H, (long long)mt->step);
+            mt->cfg.cell->name, v->L, v->H, (long long)mt->step);
     if (mt->n_val > 0 && isfinite(mt->val_loss[mt->n_val - 1]))
         fprintf(f, "\"val_loss\":%.4f,\"val_step\":%lld,", mt->val_loss[mt->n_val - 1],
                 (long long)mt->val_step[mt->n_val - 1]);
@@ -843,6 +851,7 @@ static void viz_free(viz_run *v)
     free(v->top_id);
     free(v->ids);
     free(v->cps);
+    tg_charlm_deinit(&v->m);
     tg_params_free(v->ps);
     if (v->meta.vocab)
         meta_free(&v->meta);
@@ -899,7 +908,7 @@ int cmd_viz(int argc, char **argv)
         goto out;
     }
     printf("viz: %lld characters through %s %d x %d (step %lld); quantities:", (long long)v->n,
-           tg_cell_kind_name(v->meta.cfg.cell), v->L, v->H, (long long)v->meta.step);
+           v->meta.cfg.cell->name, v->L, v->H, (long long)v->meta.step);
     for (int q = 0; q < v->nq; q++)
         printf(" %s", v->qname[q]);
     printf("\n");
