@@ -87,6 +87,29 @@ static double median(double *v, int n)
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
+/* FLOPs of one training step's matmuls (see the header comment): every 2-D parameter of
+   the stack is a weight that multiplies B rows at each of the T steps, plus the head;
+   backward costs twice the forward. *skipped: the FLOPs of the first layer's dX columns
+   for its one-hot input, which backward does not compute (nothing reads them:
+   tg_grad_cols), the V input rows of each of its weights. */
+static double step_flops(tg_params *ps, int64_t B, int64_t T, int hidden, int V,
+                         double *skipped)
+{
+    double fwd = 0;
+    *skipped = 0;
+    for (int i = 0; i < tg_params_count(ps); i++) {
+        const tg_tensor *w = tg_params_at(ps, i);                  /* (in, out) */
+        const char *name = tg_params_name(ps, i);
+        if (w->ndim != 2 || strncmp(name, "rnn.", 4) != 0)
+            continue;
+        fwd += (double)T * 2.0 * (double)B * (double)w->numel;
+        if (strncmp(name, "rnn.0.", 6) == 0 && w->shape[0] >= V)
+            *skipped += (double)T * 2.0 * (double)B * V * (double)w->shape[1];
+    }
+    fwd += 2.0 * (double)B * (double)T * hidden * V;
+    return 3.0 * fwd;
+}
+
 static void bench_model(const tg_cell_type *cell, int layers, int hidden, int64_t B, int64_t T,
                         int threads, bool quick)
 {
@@ -112,22 +135,8 @@ static void bench_model(const tg_cell_type *cell, int layers, int hidden, int64_
     if (!opt || !tape || !state || !in || !tg)
         die("setup", "out of memory");
 
-    /* FLOPs of the matmuls (see the header comment): every 2-D parameter of the stack is
-       a weight that multiplies B rows at each of the T steps. */
-    double fwd = 0, skipped = 0;
-    for (int i = 0; i < tg_params_count(ps); i++) {
-        const tg_tensor *w = tg_params_at(ps, i);                  /* (in, out) */
-        const char *name = tg_params_name(ps, i);
-        if (w->ndim != 2 || strncmp(name, "rnn.", 4) != 0)
-            continue;
-        fwd += (double)T * 2.0 * (double)B * (double)w->numel;
-        /* backward does not compute the first layer's dX columns of its one-hot input
-           (nothing reads them: tg_grad_cols): the V input rows of each of its weights */
-        if (strncmp(name, "rnn.0.", 6) == 0 && w->shape[0] >= V)
-            skipped += (double)T * 2.0 * (double)B * V * (double)w->shape[1];
-    }
-    fwd += 2.0 * (double)B * (double)T * hidden * V;
-    double flops = 3.0 * fwd;
+    double skipped;
+    double flops = step_flops(ps, B, T, hidden, V, &skipped);
     double performed = flops - skipped;          /* what the step actually runs */
 
     /* Rounds of a GEMM peak measurement and a few steps, so that the peak each fraction
