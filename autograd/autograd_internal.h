@@ -114,9 +114,11 @@ bool tg_node_output_view(tg_node *n, const tg_tensor *x, int ndim, const int64_t
    input requires them (the output then requires them too). Returns n->out. */
 tg_tensor *tg_node_finish(tg_node *n);
 
-/* sigmoid(x @ w + b) or, when tanh_act, tanh(x @ w + b) as one node (ops_matmul.c):
-   what tg_gate records for those two activations. b may be NULL. */
-tg_tensor *tg_gate_op(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b, bool tanh_act);
+/* The fused affine-activation op "gate": sigmoid(x @ w + b) or, when tanh_act,
+   tanh(x @ w + b) as one node (ops_matmul.c). nn/'s public tg_gate records it for those
+   two activations. b may be NULL. */
+tg_tensor *tg_affine_act_op(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b,
+                            bool tanh_act);
 
 /* op(W) (W, or W^T when tb) packed for tg_sgemm_prepacked, once per tape: a recurrent
    weight multiplies at every time step, forward (W) and backward (W^T). Only for a float
@@ -137,8 +139,9 @@ const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb);
 bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, tg_tensor *b, const tg_tensor *x,
                           const void *dy);
 
-/* "(2,3)" for messages; uses one of a few rotating static buffers. */
-const char *tg_shp(const tg_tensor *t);
+/* t's shape as text, "(2,3)", for an error message: one of a few rotating static
+   buffers (the public tg_shape_str writes to the caller's buffer instead). */
+const char *tg_msg_shape(const tg_tensor *t);
 
 /* A dim argument for a tensor of ndim dims, Python's rule: d < 0 means ndim + d. Returns
    it in [0, ndim), or -1 with TG_ERR_ARG recorded for op ("dim -3 out of range [-2, 2)
@@ -149,7 +152,7 @@ static inline int tg_dim_index(tg_tape *tape, const char *op, int dim, int ndim,
     int d = dim < 0 ? dim + ndim : dim;
     if (d < 0 || d >= ndim) {
         tg_fail(tape, TG_ERR_ARG, op, "dim %d out of range [%d, %d) for %s", dim, -ndim, ndim,
-                tg_shp(x));
+                tg_msg_shape(x));
         return -1;
     }
     return d;
@@ -160,19 +163,6 @@ static inline int tg_dim_index(tg_tape *tape, const char *op, int dim, int ndim,
    (outer, 1, inner) in x's dims. false with the error recorded. */
 bool tg_reduce_dim_begin(tg_node *n, int dim);
 
-
-/* Runs the statements once with T = float or double, matching dtype: kernels are
-   written once. <tgmath.h> picks expf/exp etc. from T. */
-#define TG_DISPATCH(dtype, ...)                                                   \
-    do {                                                                          \
-        if ((dtype) == TG_F64) {                                                  \
-            typedef double T;                                                     \
-            __VA_ARGS__                                                           \
-        } else {                                                                  \
-            typedef float T;                                                      \
-            __VA_ARGS__                                                           \
-        }                                                                         \
-    } while (0)
 
 /* The two gate activations, also used by the gate op (ops_matmul.c), which must give the
    same bits: sigmoid(x) and the backward of sigmoid and tanh from the output y. */

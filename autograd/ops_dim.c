@@ -232,7 +232,7 @@ tg_tensor *tg_mse_loss(tg_tape *tape, tg_tensor *a, tg_tensor *b)
         same = a->shape[d] == b->shape[d];
     if (!same)
         return tg_fail(tape, TG_ERR_SHAPE, "mse_loss", "%s and %s must have one shape",
-                       tg_shp(a), tg_shp(b));
+                       tg_msg_shape(a), tg_msg_shape(b));
     if (!tg_node_output(n, 1, (int64_t[]){ 1 }, false))
         return NULL;
     return tg_node_finish(n);

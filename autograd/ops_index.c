@@ -43,7 +43,7 @@ tg_tensor *tg_embedding(tg_tape *tape, tg_tensor *table, const int32_t *idx, int
         return tg_fail(tape, TG_ERR_NULL, "embedding", "indices are NULL");
     if (table->ndim != 2)
         return tg_fail(tape, TG_ERR_SHAPE, "embedding", "table %s must be (V,D)",
-                       tg_shp(table));
+                       tg_msg_shape(table));
     if (count < 1)
         return tg_fail(tape, TG_ERR_ARG, "embedding", "needs at least one index, got %lld",
                        (long long)count);
@@ -52,7 +52,7 @@ tg_tensor *tg_embedding(tg_tape *tape, tg_tensor *table, const int32_t *idx, int
             return tg_fail(tape, TG_ERR_ARG, "embedding",
                            "index %d at position %lld out of range [0,%lld) for table %s",
                            (int)idx[i], (long long)i, (long long)table->shape[0],
-                           tg_shp(table));
+                           tg_msg_shape(table));
     int32_t *copy = tg_arena_alloc(tape, (size_t)count * sizeof *copy, false, "embedding");
     if (!copy)
         return NULL;

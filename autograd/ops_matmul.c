@@ -92,12 +92,13 @@ static const tg_op op_matmul = { "matmul", matmul_forward, matmul_backward, 1u }
 static bool check_matmul(tg_tape *tape, const char *op, const tg_tensor *a, const tg_tensor *b)
 {
     if (a->ndim != 2 || b->ndim != 2) {
-        tg_fail(tape, TG_ERR_SHAPE, op, "%s @ %s: operands must be 2-D", tg_shp(a), tg_shp(b));
+        tg_fail(tape, TG_ERR_SHAPE, op, "%s @ %s: operands must be 2-D", tg_msg_shape(a),
+                tg_msg_shape(b));
         return false;
     }
     if (a->shape[1] != b->shape[0]) {
-        tg_fail(tape, TG_ERR_SHAPE, op, "%s @ %s: inner dimensions differ", tg_shp(a),
-                tg_shp(b));
+        tg_fail(tape, TG_ERR_SHAPE, op, "%s @ %s: inner dimensions differ", tg_msg_shape(a),
+                tg_msg_shape(b));
         return false;
     }
     return true;
@@ -156,7 +157,7 @@ static tg_tensor *record_affine(tg_tape *tape, const tg_op *op, tg_tensor *x, tg
         return NULL;
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[1]))
         return tg_fail(tape, TG_ERR_SHAPE, op->name, "bias %s does not match %s @ %s",
-                       tg_shp(b), tg_shp(x), tg_shp(w));
+                       tg_msg_shape(b), tg_msg_shape(x), tg_msg_shape(w));
     n->arg[0] = arg;
     if (!tg_node_output(n, 2, (int64_t[]){ x->shape[0], w->shape[1] }, false))
         return NULL;
@@ -230,7 +231,8 @@ static void gate_backward(tg_node *n)
 
 static const tg_op op_gate = { "gate", gate_forward, gate_backward, 1u };
 
-tg_tensor *tg_gate_op(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b, bool tanh_act)
+tg_tensor *tg_affine_act_op(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b,
+                            bool tanh_act)
 {
     return record_affine(tape, &op_gate, x, w, b, tanh_act);
 }
@@ -271,7 +273,8 @@ tg_tensor *tg_transpose(tg_tape *tape, tg_tensor *x)
     if (!n)
         return NULL;
     if (x->ndim != 2)
-        return tg_fail(tape, TG_ERR_SHAPE, "transpose", "%s: operand must be 2-D", tg_shp(x));
+        return tg_fail(tape, TG_ERR_SHAPE, "transpose", "%s: operand must be 2-D",
+                       tg_msg_shape(x));
     if (!tg_node_output(n, 2, (int64_t[]){ x->shape[1], x->shape[0] }, false))
         return NULL;
     return tg_node_finish(n);

@@ -171,8 +171,8 @@ static bool ln_param_ok(tg_tape *tape, const tg_tensor *p, const char *what, con
 {
     if (!p || (p->ndim == 1 && p->shape[0] == x->shape[x->ndim - 1]))
         return true;
-    tg_fail(tape, TG_ERR_SHAPE, "layer_norm", "%s %s must be (%lld) for x %s", what, tg_shp(p),
-            (long long)x->shape[x->ndim - 1], tg_shp(x));
+    tg_fail(tape, TG_ERR_SHAPE, "layer_norm", "%s %s must be (%lld) for x %s", what,
+            tg_msg_shape(p), (long long)x->shape[x->ndim - 1], tg_msg_shape(x));
     return false;
 }
 

@@ -274,7 +274,7 @@ static tg_tensor *binary(tg_tape *tape, const tg_op *op, tg_tensor *a, tg_tensor
     for (int d = 0; d < 4; d++) {
         if (pa[d] != pb[d] && pa[d] != 1 && pb[d] != 1)
             return tg_fail(tape, TG_ERR_SHAPE, op->name, "%s and %s do not broadcast",
-                           tg_shp(a), tg_shp(b));
+                           tg_msg_shape(a), tg_msg_shape(b));
         bc->shape[d] = pa[d] > pb[d] ? pa[d] : pb[d];
     }
     strides4(pa, bc->shape, bc->sa);

@@ -324,13 +324,14 @@ tg_tensor *tg_cross_entropy(tg_tape *tape, tg_tensor *logits, const int32_t *tar
         return tg_fail(tape, TG_ERR_NULL, "cross_entropy", "targets is NULL");
     if (logits->ndim != 2)
         return tg_fail(tape, TG_ERR_SHAPE, "cross_entropy", "logits %s must be (N,C)",
-                       tg_shp(logits));
+                       tg_msg_shape(logits));
     int64_t rows = logits->shape[0], cols = logits->shape[1];
     for (int64_t r = 0; r < rows; r++)
         if (targets[r] < 0 || targets[r] >= cols)
             return tg_fail(tape, TG_ERR_ARG, "cross_entropy",
                            "target %d at row %lld out of range [0,%lld) for logits %s",
-                           (int)targets[r], (long long)r, (long long)cols, tg_shp(logits));
+                           (int)targets[r], (long long)r, (long long)cols,
+                           tg_msg_shape(logits));
     ce_aux *a = tg_arena_alloc(tape, sizeof *a, false, "cross_entropy");
     if (!a)
         return NULL;

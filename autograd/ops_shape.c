@@ -47,7 +47,8 @@ tg_tensor *tg_reshape(tg_tape *tape, tg_tensor *x, int ndim, const int64_t *shap
     tg_status st = tg_shape_check(x->dtype, ndim, shape, &numel, &bytes);
     if (st != TG_OK || numel != x->numel)
         return tg_fail(tape, TG_ERR_SHAPE, "reshape", "%s cannot be viewed as %d dims of "
-                       "%lld elements", tg_shp(x), ndim, st == TG_OK ? (long long)numel : -1LL);
+                       "%lld elements", tg_msg_shape(x), ndim,
+                       st == TG_OK ? (long long)numel : -1LL);
     if (!tg_node_output_view(n, x, ndim, shape))
         return NULL;
     return tg_node_finish(n);
@@ -114,7 +115,7 @@ tg_tensor *tg_concat_n(tg_tape *tape, tg_tensor *const *xs, int count, int dim)
             ok = d == dim || x->shape[d] == x0->shape[d];
         if (!ok)
             return tg_fail(tape, TG_ERR_SHAPE, "concat", "%s and %s differ outside dim %d",
-                           tg_shp(x0), tg_shp(x), dim);
+                           tg_msg_shape(x0), tg_msg_shape(x), dim);
         shape[dim] += x->shape[dim];
     }
     n->arg[0] = dim;
@@ -186,7 +187,8 @@ tg_tensor *tg_slice(tg_tape *tape, tg_tensor *x, int dim, int64_t start, int64_t
         return NULL;
     if (start < 0 || len < 1 || start > x->shape[dim] - len)
         return tg_fail(tape, TG_ERR_ARG, "slice", "[%lld, %lld) out of range for dim %d of %s",
-                       (long long)start, (long long)start + (long long)len, dim, tg_shp(x));
+                       (long long)start, (long long)start + (long long)len, dim,
+                       tg_msg_shape(x));
     int64_t shape[TG_MAX_DIMS];
     memcpy(shape, x->shape, sizeof shape);
     shape[dim] = len;

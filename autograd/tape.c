@@ -227,7 +227,7 @@ tg_tensor *tg_tape_fail(tg_tape *tape, tg_status status, const char *fmt, ...)
     return NULL;
 }
 
-const char *tg_shp(const tg_tensor *t)
+const char *tg_msg_shape(const tg_tensor *t)
 {
     static _Thread_local char bufs[4][64];
     static _Thread_local int next;
@@ -677,7 +677,7 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
     }
     if (loss->numel != 1) {
         tg_fail(tape, TG_ERR_SHAPE, "backward", "loss %s must have exactly one element",
-                tg_shp(loss));
+                tg_msg_shape(loss));
         return tape->status;
     }
     if (!tape->grad_enabled || !(loss->flags & TG_FLAG_TAPE)

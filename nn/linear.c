@@ -26,7 +26,7 @@ tg_tensor *tg_gate(tg_tape *tape, tg_unary_op act, const tg_linear *l, tg_tensor
     if (name)
         tg_tape_push_scope(tape, name);     /* a failure inside reads "<name>: <op>: ..." */
     tg_tensor *g = l && (act == tg_sigmoid || act == tg_tanh)
-                       ? tg_gate_op(tape, x, l->w, l->b, act == tg_tanh)
+                       ? tg_affine_act_op(tape, x, l->w, l->b, act == tg_tanh)
                        : act(tape, tg_linear_apply(tape, l, x));
     if (!name)
         return g;

@@ -23,7 +23,7 @@ static _Thread_local struct {
     size_t cap;
 } scratch;
 
-void *tg__gemm_scratch(size_t bytes)
+void *tg_gemm_scratch(size_t bytes)
 {
     if (bytes <= scratch.cap)
         return scratch.p;
@@ -62,12 +62,12 @@ static void guard_start_probe(void)
     guard.fmas[0] = guard.fmas[1] = guard.secs[0] = guard.secs[1] = 0;
 }
 
-bool tg__threads_pay(void)
+bool tg_threads_pay(void)
 {
     return !guard.started || guard.threads;
 }
 
-bool tg__gemm_threads_ok(void)
+bool tg_gemm_threads_ok(void)
 {
     if (!guard.started) {   /* threads first; the first probe comes soon */
         guard.started = guard.threads = true;
@@ -78,7 +78,7 @@ bool tg__gemm_threads_ok(void)
     return guard.probing ? guard.probe_i % 2 == 0 : guard.threads;
 }
 
-void tg__gemm_took(bool threads, double seconds, double fmas, int nth)
+void tg_gemm_took(bool threads, double seconds, double fmas, int nth)
 {
     if (!guard.probing) {
         /* far slower than any idle machine runs it (4 GFMA/s per thread, 10x, plus 0.2 ms
@@ -140,18 +140,18 @@ TG_PORTABLE_KERNEL(sgemm_kernel_4x8, float, 4, 8)
 TG_PORTABLE_KERNEL(dgemm_kernel_4x4, double, 4, 4)
 
 #define GD_T float
-#define GD_ENTRY tg__sgemm_portable
+#define GD_ENTRY tg_sgemm_portable
 #define GD_P(x) sp_##x
 #define GD_MR 4
 #define GD_NR 8
 #define GD_MC 128
 #define GD_KC 256
 #define GD_KERNEL sgemm_kernel_4x8
-#define GD_PACK_ENTRY tg__sgemm_portable_pack
+#define GD_PACK_ENTRY tg_sgemm_portable_pack
 #include "tensor/gemm_driver_internal.h"
 
 #define GD_T double
-#define GD_ENTRY tg__dgemm_portable
+#define GD_ENTRY tg_dgemm_portable
 #define GD_P(x) dp_##x
 #define GD_MR 4
 #define GD_NR 4
@@ -233,13 +233,13 @@ static void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
                 alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 #else
     if (M <= 2 && !trans_a && !trans_b && have_avx2_fma()) {   /* no packing pays */
-        tg__sgemm_avx2_smallm(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        tg_sgemm_avx2_smallm(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     bool ok = have_avx2_fma()
-                  ? tg__sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, NULL,
+                  ? tg_sgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, NULL,
                                    Bp, beta, C, ldc)
-                  : tg__sgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL,
+                  : tg_sgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL,
                                        NULL, Bp, beta, C, ldc);
     if (!ok)
         TG_NAIVE_GEMM(float, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -269,9 +269,9 @@ void tg_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
                 alpha, A, (blasint)lda, B, (blasint)ldb, beta, C, (blasint)ldc);
 #else
     bool ok = have_avx2_fma()
-                  ? tg__dgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, NULL,
+                  ? tg_dgemm_avx2(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL, NULL,
                                    NULL, beta, C, ldc)
-                  : tg__dgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL,
+                  : tg_dgemm_portable(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, NULL,
                                        NULL, NULL, beta, C, ldc);
     if (!ok)
         TG_NAIVE_GEMM(double, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
@@ -286,7 +286,7 @@ void tg_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
 #ifdef TG_USE_OPENBLAS
 #define TG_ROWS_BACKEND(T, pre, M, N, K, alpha, arows, brows, beta, C, ldc)                 \
     do {                                                                                   \
-        T *a_ = tg__gemm_scratch((size_t)(K) * (size_t)((M) + (N)) * sizeof(T));           \
+        T *a_ = tg_gemm_scratch((size_t)(K) * (size_t)((M) + (N)) * sizeof(T));           \
         if (a_) {                                                                          \
             T *b_ = a_ + (K) * (M);                                                        \
             for (int64_t k_ = 0; k_ < (K); k_++) {                                         \
@@ -302,9 +302,9 @@ void tg_dgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K,
 #else
 #define TG_ROWS_BACKEND(T, pre, M, N, K, alpha, arows, brows, beta, C, ldc)                 \
     ok_ = have_avx2_fma()                                                                  \
-              ? tg__##pre##gemm_avx2(true, false, M, N, K, alpha, arows[0], 0, brows[0], 0, \
+              ? tg_##pre##gemm_avx2(true, false, M, N, K, alpha, arows[0], 0, brows[0], 0, \
                                      arows, brows, NULL, beta, C, ldc)                     \
-              : tg__##pre##gemm_portable(true, false, M, N, K, alpha, arows[0], 0,         \
+              : tg_##pre##gemm_portable(true, false, M, N, K, alpha, arows[0], 0,         \
                                          brows[0], 0, arows, brows, NULL, beta, C, ldc)
 #endif
 
@@ -346,8 +346,8 @@ int64_t tg_sgemm_packed_size(int64_t K, int64_t N)
 #else
     if (K <= 0 || N <= 0)
         return 0;
-    return have_avx2_fma() ? tg__sgemm_avx2_pack(false, K, N, NULL, 0, NULL)
-                           : tg__sgemm_portable_pack(false, K, N, NULL, 0, NULL);
+    return have_avx2_fma() ? tg_sgemm_avx2_pack(false, K, N, NULL, 0, NULL)
+                           : tg_sgemm_portable_pack(false, K, N, NULL, 0, NULL);
 #endif
 }
 
@@ -360,9 +360,9 @@ void tg_sgemm_pack(bool trans_b, int64_t K, int64_t N, const float *B, int64_t l
     if (K <= 0 || N <= 0)
         return;
     if (have_avx2_fma())
-        tg__sgemm_avx2_pack(trans_b, K, N, B, ldb, dst);
+        tg_sgemm_avx2_pack(trans_b, K, N, B, ldb, dst);
     else
-        tg__sgemm_portable_pack(trans_b, K, N, B, ldb, dst);
+        tg_sgemm_portable_pack(trans_b, K, N, B, ldb, dst);
 #endif
 }
 

@@ -532,14 +532,14 @@ static void sgemm_smallm_cols(int64_t jb, int64_t M, int64_t N, int64_t K, float
     sgemm_smallm_block(M, n, K, alpha, A, lda, B + j0, ldb, beta, C + j0, ldc);
 }
 
-void tg__sgemm_avx2_smallm(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+void tg_sgemm_avx2_smallm(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                            int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                            int64_t ldc)
 {
     const int64_t nb = (N + SM_COLS - 1) / SM_COLS;
     const int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
     const bool may_thread = nb > 1 && nth > 1 && M * N * K >= TG_GEMM_PAR_MIN_FMAS;
-    const bool par = may_thread && tg__gemm_threads_ok();
+    const bool par = may_thread && tg_gemm_threads_ok();
     const double t0 = may_thread ? omp_get_wtime() : 0;   /* the guard times both ways */
     if (par) {
 #pragma omp parallel for schedule(static)
@@ -550,11 +550,11 @@ void tg__sgemm_avx2_smallm(int64_t M, int64_t N, int64_t K, float alpha, const f
             sgemm_smallm_cols(jb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
     if (may_thread)
-        tg__gemm_took(par, omp_get_wtime() - t0, (double)(M * N * K), nth);
+        tg_gemm_took(par, omp_get_wtime() - t0, (double)(M * N * K), nth);
 }
 
 #define GD_T float
-#define GD_ENTRY tg__sgemm_avx2
+#define GD_ENTRY tg_sgemm_avx2
 #define GD_P(x) sa_##x
 #define GD_MR 6
 #define GD_NR 16
@@ -564,11 +564,11 @@ void tg__sgemm_avx2_smallm(int64_t M, int64_t N, int64_t K, float alpha, const f
 #define GD_PACK_A_ROWS spack_a_rows6
 #define GD_PACK_B_COLS spack_b_cols16
 #define GD_EDGE_KERNEL sgemm_edge
-#define GD_PACK_ENTRY tg__sgemm_avx2_pack
+#define GD_PACK_ENTRY tg_sgemm_avx2_pack
 #include "tensor/gemm_driver_internal.h"
 
 #define GD_T double
-#define GD_ENTRY tg__dgemm_avx2
+#define GD_ENTRY tg_dgemm_avx2
 #define GD_P(x) da_##x
 #define GD_MR 6
 #define GD_NR 8

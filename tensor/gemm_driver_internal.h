@@ -482,7 +482,7 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
     const double fmas = (double)M * (double)N * (double)K;
     int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
     const bool may_thread = nth > 1 && fmas >= (double)TG_GEMM_PAR_MIN_FMAS;
-    if (!may_thread || !tg__gemm_threads_ok())
+    if (!may_thread || !tg_gemm_threads_ok())
         nth = 1;
 
     /* Columns mode when op(A) stays in L2 and splitting the columns balances about as well
@@ -511,7 +511,7 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
         x.priv_bytes = GD_ROUNDUP((size_t)GD_MC * (size_t)x.kc * sizeof(GD_T));
         shared = GD_ROUNDUP((size_t)K * (size_t)x.nc * sizeof(GD_T));
     }
-    char *buf = tg__gemm_scratch(shared + (size_t)nth * x.priv_bytes);
+    char *buf = tg_gemm_scratch(shared + (size_t)nth * x.priv_bytes);
     if (!buf)
         return false;
     x.bp = (GD_T *)(void *)buf;
@@ -530,7 +530,7 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
         }
     }
     if (may_thread)
-        tg__gemm_took(nth > 1, omp_get_wtime() - t0, fmas, nth);
+        tg_gemm_took(nth > 1, omp_get_wtime() - t0, fmas, nth);
     return true;
 }
 

@@ -9,7 +9,7 @@
 /* A 64-byte aligned scratch buffer of at least `bytes` bytes, owned by the calling
  * thread and reused by every later call from it (grow-only, never freed before the
  * thread ends). Returns NULL when it cannot be allocated. */
-void *tg__gemm_scratch(size_t bytes);
+void *tg_gemm_scratch(size_t bytes);
 
 /* Products with fewer multiply-adds than this run on the calling thread only. */
 #define TG_GEMM_PAR_MIN_FMAS ((int64_t)96 * 1024)
@@ -17,51 +17,51 @@ void *tg__gemm_scratch(size_t bytes);
 /* Guard against oversubscription. When other processes keep the cores busy, a thread of a
  * parallel region can wait a whole scheduler time slice for its partner, and a product
  * that takes microseconds takes milliseconds. So the products that could use threads are
- * timed both ways now and then: tg__gemm_threads_ok() says whether the next one may use
+ * timed both ways now and then: tg_gemm_threads_ok() says whether the next one may use
  * threads (mostly the last decision; during a probe, every other product), and
- * tg__gemm_took() reports how long it took (threads: whether it used them, nth of them).
+ * tg_gemm_took() reports how long it took (threads: whether it used them, nth of them).
  * A probe compares the FLOP rates of its products with and without threads, and the
  * faster way is used until the next probe; a parallel product far slower than any idle
  * machine would run it starts a probe at once. The state is the calling thread's.
- * tg__threads_pay() (tensor_internal.h) gives the pointwise loops the same decision.
+ * tg_threads_pay() (tensor_internal.h) gives the pointwise loops the same decision.
  * Results do not change: they are bit-identical for any thread count. */
-bool tg__gemm_threads_ok(void);
-void tg__gemm_took(bool threads, double seconds, double fmas, int nth);
+bool tg_gemm_threads_ok(void);
+void tg_gemm_took(bool threads, double seconds, double fmas, int nth);
 
 /* The blocked drivers, one per (type, kernel). Preconditions (checked by tg_sgemm /
  * tg_dgemm): M, N, K >= 1, alpha != 0, pointers valid. arows / brows, when not NULL,
  * give row k of A (ta only) / of B (!tb only) in place of A + k*lda / B + k*ldb (see
- * tg_sgemm_rows); bpre, when not NULL, is op(B) packed by tg__sgemm_*_pack (float only),
+ * tg_sgemm_rows); bpre, when not NULL, is op(B) packed by tg_sgemm_*_pack (float only),
  * which columns mode reads instead of packing B again (see tg_sgemm_prepacked). Return
  * false only when the pack buffers cannot be allocated (C untouched then). */
-bool tg__sgemm_portable(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+bool tg_sgemm_portable(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                         const float *A, int64_t lda, const float *B, int64_t ldb,
                         const float *const *arows, const float *const *brows,
                         const float *bpre, float beta, float *C, int64_t ldc);
-bool tg__dgemm_portable(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+bool tg_dgemm_portable(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
                         const double *A, int64_t lda, const double *B, int64_t ldb,
                         const double *const *arows, const double *const *brows,
                         const double *bpre, double beta, double *C, int64_t ldc);
-bool tg__sgemm_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
+bool tg_sgemm_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K, float alpha,
                     const float *A, int64_t lda, const float *B, int64_t ldb,
                     const float *const *arows, const float *const *brows, const float *bpre,
                     float beta, float *C, int64_t ldc);
-bool tg__dgemm_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
+bool tg_dgemm_avx2(bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha,
                     const double *A, int64_t lda, const double *B, int64_t ldb,
                     const double *const *arows, const double *const *brows,
                     const double *bpre, double beta, double *C, int64_t ldc);
 
 /* C = alpha * A @ B + beta * C for M <= 2 (A and B not transposed), B read in place:
- * bit-identical to tg__sgemm_avx2 on the same product (see gemm_avx2.c). */
-void tg__sgemm_avx2_smallm(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+ * bit-identical to tg_sgemm_avx2 on the same product (see gemm_avx2.c). */
+void tg_sgemm_avx2_smallm(int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                            int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                            int64_t ldc);
 
 /* The float drivers' packing of op(B) for their bpre argument (GD_PACK_ENTRY in
  * gemm_driver_internal.h): returns the elements it takes; dst NULL only asks. */
-int64_t tg__sgemm_avx2_pack(bool tb, int64_t K, int64_t N, const float *B, int64_t ldb,
+int64_t tg_sgemm_avx2_pack(bool tb, int64_t K, int64_t N, const float *B, int64_t ldb,
                             float *dst);
-int64_t tg__sgemm_portable_pack(bool tb, int64_t K, int64_t N, const float *B, int64_t ldb,
+int64_t tg_sgemm_portable_pack(bool tb, int64_t K, int64_t N, const float *B, int64_t ldb,
                                 float *dst);
 
 #endif /* TG_TENSOR_GEMM_INTERNAL_H */

@@ -40,6 +40,19 @@ tg_status tg_shape_check(tg_dtype dtype, int ndim, const int64_t *shape, int64_t
 void tg_tensor_set_shape(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *shape,
                          int64_t numel);
 
+/* Runs the statements once with T = float or double, matching dtype: kernels are
+   written once. <tgmath.h> picks expf/exp etc. from T. */
+#define TG_DISPATCH(dtype, ...)                                                   \
+    do {                                                                          \
+        if ((dtype) == TG_F64) {                                                  \
+            typedef double T;                                                     \
+            __VA_ARGS__                                                           \
+        } else {                                                                  \
+            typedef float T;                                                      \
+            __VA_ARGS__                                                           \
+        }                                                                         \
+    } while (0)
+
 /* Work (elements, roughly flops) below which a kernel stays on one thread. With the
    second thread spinning in libgomp, a region costs about a microsecond: the split pays
    from a few thousand elements on (a 50x128 sigmoid is 51200 work). */
@@ -49,7 +62,7 @@ void tg_tensor_set_shape(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *
 
 /* False while the GEMM's oversubscription guard (tensor/gemm_internal.h) keeps products
    on one thread: other processes hold the cores, and a region would wait for its team. */
-bool tg__threads_pay(void);
+bool tg_threads_pay(void);
 
 /* for (int64_t i = 0; i < n; i++) { body }, split over OpenMP threads only when work
    exceeds the threshold and threads pay. The test comes before OpenMP is entered: a
@@ -58,7 +71,7 @@ bool tg__threads_pay(void);
 #define TG_PRAGMA(x) _Pragma(#x)
 #define TG_FOR(work, i, n, ...)                                                   \
     do {                                                                          \
-        if ((work) > TG_PAR_THRESHOLD && tg__threads_pay()) {                     \
+        if ((work) > TG_PAR_THRESHOLD && tg_threads_pay()) {                     \
             TG_PRAGMA(omp parallel for schedule(static))                          \
             for (int64_t i = 0; i < (n); i++) { __VA_ARGS__ }                     \
         } else {                                                                  \

@@ -73,7 +73,7 @@ static void run_case(const gcase *g, bool f64, impl which, bool nan_c)
         if (which == IMPL_PUBLIC)
             tg_dgemm(g->ta, g->tb, M, N, K, g->alpha, A, lda, B, ldb, g->beta, C, ldc);
         else
-            ck_assert(tg__dgemm_portable(g->ta, g->tb, M, N, K, g->alpha, A, lda, B, ldb,
+            ck_assert(tg_dgemm_portable(g->ta, g->tb, M, N, K, g->alpha, A, lda, B, ldb,
                                          NULL, NULL, NULL, g->beta, C, ldc));
     } else {
         float *Af = malloc((na ? na : 1) * sizeof *Af), *Bf = malloc((nb ? nb : 1) * sizeof *Bf);
@@ -89,7 +89,7 @@ static void run_case(const gcase *g, bool f64, impl which, bool nan_c)
             tg_sgemm(g->ta, g->tb, M, N, K, (float)g->alpha, Af, lda, Bf, ldb, (float)g->beta,
                      Cf, ldc);
         else
-            ck_assert(tg__sgemm_portable(g->ta, g->tb, M, N, K, (float)g->alpha, Af, lda, Bf,
+            ck_assert(tg_sgemm_portable(g->ta, g->tb, M, N, K, (float)g->alpha, Af, lda, Bf,
                                          ldb, NULL, NULL, NULL, (float)g->beta, Cf, ldc));
         for (size_t i = 0; i < nc; i++)
             C[i] = Cf[i];
@@ -315,9 +315,9 @@ static void determinism_case(int64_t M, int64_t N, int64_t K, bool ta, bool tb, 
             tg_sgemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, beta, C, N);
             tg_dgemm(ta, tb, M, N, K, 0.5, Ad, lda, Bd, ldb, beta, D, N);
         } else {
-            ck_assert(tg__sgemm_portable(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, NULL, NULL, NULL,
+            ck_assert(tg_sgemm_portable(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, NULL, NULL, NULL,
                                          beta, C, N));
-            ck_assert(tg__dgemm_portable(ta, tb, M, N, K, 0.5, Ad, lda, Bd, ldb, NULL, NULL, NULL,
+            ck_assert(tg_dgemm_portable(ta, tb, M, N, K, 0.5, Ad, lda, Bd, ldb, NULL, NULL, NULL,
                                          beta, D, N));
         }
     }
@@ -383,13 +383,13 @@ static void rows_case(int64_t M, int64_t N, int64_t K, int64_t seg)
             tg_dgemm(true, false, M, N, K, 0.5, Ad, M, Bd, N, 1.0, Rd, N);
             tg_dgemm_rows(M, N, K, 0.5, ard, brd, 1.0, Cd, N);
         } else {
-            ck_assert(tg__sgemm_portable(true, false, M, N, K, 0.5f, A, M, B, N, NULL, NULL, NULL,
+            ck_assert(tg_sgemm_portable(true, false, M, N, K, 0.5f, A, M, B, N, NULL, NULL, NULL,
                                          1.0f, R, N));
-            ck_assert(tg__sgemm_portable(true, false, M, N, K, 0.5f, NULL, 0, NULL, 0, ar, br, NULL,
+            ck_assert(tg_sgemm_portable(true, false, M, N, K, 0.5f, NULL, 0, NULL, 0, ar, br, NULL,
                                          1.0f, C, N));
-            ck_assert(tg__dgemm_portable(true, false, M, N, K, 0.5, Ad, M, Bd, N, NULL, NULL, NULL,
+            ck_assert(tg_dgemm_portable(true, false, M, N, K, 0.5, Ad, M, Bd, N, NULL, NULL, NULL,
                                          1.0, Rd, N));
-            ck_assert(tg__dgemm_portable(true, false, M, N, K, 0.5, NULL, 0, NULL, 0, ard, brd,
+            ck_assert(tg_dgemm_portable(true, false, M, N, K, 0.5, NULL, 0, NULL, 0, ard, brd,
                                          NULL, 1.0, Cd, N));
         }
         ck_assert_msg(memcmp(C, R, nc * sizeof *C) == 0 && memcmp(Cd, Rd, nc * sizeof *Cd) == 0,
@@ -478,7 +478,7 @@ START_TEST(test_gemm_small_m)
                 omp_set_num_threads(th);
                 for (int64_t i = 0; i < M * ldc; i++)
                     C1[i] = C2[i] = (float)urand();
-                ck_assert(tg__sgemm_avx2(false, false, M, N, K, 0.75f, A, lda, B, ldb, NULL,
+                ck_assert(tg_sgemm_avx2(false, false, M, N, K, 0.75f, A, lda, B, ldb, NULL,
                                          NULL, NULL, betas[b], C1, ldc));
                 tg_sgemm(false, false, M, N, K, 0.75f, A, lda, B, ldb, betas[b], C2, ldc);
                 ck_assert_msg(memcmp(C1, C2, (size_t)(M * ldc) * sizeof *C1) == 0,
@@ -521,9 +521,9 @@ END_TEST
 static void answer_probe(int pairs, double par_s, double one_s)
 {
     for (int i = 0; i < 2 * pairs; i++) {
-        bool threads = tg__gemm_threads_ok();
+        bool threads = tg_gemm_threads_ok();
         ck_assert(threads == (i % 2 == 0));
-        tg__gemm_took(threads, threads ? par_s : one_s, 1e6, 2);
+        tg_gemm_took(threads, threads ? par_s : one_s, 1e6, 2);
     }
 }
 
@@ -532,19 +532,19 @@ static void answer_probe(int pairs, double par_s, double one_s)
  * again; results stay bit-identical meanwhile. */
 START_TEST(test_gemm_oversubscription_guard)
 {
-    ck_assert(tg__gemm_threads_ok() && tg__threads_pay());
-    tg__gemm_took(true, 1e-4, 1e6, 2);            /* fast: nothing changes */
-    ck_assert(tg__gemm_threads_ok());
-    tg__gemm_took(true, 0.5, 1e6, 2);             /* hopelessly slow: a probe */
+    ck_assert(tg_gemm_threads_ok() && tg_threads_pay());
+    tg_gemm_took(true, 1e-4, 1e6, 2);            /* fast: nothing changes */
+    ck_assert(tg_gemm_threads_ok());
+    tg_gemm_took(true, 0.5, 1e6, 2);             /* hopelessly slow: a probe */
     answer_probe(1, 2e-3, 2e-4);   /* one thread 10x faster: the first pair decides */
-    ck_assert(!tg__threads_pay());
+    ck_assert(!tg_threads_pay());
     for (int i = 0; i < 255; i++) {
-        ck_assert(!tg__gemm_threads_ok());
-        tg__gemm_took(false, 2e-4, 1e6, 2);
+        ck_assert(!tg_gemm_threads_ok());
+        tg_gemm_took(false, 2e-4, 1e6, 2);
     }
-    ck_assert(!tg__gemm_threads_ok());            /* the period's last: then a probe */
+    ck_assert(!tg_gemm_threads_ok());            /* the period's last: then a probe */
     answer_probe(8, 1.5e-4, 2e-4); /* the cores are free again: a close call, 8 pairs */
-    ck_assert(tg__threads_pay() && tg__gemm_threads_ok());
+    ck_assert(tg_threads_pay() && tg_gemm_threads_ok());
     determinism_case(50, 128, 193, false, true, 0.0f, IMPL_PUBLIC);   /* serial vs 2 */
 }
 END_TEST

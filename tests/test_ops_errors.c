@@ -80,8 +80,8 @@ START_TEST(test_every_op_rejects_bad_shapes_and_args)
     EXPECT_FAIL(t, tg_matmul(t, v3, m23), TG_ERR_SHAPE, "matmul: (3) @ (2,3): operands must");
     EXPECT_FAIL(t, tg_affine(t, m23, m23, v3), TG_ERR_SHAPE, "affine:");
     EXPECT_FAIL(t, tg_affine(t, m22, m23, v2), TG_ERR_SHAPE, "affine: bias (2)");
-    EXPECT_FAIL(t, tg_gate_op(t, m23, m23, v3, false), TG_ERR_SHAPE, "gate:");
-    EXPECT_FAIL(t, tg_gate_op(t, m22, m23, v2, true), TG_ERR_SHAPE, "gate: bias (2)");
+    EXPECT_FAIL(t, tg_affine_act_op(t, m23, m23, v3, false), TG_ERR_SHAPE, "gate:");
+    EXPECT_FAIL(t, tg_affine_act_op(t, m22, m23, v2, true), TG_ERR_SHAPE, "gate: bias (2)");
     EXPECT_FAIL(t, tg_transpose(t, v3), TG_ERR_SHAPE, "transpose:");
     EXPECT_FAIL(t, tg_reshape(t, m23, 2, (int64_t[]){ 4, 2 }), TG_ERR_SHAPE, "reshape:");
     EXPECT_FAIL(t, tg_reshape(t, m23, 5, (int64_t[]){ 1, 1, 1, 2, 3 }), TG_ERR_SHAPE, "reshape:");

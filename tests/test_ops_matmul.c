@@ -17,9 +17,9 @@ static tg_tensor *build_affine_nobias(tg_tape *t, tg_tensor **in, double s)
 static tg_tensor *build_transpose(tg_tape *t, tg_tensor **in, double s)
 { (void)s; return tg_transpose(t, in[0]); }
 static tg_tensor *build_gate_sigmoid(tg_tape *t, tg_tensor **in, double s)
-{ (void)s; return tg_gate_op(t, in[0], in[1], in[2], false); }
+{ (void)s; return tg_affine_act_op(t, in[0], in[1], in[2], false); }
 static tg_tensor *build_gate_tanh_nobias(tg_tape *t, tg_tensor **in, double s)
-{ (void)s; return tg_gate_op(t, in[0], in[1], NULL, true); }
+{ (void)s; return tg_affine_act_op(t, in[0], in[1], NULL, true); }
 
 START_TEST(test_matmul_forward_known)
 {
@@ -47,8 +47,9 @@ START_TEST(test_gate_op_matches_composition)
     tg_tensor *a = mk(TG_F64, 2, (int64_t[]){ 1, 2 }, (double[]){ 1, -2 });
     tg_tensor *w = mk(TG_F64, 2, (int64_t[]){ 2, 1 }, (double[]){ 0.5, 0.25 });
     tg_tensor *b = mk(TG_F64, 1, (int64_t[]){ 1 }, (double[]){ 0.75 });
-    expect_values(tg_gate_op(tape, a, w, b, false), (double[]){ 1 / (1 + exp(-0.75)) }, 1e-15);
-    expect_values(tg_gate_op(tape, a, w, NULL, true), (double[]){ 0.0 }, 0);
+    expect_values(tg_affine_act_op(tape, a, w, b, false), (double[]){ 1 / (1 + exp(-0.75)) },
+                  1e-15);
+    expect_values(tg_affine_act_op(tape, a, w, NULL, true), (double[]){ 0.0 }, 0);
     tg_tensor_free(a), tg_tensor_free(w), tg_tensor_free(b);
     for (int d = 0; d < 2; d++) {
         tg_dtype dt = d ? TG_F64 : TG_F32;
@@ -73,7 +74,7 @@ START_TEST(test_gate_op_matches_composition)
                 tg_tensor_requires_grad(wt[v]);
                 tg_tensor_requires_grad(bt[v]);
                 tg_tape_reset(tape);
-                y[v] = v == 0 ? tg_gate_op(tape, x[v], wt[v], bt[v], act)
+                y[v] = v == 0 ? tg_affine_act_op(tape, x[v], wt[v], bt[v], act)
                               : (act ? tg_tanh : tg_sigmoid)(tape,
                                                              tg_affine(tape, x[v], wt[v], bt[v]));
                 tg_tensor *loss = tg_sum(tape, tg_mul(tape, y[v], y[v]));
@@ -89,7 +90,7 @@ START_TEST(test_gate_op_matches_composition)
             }
             /* forward values: recompute both on one tape and compare */
             tg_tape_reset(tape);
-            tg_tensor *g0 = tg_gate_op(tape, x[0], wt[0], bt[0], act);
+            tg_tensor *g0 = tg_affine_act_op(tape, x[0], wt[0], bt[0], act);
             tg_tensor *g1 = (act ? tg_tanh : tg_sigmoid)(tape,
                                                          tg_affine(tape, x[1], wt[1], bt[1]));
             ck_assert(memcmp(g0->data, g1->data, (size_t)(M * N) * (d ? 8 : 4)) == 0);

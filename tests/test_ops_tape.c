@@ -129,7 +129,7 @@ static tg_tensor *build_dead_tail(tg_tape *t, tg_tensor **in, double s)
     }
     tg_tensor *m = tg_matmul(t, combine, in[1]);                    /* (4,2) */
     tg_tensor *a = tg_affine(t, combine, in[1], in[2]);
-    tg_tensor *g = tg_gate_op(t, combine, in[1], in[2], true);
+    tg_tensor *g = tg_affine_act_op(t, combine, in[1], in[2], true);
     tg_tensor *u = tg_matmul(t, middle, tg_transpose(t, middle));   /* (4,4) */
     return tg_add(t, tg_sum_dim(t, tg_add(t, tg_mul(t, m, a), tg_mul(t, g, g)), 1),
                   tg_sum_dim(t, u, 1));
@@ -188,7 +188,7 @@ START_TEST(test_dead_gradient_columns_same_bits)
         tg_tensor_requires_grad(w);
         if (pass == 1)
             tg_tensor_requires_grad(x);
-        tg_tensor *y = tg_gate_op(tape, tg_concat(tape, h, x, 1), w, NULL, false);
+        tg_tensor *y = tg_affine_act_op(tape, tg_concat(tape, h, x, 1), w, NULL, false);
         ck_assert_int_eq(tg_backward(tape, tg_sum(tape, tg_mul(tape, y, y))), TG_OK);
         memcpy(dh[pass], h->grad, sizeof dh[pass]);
         tg_tensor_free(h);
