@@ -58,11 +58,11 @@ tg_tensor *tg_stack(tg_tape *tape, tg_tensor *const *xs, int count, int dim)
             same = xs[k]->shape[d] == x0->shape[d];
         if (!same)
             return tg_fail(tape, TG_ERR_SHAPE, "stack", "tensor %d is %s but tensor 1 is %s",
-                           k + 1, tg_shp(xs[k]), tg_shp(x0));
+                           k + 1, tg_msg_shape(xs[k]), tg_msg_shape(x0));
     }
     if (x0->ndim >= TG_MAX_DIMS)
         return tg_fail(tape, TG_ERR_SHAPE, "stack", "%s already has %d dims, the most a "
-                       "tensor has", tg_shp(x0), TG_MAX_DIMS);
+                       "tensor has", tg_msg_shape(x0), TG_MAX_DIMS);
     dim = tg_dim_index(tape, "stack", dim, x0->ndim + 1, x0);
     if (dim < 0)
         return NULL;
@@ -98,7 +98,7 @@ tg_status tg_chunk(tg_tape *tape, tg_tensor *x, int count, int dim, tg_tensor **
         return tg_tape_status(tape);
     if (x->shape[d] % count != 0) {
         tg_fail(tape, TG_ERR_SHAPE, "chunk", "dim %d of %s (size %lld) does not divide into "
-                "%d equal chunks", dim, tg_shp(x), (long long)x->shape[d], count);
+                "%d equal chunks", dim, tg_msg_shape(x), (long long)x->shape[d], count);
         return tg_tape_status(tape);
     }
     int64_t len = x->shape[d] / count;

@@ -324,10 +324,10 @@ tg_tensor *tg_bmm(tg_tape *tape, tg_tensor *a, tg_tensor *b)
         return NULL;
     if (a->ndim != 3 || b->ndim != 3)
         return tg_fail(tape, TG_ERR_SHAPE, "bmm", "%s @ %s: operands must be 3-D (B,M,K) and "
-                       "(B,K,N)", tg_shp(a), tg_shp(b));
+                       "(B,K,N)", tg_msg_shape(a), tg_msg_shape(b));
     if (a->shape[0] != b->shape[0] || a->shape[2] != b->shape[1])
-        return tg_fail(tape, TG_ERR_SHAPE, "bmm", "%s @ %s: %s", tg_shp(a), tg_shp(b),
-                       a->shape[0] != b->shape[0] ? "batch sizes differ"
+        return tg_fail(tape, TG_ERR_SHAPE, "bmm", "%s @ %s: %s", tg_msg_shape(a),
+                       tg_msg_shape(b), a->shape[0] != b->shape[0] ? "batch sizes differ"
                                                   : "inner dimensions differ");
     if (!tg_node_output(n, 3, (int64_t[]){ a->shape[0], a->shape[1], b->shape[2] }, false))
         return NULL;
