@@ -399,10 +399,10 @@ static void GD_P(run_rows)(const GD_P(ctx) *x, int tid, int nth)
  * product with more than one K slice (weight gradients: K = T*B rows), one K slice of op(B)
  * at a time is packed by the threads together into one of two shared buffers, and each
  * thread computes its own fixed share of the A panels against it, MC rows at a time. A
- * slice then streams from cache past a thread's share once per MC rows. The rows mode
- * packs every slice up front instead and streams all of them past every run of A panels,
- * and its guided runs get short at the end: at 577x2500x512 that read op(B) from L3 about
- * three times as often, and ran 2-4% slower. Two buffers: a thread packing slice s+1
+ * slice then streams from cache past a thread's share once per MC rows, where the rows
+ * mode would pack every slice up front and stream all of them past every run of A panels
+ * (its guided runs also get short at the end), reading op(B) from L3 more often; the
+ * measurement is in bench/README.md. Two buffers: a thread packing slice s+1
  * cannot overwrite the slice another thread still reads, which it only passes after the
  * barrier of s+1. */
 static void GD_P(run_slices)(const GD_P(ctx) *x, int tid, int nth)

@@ -53,9 +53,9 @@ void tg_tensor_set_shape(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *
         }                                                                         \
     } while (0)
 
-/* Work (elements, roughly flops) below which a kernel stays on one thread. With the
-   second thread spinning in libgomp, a region costs about a microsecond: the split pays
-   from a few thousand elements on (a 50x128 sigmoid is 51200 work). */
+/* Work (elements, roughly flops) below which a kernel stays on one thread: below it a
+   parallel region costs more than the work it splits (bench/README.md has the figures).
+   A 50x128 sigmoid is 51200 work. */
 #ifndef TG_PAR_THRESHOLD
 #define TG_PAR_THRESHOLD (1 << 13)
 #endif
@@ -67,7 +67,7 @@ bool tg_threads_pay(void);
 /* for (int64_t i = 0; i < n; i++) { body }, split over OpenMP threads only when work
    exceeds the threshold and threads pay. The test comes before OpenMP is entered: a
    parallel region whose if clause is false still costs libgomp a team set-up (malloc,
-   futex), ~400 ns. Use it only for loops whose iterations write disjoint memory. */
+   futex). Use it only for loops whose iterations write disjoint memory. */
 #define TG_PRAGMA(x) _Pragma(#x)
 #define TG_FOR(work, i, n, ...)                                                   \
     do {                                                                          \
