@@ -10,7 +10,10 @@
  *
  * exp:  e^x = 2^n e^r,  n = round(x / ln 2),  r = x - n ln 2 in [-ln2/2, ln2/2],
  *       e^r by its Taylor series to r^7 (truncation below 1e-8 relative); x is clamped to
- *       [-87, 88] so 2^n stays a normal float. Within 2 ulp of libm (tests/test_ops_pointwise.c).
+ *       [-104, 88]. Below 2^-126 (x < about -87.3) the result is a subnormal float, made as
+ *       (e^r 2^(n+64)) 2^-64 so it is rounded once; below half the smallest subnormal
+ *       (x < about -103.97, -inf included) it underflows to 0, as libm's. Within 2 ulp of
+ *       libm (tests/test_ops_pointwise.c).
  * sigmoid(x) = 1 / (1 + e^-x)
  * tanh(x) = x (1 - x^2/3 + 2x^4/15 - 17x^6/315 + 62x^8/2835)     for |x| < 1/4
  *         = sign(x) (1 - 2 / (e^2|x| + 1))                       otherwise
@@ -38,7 +41,8 @@ static inline v8f vselect(v8i mask, v8f a, v8f b)
 
 static inline v8f vexp(v8f x)
 {
-    x = vselect(x < SPLAT(-87.0f), SPLAT(-87.0f), x);
+    v8i underflow = x < SPLAT(-104.0f);
+    x = vselect(underflow, SPLAT(-104.0f), x);
     x = vselect(x > SPLAT(88.0f), SPLAT(88.0f), x);
     const v8f shifter = SPLAT(12582912.0f);          /* 1.5 * 2^23: adding it rounds */
     v8f n = (x * SPLAT(1.44269504088896341f) + shifter) - shifter;
@@ -52,8 +56,12 @@ static inline v8f vexp(v8f x)
     p = p * r + SPLAT(0.5f);
     p = p * r + SPLAT(1.0f);
     p = p * r + SPLAT(1.0f);
-    v8i bits = (__builtin_convertvector(n, v8i) + 127) << 23;     /* 2^n */
-    return p * (v8f)bits;
+    v8i ni = __builtin_convertvector(n, v8i);
+    v8i subnormal = ni < -126;                       /* 2^n is not a normal float */
+    v8i bits = (ni + 127 + (subnormal & 64)) << 23;  /* 2^n, or 2^(n+64) */
+    v8f y = p * (v8f)bits;
+    y = y * vselect(subnormal, SPLAT(0x1p-64f), SPLAT(1.0f));
+    return vselect(underflow, SPLAT(0.0f), y);
 }
 
 static inline v8f vsigmoid(v8f x)

@@ -52,6 +52,29 @@ START_TEST(test_sigmoid_tanh_saturate_finite)
 }
 END_TEST
 
+/* Float exp below the normal range: subnormal results as libm's expf gives them, and 0
+   below half the smallest subnormal (-200, -inf), as libm and float64 give. */
+START_TEST(test_float_exp_underflows_to_zero)
+{
+    const float xs[] = { -87.0f, -87.3f, -88.0f, -95.5f, -100.0f, -103.0f, -103.9f,
+                         -103.98f, -104.0f, -200.0f, -1e30f, -INFINITY };
+    enum { N = sizeof xs / sizeof xs[0] };
+    float out[N];
+    tg_vexpf(xs, out, N);
+    for (int i = 0; i < N; i++) {
+        float want = expf(xs[i]);   /* subnormal or 0 below -87.34 */
+        ck_assert_msg(fabsf(out[i] - want) <= 2 * 0x1p-149f + 2.4e-7f * want,
+                      "exp(%g) = %g, libm %g", (double)xs[i], (double)out[i], (double)want);
+    }
+    ck_assert(out[9] == 0.0f && out[10] == 0.0f && out[11] == 0.0f);
+    tg_tape *tape = tg_tape_new();
+    tg_tensor *x = mk(TG_F32, 1, (int64_t[]){ 3 }, (double[]){ -200, -INFINITY, -1000 });
+    expect_values(tg_exp(tape, x), (double[]){ 0, 0, 0 }, 0);
+    tg_tensor_free(x);
+    tg_tape_free(tape);
+}
+END_TEST
+
 /* The vectorised float exp/sigmoid/tanh against libm in double, over [-20, 20] and beyond. */
 START_TEST(test_vectorised_float_math_accuracy)
 {
@@ -215,6 +238,7 @@ Suite *ops_pointwise_suite(void)
     TCase *fw = tcase_create("forward");
     tcase_add_test(fw, test_unary_forward_known_values);
     tcase_add_test(fw, test_sigmoid_tanh_saturate_finite);
+    tcase_add_test(fw, test_float_exp_underflows_to_zero);
     tcase_add_test(fw, test_vectorised_float_math_accuracy);
     tcase_add_test(fw, test_binary_broadcast_forward);
     suite_add_tcase(s, fw);
