@@ -440,7 +440,7 @@ END_TEST
 
 START_TEST(test_cell_type_registry_full)
 {
-    static char names[TG_MAX_CELL_TYPES + 1][16];
+    static char names[TG_MAX_CELL_TYPES + 1][24];   /* "full_" and any int */
     static tg_cell_type types[TG_MAX_CELL_TYPES + 1];
     for (int i = 0; i <= TG_MAX_CELL_TYPES; i++) {
         snprintf(names[i], sizeof names[i], "full_%d", i);
