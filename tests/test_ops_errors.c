@@ -58,15 +58,6 @@ START_TEST(test_null_in_null_out)
 END_TEST
 
 /* Each call must fail with the given status and a message starting with the op's name. */
-#define EXPECT_FAIL(tape, call, status, prefix)                                          \
-    do {                                                                                 \
-        tg_tape_reset(tape);                                                             \
-        ck_assert_ptr_null(call);                                                        \
-        ck_assert_int_eq(tg_tape_status(tape), status);                                  \
-        ck_assert_msg(strncmp(tg_tape_errmsg(tape), prefix, strlen(prefix)) == 0,       \
-                      "message '%s' should start with '%s'", tg_tape_errmsg(tape), prefix); \
-    } while (0)
-
 START_TEST(test_every_op_rejects_bad_shapes_and_args)
 {
     tg_tape *t = tg_tape_new();

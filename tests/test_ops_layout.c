@@ -30,15 +30,6 @@ static void expect_shape(const tg_tensor *t, int ndim, const int64_t *shape)
         ck_assert_int_eq(t->shape[d], shape[d]);
 }
 
-#define EXPECT_FAIL(tape, call, status, prefix)                                          \
-    do {                                                                                 \
-        tg_tape_reset(tape);                                                             \
-        ck_assert_ptr_null(call);                                                        \
-        ck_assert_int_eq(tg_tape_status(tape), status);                                  \
-        ck_assert_msg(strncmp(tg_tape_errmsg(tape), prefix, strlen(prefix)) == 0,       \
-                      "message '%s' should start with '%s'", tg_tape_errmsg(tape), prefix); \
-    } while (0)
-
 START_TEST(test_layout_known_values)
 {
     tg_tape *t = tg_tape_new();

@@ -37,15 +37,6 @@ static void expect_grad(const tg_tensor *t, const double *want, double tol)
     }
 }
 
-#define EXPECT_FAIL(tape, call, status, prefix)                                          \
-    do {                                                                                 \
-        tg_tape_reset(tape);                                                             \
-        ck_assert_ptr_null(call);                                                        \
-        ck_assert_int_eq(tg_tape_status(tape), status);                                  \
-        ck_assert_msg(strncmp(tg_tape_errmsg(tape), prefix, strlen(prefix)) == 0,       \
-                      "message '%s' should start with '%s'", tg_tape_errmsg(tape), prefix); \
-    } while (0)
-
 /* ---- reductions ------------------------------------------------------------------------ */
 
 START_TEST(test_dim_reductions_known_values)

@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <math.h>
+#include <string.h>
 
 #include "tapegrad.h"
 
@@ -79,6 +80,17 @@ tg_params *tg_test_charlm_params(tg_charlm *m, const char *cell, int embed, uint
         double ck_a_ = (double)(a), ck_b_ = (double)(b);                             \
         ck_assert_msg(fabs(ck_a_ - ck_b_) <= (tol), "%s = %.17g, expected %.17g (tol %g)", \
                       #a, ck_a_, ck_b_, (double)(tol));                              \
+    } while (0)
+
+/* The op call must fail on a freshly reset tape with status and a message starting with
+   prefix. */
+#define EXPECT_FAIL(tape, call, status, prefix)                                          \
+    do {                                                                                 \
+        tg_tape_reset(tape);                                                             \
+        ck_assert_ptr_null(call);                                                        \
+        ck_assert_int_eq(tg_tape_status(tape), status);                                  \
+        ck_assert_msg(strncmp(tg_tape_errmsg(tape), prefix, strlen(prefix)) == 0,       \
+                      "message '%s' should start with '%s'", tg_tape_errmsg(tape), prefix); \
     } while (0)
 
 #endif /* TG_TESTS_TESTS_H */
