@@ -106,6 +106,41 @@ void tg_gemm_took(bool threads, double seconds, double fmas, int nth)
     guard.probing = false;
 }
 
+/* ---- the blocked driver's mode (see gemm_internal.h) -------------------------------- */
+
+/* Columns mode reads op(A) in place from every thread: at most half a core's L2 of it. */
+#define COLUMNS_A_MAX ((size_t)256 << 10)
+/* How much worse splitting the columns may balance the threads than splitting the rows:
+ * columns mode needs no shared buffer and no barrier, which pays for a little. */
+#define COLUMNS_BALANCE_SLACK 0.02
+/* Slices mode shares a packed K slice of op(B): at most what stays in L3 beside op(A). */
+#define SLICE_B_MAX ((size_t)4 << 20)
+
+/* Share of the work the busiest of nth threads does when n equal parts are split. */
+static double balance(int64_t n, int nth)
+{
+    int64_t most = (n + nth - 1) / nth;
+    return (double)n / (double)(most * nth);
+}
+
+tg_gemm_mode tg_gemm_choose_mode(const tg_gemm_tiling *t, int64_t M, int64_t N, int64_t K,
+                                 int nth)
+{
+    /* K slices of (nearly) equal depth <= t->kc, as the driver cuts them */
+    const int64_t slices = (K + t->kc - 1) / t->kc, kc = (K + slices - 1) / slices;
+    const int64_t a_panels = (M + t->mr - 1) / t->mr, b_panels = (N + t->nr - 1) / t->nr;
+    /* columns mode when op(A) stays in L2 and splitting the columns balances about as
+     * well as splitting the rows */
+    if ((size_t)M * (size_t)K * t->elem_bytes <= COLUMNS_A_MAX &&
+        balance(b_panels, nth) + COLUMNS_BALANCE_SLACK >= balance(a_panels, nth))
+        return TG_GEMM_MODE_COLUMNS;
+    /* slices mode for a product deeper than one K slice, unless a slice of op(B) is huge */
+    if (slices >= 2 &&
+        (size_t)kc * (size_t)b_panels * (size_t)t->nr * t->elem_bytes <= SLICE_B_MAX)
+        return TG_GEMM_MODE_SLICES;
+    return TG_GEMM_MODE_ROWS;
+}
+
 /* ---- portable micro-kernels (plain C; used without AVX2+FMA, and as the reference) ---- */
 
 #define TG_PORTABLE_KERNEL(NAME, T, MR, NR)                                               \
@@ -141,6 +176,7 @@ TG_PORTABLE_KERNEL(dgemm_kernel_4x4, double, 4, 4)
 
 #define GD_T float
 #define GD_ENTRY tg_sgemm_portable
+#define GD_TILING tg_sgemm_portable_tiling
 #define GD_P(x) sp_##x
 #define GD_MR 4
 #define GD_NR 8
@@ -152,6 +188,7 @@ TG_PORTABLE_KERNEL(dgemm_kernel_4x4, double, 4, 4)
 
 #define GD_T double
 #define GD_ENTRY tg_dgemm_portable
+#define GD_TILING tg_dgemm_portable_tiling
 #define GD_P(x) dp_##x
 #define GD_MR 4
 #define GD_NR 4

@@ -555,6 +555,7 @@ void tg_sgemm_avx2_smallm(int64_t M, int64_t N, int64_t K, float alpha, const fl
 
 #define GD_T float
 #define GD_ENTRY tg_sgemm_avx2
+#define GD_TILING tg_sgemm_avx2_tiling
 #define GD_P(x) sa_##x
 #define GD_MR 6
 #define GD_NR 16
@@ -569,6 +570,7 @@ void tg_sgemm_avx2_smallm(int64_t M, int64_t N, int64_t K, float alpha, const fl
 
 #define GD_T double
 #define GD_ENTRY tg_dgemm_avx2
+#define GD_TILING tg_dgemm_avx2_tiling
 #define GD_P(x) da_##x
 #define GD_MR 6
 #define GD_NR 8

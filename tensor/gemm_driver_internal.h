@@ -4,6 +4,8 @@
  * (this file #undefs them all at its end, so the next instantiation starts clean):
  *   GD_T                element type (float | double)
  *   GD_ENTRY            name of the driver function to define (see gemm_internal.h)
+ *   GD_TILING           name of the tg_gemm_tiling constant to define (its blocking,
+ *                       from which tg_gemm_choose_mode picks the mode)
  *   GD_P(x)             a name prefix for this instantiation's static helpers
  *   GD_MR, GD_NR        micro-tile rows and columns
  *   GD_MC, GD_KC        rows of a packed A block (a multiple of GD_MR), deepest K slice
@@ -28,9 +30,10 @@
  * The design is BLIS's: op(B) is packed into NR-wide panels and op(A) into MR-tall panels
  * (transposes are absorbed by the packing, never materialised), K is cut into slices of
  * (nearly) equal depth <= KC that depend on K alone, and a register-tiled micro-kernel
- * computes MR x NR tiles of C slice after slice. Three ways to run it:
+ * computes MR x NR tiles of C slice after slice. Three ways to run it (tg_gemm_mode;
+ * tg_gemm_choose_mode in gemm.c picks one):
  *
- *   columns ("direct"): when op(A) is small (few rows: the recurrent products with
+ *   columns: when op(A) is small (few rows: the recurrent products with
  *     M = batch), the threads take runs of up to 4 B panels from a shared counter
  *     (guided: long runs first, short ones last, see take_run); for a
  *     run, slice by slice, a thread packs the slice into its own buffer (or reads a copy
@@ -38,8 +41,8 @@
  *     their slices in order). A is read in place (no packing but for a partial last
  *     panel), A^T is packed by every thread into its own buffer (cheap next to the N/nth
  *     multiply-adds per element). No data is shared and no barrier is needed.
- *   slices: otherwise, when K takes more than one slice and a slice of op(B) is at most
- *     GD_SLICE_MAX bytes (weight gradients, large square products), one K slice of op(B)
+ *   slices: otherwise, when K takes more than one slice and a slice of op(B) is not too
+ *     large (weight gradients, large square products), one K slice of op(B)
  *     at a time is packed together (a barrier per slice) and each thread computes a fixed
  *     share of the A panels against it (see run_slices).
  *   rows: otherwise (one slice, or a very wide op(B)) the threads pack all K slices of a
@@ -55,11 +58,13 @@
 #define GD_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define GD_ALIGN 64
 #define GD_ROUNDUP(n) (((n) + GD_ALIGN - 1) / GD_ALIGN * GD_ALIGN)
-#define GD_B_BUDGET ((size_t)8 << 20)      /* rows mode: bytes of packed op(B) per block */
-#define GD_DIRECT_A_MAX ((size_t)256 << 10) /* columns mode: bytes of op(A) at most (L2) */
-#define GD_GROUP 4                          /* columns mode: B panels packed together */
-#define GD_SLICE_MAX ((size_t)4 << 20)      /* slices mode: bytes of one packed B slice */
-#define GD_PREFETCH_ROWS 8                  /* rows of B fetched ahead while packing */
+/* Rows mode: bytes of packed op(B) per column block; L3 holds it, so a weight gradient
+ * 512 columns wide packs op(A) only once. */
+#define GD_B_BUDGET ((size_t)8 << 20)
+/* Columns mode: B panels packed together, so that packing reads whole runs of a row. */
+#define GD_GROUP 4
+/* Rows of B fetched ahead while packing: rows ldb apart defeat the hardware prefetchers. */
+#define GD_PREFETCH_ROWS 8
 
 typedef struct GD_P(ctx) {
     bool ta, tb;
@@ -73,8 +78,7 @@ typedef struct GD_P(ctx) {
     int64_t lda, ldb, ldc;
     int64_t kc, nks;     /* depth of a K slice (the last one may be shorter), count */
     int64_t npm, npn;    /* A panels (M rounded up to MR, / MR), B panels */
-    bool direct;         /* columns mode (else rows or slices mode) */
-    bool slices;         /* slices mode (see run_slices) */
+    tg_gemm_mode mode;
     _Atomic int64_t *next_panel;   /* the next B (columns) or A (rows) panel to take */
     int64_t nc;          /* rows mode: width of a column block (a multiple of NR) */
     GD_T *bp;            /* shared packed op(B): rows mode K x nc (every slice of a column
@@ -303,7 +307,7 @@ static void GD_P(panel_tiles)(const GD_P(ctx) *x, int64_t i0, int64_t np, const 
  * until none is left, and computes every tile below them. Taking them as they come keeps
  * both threads busy when one runs slower (the A the other thread just wrote sits in that
  * thread's cache); which thread computes a tile never changes its arithmetic. */
-static void GD_P(run_direct)(const GD_P(ctx) *x, int tid, int nth)
+static void GD_P(run_columns)(const GD_P(ctx) *x, int tid, int nth)
 {
     const int64_t K = x->K, kc0 = x->kc;
     /* Private: one K slice of GROUP B panels (bpan), and packed A panels
@@ -435,20 +439,40 @@ static void GD_P(run_slices)(const GD_P(ctx) *x, int tid, int nth)
 
 static void GD_P(run)(const GD_P(ctx) *x, int tid, int nth)
 {
-    if (x->direct)
-        GD_P(run_direct)(x, tid, nth);
-    else if (x->slices)
-        GD_P(run_slices)(x, tid, nth);
-    else
-        GD_P(run_rows)(x, tid, nth);
+    switch (x->mode) {
+    case TG_GEMM_MODE_COLUMNS: GD_P(run_columns)(x, tid, nth); break;
+    case TG_GEMM_MODE_SLICES: GD_P(run_slices)(x, tid, nth); break;
+    case TG_GEMM_MODE_ROWS: GD_P(run_rows)(x, tid, nth); break;
+    }
 }
 
-/* Share of the work the busiest of nth threads does when n equal parts are split. */
-static double GD_P(balance)(int64_t n, int nth)
+/* Sizes x's buffers for its mode: sets priv_bytes (each thread's own) and, in rows mode,
+ * the column block width nc; returns the bytes of the shared packed op(B). */
+static size_t GD_P(plan_buffers)(GD_P(ctx) *x)
 {
-    int64_t most = (n + nth - 1) / nth;
-    return (double)n / (double)(most * nth);
+    switch (x->mode) {
+    case TG_GEMM_MODE_SLICES:   /* two K slices of op(B) shared, MC rows of op(A) each */
+        x->priv_bytes = GD_ROUNDUP((size_t)GD_MC * (size_t)x->kc * sizeof(GD_T));
+        return 2 * GD_ROUNDUP((size_t)x->kc * (size_t)x->npn * GD_NR * sizeof(GD_T));
+    case TG_GEMM_MODE_COLUMNS:  /* nothing shared: a group of B panels, op(A) panels */
+        x->priv_bytes =
+            GD_ROUNDUP((size_t)x->kc * GD_GROUP * GD_NR * sizeof(GD_T)) +
+            GD_ROUNDUP((size_t)x->K * (size_t)(x->ta ? x->npm : 1) * GD_MR * sizeof(GD_T));
+        return 0;
+    case TG_GEMM_MODE_ROWS:
+        break;
+    }
+    /* column blocks of (nearly) equal width within the budget: each block packs all of
+     * op(A) again, so a narrow last block would cost nearly as much as a wide one */
+    int64_t cap = (int64_t)(GD_B_BUDGET / ((size_t)x->K * sizeof(GD_T))) / GD_NR;
+    cap = cap > 1 ? cap : 1;
+    int64_t nblocks = (x->npn + cap - 1) / cap;
+    x->nc = (x->npn + nblocks - 1) / nblocks * GD_NR;
+    x->priv_bytes = GD_ROUNDUP((size_t)GD_MC * (size_t)x->kc * sizeof(GD_T));
+    return GD_ROUNDUP((size_t)x->K * (size_t)x->nc * sizeof(GD_T));
 }
+
+const tg_gemm_tiling GD_TILING = {GD_MR, GD_NR, GD_KC, sizeof(GD_T)};
 
 #ifdef GD_PACK_ENTRY
 /* Packs op(B) (K x N) for the bpre argument into dst: every NR-wide panel, all K rows
@@ -485,32 +509,9 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
     if (!may_thread || !tg_gemm_threads_ok())
         nth = 1;
 
-    /* Columns mode when op(A) stays in L2 and splitting the columns balances about as well
-     * as splitting the rows. */
-    x.direct = (size_t)M * (size_t)K * sizeof(GD_T) <= GD_DIRECT_A_MAX &&
-               GD_P(balance)(x.npn, nth) + 0.02 >= GD_P(balance)(x.npm, nth);
-    x.bpre = x.direct ? bpre : NULL;   /* rows mode packs its own blocks */
-    /* Slices mode for a product deeper than one K slice, unless a slice of op(B) is huge. */
-    x.slices = !x.direct && x.nks >= 2 &&
-               (size_t)x.kc * (size_t)x.npn * GD_NR * sizeof(GD_T) <= GD_SLICE_MAX;
-    size_t shared;   /* bytes of the shared packed op(B), before the private buffers */
-    if (x.slices) {
-        x.priv_bytes = GD_ROUNDUP((size_t)GD_MC * (size_t)x.kc * sizeof(GD_T));
-        shared = 2 * GD_ROUNDUP((size_t)x.kc * (size_t)x.npn * GD_NR * sizeof(GD_T));
-    } else if (x.direct) {
-        x.priv_bytes = GD_ROUNDUP((size_t)x.kc * GD_GROUP * GD_NR * sizeof(GD_T)) +
-                       GD_ROUNDUP((size_t)K * (size_t)(ta ? x.npm : 1) * GD_MR * sizeof(GD_T));
-        shared = 0;
-    } else {
-        /* column blocks of (nearly) equal width within the budget: each block packs all
-         * of op(A) again, so a narrow last block would cost nearly as much as a wide one */
-        int64_t cap = (int64_t)(GD_B_BUDGET / ((size_t)K * sizeof(GD_T))) / GD_NR;
-        cap = cap > 1 ? cap : 1;
-        int64_t nblocks = (x.npn + cap - 1) / cap;
-        x.nc = (x.npn + nblocks - 1) / nblocks * GD_NR;
-        x.priv_bytes = GD_ROUNDUP((size_t)GD_MC * (size_t)x.kc * sizeof(GD_T));
-        shared = GD_ROUNDUP((size_t)K * (size_t)x.nc * sizeof(GD_T));
-    }
+    x.mode = tg_gemm_choose_mode(&GD_TILING, M, N, K, nth);
+    x.bpre = x.mode == TG_GEMM_MODE_COLUMNS ? bpre : NULL;   /* the others pack their own */
+    const size_t shared = GD_P(plan_buffers)(&x);
     char *buf = tg_gemm_scratch(shared + (size_t)nth * x.priv_bytes);
     if (!buf)
         return false;
@@ -538,13 +539,12 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
 #undef GD_ALIGN
 #undef GD_ROUNDUP
 #undef GD_B_BUDGET
-#undef GD_DIRECT_A_MAX
 #undef GD_GROUP
-#undef GD_SLICE_MAX
 #undef GD_PREFETCH_ROWS
 /* the instantiation's parameters */
 #undef GD_T
 #undef GD_ENTRY
+#undef GD_TILING
 #undef GD_P
 #undef GD_MR
 #undef GD_NR

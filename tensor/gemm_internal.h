@@ -11,7 +11,8 @@
  * thread ends). Returns NULL when it cannot be allocated. */
 void *tg_gemm_scratch(size_t bytes);
 
-/* Products with fewer multiply-adds than this run on the calling thread only. */
+/* Products with fewer multiply-adds than this run on the calling thread only: a second
+ * thread would save less time than the fork and join cost. */
 #define TG_GEMM_PAR_MIN_FMAS ((int64_t)96 * 1024)
 
 /* Guard against oversubscription. When other processes keep the cores busy, a thread of a
@@ -27,6 +28,31 @@ void *tg_gemm_scratch(size_t bytes);
  * Results do not change: they are bit-identical for any thread count. */
 bool tg_gemm_threads_ok(void);
 void tg_gemm_took(bool threads, double seconds, double fmas, int nth);
+
+/* How a blocked driver runs one product; gemm_driver_internal.h describes each mode. */
+typedef enum tg_gemm_mode {
+    TG_GEMM_MODE_COLUMNS,   /* op(A) small: threads take runs of B panels, A read in place */
+    TG_GEMM_MODE_SLICES,    /* deep product: threads share one packed K slice of op(B) at a
+                               time, each computing its own share of the rows */
+    TG_GEMM_MODE_ROWS,      /* otherwise: threads share a packed column block of op(B),
+                               all of K, and take runs of A panels */
+} tg_gemm_mode;
+
+/* A driver instantiation's blocking: micro-tile rows and columns, deepest K slice, and
+ * bytes per element. */
+typedef struct tg_gemm_tiling {
+    int64_t mr, nr, kc;
+    size_t elem_bytes;
+} tg_gemm_tiling;
+
+extern const tg_gemm_tiling tg_sgemm_avx2_tiling, tg_dgemm_avx2_tiling;
+extern const tg_gemm_tiling tg_sgemm_portable_tiling, tg_dgemm_portable_tiling;
+
+/* The mode in which the driver with tiling t computes C (M x N) = op(A) (M x K) @ op(B)
+ * (K x N) on nth threads (the count it will really use). Depends on nothing else; every
+ * mode gives the same bits, so the choice is about speed only (bench/README.md). */
+tg_gemm_mode tg_gemm_choose_mode(const tg_gemm_tiling *t, int64_t M, int64_t N, int64_t K,
+                                 int nth);
 
 /* The blocked drivers, one per (type, kernel). Preconditions (checked by tg_sgemm /
  * tg_dgemm): M, N, K >= 1, alpha != 0, pointers valid. arows / brows, when not NULL,

@@ -492,6 +492,74 @@ START_TEST(test_gemm_small_m)
 }
 END_TEST
 
+/* The blocked driver's mode, pinned for the shapes that matter: the char-LM step's
+ * products (batch 50, hidden 128 and 512; M, N, K here, where bench_gemm prints M, K, N),
+ * generation's one-row products, 1024^3, tiny ones, and the edge of each rule (op(A) past
+ * the columns mode's limit, a K slice of op(B) past the slices mode's, columns that split
+ * badly over the threads). The mode decides which code runs a product, never its bits; a
+ * change here wants a bench_gemm run (bench/README.md). */
+START_TEST(test_gemm_mode_choice)
+{
+#define SA (&tg_sgemm_avx2_tiling)
+#define DA (&tg_dgemm_avx2_tiling)
+#define SP (&tg_sgemm_portable_tiling)
+#define DP (&tg_dgemm_portable_tiling)
+#define COLS TG_GEMM_MODE_COLUMNS
+#define SLICES TG_GEMM_MODE_SLICES
+#define ROWS TG_GEMM_MODE_ROWS
+    static const struct {
+        const tg_gemm_tiling *tiling;
+        int64_t M, N, K;
+        int nth;
+        tg_gemm_mode mode;
+    } cases[] = {
+        {SA, 50, 128, 193, 1, COLS},         /* h128 layer 1 gate product x @ W */
+        {SA, 50, 128, 193, 2, COLS},
+        {SA, 50, 128, 193, 16, ROWS},        /* 8 B panels on 16 threads: split the rows */
+        {SA, 50, 193, 128, 2, COLS},         /* its dX = dY @ W^T */
+        {SA, 193, 128, 2500, 1, SLICES},     /* its weight gradient over 50 steps */
+        {SA, 193, 128, 2500, 2, SLICES},
+        {SA, 2500, 65, 128, 2, ROWS},        /* the head over all 2500 rows: one K slice */
+        {SA, 128, 65, 2500, 2, SLICES},      /* the head's weight gradient */
+        {SA, 50, 512, 577, 2, COLS},         /* h512 layer 1 gate product */
+        {SA, 50, 512, 1024, 2, COLS},        /* h512 layer 2: 200 KiB of float op(A) */
+        {DA, 50, 512, 1024, 2, SLICES},      /* the same in double: 400 KiB, past the limit */
+        {SA, 1024, 512, 2500, 2, SLICES},    /* h512 layer 2 weight gradient */
+        {SA, 1, 128, 193, 1, COLS},          /* generation: one row */
+        {SA, 1, 512, 1024, 2, COLS},
+        {SA, 1, 65, 512, 1, COLS},
+        {SA, 1024, 1024, 1024, 1, SLICES},   /* square */
+        {SA, 1024, 1024, 1024, 2, SLICES},
+        {SA, 1024, 8192, 1024, 2, ROWS},     /* a K slice of op(B) past the limit */
+        {SA, 200, 520, 2100, 2, SLICES},     /* test_gemm_blocks' slices case */
+        {SA, 129, 4112, 512, 2, ROWS},       /* and its rows case */
+        {SA, 1, 1, 1, 1, COLS},              /* tiny */
+        {SA, 7, 5, 3, 1, COLS},
+        {SA, 7, 5, 3, 2, ROWS},              /* 1 B panel on 2 threads: split the rows */
+        {SA, 120, 40, 300, 1, COLS},
+        {SA, 120, 40, 300, 2, SLICES},       /* 3 B panels on 2 threads, 2 K slices */
+        {SP, 50, 128, 193, 2, COLS},
+        {SP, 193, 128, 2500, 2, SLICES},
+        {DP, 50, 128, 193, 2, COLS},
+        {DP, 2500, 65, 128, 2, ROWS},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        tg_gemm_mode got = tg_gemm_choose_mode(cases[i].tiling, cases[i].M, cases[i].N,
+                                               cases[i].K, cases[i].nth);
+        ck_assert_msg(got == cases[i].mode, "case %zu: %lld x %lld x %lld on %d: mode %d",
+                      i, (long long)cases[i].M, (long long)cases[i].N,
+                      (long long)cases[i].K, cases[i].nth, (int)got);
+    }
+#undef SA
+#undef DA
+#undef SP
+#undef DP
+#undef COLS
+#undef SLICES
+#undef ROWS
+}
+END_TEST
+
 START_TEST(test_gemm_thread_determinism)
 {
     /* The training shapes and odd ones, large enough to run in parallel. */
@@ -504,7 +572,7 @@ START_TEST(test_gemm_thread_determinism)
         determinism_case(97, 301, 300, ta, tb, 0.5f, IMPL_PORTABLE);
     }
     determinism_case(200, 520, 2100, false, false, 1.0f, IMPL_PUBLIC);   /* column blocks */
-    /* 3 B panels split badly over 2 threads: 1 thread runs the columns mode, 2 the rows
+    /* 3 B panels split badly over 2 threads: 1 thread runs the columns mode, 2 the slices
      * mode; the arithmetic must not depend on the mode. */
     for (int t = 0; t < 4; t++) {
         determinism_case(120, 40, 300, t & 1, (t >> 1) & 1, 0.0f, IMPL_PUBLIC);
@@ -528,8 +596,9 @@ static void answer_probe(int pairs, double par_s, double one_s)
 }
 
 /* A parallel product far slower than an idle machine runs it starts a probe (which ends
- * early when one way is twice as fast); the probe's faster way is kept for a period (256 products after a change of mind), then probed
- * again; results stay bit-identical meanwhile. */
+ * early when one way is twice as fast); the probe's faster way is kept for a period (256
+ * products after a change of mind), then probed again; results stay bit-identical
+ * meanwhile. */
 START_TEST(test_gemm_oversubscription_guard)
 {
     ck_assert(tg_gemm_threads_ok() && tg_threads_pay());
@@ -564,6 +633,7 @@ Suite *gemm_suite(void)
     tcase_add_test(tc, test_gemm_leading_dims);
     tcase_add_test(tc, test_gemm_degenerate);
     tcase_add_test(tc, test_gemm_exact_integers);
+    tcase_add_test(tc, test_gemm_mode_choice);
     tcase_add_test(tc, test_gemm_thread_determinism);
     tcase_add_test(tc, test_gemm_rows);
     tcase_add_test(tc, test_gemm_prepacked);
