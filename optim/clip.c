@@ -2,8 +2,8 @@
 #include <math.h>
 #include <stdint.h>
 
-#include "autograd/autograd_internal.h"   /* TG_DISPATCH, TG_FOR */
 #include "optim/optim.h"
+#include "tensor/tensor_internal.h"   /* TG_DISPATCH, TG_FOR */
 
 /*
  * The sum of squares is taken in double over fixed chunks of CHUNK elements, each chunk

@@ -6,10 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "autograd/autograd_internal.h"   /* TG_DISPATCH */
 #include "optim/optim.h"
 #include "optim/optim_internal.h"
-#include "tensor/tensor_internal.h"       /* tg_error_set, TG_FOR_CHUNKS */
+#include "tensor/tensor_internal.h"   /* tg_error_set, TG_DISPATCH, TG_FOR_CHUNKS */
 
 /*
  * Numerics. The state buffers have the parameters' dtype (as torch keeps them): f32
