@@ -172,6 +172,15 @@ const tg_cell_type *tg_cell_type_at(int i);
 /* ---- stacked recurrent network --------------------------------------------- */
 #define TG_MAX_LAYERS 16
 
+/* Rows row0..row0+rows-1 of the parameter w multiply h_{t-1} (a 1-D w counts as a
+   column: its elements are rows). offset is where the cell struct holds the pointer w,
+   or SIZE_MAX when it holds it nowhere (weight drop cannot reach that parameter). */
+typedef struct tg_recurrent_rows {
+    tg_tensor *w;
+    int64_t row0, rows;
+    size_t offset;
+} tg_recurrent_rows;
+
 typedef struct tg_rnn_stack {
     const tg_cell_type *type;       /* every layer's cell type                    */
     int layers, input_size, hidden_size;
@@ -180,19 +189,62 @@ typedef struct tg_rnn_stack {
                                        block allocated by init, freed by deinit);
                                        layer 0 reads I, the others H              */
     char scope[48];                 /* "<prefix>.": layer l's errors read "<prefix>.l: " */
+    /* Recurrent regularisers: 0 after init (off); set them before stepping, each in
+       [0,1). Masks are drawn from the step's rng, serially, in training only.        */
+    double var_dropout;   /* variational dropout (Gal & Ghahramani 2016): one mask per
+                             window on each layer's input and on the h its cell reads  */
+    double zoneout;       /* zoneout (Krueger et al. 2016) of every state tensor: each
+                             unit keeps its previous value with this probability, a fresh
+                             mask per step; at evaluation the expectation              */
+    double weight_drop;   /* weight drop (Merity et al. 2017): DropConnect on the rows in
+                             recurrent[l], one mask per window                         */
+    tg_recurrent_rows *recurrent[TG_MAX_LAYERS]; /* layer l's recurrent weights, found by
+                             init (see tg_rnn_stack_init), freed by deinit; NULL: none  */
+    int nrecurrent[TG_MAX_LAYERS];
 } tg_rnn_stack;
 
+/* The regularisers' draws for one window of steps: variational dropout's masks and the
+   cells with weight-dropped recurrent weights. Tape-owned. */
+typedef struct tg_stack_window {
+    tg_tensor *input_mask[TG_MAX_LAYERS];   /* (B,I) layer 0, (B,H) above; NULL: off   */
+    tg_tensor *hidden_mask[TG_MAX_LAYERS];  /* (B,H); NULL: off                        */
+    const void *cell[TG_MAX_LAYERS];        /* the struct layer l's step reads: a tape
+                                               copy of cells[l] whose recurrent weights
+                                               are weight-dropped, or cells[l] itself   */
+} tg_stack_window;
+
 /* The recurrent state of every layer: tensors[l][k] is layer l's state k (B,H), k <
-   nstate (the type's); tensors[l][0] is h. Slots past nstate are NULL. */
+   nstate (the type's); tensors[l][0] is h. Slots past nstate are NULL.
+   window: NULL until a training step of a stack with var_dropout or weight_drop draws
+   the window's masks; the steps after it reuse them. tg_stack_state_new and
+   { .layers = L } give NULL and tg_stack_state_copy copies tensors only, so each
+   working copy of a caller-owned state (one truncated-BPTT window) draws new masks. */
 typedef struct tg_stack_state {
     int layers, nstate;
     tg_tensor *tensors[TG_MAX_LAYERS][TG_MAX_CELL_STATE];
+    const tg_stack_window *window;
 } tg_stack_state;
 
 /* Builds layers cells of type into s, their parameters named "<prefix>.<l>.<...>" for
    l = 0..layers-1 (1 <= layers <= TG_MAX_LAYERS), drawn in layer order. The cells'
    memory is allocated here, once: release it with tg_rnn_stack_deinit (the parameters
    stay in ps). On failure nothing needs releasing.
+   It also finds each layer's recurrent weights, the rows weight drop masks
+   (recurrent[l]), by probing the cell: three forward and backward passes of one step on
+   a batch of 32 random inputs and states (from a fixed seed: rng is not used), with
+   h_{t-1} zero, only its even units set, and only its odd units set. A row of a 1-D or
+   2-D parameter of the cell is recurrent when its gradient is zero in the first pass and
+   in exactly one of the other two: it multiplies one unit of h_{t-1} and nothing else
+   drives it. For the library's cells that is the rows of a weight over concat(h, x)
+   that multiply h, all of a hidden-to-hidden weight, IndRNN's per-unit u, and the
+   classic GRU's reset bias (the reset gate acts on h alone); other biases, input
+   weights, peepholes and layer-norm gains are not recurrent. A user's cell gets the same
+   rule with no declaration. A row a
+   dead ReLU silences in every batch row of its pass is missed (at 32 random rows, a
+   chance of 2^-32). The cell's struct must hold the parameters' tg_tensor pointers (as
+   members or in member structs such as tg_linear), which weight drop replaces in a
+   copy of the struct; see tg_recurrent_rows. A cell whose step fails in the probe gets
+   no recurrent rows (and fails again when stepped).
    Returns TG_ERR_NULL / TG_ERR_ARG (bad sizes, dropout outside [0,1), a type that is not
    valid) / TG_ERR_NOMEM, or the type's init's status; the reason in tg_last_error(). */
 tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
@@ -204,13 +256,23 @@ void      tg_rnn_stack_deinit(tg_rnn_stack *s);
 
 /* One time step through every layer: x (B,I); state holds each layer's state tensors in
    and is updated in place to the new tape-owned tensors. Returns the top layer's h (B,H).
-   Dropout (with rng) applies to the input of layers 1.. when training is true.
+   Dropout (with rng) applies to the input of layers 1.. when training is true, then the
+   stack's regularisers: with training, variational dropout multiplies layer l's input
+   and the h_{t-1} its cell reads (the state carried on stays unmasked) by the window's
+   masks, the cell reads the window's weight-dropped copy of itself, and zoneout mixes
+   each new state tensor with the previous one through a fresh mask; without training
+   only zoneout acts, as its expectation (no rng needed). Masks are drawn in a fixed
+   order (for each layer: input, hidden, weight-drop rows in recurrent[l] order; then
+   per step dropout and zoneout), serially, so any thread count gives the same bits.
    Because its pointers are replaced, step a working copy of a caller-owned state
    (tg_stack_state cur = *owned; ...; tg_stack_state_copy(owned, &cur) to detach, but
    only after tg_backward: backward reads the initial state's values again);
    a NULL tensors[l][k] is read as zeros, and so is a state with nstate 0
    (tg_stack_state cur = { .layers = L } starts from zeros; the step sets its nstate).
-   On failure state is left unchanged.
+   On failure state is left unchanged. Errors: TG_ERR_ARG for a regulariser outside
+   [0,1) or weight drop with recurrent rows the cell struct does not hold (or none);
+   TG_ERR_NULL for a missing rng in training with dropout, var_dropout, weight_drop or
+   zoneout set.
    An error inside layer l names it: "<prefix>.<l>/<gate>: <op>: ...". */
 tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
                              tg_stack_state *state, bool training, tg_rng *rng);
@@ -235,7 +297,7 @@ typedef struct tg_charlm_config {
     int layers;
     int hidden;      /* H                                        */
     int embed;       /* E; 0 means one-hot input (I = V)         */
-    double dropout;
+    double dropout;  /* the stack's; set the other regularisers in rnn after init */
 } tg_charlm_config;
 
 typedef struct tg_charlm {
@@ -266,7 +328,8 @@ tg_tensor *tg_charlm_loss(tg_tape *tape, const tg_charlm *m, const int32_t *inpu
                           tg_stack_state *state, bool training, tg_rng *rng);
 
 /* One step for generation: tokens (B) -> logits (B,V) on the tape; state (caller-owned)
-   is advanced in place (copied out of the tape). Dropout off. */
+   is advanced in place (copied out of the tape). As in evaluation: dropout, variational
+   dropout and weight drop off, zoneout as its expectation. */
 tg_tensor *tg_charlm_step(tg_tape *tape, const tg_charlm *m, const int32_t *tokens,
                           int64_t B, tg_stack_state *state);
 

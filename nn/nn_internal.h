@@ -60,4 +60,23 @@ bool tg_step_begin(tg_tape *tape, const char *who, const void *cell, tg_tensor *
                    tg_tensor *const *state, tg_tensor **next, int nstate, int input_size,
                    int hidden_size);
 
+/* Finds layer l's recurrent weights (s->recurrent[l], s->nrecurrent[l]) among the params
+   [first, count) its cell's init added, by probing the cell (see tg_rnn_stack_init);
+   in is the layer's input size. s->type, s->cells[l] and s->hidden_size must be set.
+   A cell whose step fails in the probe gets none. Returns TG_ERR_NOMEM (reason in
+   tg_last_error()) or TG_OK. */
+tg_status tg_find_recurrent(tg_rnn_stack *s, int l, tg_params *ps, int first, int in);
+
+/* Checks the stack's dropout and regularisers for a step: each in [0,1), an rng when one
+   acts in training, and, for weight drop, recurrent weights the cell struct holds.
+   False with the tape's error (TG_ERR_ARG / TG_ERR_NULL) otherwise. */
+bool tg_stack_check_regularisers(tg_tape *t, const tg_rnn_stack *s, bool training,
+                                 tg_rng *rng);
+
+/* Draws a window's masks for steps over x (B,I) from rng: for each layer in order, the
+   variational dropout masks of its input and its h (when var_dropout > 0), then its
+   weight-dropped cell (when weight_drop > 0). Tape-owned; NULL with the tape's error. */
+const tg_stack_window *tg_stack_draw_window(tg_tape *t, const tg_rnn_stack *s,
+                                            const tg_tensor *x, tg_rng *rng);
+
 #endif /* TG_NN_NN_INTERNAL_H */

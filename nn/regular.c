@@ -1,5 +1,7 @@
 /* nn/regular.c: recurrent regularisers' building blocks: dropout masks drawn once and
    reused (variational dropout, weight drop) and zoneout. */
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/nn.h"
@@ -68,4 +70,249 @@ tg_tensor *tg_weight_drop(tg_tape *t, tg_tensor *w, int64_t row0, int64_t rows, 
     for (int64_t i = (row0 + rows) * cols; i < mask->numel; i++)
         tg_tensor_set(mask, i, 1.0);
     return tg_mul(t, w, mask);
+}
+
+/* ---- finding a cell's recurrent weights ------------------------------------------
+ * Three passes of one step with h_{t-1} zero, its even units only, its odd units only
+ * (everything else random, the same in every pass): probe p sets bit p of hits[row]
+ * for every parameter row whose gradient is not all zero. Recurrent rows are those hit
+ * by exactly one of the half passes and not by the zero pass.
+ */
+enum { PROBE_BATCH = 32, PROBE_SEED = 0x5EC0A11 };
+
+/* Rows of parameter t as weight drop counts them: 2-D rows, 1-D elements, else none. */
+static int64_t param_rows(const tg_tensor *t)
+{
+    return t->ndim == 2 ? t->shape[0] : t->ndim == 1 ? t->numel : 0;
+}
+
+/* Element i of t's gradient as a double. */
+static double grad_at(const tg_tensor *t, int64_t i)
+{
+    return t->dtype == TG_F64 ? ((const double *)t->grad)[i] : ((const float *)t->grad)[i];
+}
+
+/* One probe pass: hits rows of params [first,end) (concatenated) with bit `bit`, then
+   zeroes those params' gradients again. */
+static tg_status probe_pass(const tg_cell_type *type, const void *cell, tg_params *ps,
+                            int first, int end, int in, int H, int half, uint8_t *hits)
+{
+    tg_tape *t = tg_tape_new();
+    if (!t)
+        return tg_error_set(TG_ERR_NOMEM, "out of memory");
+    tg_dtype dt = tg_params_at(ps, first)->dtype;
+    tg_rng rng;
+    tg_rng_seed(&rng, PROBE_SEED);
+    tg_tensor *x = tg_tape_tensor(t, dt, 2, (const int64_t[]){ PROBE_BATCH, in });
+    tg_tensor *state[TG_MAX_CELL_STATE] = { NULL }, *next[TG_MAX_CELL_STATE] = { NULL };
+    const int64_t bh[2] = { PROBE_BATCH, H };
+    if (x)
+        tg_tensor_fill_uniform(x, &rng, -1, 1);
+    for (int k = 0; k < type->nstate; k++)
+        if ((state[k] = tg_tape_tensor(t, dt, 2, bh)))
+            tg_tensor_fill_uniform(state[k], &rng, -1, 1);
+    for (int64_t i = 0; state[0] && i < state[0]->numel; i++)   /* h: one half, or none */
+        if (half < 0 || (i % H) % 2 != half)
+            tg_tensor_set(state[0], i, 0.0);
+    type->step(t, cell, x, state, next);
+    tg_tensor *loss = NULL;
+    for (int k = 0; k < type->nstate; k++) {        /* sum_k sum(next_k * r_k), r random */
+        tg_tensor *r = tg_tape_tensor(t, dt, 2, bh);
+        if (r)
+            tg_tensor_fill_uniform(r, &rng, -1, 1);
+        tg_tensor *term = tg_sum(t, tg_mul(t, next[k], r));
+        loss = k == 0 ? term : tg_add(t, loss, term);
+    }
+    tg_status st = tg_backward(t, loss);      /* a failing cell: nothing found, no error */
+    for (int i = first; i < end; i++) {
+        tg_tensor *w = tg_params_at(ps, i);
+        int64_t rows = param_rows(w), cols = rows ? w->numel / rows : 0;
+        for (int64_t r = 0; st == TG_OK && r < rows; r++, hits++)
+            for (int64_t j = 0; j < cols; j++)
+                if (grad_at(w, r * cols + j) != 0.0) {
+                    *hits |= (uint8_t)(1u << (half + 1));
+                    break;
+                }
+        memset(w->grad, 0, (size_t)w->numel * tg_dtype_size(w->dtype));
+    }
+    tg_tape_free(t);
+    return st;
+}
+
+/* Where the struct cell (size bytes) holds the pointer w, or SIZE_MAX. */
+static size_t pointer_offset(const void *cell, size_t size, const tg_tensor *w)
+{
+    for (size_t off = 0; off + sizeof w <= size; off += _Alignof(tg_tensor *)) {
+        const tg_tensor *p;
+        memcpy(&p, (const unsigned char *)cell + off, sizeof p);
+        if (p == w)
+            return off;
+    }
+    return SIZE_MAX;
+}
+
+/* Appends the runs of recurrent rows of params [first,end) to out (NULL: count only). */
+static int recurrent_runs(const void *cell, size_t size, tg_params *ps, int first, int end,
+                          const uint8_t *hits, tg_recurrent_rows *out)
+{
+    int n = 0;
+    for (int i = first; i < end; i++) {
+        tg_tensor *w = tg_params_at(ps, i);
+        int64_t rows = param_rows(w);
+        for (int64_t r = 0; r < rows;) {
+            bool rec = hits[r] == 2 || hits[r] == 4;         /* one half pass, not zero */
+            int64_t r0 = r;
+            while (r < rows && (hits[r] == 2 || hits[r] == 4) == rec)
+                r++;
+            if (rec && out)
+                out[n] = (tg_recurrent_rows){ w, r0, r - r0, pointer_offset(cell, size, w) };
+            n += rec;
+        }
+        hits += rows;
+    }
+    return n;
+}
+
+tg_status tg_find_recurrent(tg_rnn_stack *s, int l, tg_params *ps, int first, int in)
+{
+    int end = tg_params_count(ps);
+    int64_t total = 0;
+    for (int i = first; i < end; i++)
+        total += param_rows(tg_params_at(ps, i));
+    s->recurrent[l] = NULL;
+    s->nrecurrent[l] = 0;
+    if (total == 0)
+        return TG_OK;
+    uint8_t *hits = calloc((size_t)total, 1);
+    if (!hits)
+        return tg_error_set(TG_ERR_NOMEM, "out of memory");
+    tg_status st = TG_OK;
+    for (int half = -1; half <= 1 && st == TG_OK; half++)
+        st = probe_pass(s->type, s->cells[l], ps, first, end, in, s->hidden_size, half, hits);
+    int n = st == TG_OK ? recurrent_runs(s->cells[l], s->type->size, ps, first, end, hits,
+                                         NULL) : 0;
+    st = TG_OK;         /* a step that fails here fails in use too, with the stack's words */
+    if (n > 0 && !(s->recurrent[l] = calloc((size_t)n, sizeof *s->recurrent[l])))
+        st = tg_error_set(TG_ERR_NOMEM, "out of memory");
+    if (st == TG_OK && n > 0)
+        s->nrecurrent[l] = recurrent_runs(s->cells[l], s->type->size, ps, first, end, hits,
+                                          s->recurrent[l]);
+    free(hits);
+    return st;
+}
+
+/* ---- the regularisers in a stack ----------------------------------------------------- */
+
+bool tg_stack_check_regularisers(tg_tape *t, const tg_rnn_stack *s, bool training,
+                                 tg_rng *rng)
+{
+    const char *who = "rnn_stack_step";
+    const double rate[4] = { s->dropout, s->var_dropout, s->zoneout, s->weight_drop };
+    static const char *const what[4] = { "dropout", "var_dropout", "zoneout", "weight_drop" };
+    for (int i = 0; i < 4; i++) {
+        if (!(rate[i] >= 0.0 && rate[i] < 1.0)) {
+            tg_fail(t, TG_ERR_ARG, who, "%s = %g must be in [0, 1)", what[i], rate[i]);
+            return false;
+        }
+        if (training && rate[i] > 0 && !rng) {
+            tg_fail(t, TG_ERR_NULL, who, "%s %g in training needs an rng", what[i], rate[i]);
+            return false;
+        }
+    }
+    const char *rows_user = s->weight_drop > 0 ? "weight_drop" : "var_dropout";
+    bool need_rows = training && (s->var_dropout > 0 || s->weight_drop > 0);
+    for (int l = 0; need_rows && l < s->layers; l++) {
+        if (s->nrecurrent[l] == 0) {
+            tg_fail(t, TG_ERR_ARG, who, "%s: cell type \"%s\" has no recurrent weights in "
+                    "layer %d (see tg_rnn_stack_init)", rows_user, s->type->name, l);
+            return false;
+        }
+        for (int i = 0; i < s->nrecurrent[l]; i++) {
+            if (s->recurrent[l][i].offset == SIZE_MAX) {
+                tg_fail(t, TG_ERR_ARG, who, "%s: layer %d's recurrent weight %d is not held "
+                        "in cell type \"%s\"'s struct, so it cannot be replaced", rows_user,
+                        l, i, s->type->name);
+                return false;
+            }
+        }
+    }
+    return true;
+}
+
+/* w times a mask that is 1 outside rows row0..row0+rows-1 and, in them, scale times an
+   inverted-dropout draw of rate p (drawn row-major; p == 0: scale, nothing drawn). */
+static tg_tensor *mask_rows(tg_tape *t, tg_tensor *w, int64_t row0, int64_t rows, double p,
+                            double scale, tg_rng *rng)
+{
+    tg_tensor *mask = tg_tape_tensor(t, w->dtype, w->ndim, w->shape);
+    if (!mask)
+        return NULL;
+    int64_t cols = w->ndim == 2 ? w->shape[1] : 1, lo = row0 * cols, hi = lo + rows * cols;
+    double keep = scale / (1.0 - p);
+    for (int64_t i = 0; i < mask->numel; i++)
+        tg_tensor_set(mask, i, i < lo || i >= hi                        ? 1.0
+                               : p == 0.0 || tg_rng_uniform(rng) >= p ? keep
+                                                                        : 0.0);
+    return tg_mul(t, w, mask);
+}
+
+/* A tape copy of layer l's cell struct whose recurrent rows (recurrent[l], in order) are
+   weight-dropped and scaled by 1/(1 - var_dropout): the rows that multiply h carry the
+   variational dropout's inverted scaling (see tg_stack_draw_window). NULL with the
+   tape's error. */
+static const void *window_cell(tg_tape *t, const tg_rnn_stack *s, int l, tg_rng *rng)
+{
+    size_t size = s->type->size;
+    unsigned char *copy = tg_arena_alloc(t, size, false, "rnn_stack_step");
+    if (!copy)
+        return NULL;
+    memcpy(copy, s->cells[l], size);
+    for (int i = 0; i < s->nrecurrent[l]; i++) {
+        const tg_recurrent_rows *r = &s->recurrent[l][i];
+        tg_tensor *cur, *masked;
+        memcpy(&cur, copy + r->offset, sizeof cur);     /* w, or w after an earlier run */
+        masked = mask_rows(t, cur, r->row0, r->rows, s->weight_drop,
+                           1.0 / (1.0 - s->var_dropout), rng);
+        if (!masked)
+            return NULL;
+        for (size_t off = 0; off + sizeof cur <= size; off += _Alignof(tg_tensor *)) {
+            tg_tensor *p;                      /* every place the struct holds it */
+            memcpy(&p, copy + off, sizeof p);
+            if (p == cur)
+                memcpy(copy + off, &masked, sizeof masked);
+        }
+    }
+    return copy;
+}
+
+/* A (B,H) mask of 0 with probability p and 1 otherwise, drawn row-major. */
+static tg_tensor *keep_mask(tg_tape *t, tg_dtype dtype, int64_t B, int64_t H, double p,
+                            tg_rng *rng)
+{
+    tg_tensor *m = tg_tape_tensor(t, dtype, 2, (const int64_t[]){ B, H });
+    for (int64_t i = 0; m && i < m->numel; i++)
+        tg_tensor_set(m, i, tg_rng_uniform(rng) >= p ? 1.0 : 0.0);
+    return m;
+}
+
+const tg_stack_window *tg_stack_draw_window(tg_tape *t, const tg_rnn_stack *s,
+                                            const tg_tensor *x, tg_rng *rng)
+{
+    tg_stack_window *w = tg_arena_alloc(t, sizeof *w, true, "rnn_stack_step");
+    if (!w)
+        return NULL;
+    const int64_t B = x->shape[0], H = s->hidden_size;
+    for (int l = 0; l < s->layers; l++) {
+        w->cell[l] = s->cells[l];
+        if (s->var_dropout > 0) {
+            const int64_t in[2] = { B, l == 0 ? s->input_size : H };
+            w->input_mask[l] = tg_dropout_mask(t, x->dtype, 2, in, s->var_dropout, rng);
+            w->hidden_mask[l] = keep_mask(t, x->dtype, B, H, s->var_dropout, rng);
+            if (!w->input_mask[l] || !w->hidden_mask[l])
+                return NULL;
+        }
+        if (!(w->cell[l] = window_cell(t, s, l, rng)))
+            return NULL;
+    }
+    return w;
 }

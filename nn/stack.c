@@ -47,21 +47,22 @@ tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
     if (!block)
         return tg_error_set(TG_ERR_NOMEM, "%s: out of memory for %d %s cells", who, layers,
                             type->name);
-    for (int l = 0; l < layers; l++) {
-        char name[80];
-        snprintf(name, sizeof name, "%s.%d", prefix, l);
-        int in = l == 0 ? input_size : hidden_size;       /* layer 0 reads I, others H */
-        s->cells[l] = block + (size_t)l * stride;
-        if (type->init(s->cells[l], ps, name, in, hidden_size, init, rng) != TG_OK) {
-            free(block);
-            memset(s, 0, sizeof *s);
-            return tg_error_wrap("%s", who);
-        }
-    }
     s->type = type;
     s->layers = layers;
     s->input_size = input_size;
     s->hidden_size = hidden_size;
+    for (int l = 0; l < layers; l++) {
+        char name[80];
+        snprintf(name, sizeof name, "%s.%d", prefix, l);
+        int in = l == 0 ? input_size : hidden_size;       /* layer 0 reads I, others H */
+        int first = tg_params_count(ps);
+        s->cells[l] = block + (size_t)l * stride;
+        if (type->init(s->cells[l], ps, name, in, hidden_size, init, rng) != TG_OK ||
+            tg_find_recurrent(s, l, ps, first, in) != TG_OK) {
+            tg_rnn_stack_deinit(s);
+            return tg_error_wrap("%s", who);
+        }
+    }
     s->dropout = dropout;
     snprintf(s->scope, sizeof s->scope, "%s.", prefix);
     return TG_OK;
@@ -72,7 +73,32 @@ void tg_rnn_stack_deinit(tg_rnn_stack *s)
     if (!s)
         return;
     free(s->cells[0]);                   /* the block every layer's cell lives in */
+    for (int l = 0; l < TG_MAX_LAYERS; l++)
+        free(s->recurrent[l]);
     memset(s, 0, sizeof *s);
+}
+
+/* Runs layer l's cell on in and prev (each state (B,H); NULL entries already replaced
+   by zeros) into next, with the window's masks and weight-dropped cell when win is not
+   NULL, then zoneout of every new state tensor. Errors stay on the tape. */
+static void layer_step(tg_tape *tape, const tg_rnn_stack *s, int l, tg_tensor *in,
+                       tg_tensor *const *prev, const tg_stack_window *win, bool training,
+                       tg_rng *rng, tg_tensor **next)
+{
+    tg_tensor *read[TG_MAX_CELL_STATE];               /* the state the cell reads */
+    memcpy(read, prev, sizeof read);
+    const void *cell = s->cells[l];
+    if (win) {
+        if (win->input_mask[l])
+            in = tg_mul(tape, in, win->input_mask[l]);             /* (B,I) * (B,I) */
+        if (win->hidden_mask[l])
+            read[0] = tg_mul(tape, prev[0], win->hidden_mask[l]);  /* (B,H) * (B,H) */
+        cell = win->cell[l];
+    }
+    s->type->step(tape, cell, in, read, next);
+    for (int k = 0; s->zoneout > 0 && k < s->type->nstate; k++)
+        if (next[k])
+            next[k] = tg_zoneout(tape, prev[k], next[k], s->zoneout, training, rng);
 }
 
 tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
@@ -83,24 +109,27 @@ tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
     if (state->layers != s->layers)
         return tg_fail(tape, TG_ERR_SHAPE, "rnn_stack_step", "state has %d layers, stack %d",
                        state->layers, s->layers);
-    bool drop = training && s->dropout > 0;
-    if (drop && !rng)
-        return tg_fail(tape, TG_ERR_NULL, "rnn_stack_step", "dropout %g needs an rng",
-                       s->dropout);
-
     const tg_cell_type *type = s->type;
     int ns = type ? type->nstate : 0;
     if (!type || (state->nstate != ns && state->nstate != 0))
         return tg_fail(tape, TG_ERR_SHAPE, "rnn_stack_step", "%s",
                        type ? "the state's nstate differs from the cell type's"
                             : "the stack is not initialised");
+    if (!tg_stack_check_regularisers(tape, s, training, rng))
+        return NULL;
+    const tg_stack_window *win = training ? state->window : NULL;
+    if (training && !win && x && (s->var_dropout > 0 || s->weight_drop > 0) &&
+        !(win = tg_stack_draw_window(tape, s, x, rng)))    /* the window's first step */
+        return NULL;
+
+    bool drop = training && s->dropout > 0;
     bool fresh = state->nstate == 0;          /* { .layers = L }: every tensor zeros */
     tg_tensor *next[TG_MAX_LAYERS][TG_MAX_CELL_STATE];  /* the new state, kept until all OK */
     tg_tensor *in = x;                                   /* (B,I), then (B,H) */
     for (int l = 0; l < s->layers; l++) {
         if (l > 0 && drop)
             in = tg_dropout(tape, in, s->dropout, rng);
-        tg_tensor *prev[TG_MAX_CELL_STATE];
+        tg_tensor *prev[TG_MAX_CELL_STATE] = { NULL };
         for (int k = 0; k < ns; k++) {
             prev[k] = fresh ? NULL : state->tensors[l][k];
             if (x && !prev[k]) {
@@ -110,7 +139,7 @@ tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
             next[l][k] = NULL;
         }
         tg_tape_push_scope_index(tape, s->scope, l);
-        type->step(tape, s->cells[l], in, prev, next[l]);
+        layer_step(tape, s, l, in, prev, win, training, rng, next[l]);
         tg_tape_pop_scope(tape);
         for (int k = 0; k < ns; k++) {
             if (next[l][k])
@@ -126,6 +155,8 @@ tg_tensor *tg_rnn_stack_step(tg_tape *tape, const tg_rnn_stack *s, tg_tensor *x,
         for (int k = 0; k < ns; k++)
             state->tensors[l][k] = next[l][k];
     state->nstate = ns;
+    if (training)
+        state->window = win;
     return in;
 }
 

@@ -126,6 +126,39 @@ for cell in gru rnn; do
     run "sample_$cell" 0 sample --model "$TMP/$cell.ckpt" --len 20
 done
 
+# ---- recurrent regularisers: train, exact resume, 1 vs 2 threads, eval, shown, carried ------
+R="--var-dropout 0.25 --zoneout 0.1 --weight-drop 0.3"
+run reg20 0 train $TINY $R --steps 20 --save "$TMP/reg20.ckpt"
+run reg10 0 train $TINY $R --steps 10 --save "$TMP/reg_r.ckpt"
+run reg_r 0 train $TINY --steps 20 --resume "$TMP/reg_r.ckpt" --save "$TMP/reg_r.ckpt"
+cmp -s "$TMP/reg20.ckpt" "$TMP/reg_r.ckpt" && ok ||
+    bad "regularised: 20 steps straight and 10 + resumed 10 wrote different checkpoints"
+run reg_t1 0 train $TINY $R --steps 12 --threads 1 --save "$TMP/reg_t1.ckpt"
+run reg_t2 0 train $TINY $R --steps 12 --threads 2 --save "$TMP/reg_t2.ckpt"
+cmp -s "$TMP/reg_t1.ckpt" "$TMP/reg_t2.ckpt" && ok ||
+    bad "regularised: --threads 1 and 2 trained differently"
+run reg_plain 0 train $TINY --steps 12 --threads 1 --save "$TMP/reg_plain.ckpt"
+cmp -s "$TMP/reg_t1.ckpt" "$TMP/reg_plain.ckpt" && bad "the regularisers changed nothing" || ok
+run reg_eval 0 eval --model "$TMP/reg20.ckpt" --data "$D"
+grep -q "var-dropout 0.25, zoneout 0.1, weight-drop 0.3" "$TMP/reg_eval.out" && ok ||
+    bad "eval does not show the regularisers: $(head -n 1 "$TMP/reg_eval.out")"
+run reg_plan 0 train $TINY $R --steps 1 --quiet --print-every 1
+run reg_plan_shown 0 train --data "$D" --hidden 16 --layers 2 --seq 8 --batch 4 $R --steps 1
+grep -q "^model: .*var-dropout 0.25, zoneout 0.1, weight-drop 0.3" "$TMP/reg_plan_shown.out" &&
+    ok || bad "train does not show the regularisers"
+run reg_sample 0 sample --model "$TMP/reg20.ckpt" --len 20 --seed 3
+run reg_resume_clash 2 train $TINY --steps 30 --resume "$TMP/reg20.ckpt" --zoneout 0.2
+run reg_ft 0 train $TINY --steps 5 --init-from "$TMP/reg20.ckpt" --save "$TMP/reg_ft.ckpt" \
+    --zoneout 0.05
+run reg_ft_eval 0 eval --model "$TMP/reg_ft.ckpt" --data "$D"
+grep -q "var-dropout 0.25, zoneout 0.05, weight-drop 0.3" "$TMP/reg_ft_eval.out" && ok ||
+    bad "--init-from does not carry the regularisers: $(head -n 1 "$TMP/reg_ft_eval.out")"
+for c in lnlstm peephole torchgru mgu indrnn; do
+    run "reg_$c" 0 train $TINY --cell $c --var-dropout 0.2 --zoneout 0.1 --weight-drop 0.2 \
+        --steps 4
+done
+run reg_gradcheck 0 gradcheck --data "$D" --hidden 5 $R --max-per-tensor 8
+
 # time limit: stops cleanly, saves, summarises
 run timelimit 0 train $TINY --steps 100000000 --time-limit 1 --save "$TMP/tl.ckpt"
 last_line_is timelimit "^train: steps=[0-9]+ loss=$num val_loss=$num " "$TMP/timelimit.out"
@@ -188,6 +221,8 @@ run utf8_sample 0 sample --model "$TMP/utf8.ckpt" --len 20 --prime "café"
 i=0
 for args in "train --hidden -5" "train --layers 0" "train --cell foo" "train --lr -1" \
     "train --val-frac 2" "train --steps x" "train --dropout 1" "train --optim nadam" \
+    "train --var-dropout 1" "train --zoneout -0.1" "train --weight-drop x" \
+    "sample --model $M --zoneout 0.1" \
     "train --bogus" "train stray" "train --hidden" "sample" "sample --model $M --temperature 0" \
     "sample --model $M --top-p 1.5" "sample --model $M --top-k -1" "eval --model $M --split x" \
     "gradcheck --eps 0" "train --save-every 5" "frobnicate" "sample --model $M --prime Ω" \

@@ -12,7 +12,7 @@ int main(void)
         stack_suite, optim_suite, checkpoint_suite, observe_suite, reliability_suite,
         errors_suite, fuzz_suite, text_suite,
         ops_ref_suite, ops_norm_suite, zoo_suite,
-        ops_layout_suite, custom_suite,
+        ops_layout_suite, custom_suite, regular_suite,
     };
     SRunner *sr = srunner_create(NULL);
     for (size_t i = 0; i < sizeof suites / sizeof suites[0]; i++)

@@ -34,6 +34,7 @@ Suite *errors_suite(void);
 Suite *fuzz_suite(void);
 Suite *text_suite(void);
 Suite *zoo_suite(void);
+Suite *regular_suite(void);
 
 /* Shared file helpers (tests/test_util.c); they fail the test on any I/O error. */
 /* The whole file, malloc'ed (caller frees), its length in *size. */

@@ -29,6 +29,7 @@ typedef struct charlm_config {
     int layers, hidden;
     int embed;              /* 0: one-hot input                                      */
     double dropout;
+    double var_dropout, zoneout, weight_drop;  /* the stack's recurrent regularisers */
     tg_init_kind init;
     double init_scale;      /* TG_INIT_UNIFORM's bound                               */
     bool forget_bias_one;
@@ -53,7 +54,7 @@ typedef enum opt_id {
     OPT_VOCAB, OPT_UNKNOWN, OPT_STATEFUL, OPT_VAL_MODE, OPT_SAVE_BEST, OPT_PATIENCE,
     OPT_LR_SCHEDULE, OPT_WARMUP, OPT_MIN_LR, OPT_PLATEAU_FACTOR, OPT_PLATEAU_PATIENCE,
     OPT_INIT_FROM, OPT_INTERACTIVE, OPT_PRIME_FILE, OPT_BEAM,
-    OPT_PLUGIN, OPT_COUNT
+    OPT_PLUGIN, OPT_VAR_DROPOUT, OPT_ZONEOUT, OPT_WEIGHT_DROP, OPT_COUNT
 } opt_id;
 
 /* Everything a command line can say. */
@@ -160,7 +161,8 @@ int eval_split(const tg_charlm *m, const int32_t *ids, int64_t n, int seq, bool 
 int cmd_eval(const charlm_opts *o);
 
 /* ---- meta.c: checkpoint metadata ---------------------------------------------------- */
-#define META_VERSION 2u   /* 1: the cell as a code (rnn 0, lstm 1, gru 2), still read */
+#define META_VERSION 3u   /* 1: the cell as a code (rnn 0, lstm 1, gru 2); 2: no
+                             recurrent regularisers; both still read */
 
 typedef struct charlm_meta {
     charlm_config cfg;
@@ -205,6 +207,9 @@ int model_load(const char *path, charlm_meta *meta, tg_params **ps, tg_charlm *m
                size_t errsize);
 /* The optimizer configuration of cfg (char-rnn's RMSprop alpha 0.95). */
 tg_optim_config model_optim_config(const charlm_config *cfg);
+/* The regularisers cfg sets, as ", dropout X, var-dropout X, zoneout X, weight-drop X"
+   (the nonzero ones only; "" when none) into buf, for the lines that describe a model. */
+const char *model_regularisers(const charlm_config *cfg, char *buf, size_t size);
 
 /* ---- finetune.c: train --init-from ---------------------------------------------------- */
 /* Reads the --init-from checkpoint's metadata into init and its model options into cfg

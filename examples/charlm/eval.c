@@ -148,9 +148,10 @@ int cmd_eval(const charlm_opts *o)
         rc = EXIT_RUNTIME;
         goto out_corpus;
     }
-    printf("model: %s, %s %d x %d, vocabulary %d, %lld steps trained\n", o->model,
-           meta.cfg.cell->name, meta.cfg.layers, meta.cfg.hidden, meta.V,
-           (long long)meta.step);
+    char reg[128];
+    printf("model: %s, %s %d x %d%s, vocabulary %d, %lld steps trained\n", o->model,
+           meta.cfg.cell->name, meta.cfg.layers, meta.cfg.hidden,
+           model_regularisers(&meta.cfg, reg, sizeof reg), meta.V, (long long)meta.step);
     if (all)
         printf("data: %s, all %lld characters\n", o->data, (long long)c.n);
     else

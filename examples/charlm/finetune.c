@@ -31,6 +31,14 @@ int finetune_config(const charlm_opts *o, charlm_config *cfg, charlm_meta *init)
     cfg->layers = c->layers;
     cfg->hidden = c->hidden;
     cfg->embed = c->embed;
+    /* the recurrent regularisers carry over unless given: zoneout's expectation is part
+       of how the model computes at evaluation */
+    if (!o->given[OPT_VAR_DROPOUT])
+        cfg->var_dropout = c->var_dropout;
+    if (!o->given[OPT_ZONEOUT])
+        cfg->zoneout = c->zoneout;
+    if (!o->given[OPT_WEIGHT_DROP])
+        cfg->weight_drop = c->weight_drop;
     return EXIT_OK;
 }
 

@@ -14,15 +14,19 @@ typedef struct gc_ctx {
     uint64_t seed;
 } gc_ctx;
 
-/* The loss under test: the same function every call (zero state, reseeded dropout). */
+/* The loss under test: the same function every call (zero state; dropout and the
+   regularisers, when set, in training mode with the same masks every call). */
 static tg_tensor *gc_loss(tg_tape *tape, void *user)
 {
     gc_ctx *g = user;
     tg_rng rng;
     tg_rng_seed(&rng, g->seed);
     tg_stack_state_zero(g->state);
+    const tg_rnn_stack *s = &g->m->rnn;
+    bool training = s->dropout > 0 || s->var_dropout > 0 || s->zoneout > 0 ||
+                    s->weight_drop > 0;
     return tg_charlm_loss(tape, g->m, g->inputs, g->targets, g->B, g->T, g->state,
-                          g->m->cfg.dropout > 0, &rng);
+                          training, &rng);
 }
 
 int cmd_gradcheck(const charlm_opts *o)
@@ -66,10 +70,11 @@ int cmd_gradcheck(const charlm_opts *o)
             inputs[b * T + t] = c.ids[b * T + t];
             targets[b * T + t] = c.ids[b * T + t + 1];
         }
-    printf("gradcheck: %s %d x %d, vocabulary %d, %s input, batch %lld x %lld, float64, "
+    char reg[128];
+    printf("gradcheck: %s %d x %d%s, vocabulary %d, %s input, batch %lld x %lld, float64, "
            "%lld weights\n",
-           cfg->cell->name, cfg->layers, cfg->hidden, c.V,
-           cfg->embed ? "embedded" : "one-hot", (long long)B, (long long)T,
+           cfg->cell->name, cfg->layers, cfg->hidden, model_regularisers(cfg, reg, sizeof reg),
+           c.V, cfg->embed ? "embedded" : "one-hot", (long long)B, (long long)T,
            (long long)tg_params_numel(ps));
     fflush(stdout);
     gc_ctx g = {&m, inputs, targets, B, T, state, cfg->seed};

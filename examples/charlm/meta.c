@@ -11,7 +11,8 @@
  * Layout (every integer little-endian; doubles and floats as their IEEE bit patterns):
  *   "CHARLMMD" u32 version
  *   config:  u32 n, n bytes: the cell type's name ([a-z0-9_], 1-63 bytes);
- *            u32 layers, hidden, embed; f64 dropout; u32 init (0 torch, 1 uniform,
+ *            u32 layers, hidden, embed; f64 dropout, var_dropout, zoneout,
+ *            weight_drop; u32 init (0 torch, 1 uniform,
  *            2 xavier, 3 orthogonal: tg_init_kind); f64 init_scale;
  *            u32 forget_bias_one; u32 seq, batch, optim; f64 lr, clip, clip_value,
  *            lr_decay; u64 lr_decay_every; f64 val_frac; u64 seed
@@ -21,8 +22,9 @@
  *            nstate x (layers*batch*hidden x f32): state tensor 0 (h), 1, ...
  *   history: u64 n_loss; n_loss x f32; u64 n_val; n_val x (u64 step, f64 loss)
  * and nothing after it.
- * Version 1 differs in two fields only, and is still read: the cell is a u32 code (0 rnn,
- * 1 lstm, 2 gru), and nstate is a flag has_c (0: h only, 1: h and c).
+ * Version 2 has no var_dropout, zoneout, weight_drop (read as 0). Version 1 also differs
+ * in two fields: the cell is a u32 code (0 rnn, 1 lstm, 2 gru), and nstate is a flag
+ * has_c (0: h only, 1: h and c). Both are still read.
  */
 #define VOCAB_BYTES_FLAG 0x80000000u   /* in the vocabulary size: symbols are bytes */
 
@@ -97,6 +99,9 @@ int meta_encode(const charlm_meta *m, unsigned char **buf, size_t *size)
     put_u32(&w, (uint32_t)c->hidden);
     put_u32(&w, (uint32_t)c->embed);
     put_f64(&w, c->dropout);
+    put_f64(&w, c->var_dropout);
+    put_f64(&w, c->zoneout);
+    put_f64(&w, c->weight_drop);
     put_u32(&w, (uint32_t)c->init);
     put_f64(&w, c->init_scale);
     put_u32(&w, c->forget_bias_one ? 1u : 0u);
@@ -229,7 +234,7 @@ static void check_real(reader *r, const char *what, double v, double lo, double 
         bad(r, what, v);
 }
 
-/* The cell type's name (version 2) or code (version 1) into m->cfg.cell: the registered
+/* The cell type's name (version 2 on) or code (version 1) into m->cfg.cell: the registered
    type, or an error naming an unregistered one and how to load it. */
 static void get_cell(reader *r, charlm_meta *m, uint32_t version)
 {
@@ -276,6 +281,14 @@ static void get_config(reader *r, charlm_meta *m, uint32_t version)
     c->embed = (int)u;
     c->dropout = get_f64(r, "config");
     check_real(r, "dropout", c->dropout, 0.0, 0.999999);
+    if (version >= 3) {                 /* older files were trained without them: 0 */
+        c->var_dropout = get_f64(r, "config");
+        check_real(r, "var dropout", c->var_dropout, 0.0, 0.999999);
+        c->zoneout = get_f64(r, "config");
+        check_real(r, "zoneout", c->zoneout, 0.0, 0.999999);
+        c->weight_drop = get_f64(r, "config");
+        check_real(r, "weight drop", c->weight_drop, 0.0, 0.999999);
+    }
     u = get_u32(r, "config");
     check_int(r, "init", u, 0, 3);
     c->init = (tg_init_kind)u;
@@ -438,7 +451,7 @@ int meta_decode(const unsigned char *buf, size_t size, charlm_meta *m, char *err
     }
     r.off = 8;
     uint32_t version = get_u32(&r, "header");
-    if (version != 1 && version != META_VERSION) {
+    if (version < 1 || version > META_VERSION) {
         snprintf(err, errsize, "charlm metadata version %u is not supported (expected %u)",
                  (unsigned)version, META_VERSION);
         return EXIT_RUNTIME;

@@ -25,6 +25,9 @@ int model_build(const charlm_config *cfg, int V, tg_dtype dtype, tg_params **ps,
     tg_rng rng;
     tg_rng_seed(&rng, cfg->seed);
     tg_status st = tg_charlm_init(m, *ps, &mc, &init, &rng);
+    m->rnn.var_dropout = cfg->var_dropout;      /* the stack checks them at every step */
+    m->rnn.zoneout = cfg->zoneout;
+    m->rnn.weight_drop = cfg->weight_drop;
     if (st != TG_OK) {
         snprintf(err, errsize, "cannot build the model (%s %d x %d, vocabulary %d): %s",
                  cfg->cell->name, cfg->layers, cfg->hidden, V,
@@ -128,6 +131,18 @@ int model_load(const char *path, charlm_meta *meta, tg_params **ps, tg_charlm *m
         return EXIT_RUNTIME;
     }
     return EXIT_OK;
+}
+
+const char *model_regularisers(const charlm_config *cfg, char *buf, size_t size)
+{
+    const double rate[4] = {cfg->dropout, cfg->var_dropout, cfg->zoneout, cfg->weight_drop};
+    static const char *const name[4] = {"dropout", "var-dropout", "zoneout", "weight-drop"};
+    size_t n = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < 4; i++)
+        if (rate[i] > 0 && n < size)
+            n += (size_t)snprintf(buf + n, size - n, ", %s %g", name[i], rate[i]);
+    return buf;
 }
 
 tg_optim_config model_optim_config(const charlm_config *cfg)

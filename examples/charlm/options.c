@@ -37,6 +37,15 @@ static const opt_spec SPECS[] = {
     {OPT_HIDDEN, "hidden", "N", T_ | G_, "hidden units per layer (default 128)"},
     {OPT_EMBED, "embed", "N", T_ | G_, "embedding size; 0 feeds one-hot characters (default 0)"},
     {OPT_DROPOUT, "dropout", "X", T_ | G_, "dropout between layers, 0 <= X < 1 (default 0)"},
+    {OPT_VAR_DROPOUT, "var-dropout", "X", T_ | G_,
+     "variational dropout, 0 <= X < 1: one mask per window on every layer's input and on "
+     "the recurrent h each cell reads (default 0)"},
+    {OPT_ZONEOUT, "zoneout", "X", T_ | G_,
+     "zoneout, 0 <= X < 1: each unit of every state keeps its previous value with "
+     "probability X in training; evaluation and sampling use the expectation (default 0)"},
+    {OPT_WEIGHT_DROP, "weight-drop", "X", T_ | G_,
+     "weight drop, 0 <= X < 1: DropConnect on the weights that multiply h, one mask per "
+     "window (default 0)"},
     {OPT_INIT, "init", "KIND", T_ | G_,
      "weight init: orthogonal (xavier with orthogonal recurrent blocks and, for one-hot "
      "input, N(0,1) input rows in the first layer, as an embedding table), xavier (Glorot "
@@ -525,6 +534,15 @@ static int set_real_value(charlm_cmd cmd, const opt_spec *s, const char *v, char
     switch (s->id) {
     case OPT_DROPOUT:
         rc = parse_real(cmd, n, v, 0, false, 1, true, "a number in [0, 1)", &c->dropout);
+        break;
+    case OPT_VAR_DROPOUT:
+        rc = parse_real(cmd, n, v, 0, false, 1, true, "a number in [0, 1)", &c->var_dropout);
+        break;
+    case OPT_ZONEOUT:
+        rc = parse_real(cmd, n, v, 0, false, 1, true, "a number in [0, 1)", &c->zoneout);
+        break;
+    case OPT_WEIGHT_DROP:
+        rc = parse_real(cmd, n, v, 0, false, 1, true, "a number in [0, 1)", &c->weight_drop);
         break;
     case OPT_INIT_SCALE:
         rc = parse_real(cmd, n, v, 0, true, 100, false, "a number in (0, 100]", &c->init_scale);

@@ -167,6 +167,11 @@ static int check_resume_options(const charlm_opts *o, const charlm_config *saved
         {OPT_HIDDEN, "hidden", c->hidden == saved->hidden, c->hidden, saved->hidden},
         {OPT_EMBED, "embed", c->embed == saved->embed, c->embed, saved->embed},
         {OPT_DROPOUT, "dropout", c->dropout == saved->dropout, c->dropout, saved->dropout},
+        {OPT_VAR_DROPOUT, "var-dropout", c->var_dropout == saved->var_dropout, c->var_dropout,
+         saved->var_dropout},
+        {OPT_ZONEOUT, "zoneout", c->zoneout == saved->zoneout, c->zoneout, saved->zoneout},
+        {OPT_WEIGHT_DROP, "weight-drop", c->weight_drop == saved->weight_drop, c->weight_drop,
+         saved->weight_drop},
         {OPT_INIT, "init", c->init == saved->init, c->init,
          saved->init},
         {OPT_INIT_SCALE, "init-scale", c->init_scale == saved->init_scale, c->init_scale,
@@ -559,11 +564,12 @@ static int build_model(trainer *t)
 static void print_plan(trainer *t)
 {
     const charlm_opts *o = t->o;
-    char nparams[32];
+    char nparams[32], reg[128];
     fmt_count(tg_params_numel(t->ps), nparams, sizeof nparams);
-    progress_printf(&t->prog, "model: %s %d x %d, vocabulary %d (%s input), %s parameters\n",
+    progress_printf(&t->prog, "model: %s %d x %d, vocabulary %d (%s input), %s parameters%s\n",
                     t->cfg.cell->name, t->cfg.layers, t->cfg.hidden, t->data.V,
-                    t->cfg.embed ? "embedded" : "one-hot", nparams);
+                    t->cfg.embed ? "embedded" : "one-hot", nparams,
+                    model_regularisers(&t->cfg, reg, sizeof reg));
     progress_printf(&t->prog, "data: %s: %lld characters (%lld bytes), %lld for training, "
                               "%lld for validation\n",
                     o->data, (long long)t->data.n, (long long)t->data.bytes,

@@ -907,8 +907,10 @@ int cmd_viz(int argc, char **argv)
         rc = EXIT_RUNTIME;
         goto out;
     }
-    printf("viz: %lld characters through %s %d x %d (step %lld); quantities:", (long long)v->n,
-           v->meta.cfg.cell->name, v->L, v->H, (long long)v->meta.step);
+    char reg[128];
+    printf("viz: %lld characters through %s %d x %d%s (step %lld); quantities:",
+           (long long)v->n, v->meta.cfg.cell->name, v->L, v->H,
+           model_regularisers(&v->meta.cfg, reg, sizeof reg), (long long)v->meta.step);
     for (int q = 0; q < v->nq; q++)
         printf(" %s", v->qname[q]);
     printf("\n");
