@@ -142,7 +142,6 @@ cmp -s "$TMP/reg_t1.ckpt" "$TMP/reg_plain.ckpt" && bad "the regularisers changed
 run reg_eval 0 eval --model "$TMP/reg20.ckpt" --data "$D"
 grep -q "var-dropout 0.25, zoneout 0.1, weight-drop 0.3" "$TMP/reg_eval.out" && ok ||
     bad "eval does not show the regularisers: $(head -n 1 "$TMP/reg_eval.out")"
-run reg_plan 0 train $TINY $R --steps 1 --quiet --print-every 1
 run reg_plan_shown 0 train --data "$D" --hidden 16 --layers 2 --seq 8 --batch 4 $R --steps 1
 grep -q "^model: .*var-dropout 0.25, zoneout 0.1, weight-drop 0.3" "$TMP/reg_plan_shown.out" &&
     ok || bad "train does not show the regularisers"
@@ -158,6 +157,19 @@ for c in lnlstm peephole torchgru mgu indrnn; do
         --steps 4
 done
 run reg_gradcheck 0 gradcheck --data "$D" --hidden 5 $R --max-per-tensor 8
+run reg_resume_same 0 train $TINY $R --steps 21 --resume "$TMP/reg20.ckpt"
+# a metadata version 2 checkpoint (before the regularisers; tests/fixtures/charlm_v2.ckpt,
+# 6 steps on this text) loads with them 0 and resumes bit-exactly
+for i in $(seq 1 120); do printf 'abba cab bad dab\n'; done > "$TMP/abc.txt"
+V2="--data $TMP/abc.txt --hidden 4 --layers 1 --seq 4 --batch 2 --eval-every 3 --quiet"
+OLD=$(dirname "$0")/fixtures/charlm_v2.ckpt
+run v2_eval 0 eval --model "$OLD" --data "$TMP/abc.txt"
+grep -q "^model: .*, lstm 1 x 4, vocabulary 6" "$TMP/v2_eval.out" && ok ||
+    bad "the version 2 checkpoint: $(head -n 1 "$TMP/v2_eval.out")"
+run v2_resume 0 train $V2 --steps 12 --resume "$OLD" --save "$TMP/v2_resumed.ckpt"
+run v2_straight 0 train $V2 --steps 12 --save "$TMP/v2_straight.ckpt"
+cmp -s "$TMP/v2_resumed.ckpt" "$TMP/v2_straight.ckpt" && ok ||
+    bad "the version 2 checkpoint resumed differently from a straight run"
 
 # time limit: stops cleanly, saves, summarises
 run timelimit 0 train $TINY --steps 100000000 --time-limit 1 --save "$TMP/tl.ckpt"
