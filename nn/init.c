@@ -67,20 +67,30 @@ static double init_bound(const tg_init *init, int fan, int64_t in, int64_t out)
     return sqrt(6.0 / ((double)in + (double)out));
 }
 
+/* The checks tg_init_weight and tg_linear_init share; dst (named dst_name in the
+ * message) is where the result goes. A NULL *init becomes the default. */
+static tg_status check_weight_args(const char *who, const void *dst, const char *dst_name,
+                                   const tg_params *ps, const char *name, const tg_rng *rng,
+                                   int in, int out, int fan, const tg_init **init)
+{
+    if (!dst || !ps || !name || !rng)
+        return tg_error_set(TG_ERR_NULL, "%s: %s is NULL", who,
+                            !dst ? dst_name : !ps ? "params" : !name ? "name" : "rng");
+    if (!*init)
+        *init = &default_init;
+    if (in < 1 || out < 1 || fan < 1)
+        return tg_error_set(TG_ERR_ARG, "%s: %s: in %d, out %d, fan %d (all must be >= 1)",
+                            who, name, in, out, fan);
+    return check_init(who, name, *init);
+}
+
 tg_status tg_init_weight(tg_tensor **w, tg_params *ps, const char *name, int in, int out,
                          int fan, const tg_init *init, tg_rng *rng)
 {
     const char *who = "init_weight";
-    if (!w || !ps || !name || !rng)
-        return tg_error_set(TG_ERR_NULL, "%s: %s is NULL", who,
-                            !w ? "w" : !ps ? "params" : !name ? "name" : "rng");
-    if (!init)
-        init = &default_init;
-    if (in < 1 || out < 1 || fan < 1)
-        return tg_error_set(TG_ERR_ARG, "%s: %s: in %d, out %d, fan %d (all must be >= 1)",
-                            who, name, in, out, fan);
-    if (check_init(who, name, init) != TG_OK)
-        return TG_ERR_ARG;
+    tg_status st = check_weight_args(who, w, "w", ps, name, rng, in, out, fan, &init);
+    if (st != TG_OK)
+        return st;
     tg_tensor *t = add_param(who, ps, name, 2, in, out);
     if (!t)
         return tg_last_status();
@@ -110,16 +120,9 @@ tg_status tg_linear_init(tg_linear *l, tg_params *ps, const char *name, int in, 
                          int fan, const tg_init *init, tg_rng *rng)
 {
     const char *who = "linear_init";
-    if (!l || !ps || !name || !rng)
-        return tg_error_set(TG_ERR_NULL, "%s: %s is NULL", who,
-                            !l ? "layer" : !ps ? "params" : !name ? "name" : "rng");
-    if (!init)
-        init = &default_init;
-    if (in < 1 || out < 1 || fan < 1)
-        return tg_error_set(TG_ERR_ARG, "%s: %s: in %d, out %d, fan %d (all must be >= 1)",
-                            who, name, in, out, fan);
-    if (check_init(who, name, init) != TG_OK)
-        return TG_ERR_ARG;
+    tg_status st = check_weight_args(who, l, "layer", ps, name, rng, in, out, fan, &init);
+    if (st != TG_OK)
+        return st;
 
     char wname[80], bname[80];
     snprintf(wname, sizeof wname, "%.70s.w", name);

@@ -37,6 +37,25 @@ static double sumsq(const tg_tensor *t)
     return total;
 }
 
+/* g = g * coef, element by element, through double. */
+static void scale_grad(tg_tensor *t, double coef)
+{
+    int64_t n = t->numel;
+    TG_DISPATCH(t->dtype,
+        T *g = t->grad;
+        TG_FOR(n, i, n, g[i] = (T)((double)g[i] * coef);););
+}
+
+/* g = clamp(g, -clip, clip); NaN stays NaN, as in torch.clamp. */
+static void clamp_grad(tg_tensor *t, double clip)
+{
+    int64_t n = t->numel;
+    TG_DISPATCH(t->dtype,
+        T *g = t->grad;
+        T hi = (T)clip, lo = -hi;
+        TG_FOR(n, i, n, g[i] = g[i] > hi ? hi : g[i] < lo ? lo : g[i];););
+}
+
 double tg_clip_grad_norm(tg_params *ps, double max_norm)
 {
     int np = tg_params_count(ps);
@@ -52,15 +71,9 @@ double tg_clip_grad_norm(tg_params *ps, double max_norm)
     double coef = max_norm / (norm + 1e-6);
     if (!(coef < 1.0))
         return norm;
-    for (int j = 0; j < np; j++) {
-        tg_tensor *t = tg_params_at(ps, j);
-        int64_t n = t->numel;
-        if (!t->grad)
-            continue;
-        TG_DISPATCH(t->dtype,
-            T *g = t->grad;
-            TG_FOR(n, i, n, g[i] = (T)((double)g[i] * coef);););
-    }
+    for (int j = 0; j < np; j++)
+        if (tg_params_at(ps, j)->grad)
+            scale_grad(tg_params_at(ps, j), coef);
     return norm;
 }
 
@@ -68,16 +81,7 @@ void tg_clip_grad_value(tg_params *ps, double clip)
 {
     if (!(clip >= 0.0))
         return;
-    int np = tg_params_count(ps);
-    for (int j = 0; j < np; j++) {
-        tg_tensor *t = tg_params_at(ps, j);
-        int64_t n = t->numel;
-        if (!t->grad)
-            continue;
-        TG_DISPATCH(t->dtype,
-            T *g = t->grad;
-            T hi = (T)clip, lo = -hi;
-            /* NaN stays NaN, as in torch.clamp */
-            TG_FOR(n, i, n, g[i] = g[i] > hi ? hi : g[i] < lo ? lo : g[i];););
-    }
+    for (int j = 0; j < tg_params_count(ps); j++)
+        if (tg_params_at(ps, j)->grad)
+            clamp_grad(tg_params_at(ps, j), clip);
 }
