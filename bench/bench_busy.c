@@ -20,75 +20,35 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench/bench_util.h"
 #include "tapegrad.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench_busy: %s: %s\n", what, msg);
-    exit(1);
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
 
 /* Tokens/s of the median of `steps` training steps (after 2 warm-up steps). */
 static double train_rate(int hidden, int steps)
 {
-    const int V = 65;
-    const int64_t B = 50, T = 50;
-    tg_charlm_config cfg = {.cell = tg_cell_type_find("lstm"), .vocab = V, .layers = 2,
-                            .hidden = hidden};
-    tg_params *ps = tg_params_new(TG_F32);
-    tg_rng rng;
-    tg_rng_seed(&rng, 1);
-    tg_charlm m;
-    tg_init init = {.kind = TG_INIT_UNIFORM, .scale = 0.08};
-    if (!ps || tg_charlm_init(&m, ps, &cfg, &init, &rng) != TG_OK)
-        die("init", "failed");
-    tg_optim_config oc = tg_optim_defaults(TG_RMSPROP);
-    oc.lr = 2e-3;
-    tg_optim *opt = tg_optim_new(ps, &oc);
-    tg_tape *tape = tg_tape_new();
-    tg_stack_state *state = tg_stack_state_new(&m.rnn, TG_F32, B);
-    int32_t *in = malloc((size_t)(B * T) * sizeof *in), *tg = malloc((size_t)(B * T) * sizeof *tg);
+    bench_trainer b;
+    bench_trainer_init(&b, tg_cell_type_find("lstm"), 2, hidden, 50, 50);
     double *secs = malloc((size_t)steps * sizeof *secs);
-    if (!opt || !tape || !state || !in || !tg || !secs)
-        die("setup", "out of memory");
+    if (!secs)
+        bench_die("setup", "out of memory");
     for (int s = 0; s < 2 + steps; s++) {
-        for (int64_t i = 0; i < B * T; i++) {
-            in[i] = (int32_t)tg_rng_below(&rng, V);
-            tg[i] = (int32_t)tg_rng_below(&rng, V);
-        }
-        double t0 = now();
-        tg_tape_reset(tape);
-        tg_tensor *loss = tg_charlm_loss(tape, &m, in, tg, B, T, state, true, &rng);
-        tg_params_zero_grad(ps);
-        if (!loss || tg_backward(tape, loss) != TG_OK)
-            die("step", tg_tape_errmsg(tape));
-        tg_clip_grad_norm(ps, 5.0);
-        if (tg_optim_step(opt) != TG_OK)
-            die("optimizer", "failed");
+        bench_trainer_batch(&b);
+        double t0 = bench_now();
+        tg_tape_reset(b.tape);
+        tg_tensor *loss = tg_charlm_loss(b.tape, &b.m, b.in, b.target, b.B, b.T, b.state,
+                                         true, &b.rng);
+        tg_params_zero_grad(b.ps);
+        if (!loss || tg_backward(b.tape, loss) != TG_OK)
+            bench_die("step", tg_tape_errmsg(b.tape));
+        tg_clip_grad_norm(b.ps, 5.0);
+        if (tg_optim_step(b.opt) != TG_OK)
+            bench_die("optimizer", tg_last_error());
         if (s >= 2)
-            secs[s - 2] = now() - t0;
+            secs[s - 2] = bench_now() - t0;
     }
-    qsort(secs, (size_t)steps, sizeof *secs, cmp_double);
-    double rate = (double)(B * T) / secs[steps / 2];
-    free(secs), free(in), free(tg);
-    tg_stack_state_free(state);
-    tg_tape_free(tape);
-    tg_optim_free(opt);
-    tg_charlm_deinit(&m);
-    tg_params_free(ps);
+    double rate = (double)(b.B * b.T) / bench_median(secs, steps);
+    free(secs);
+    bench_trainer_free(&b);
     return rate;
 }
 
@@ -97,10 +57,10 @@ static double rate_in_child(int hidden, int steps, int threads)
 {
     int fd[2];
     if (pipe(fd) != 0)
-        die("pipe", "failed");
+        bench_die("pipe", "failed");
     pid_t pid = fork();
     if (pid < 0)
-        die("fork", "failed");
+        bench_die("fork", "failed");
     if (pid == 0) {
         close(fd[0]);
         if (threads > 0)
@@ -113,7 +73,7 @@ static double rate_in_child(int hidden, int steps, int threads)
     close(fd[1]);
     double r = 0;
     if (read(fd[0], &r, sizeof r) != (ssize_t)sizeof r)
-        die("child", "no result");
+        bench_die("child", "no result");
     close(fd[0]);
     waitpid(pid, NULL, 0);
     return r;
@@ -121,15 +81,14 @@ static double rate_in_child(int hidden, int steps, int threads)
 
 int main(void)
 {
-    const char *q = getenv("TG_BENCH_QUICK");
-    bool quick = q && *q && strcmp(q, "0") != 0;
+    bool quick = bench_quick();
     const char *hs = getenv("TG_BENCH_HIDDEN");
     int hidden = hs && atoi(hs) > 0 ? atoi(hs) : 128;
     int steps = quick ? 4 : 8, procs = quick ? 2 : 3;
     int def_threads = omp_get_max_threads();   /* read only: no parallel region here */
     pid_t busy = fork();
     if (busy < 0)
-        die("fork", "failed");
+        bench_die("fork", "failed");
     if (busy == 0) {   /* the other user's job: spins until killed */
         volatile unsigned long spin = 0;
         for (;;)

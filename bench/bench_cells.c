@@ -17,28 +17,10 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "tapegrad.h"
 
 enum { V = 65, LAYERS = 2, B = 50, T = 50, MAX_TYPES = 4, PER_ROUND = 3 };
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench_cells: %s: %s\n", what, msg);
-    exit(1);
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
 
 /* One model: LAYERS cells of a type, the head, its optimizer and a zero initial state. */
 typedef struct model {
@@ -56,23 +38,23 @@ static void model_init(model *m, const tg_cell_type *type, int H, tg_rng *rng)
     m->ps = tg_params_new(TG_F32);
     tg_init init = {.kind = TG_INIT_UNIFORM, .scale = 0.08};
     if (!m->ps)
-        die("params", "out of memory");
+        bench_die("params", "out of memory");
     for (int l = 0; l < LAYERS; l++) {
         char prefix[32];
         snprintf(prefix, sizeof prefix, "rnn.%d", l);
         m->cell[l] = calloc(1, type->size);
         if (!m->cell[l] || type->init(m->cell[l], m->ps, prefix, l ? H : V, H, &init, rng))
-            die(type->name, "init failed");
+            bench_die(type->name, "init failed");
         for (int s = 0; s < type->nstate; s++)
             if (!(m->state[l][s] = tg_tensor_new(TG_F32, 2, (const int64_t[]){B, H})))
-                die("state", "out of memory");
+                bench_die("state", "out of memory");
     }
     if (tg_linear_init(&m->head, m->ps, "head", H, V, H, &init, rng) != TG_OK)
-        die("head", "init failed");
+        bench_die("head", "init failed");
     tg_optim_config oc = tg_optim_defaults(TG_RMSPROP);
     oc.lr = 2e-3;
     if (!(m->opt = tg_optim_new(m->ps, &oc)))
-        die("optimizer", "out of memory");
+        bench_die("optimizer", "out of memory");
 }
 
 static void model_free(model *m)
@@ -89,7 +71,7 @@ static void model_free(model *m)
 /* One training step on tokens in (T,B) with targets tg (T,B), time-major; returns ms. */
 static double train_step(model *m, tg_tape *tape, const int32_t *in, const int32_t *tg)
 {
-    double t0 = now();
+    double t0 = bench_now();
     tg_tape_reset(tape);
     tg_tensor *logits[T], *next[TG_MAX_CELL_STATE];
     tg_tensor *st[LAYERS][TG_MAX_CELL_STATE];
@@ -106,11 +88,11 @@ static double train_step(model *m, tg_tape *tape, const int32_t *in, const int32
     tg_tensor *loss = tg_cross_entropy(tape, tg_concat_n(tape, logits, T, 0), tg);
     tg_params_zero_grad(m->ps);
     if (!loss || tg_backward(tape, loss) != TG_OK)
-        die(m->type->name, tg_tape_errmsg(tape));
+        bench_die(m->type->name, tg_tape_errmsg(tape));
     tg_clip_grad_norm(m->ps, 5.0);
     if (tg_optim_step(m->opt) != TG_OK)
-        die(m->type->name, "optimizer failed");
-    return (now() - t0) * 1e3;
+        bench_die(m->type->name, "optimizer failed");
+    return (bench_now() - t0) * 1e3;
 }
 
 static void bench_hidden(const tg_cell_type **types, int ntypes, int H, int threads,
@@ -123,7 +105,7 @@ static void bench_hidden(const tg_cell_type **types, int ntypes, int H, int thre
     int32_t *in = malloc(sizeof(int32_t) * B * T), *tg = malloc(sizeof(int32_t) * B * T);
     double *ms = malloc(sizeof(double) * (size_t)(ntypes * rounds * PER_ROUND));
     if (!tape || !in || !tg || !ms)
-        die("setup", "out of memory");
+        bench_die("setup", "out of memory");
     for (int k = 0; k < ntypes; k++)
         model_init(&m[k], types[k], H, &rng);
     for (int r = -1; r < rounds; r++) {   /* round -1 warms up */
@@ -142,8 +124,7 @@ static void bench_hidden(const tg_cell_type **types, int ntypes, int H, int thre
     double first = 0;
     for (int k = 0; k < ntypes; k++) {
         double *v = ms + k * rounds * PER_ROUND;
-        qsort(v, (size_t)(rounds * PER_ROUND), sizeof *v, cmp_double);
-        double med = v[rounds * PER_ROUND / 2];
+        double med = bench_median(v, rounds * PER_ROUND);
         if (k == 0)
             first = med;
         printf("cells cell=%s hidden=%d batch=%d seq=%d threads=%d ms_per_step=%.2f "
@@ -158,12 +139,8 @@ static void bench_hidden(const tg_cell_type **types, int ntypes, int H, int thre
 
 int main(void)
 {
-    int threads = 2;
-    const char *e = getenv("TG_BENCH_THREADS");
-    if (e && atoi(e) > 0)
-        threads = atoi(e);
-    const char *q = getenv("TG_BENCH_QUICK");
-    int rounds = q && *q && strcmp(q, "0") != 0 ? 2 : 5;
+    int threads = bench_threads();
+    int rounds = bench_quick() ? 2 : 5;
     const char *cs = getenv("TG_BENCH_CELLS");
     char names[256];
     snprintf(names, sizeof names, "%s", cs && *cs ? cs : "lstm,lnlstm");
@@ -171,7 +148,7 @@ int main(void)
     int ntypes = 0;
     for (char *tok = strtok(names, ","); tok && ntypes < MAX_TYPES; tok = strtok(NULL, ","))
         if (!(types[ntypes++] = tg_cell_type_find(tok)))
-            die(tok, "no such cell type");
+            bench_die(tok, "no such cell type");
     tg_set_num_threads(threads);
     const char *hs = getenv("TG_BENCH_HIDDEN");
     if (!hs || !*hs)
@@ -180,7 +157,7 @@ int main(void)
         char *end;
         long h = strtol(p, &end, 10);
         if (end == p || h < 1)
-            die("TG_BENCH_HIDDEN", "expected a comma-separated list of sizes");
+            bench_die("TG_BENCH_HIDDEN", "expected a comma-separated list of sizes");
         bench_hidden(types, ntypes, (int)h, threads, rounds);
         p = *end == ',' ? end + 1 : end;
     }

@@ -33,17 +33,6 @@
 #include "bench/bench_util.h"
 #include "tapegrad.h"
 
-static double now(void)
-{
-    return bench_seconds(CLOCK_MONOTONIC);
-}
-
-static void die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench_charlm: %s: %s\n", what, msg);
-    exit(1);
-}
-
 /* Best batch-average GFLOP/s of a 1024^3 tg_sgemm over `batches` batches of 4 calls (after
    one warm-up batch); printed when `print`. */
 static double gemm_peak(int batches, bool print)
@@ -52,7 +41,7 @@ static double gemm_peak(int batches, bool print)
     float *a = malloc((size_t)(n * n) * sizeof *a), *b = malloc((size_t)(n * n) * sizeof *b);
     float *c = malloc((size_t)(n * n) * sizeof *c);
     if (!a || !b || !c)
-        die("gemm", "out of memory");
+        bench_die("gemm", "out of memory");
     for (int64_t i = 0; i < n * n; i++) {
         a[i] = (float)((i * 7919) % 1000) * 1e-3f - 0.5f;
         b[i] = (float)((i * 104729) % 1000) * 1e-3f - 0.5f;
@@ -60,10 +49,10 @@ static double gemm_peak(int batches, bool print)
     double best = 0;
     for (int r = 0; r < batches + 1; r++) {
         int per = 4;
-        double t = now();
+        double t = bench_now();
         for (int i = 0; i < per; i++)
             tg_sgemm(false, false, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
-        double g = 2.0 * (double)n * (double)n * (double)n * per / (now() - t) * 1e-9;
+        double g = 2.0 * (double)n * (double)n * (double)n * per / (bench_now() - t) * 1e-9;
         if (r > 0 && g > best)   /* the first batch warms up */
             best = g;
     }
@@ -73,18 +62,6 @@ static double gemm_peak(int batches, bool print)
     if (print)
         printf("gemm_peak M=1024 K=1024 N=1024 gflops=%.1f\n", best);
     return best;
-}
-
-static int cmp_double(const void *x, const void *y)
-{
-    double a = *(const double *)x, b = *(const double *)y;
-    return (a > b) - (a < b);
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
 /* FLOPs of one training step's matmuls (see the header comment): every 2-D parameter of
@@ -113,30 +90,11 @@ static double step_flops(tg_params *ps, int64_t B, int64_t T, int hidden, int V,
 static void bench_model(const tg_cell_type *cell, int layers, int hidden, int64_t B, int64_t T,
                         int threads, bool quick)
 {
-    const int V = 65;
-    tg_charlm_config cfg = {.cell = cell, .vocab = V, .layers = layers, .hidden = hidden,
-                            .embed = 0, .dropout = 0.0};
-    tg_params *ps = tg_params_new(TG_F32);
-    tg_rng rng;
-    tg_rng_seed(&rng, 1);
-    tg_charlm m;
-    if (!ps)
-        die("params", "out of memory");
-    tg_init init = {.kind = TG_INIT_UNIFORM, .scale = 0.08, .forget_bias_one = false};
-    tg_status st = tg_charlm_init(&m, ps, &cfg, &init, &rng);
-    if (st != TG_OK)
-        die("init", tg_status_str(st));
-    tg_optim_config oc = tg_optim_defaults(TG_RMSPROP);
-    oc.lr = 2e-3;
-    tg_optim *opt = tg_optim_new(ps, &oc);
-    tg_tape *tape = tg_tape_new();
-    tg_stack_state *state = tg_stack_state_new(&m.rnn, TG_F32, B);
-    int32_t *in = malloc((size_t)(B * T) * sizeof *in), *tg = malloc((size_t)(B * T) * sizeof *tg);
-    if (!opt || !tape || !state || !in || !tg)
-        die("setup", "out of memory");
-
+    bench_trainer b;
+    bench_trainer_init(&b, cell, layers, hidden, B, T);
+    tg_tape *tape = b.tape;
     double skipped;
-    double flops = step_flops(ps, B, T, hidden, V, &skipped);
+    double flops = step_flops(b.ps, B, T, hidden, BENCH_VOCAB, &skipped);
     double performed = flops - skipped;          /* what the step actually runs */
 
     /* Rounds of a GEMM peak measurement and a few steps, so that the peak each fraction
@@ -149,7 +107,7 @@ static void bench_model(const tg_cell_type *cell, int layers, int hidden, int64_
     double *peaks = malloc((size_t)rounds * sizeof *peaks);
     double *fracs = malloc((size_t)rounds * sizeof *fracs);
     if (!ms || !round_ms || !peaks || !fracs)
-        die("setup", "out of memory");
+        bench_die("setup", "out of memory");
     double t_fwd = 0, t_bwd = 0, t_opt = 0;
     size_t peak0 = 0;
     int64_t mallocs0 = 0;
@@ -157,43 +115,41 @@ static void bench_model(const tg_cell_type *cell, int layers, int hidden, int64_
         int r = s - warm;
         if (r >= 0 && r % per_round == 0)
             peaks[r / per_round] = gemm_peak(2, false);
-        for (int64_t i = 0; i < B * T; i++) {
-            in[i] = (int32_t)tg_rng_below(&rng, V);
-            tg[i] = (int32_t)tg_rng_below(&rng, V);
-        }
+        bench_trainer_batch(&b);
         if (s == warm) {
             peak0 = tg_tape_bytes_peak(tape);
             mallocs0 = tg_tape_mallocs(tape);
         }
-        double t0 = now();
+        double t0 = bench_now();
         tg_tape_reset(tape);
-        tg_tensor *loss = tg_charlm_loss(tape, &m, in, tg, B, T, state, true, &rng);
+        tg_tensor *loss = tg_charlm_loss(tape, &b.m, b.in, b.target, B, T, b.state, true,
+                                         &b.rng);
         if (!loss)
-            die("forward", tg_tape_errmsg(tape));
-        double t1 = now();
-        tg_params_zero_grad(ps);
+            bench_die("forward", tg_tape_errmsg(tape));
+        double t1 = bench_now();
+        tg_params_zero_grad(b.ps);
         if (tg_backward(tape, loss) != TG_OK)
-            die("backward", tg_tape_errmsg(tape));
-        double t2 = now();
-        tg_clip_grad_norm(ps, 5.0);
-        if ((st = tg_optim_step(opt)) != TG_OK)
-            die("optimizer", tg_status_str(st));
-        double t3 = now();
+            bench_die("backward", tg_tape_errmsg(tape));
+        double t2 = bench_now();
+        tg_clip_grad_norm(b.ps, 5.0);
+        if (tg_optim_step(b.opt) != TG_OK)
+            bench_die("optimizer", tg_last_error());
+        double t3 = bench_now();
         if (r >= 0) {
             ms[r] = round_ms[r % per_round] = (t3 - t0) * 1e3;
             t_fwd += t1 - t0;
             t_bwd += t2 - t1;
             t_opt += t3 - t2;
             if (r % per_round == per_round - 1) {
-                double step_gflops = flops / (median(round_ms, per_round) * 1e-3) * 1e-9;
+                double step_gflops = flops / (bench_median(round_ms, per_round) * 1e-3) * 1e-9;
                 fracs[r / per_round] = step_gflops / peaks[r / per_round];
             }
         }
     }
     size_t peak1 = tg_tape_bytes_peak(tape);
     int64_t mallocs1 = tg_tape_mallocs(tape);
-    double med = median(ms, steps), gflops = flops / (med * 1e-3) * 1e-9;
-    double peak = median(peaks, rounds), frac = median(fracs, rounds);   /* fracs sorted */
+    double med = bench_median(ms, steps), gflops = flops / (med * 1e-3) * 1e-9;
+    double peak = bench_median(peaks, rounds), frac = bench_median(fracs, rounds);   /* fracs sorted */
     printf("charlm cell=%s layers=%d hidden=%d batch=%lld seq=%lld threads=%d "
            "ms_per_step=%.2f tokens_per_s=%.0f gflops=%.1f fraction_of_gemm_peak=%.2f "
            "fraction_range=%.2f-%.2f gemm_peak_gflops=%.1f "
@@ -209,37 +165,23 @@ static void bench_model(const tg_cell_type *cell, int layers, int hidden, int64_
     free(round_ms);
     free(peaks);
     free(fracs);
-    free(in);
-    free(tg);
-    tg_stack_state_free(state);
-    tg_tape_free(tape);
-    tg_optim_free(opt);
-    tg_charlm_deinit(&m);
-    tg_params_free(ps);
+    bench_trainer_free(&b);
 }
 
 int main(void)
 {
     int threads = bench_threads();
     bool quick = bench_quick();
-    const char *hs = getenv("TG_BENCH_HIDDEN");
-    if (!hs || !*hs)
-        hs = "128,512";
     const char *cs = getenv("TG_BENCH_CELL");
     const tg_cell_type *cell = tg_cell_type_find(cs && *cs ? cs : "lstm");
     if (!cell)
-        die("TG_BENCH_CELL", "not a registered cell type");
+        bench_die("TG_BENCH_CELL", "not a registered cell type");
     omp_set_num_threads(threads);
     printf("# bench_charlm threads=%d gemm=%s (flops: matmuls only, forward 2*M*N*K, "
            "backward 2x forward)\n", threads, tg_gemm_backend());
     gemm_peak(quick ? 3 : 7, true);
-    for (const char *p = hs; *p;) {
-        char *end;
-        long h = strtol(p, &end, 10);
-        if (end == p || h < 1)
-            die("TG_BENCH_HIDDEN", "expected a comma-separated list of sizes");
-        bench_model(cell, 2, (int)h, 50, 50, threads, quick);
-        p = *end == ',' ? end + 1 : end;
-    }
+    const char *p = NULL;
+    for (int h; (h = bench_next_hidden(&p)) > 0;)
+        bench_model(cell, 2, h, 50, 50, threads, quick);
     return 0;
 }

@@ -24,30 +24,25 @@
 
 enum { CHAIN = 64 };
 
-static double now(void)
-{
-    return bench_seconds(CLOCK_MONOTONIC);
-}
-
 static int batches = 9;
 static double batch_s = 0.05;
 
 /* Best-of-batches seconds per call of fn(ctx), each call doing `ops` ops. */
 static double best_per_op(void (*fn)(void *), void *ctx, int ops)
 {
-    double t0 = now();
+    double t0 = bench_now();
     int n = 0;
     do {
         fn(ctx);
         n++;
-    } while (now() - t0 < 0.02);
-    int per = (int)(batch_s / ((now() - t0) / n)) + 1;
+    } while (bench_now() - t0 < 0.02);
+    int per = (int)(batch_s / ((bench_now() - t0) / n)) + 1;
     double best = INFINITY;
     for (int b = 0; b < batches; b++) {
-        double t = now();
+        double t = bench_now();
         for (int i = 0; i < per; i++)
             fn(ctx);
-        double s = (now() - t) / per / ops;
+        double s = (bench_now() - t) / per / ops;
         if (s < best)
             best = s;
     }

@@ -18,20 +18,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench/bench_util.h"
 #include "tapegrad.h"
-
-static double now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-static void die(const char *what, const char *msg)
-{
-    fprintf(stderr, "bench_sample: %s: %s\n", what, msg);
-    exit(1);
-}
 
 /* Draws a token from softmax(logits) (V entries); p is scratch of V entries. */
 static int32_t draw(const double *logits, int V, double *p, tg_rng *rng)
@@ -52,42 +40,33 @@ static int32_t draw(const double *logits, int V, double *p, tg_rng *rng)
 
 static void bench_size(int hidden, int threads, double seconds)
 {
-    const int V = 65;
-    tg_charlm_config cfg = {.cell = tg_cell_type_find("lstm"), .vocab = V, .layers = 2,
-                            .hidden = hidden, .embed = 0, .dropout = 0.0};
-    tg_params *ps = tg_params_new(TG_F32);
+    const int V = BENCH_VOCAB;
     tg_rng rng;
-    tg_rng_seed(&rng, 1);
     tg_charlm m;
-    if (!ps)
-        die("params", "out of memory");
-    tg_init init = {.kind = TG_INIT_UNIFORM, .scale = 0.08, .forget_bias_one = false};
-    tg_status st = tg_charlm_init(&m, ps, &cfg, &init, &rng);
-    if (st != TG_OK)
-        die("init", tg_status_str(st));
+    tg_params *ps = bench_charlm_new(&m, tg_cell_type_find("lstm"), 2, hidden, &rng);
     tg_tape *tape = tg_tape_new();
     tg_stack_state *state = tg_stack_state_new(&m.rnn, TG_F32, 1);
-    double logits[65], p[65];
+    double logits[BENCH_VOCAB], p[BENCH_VOCAB];
     if (!tape || !state)
-        die("setup", "out of memory");
+        bench_die("setup", "out of memory");
     int32_t tok = 0;
     double best = 0;
     long total = 0;
     for (int round = 0; round < 4; round++) {   /* round 0 warms up */
         long n = 0;
-        double t0 = now(), t;
+        double t0 = bench_now(), t;
         do {
             for (int k = 0; k < 16; k++, n++) {
                 tg_tape_reset(tape);
                 tg_tape_set_grad_enabled(tape, false);
                 tg_tensor *lg = tg_charlm_step(tape, &m, &tok, 1, state);
                 if (!lg)
-                    die("step", tg_tape_errmsg(tape));
+                    bench_die("step", tg_tape_errmsg(tape));
                 for (int i = 0; i < V; i++)
                     logits[i] = tg_tensor_get(lg, i);
                 tok = draw(logits, V, p, &rng);
             }
-            t = now() - t0;
+            t = bench_now() - t0;
         } while (t < (round == 0 ? seconds / 4 : seconds));
         if (round > 0 && n / t > best)
             best = n / t;
@@ -104,26 +83,15 @@ static void bench_size(int hidden, int threads, double seconds)
 
 int main(void)
 {
-    int threads = 1;
     const char *e = getenv("TG_BENCH_THREADS");
-    if (e && atoi(e) > 0)
-        threads = atoi(e);
-    const char *q = getenv("TG_BENCH_QUICK");
-    double seconds = q && *q && strcmp(q, "0") != 0 ? 0.2 : 0.5;
+    int threads = e && atoi(e) > 0 ? atoi(e) : 1;   /* generation: one thread by default */
+    double seconds = bench_quick() ? 0.2 : 0.5;
     const char *s = getenv("TG_BENCH_SAMPLE_SECONDS");
     if (s && atof(s) > 0)
         seconds = atof(s);
-    const char *hs = getenv("TG_BENCH_HIDDEN");
-    if (!hs || !*hs)
-        hs = "128,512";
     tg_set_num_threads(threads);
-    for (const char *p = hs; *p;) {
-        char *end;
-        long h = strtol(p, &end, 10);
-        if (end == p || h < 1)
-            die("TG_BENCH_HIDDEN", "expected a comma-separated list of sizes");
-        bench_size((int)h, threads, seconds);
-        p = *end == ',' ? end + 1 : end;
-    }
+    const char *p = NULL;
+    for (int h; (h = bench_next_hidden(&p)) > 0;)
+        bench_size(h, threads, seconds);
     return 0;
 }
