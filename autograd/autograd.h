@@ -124,6 +124,15 @@ tg_tensor *tg_add(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 tg_tensor *tg_sub(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 tg_tensor *tg_mul(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 tg_tensor *tg_div(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+/* max(a, b) and min(a, b), broadcasting; NaN where either is NaN. The gradient goes to the
+   larger (smaller) operand, half to each on a tie, as torch.maximum/minimum. */
+tg_tensor *tg_maximum(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+tg_tensor *tg_minimum(tg_tape *tape, tg_tensor *a, tg_tensor *b);
+/* mask != 0 ? a : b elementwise, broadcasting over all three (torch.where(mask != 0, a, b)):
+   a NaN in mask counts as true, -0 as false. mask has a's and b's dtype (0 and 1 from a
+   comparison or tg_one_hot) and gets no gradient; a and b get dc where they were chosen.
+   TG_ERR_SHAPE when the three do not broadcast. */
+tg_tensor *tg_where(tg_tape *tape, tg_tensor *mask, tg_tensor *a, tg_tensor *b);
 
 tg_tensor *tg_scale(tg_tape *tape, tg_tensor *x, double s);      /* s * x */
 tg_tensor *tg_add_scalar(tg_tape *tape, tg_tensor *x, double s); /* x + s */
@@ -135,6 +144,23 @@ tg_tensor *tg_tanh(tg_tape *tape, tg_tensor *x);    /* tanh x                   
 tg_tensor *tg_relu(tg_tape *tape, tg_tensor *x);    /* max(x, 0); gradient 0 at 0 */
 tg_tensor *tg_exp(tg_tape *tape, tg_tensor *x);     /* e^x                         */
 tg_tensor *tg_log(tg_tape *tape, tg_tensor *x);     /* ln x (x <= 0 gives -inf/NaN, as libm) */
+
+/* More pointwise functions, with PyTorch's values and gradients, also at the edges (a
+   derivative that is infinite there is inf, as in torch; a NaN input gives NaN). */
+tg_tensor *tg_sqrt(tg_tape *tape, tg_tensor *x);    /* x^(1/2); d/dx = 1/(2 sqrt x): inf at 0 */
+tg_tensor *tg_rsqrt(tg_tape *tape, tg_tensor *x);   /* 1/sqrt x; d/dx = -x^(-3/2)/2      */
+/* x^p; d/dx = p x^(p-1), and 0 for p = 0 (x^0 = 1 everywhere, NaN included). At x = 0 the
+   derivative is 0 for p > 1, 1 for p = 1, inf (or -inf) for p < 1, as torch.pow. */
+tg_tensor *tg_pow(tg_tape *tape, tg_tensor *x, double p);
+tg_tensor *tg_abs(tg_tape *tape, tg_tensor *x);     /* |x|; d/dx = sign x, 0 at x = 0 */
+/* min(max(x, lo), hi); the gradient passes where lo <= x <= hi (bounds included) and is 0
+   elsewhere, as torch.clamp. As in torch, lo > hi is no error: every element becomes hi
+   (gradient 0); a NaN bound makes every element NaN. */
+tg_tensor *tg_clamp(tg_tape *tape, tg_tensor *x, double lo, double hi);
+/* log(1 + e^x), computed as max(x, 0) + log(1 + e^-|x|): finite for any finite x (+-1000
+   included); d/dx = sigmoid x. torch's F.softplus returns x itself above its threshold
+   20; this stays exact there, a difference below 2.1e-9. */
+tg_tensor *tg_softplus(tg_tape *tape, tg_tensor *x);
 
 /* (M,K) @ (K,N) -> (M,N). */
 tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b);

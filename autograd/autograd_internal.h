@@ -38,7 +38,8 @@ struct tg_node {
     tg_tensor  **in;                        /* nin inputs (in_inline or arena)     */
     int          nin;
     tg_tensor   *in_inline[TG_NODE_INLINE_IN];
-    double       scalar;                    /* op argument: scale, p, ...          */
+    double       scalar;                    /* op argument: scale, p, eps, lo, ... */
+    double       scalar2;                   /* a second one: clamp's hi            */
     unsigned     fresh;                     /* backward: bit i, see tg_op.overwrites */
     int64_t      arg[4];                    /* op arguments: dim, start, len, ...  */
     void        *aux;                       /* op data kept in the arena           */
@@ -179,7 +180,8 @@ bool tg_reduce_dim_begin(tg_node *n, int dim);
  *
  * Unary: X(name, forward, backward, domain); domain is where the gradient check samples x,
  * away from the op's kinks and poles: TG_GC_SIGNED x in +-[0.2, 2], TG_GC_POSITIVE
- * x in [0.2, 2]. The op's scalar (scale, add_scalar) is 1.7 there.
+ * x in [0.2, 2]. The op's scalar there is 1.7 (scale, add_scalar, pow's exponent); clamp's
+ * bounds are -0.85 and 0.85, so the samples fall on both sides of each.
  */
 enum { TG_GC_SIGNED, TG_GC_POSITIVE };
 #define TG_UNARY_OPS(X)                                                      \
@@ -190,13 +192,21 @@ enum { TG_GC_SIGNED, TG_GC_POSITIVE };
     X(tanh,       tanh_forward,       tanh_backward,       TG_GC_SIGNED)     \
     X(relu,       relu_forward,       relu_backward,       TG_GC_SIGNED)     \
     X(exp,        exp_forward,        exp_backward,        TG_GC_SIGNED)     \
-    X(log,        log_forward,        log_backward,        TG_GC_POSITIVE)
+    X(log,        log_forward,        log_backward,        TG_GC_POSITIVE)   \
+    X(sqrt,       sqrt_forward,       sqrt_backward,       TG_GC_POSITIVE)   \
+    X(rsqrt,      rsqrt_forward,      rsqrt_backward,      TG_GC_POSITIVE)   \
+    X(pow,        pow_forward,        pow_backward,        TG_GC_POSITIVE)   \
+    X(abs,        abs_forward,        abs_backward,        TG_GC_SIGNED)     \
+    X(clamp,      clamp_forward,      clamp_backward,      TG_GC_SIGNED)     \
+    X(softplus,   softplus_forward,   softplus_backward,   TG_GC_SIGNED)
 
 /* Binary with broadcasting: X(name, forward, backward). */
 #define TG_BINARY_OPS(X)                                  \
     X(add, add_forward, add_backward)                     \
     X(sub, sub_forward, sub_backward)                     \
     X(mul, mul_forward, mul_backward)                     \
-    X(div, div_forward, div_backward)
+    X(div, div_forward, div_backward)                     \
+    X(maximum, maximum_forward, maximum_backward)         \
+    X(minimum, minimum_forward, minimum_backward)
 
 #endif /* TG_AUTOGRAD_AUTOGRAD_INTERNAL_H */

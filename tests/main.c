@@ -11,7 +11,7 @@ int main(void)
         ops_tape_suite, ops_errors_suite, gradcheck_suite, gemm_suite, nn_suite, cells_suite,
         stack_suite, optim_suite, checkpoint_suite, observe_suite, reliability_suite,
         errors_suite, fuzz_suite, text_suite,
-        ops_ref_suite, ops_norm_suite, zoo_suite,
+        ops_ref_suite, ops_pointwise_ref_suite, ops_norm_suite, zoo_suite,
         ops_layout_suite, custom_suite, regular_suite,
     };
     SRunner *sr = srunner_create(NULL);

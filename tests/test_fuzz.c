@@ -1,6 +1,7 @@
 /* tests/test_fuzz.c: the fuzz suite: seeded random programs thrown at the op API (random
    ops, shapes, dtypes, dims, NULLs, other tapes, resets, failures mid-way); nothing may
    crash or leak, and the first error must stick and name its op. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,16 +94,23 @@ static tg_tensor *random_op(prog *p, const char **name)
     tg_tensor *a = operand(p), *b = operand(p), *c = operand(p);
     int ndim;
     int64_t shape[6];
-    static const char *const unary_names[] = { "neg", "sigmoid", "tanh", "relu", "exp", "log" };
-    tg_tensor *(*const unary[])(tg_tape *, tg_tensor *) = { tg_neg, tg_sigmoid, tg_tanh,
-                                                            tg_relu, tg_exp, tg_log };
+    static const char *const unary_names[] = { "neg", "sigmoid", "tanh", "relu", "exp", "log",
+                                               "sqrt", "rsqrt", "abs", "softplus" };
+    tg_tensor *(*const unary[])(tg_tape *, tg_tensor *) = {
+        tg_neg, tg_sigmoid, tg_tanh, tg_relu, tg_exp, tg_log, tg_sqrt, tg_rsqrt, tg_abs,
+        tg_softplus };
     static const char *const binary_names[] = { "add", "sub", "mul", "div", "matmul", "bmm",
-                                                "mse_loss" };
+                                                "mse_loss", "maximum", "minimum" };
     tg_tensor *(*const binary[])(tg_tape *, tg_tensor *, tg_tensor *) = {
-        tg_add, tg_sub, tg_mul, tg_div, tg_matmul, tg_bmm, tg_mse_loss };
-    switch (pick(p, 24)) {
-    case 0: { int k = pick(p, 6); *name = unary_names[k]; return unary[k](t, a); }
-    case 1: { int k = pick(p, 7); *name = binary_names[k]; return binary[k](t, a, b); }
+        tg_add, tg_sub, tg_mul, tg_div, tg_matmul, tg_bmm, tg_mse_loss, tg_maximum,
+        tg_minimum };
+    /* scalars for pow and clamp: mostly ordinary, sometimes 0, a bound order swapped, NaN */
+    static const double odd_scalars[] = { 0.0, 0.5, 2.0, -1.0, NAN, INFINITY, -INFINITY };
+    double s1 = chance(p, 0.3) ? odd_scalars[pick(p, 7)] : tg_rng_normal(&p->rng);
+    double s2 = chance(p, 0.3) ? odd_scalars[pick(p, 7)] : tg_rng_normal(&p->rng);
+    switch (pick(p, 26)) {
+    case 0: { int k = pick(p, 10); *name = unary_names[k]; return unary[k](t, a); }
+    case 1: { int k = pick(p, 9); *name = binary_names[k]; return binary[k](t, a, b); }
     case 2: *name = "scale"; return tg_scale(t, a, tg_rng_normal(&p->rng));
     case 3: *name = "add_scalar"; return tg_add_scalar(t, a, tg_rng_normal(&p->rng));
     case 4: *name = "affine"; return tg_affine(t, a, b, chance(p, 0.3) ? NULL : c);
@@ -175,6 +183,10 @@ static tg_tensor *random_op(prog *p, const char **name)
         random_shape(p, &ndim, shape);
         *name = "tape_tensor";
         return tg_tape_tensor(t, chance(p, 0.1) ? (tg_dtype)5 : p->dtype, ndim, shape);
+    case 23:
+        *name = pick(p, 2) ? "pow" : "clamp";
+        return (*name)[0] == 'p' ? tg_pow(t, a, s1) : tg_clamp(t, a, s1, s2);
+    case 24: *name = "where"; return tg_where(t, a, b, c);
     default:
         *name = "user_cell";
         return tg_tape_fail(t, TG_ERR_ARG, "user_cell: refused operand %d", pick(p, 3));

@@ -1,8 +1,14 @@
-/* tests/test_ops_pointwise.c: the pointwise ops: forward values, saturation, the vectorised float math, and
-   gradient checks generated from the unary and binary op tables (broadcasting included). */
+/* tests/test_ops_pointwise.c: the pointwise ops: forward values, saturation, the vectorised
+   float math, the gradients at the edges (abs at 0, clamp's bounds, ties, where's broadcast),
+   and from the unary and binary op tables: gradient checks (broadcasting included), errors and
+   the same bits for 1 and 2 threads. PyTorch's values are in test_ops_pointwise_ref.c. */
 #include <stdlib.h>
 #include <string.h>
 #include <tgmath.h>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "autograd/autograd_internal.h"
 #include "tensor/vmath_internal.h"
@@ -35,6 +41,36 @@ START_TEST(test_unary_forward_known_values)
         ck_assert_int_eq(tg_tape_status(tape), TG_OK);
         tg_tensor_free(x);
         tg_tensor_free(p);
+        tg_tape_reset(tape);
+    }
+    tg_tape_free(tape);
+}
+END_TEST
+
+START_TEST(test_more_unary_forward_known_values)
+{
+    tg_tape *tape = tg_tape_new();
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        double tol = d ? 1e-15 : 1e-6;
+        tg_tensor *p = mk(dt, 1, (int64_t[]){ 3 }, (double[]){ 0.25, 1.0, 4.0 });
+        tg_tensor *x = mk(dt, 1, (int64_t[]){ 5 }, (double[]){ -2.0, -0.5, 0.0, 0.5, 3.0 });
+        expect_values(tg_sqrt(tape, p), (double[]){ 0.5, 1.0, 2.0 }, 0);
+        expect_values(tg_rsqrt(tape, p), (double[]){ 2.0, 1.0, 0.5 }, 0);
+        expect_values(tg_pow(tape, p, 1.5), (double[]){ 0.125, 1.0, 8.0 }, tol);
+        expect_values(tg_pow(tape, p, -1), (double[]){ 4.0, 1.0, 0.25 }, 0);
+        expect_values(tg_pow(tape, x, 3), (double[]){ -8.0, -0.125, 0.0, 0.125, 27.0 }, 0);
+        expect_values(tg_pow(tape, x, 0), (double[]){ 1, 1, 1, 1, 1 }, 0);
+        expect_values(tg_abs(tape, x), (double[]){ 2.0, 0.5, 0.0, 0.5, 3.0 }, 0);
+        expect_values(tg_clamp(tape, x, -1, 1), (double[]){ -1.0, -0.5, 0.0, 0.5, 1.0 }, 0);
+        /* lo > hi is no error: hi everywhere, as torch.clamp */
+        expect_values(tg_clamp(tape, x, 1, -1), (double[]){ -1, -1, -1, -1, -1 }, 0);
+        tg_tensor *sp = mk(dt, 1, (int64_t[]){ 5 }, (double[]){ -1000, -20, 0, 1, 1000 });
+        expect_values(tg_softplus(tape, sp), (double[]){ 0.0, 2.0611536181902037e-09,
+                      0.6931471805599453, 1.3132616875182228, 1000.0 }, tol);
+        ck_assert_int_eq(tg_tape_status(tape), TG_OK);
+        tg_tensor *xs[] = { p, x, sp };
+        free_all(xs, 3);
         tg_tape_reset(tape);
     }
     tg_tape_free(tape);
@@ -130,6 +166,18 @@ static tg_tensor *unary_public_exp(tg_tape *t, tg_tensor *x, double s)
 { (void)s; return tg_exp(t, x); }
 static tg_tensor *unary_public_log(tg_tape *t, tg_tensor *x, double s)
 { (void)s; return tg_log(t, x); }
+static tg_tensor *unary_public_sqrt(tg_tape *t, tg_tensor *x, double s)
+{ (void)s; return tg_sqrt(t, x); }
+static tg_tensor *unary_public_rsqrt(tg_tape *t, tg_tensor *x, double s)
+{ (void)s; return tg_rsqrt(t, x); }
+static tg_tensor *unary_public_pow(tg_tape *t, tg_tensor *x, double s)
+{ return tg_pow(t, x, s); }
+static tg_tensor *unary_public_abs(tg_tape *t, tg_tensor *x, double s)
+{ (void)s; return tg_abs(t, x); }
+static tg_tensor *unary_public_clamp(tg_tape *t, tg_tensor *x, double s)
+{ return tg_clamp(t, x, -s / 2, s / 2); }
+static tg_tensor *unary_public_softplus(tg_tape *t, tg_tensor *x, double s)
+{ (void)s; return tg_softplus(t, x); }
 TG_UNARY_OPS(UNARY_BUILDER)
 
 /* Every row of the table, so adding a row without a checked builder fails to compile. */
@@ -232,16 +280,317 @@ START_TEST(test_same_tensor_both_operands)
 }
 END_TEST
 
+/* ---- every table row and where: errors, and the same bits for 1 and 2 threads ------------- */
+static tg_tensor *build_where(tg_tape *t, tg_tensor **in, double s)
+{
+    (void)s;
+    return tg_where(t, in[0], in[1], in[2]);
+}
+
+/* NULL operands, operands that do not broadcast, two dtypes: each fails with its status and
+   a message that names the op. */
+START_TEST(test_table_ops_reject_bad_operands)
+{
+    tg_tape *t = tg_tape_new();
+    tg_tensor *m23 = mk(TG_F32, 2, (int64_t[]){ 2, 3 }, NULL);
+    tg_tensor *m43 = mk(TG_F32, 2, (int64_t[]){ 4, 3 }, NULL);
+    tg_tensor *m22 = mk(TG_F32, 2, (int64_t[]){ 2, 2 }, NULL);
+    tg_tensor *d3 = mk(TG_F64, 1, (int64_t[]){ 3 }, NULL);
+    char want[96];
+    for (size_t k = 0; k < sizeof unary_cases / sizeof unary_cases[0]; k++) {
+        snprintf(want, sizeof want, "%s: operand 1 is NULL", unary_cases[k].name);
+        EXPECT_FAIL(t, unary_cases[k].build(t, (tg_tensor *[]){ NULL }, 1.7), TG_ERR_NULL, want);
+        ck_assert_ptr_null(unary_cases[k].build(NULL, &m23, 1.7));
+    }
+    for (size_t k = 0; k < sizeof binary_cases / sizeof binary_cases[0]; k++) {
+        const char *name = binary_cases[k].name;
+        snprintf(want, sizeof want, "%s: operand 2 is NULL", name);
+        EXPECT_FAIL(t, binary_cases[k].build(t, (tg_tensor *[]){ m23, NULL }, 0), TG_ERR_NULL,
+                    want);
+        snprintf(want, sizeof want, "%s: (2,3) and (4,3) do not broadcast", name);
+        EXPECT_FAIL(t, binary_cases[k].build(t, (tg_tensor *[]){ m23, m43 }, 0), TG_ERR_SHAPE,
+                    want);
+        snprintf(want, sizeof want, "%s: operand 2 is f64 but operand 1 is f32", name);
+        EXPECT_FAIL(t, binary_cases[k].build(t, (tg_tensor *[]){ m23, d3 }, 0), TG_ERR_DTYPE,
+                    want);
+        ck_assert_ptr_null(binary_cases[k].build(NULL, (tg_tensor *[]){ m23, m23 }, 0));
+    }
+    EXPECT_FAIL(t, tg_where(t, NULL, m23, m23), TG_ERR_NULL, "where: operand 1 is NULL");
+    EXPECT_FAIL(t, tg_where(t, m23, m23, NULL), TG_ERR_NULL, "where: operand 3 is NULL");
+    EXPECT_FAIL(t, tg_where(t, m22, m23, m23), TG_ERR_SHAPE,
+                "where: mask (2,2), a (2,3) and b (2,3) do not broadcast");
+    EXPECT_FAIL(t, tg_where(t, m23, m23, m43), TG_ERR_SHAPE,
+                "where: mask (2,3), a (2,3) and b (4,3) do not broadcast");
+    EXPECT_FAIL(t, tg_where(t, d3, m23, m23), TG_ERR_DTYPE,
+                "where: operand 2 is f32 but operand 1 is f64");
+    EXPECT_FAIL(t, tg_where(t, m23, m23, d3), TG_ERR_DTYPE,
+                "where: operand 3 is f64 but operand 1 is f32");
+    ck_assert_ptr_null(tg_where(NULL, m23, m23, m23));
+    tg_tensor *xs[] = { m23, m43, m22, d3 };
+    free_all(xs, 4);
+    tg_tape_free(t);
+}
+END_TEST
+
+/* A leaf of dtype dt filled uniformly in [0.2, 2], every other element negated unless the
+   domain is positive; requires grad. */
+static tg_tensor *domain_leaf(tg_dtype dt, int ndim, const int64_t *shape, int domain,
+                              uint64_t seed)
+{
+    tg_rng r;
+    tg_rng_seed(&r, seed);
+    tg_tensor *x = mk(dt, ndim, shape, NULL);
+    for (int64_t i = 0; i < x->numel; i++) {
+        double v = 0.2 + 1.8 * tg_rng_uniform(&r);
+        tg_tensor_set(x, i, domain == TG_GC_SIGNED && i % 2 ? -v : v);
+    }
+    ck_assert_int_eq(tg_tensor_requires_grad(x), TG_OK);
+    return x;
+}
+
+/* build's output and its inputs' gradients (loss sum(y * w), w fixed) at a thread count,
+   appended to out; returns the bytes written. */
+static size_t run_threads(int threads, build_fn build, tg_tensor **in, int nin,
+                          unsigned char *out)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
+    tg_tape *t = tg_tape_new();
+    for (int i = 0; i < nin; i++)
+        tg_tensor_zero_grad(in[i]);
+    tg_tensor *y = build(t, in, 1.7);
+    ck_assert_ptr_nonnull(y);
+    tg_tensor *w = tg_tape_tensor(t, y->dtype, y->ndim, y->shape);
+    for (int64_t i = 0; w && i < w->numel; i++)
+        tg_tensor_set(w, i, sin((double)i));
+    ck_assert_int_eq(tg_backward(t, tg_sum(t, tg_mul(t, y, w))), TG_OK);
+    size_t bytes = (size_t)y->numel * tg_dtype_size(y->dtype);
+    memcpy(out, y->data, bytes);
+    for (int i = 0; i < nin; i++) {
+        size_t b = (size_t)in[i]->numel * tg_dtype_size(in[i]->dtype);
+        memcpy(out + bytes, in[i]->grad, b);
+        bytes += b;
+    }
+    tg_tape_free(t);
+    return bytes;
+}
+
+/* Compares run_threads at 1 and 2 threads; the inputs are freed. */
+static void expect_same_bits(const char *name, build_fn build, tg_tensor **in, int nin)
+{
+    enum { MAX_BYTES = 4 * 96 * 128 * 8 };
+    unsigned char *one = malloc(MAX_BYTES), *two = malloc(MAX_BYTES);
+    ck_assert(one && two);
+    size_t n1 = run_threads(1, build, in, nin, one), n2 = run_threads(2, build, in, nin, two);
+    ck_assert(n1 == n2 && n1 <= MAX_BYTES);
+    ck_assert_msg(memcmp(one, two, n1) == 0, "%s: 1 and 2 threads differ", name);
+    free(one);
+    free(two);
+    free_all(in, nin);
+}
+
+/* Large enough to split over threads: the full-shape paths in parallel, a broadcast
+   operand's reduction serially. */
+START_TEST(test_table_ops_same_bits_any_thread_count)
+{
+    tg_dtype dt = _i ? TG_F64 : TG_F32;
+    const int64_t full[2] = { 96, 128 }, row[1] = { 128 }, col[2] = { 96, 1 };
+    for (size_t k = 0; k < sizeof unary_cases / sizeof unary_cases[0]; k++) {
+        tg_tensor *in[1] = { domain_leaf(dt, 2, full, unary_cases[k].domain, 5 + k) };
+        expect_same_bits(unary_cases[k].name, unary_cases[k].build, in, 1);
+    }
+    for (size_t k = 0; k < sizeof binary_cases / sizeof binary_cases[0]; k++) {
+        tg_tensor *same[2] = { domain_leaf(dt, 2, full, TG_GC_SIGNED, 31 + k),
+                               domain_leaf(dt, 2, full, TG_GC_SIGNED, 47 + k) };
+        expect_same_bits(binary_cases[k].name, binary_cases[k].build, same, 2);
+        tg_tensor *bc[2] = { domain_leaf(dt, 2, full, TG_GC_SIGNED, 61 + k),
+                             domain_leaf(dt, 1, row, TG_GC_SIGNED, 73 + k) };
+        expect_same_bits(binary_cases[k].name, binary_cases[k].build, bc, 2);
+    }
+    tg_tensor *w[3] = { domain_leaf(dt, 2, col, TG_GC_SIGNED, 89),
+                        domain_leaf(dt, 2, full, TG_GC_SIGNED, 97),
+                        domain_leaf(dt, 1, row, TG_GC_SIGNED, 101) };
+    for (int64_t i = 0; i < w[0]->numel; i++)       /* a mask of 0s and 1s */
+        tg_tensor_set(w[0], i, tg_tensor_get(w[0], i) > 0);
+    expect_same_bits("where", build_where, w, 3);
+}
+END_TEST
+
+/* ---- gradients at the edges (PyTorch's, see tests/ref/pointwise_ref.py) ------------------ */
+/* Backward from sum(y): every upstream gradient is 1. */
+static void backward_sum(tg_tape *tape, tg_tensor *y)
+{
+    ck_assert_ptr_nonnull(y);
+    ck_assert_int_eq(tg_backward(tape, tg_sum(tape, y)), TG_OK);
+}
+
+/* Fails unless t's gradient is want (NaN matching NaN, inf the same inf), then zeroes it and
+   resets the tape for the next case. */
+static void expect_grad(tg_tape *tape, tg_tensor *t, const double *want)
+{
+    for (int64_t i = 0; i < t->numel; i++) {
+        double g = t->dtype == TG_F64 ? ((double *)t->grad)[i] : ((float *)t->grad)[i];
+        ck_assert_msg(isnan(want[i]) ? isnan(g) : g == want[i],
+                      "gradient %lld = %g, expected %g", (long long)i, g, want[i]);
+    }
+    tg_tensor_zero_grad(t);
+    tg_tape_reset(tape);
+}
+
+/* A leaf of dtype dt with these values that requires grad. */
+static tg_tensor *leaf(tg_dtype dt, int ndim, const int64_t *shape, const double *vals)
+{
+    tg_tensor *t = mk(dt, ndim, shape, vals);
+    ck_assert_int_eq(tg_tensor_requires_grad(t), TG_OK);
+    return t;
+}
+
+/* abs at 0, sqrt and rsqrt at 0, pow at 0 for each kind of exponent (float32 and float64). */
+START_TEST(test_unary_edge_gradients)
+{
+    tg_dtype dt = _i ? TG_F64 : TG_F32;
+    tg_tape *t = tg_tape_new();
+    tg_tensor *x = leaf(dt, 1, (int64_t[]){ 5 }, (double[]){ 0.0, -0.0, 4.0, -4.0, NAN });
+    backward_sum(t, tg_abs(t, x));                  /* sign x: 0 at +-0 and at NaN */
+    expect_grad(t, x, (double[]){ 0, 0, 1, -1, 0 });
+    backward_sum(t, tg_sqrt(t, x));                 /* 1/(2 sqrt x): +-inf at +-0 */
+    expect_grad(t, x, (double[]){ INFINITY, -INFINITY, 0.25, NAN, NAN });
+    backward_sum(t, tg_rsqrt(t, x));                /* -x^(-3/2)/2 */
+    expect_grad(t, x, (double[]){ -INFINITY, INFINITY, -0.0625, NAN, NAN });
+    backward_sum(t, tg_pow(t, x, 0));               /* 0 everywhere, NaN included */
+    expect_grad(t, x, (double[]){ 0, 0, 0, 0, 0 });
+    backward_sum(t, tg_pow(t, x, 1));               /* 1 everywhere */
+    expect_grad(t, x, (double[]){ 1, 1, 1, 1, 1 });
+    backward_sum(t, tg_pow(t, x, 2));
+    expect_grad(t, x, (double[]){ 0, 0, 8, -8, NAN });
+    backward_sum(t, tg_pow(t, x, 3));
+    expect_grad(t, x, (double[]){ 0, 0, 48, 48, NAN });
+    backward_sum(t, tg_pow(t, x, 1.5));             /* 1.5 x^0.5: 0 at 0 */
+    expect_grad(t, x, (double[]){ 0, 0, 3, NAN, NAN });
+    backward_sum(t, tg_pow(t, x, 0.5));             /* 0.5 x^-0.5: inf at 0 */
+    expect_grad(t, x, (double[]){ INFINITY, -INFINITY, 0.25, NAN, NAN });
+    backward_sum(t, tg_pow(t, x, -1));              /* -x^-2 */
+    expect_grad(t, x, (double[]){ -INFINITY, -INFINITY, -0.0625, -0.0625, NAN });
+    tg_tensor *sp = leaf(dt, 1, (int64_t[]){ 3 }, (double[]){ -1000, 0, 1000 });
+    backward_sum(t, tg_softplus(t, sp));            /* sigmoid x */
+    expect_grad(t, sp, (double[]){ 0, 0.5, 1 });
+    tg_tensor *xs[] = { x, sp };
+    free_all(xs, 2);
+    tg_tape_free(t);
+}
+END_TEST
+
+/* clamp passes the gradient on its bounds (lo <= x <= hi, as torch); lo > hi gives hi and no
+   gradient; lo == hi passes it only at x == lo. */
+START_TEST(test_clamp_edge_gradients)
+{
+    tg_dtype dt = _i ? TG_F64 : TG_F32;
+    tg_tape *t = tg_tape_new();
+    tg_tensor *x = leaf(dt, 1, (int64_t[]){ 5 }, (double[]){ -1.0, -0.5, 0.0, 0.8, 1.0 });
+    backward_sum(t, tg_clamp(t, x, -0.5, 0.8));
+    expect_grad(t, x, (double[]){ 0, 1, 1, 1, 0 });
+    tg_tensor *y = tg_clamp(t, x, 0.8, -0.5);
+    expect_values(y, (double[]){ -0.5, -0.5, -0.5, -0.5, -0.5 }, 0);
+    backward_sum(t, y);
+    expect_grad(t, x, (double[]){ 0, 0, 0, 0, 0 });
+    backward_sum(t, tg_clamp(t, x, 0, 0));
+    expect_grad(t, x, (double[]){ 0, 0, 1, 0, 0 });
+    backward_sum(t, tg_clamp(t, x, -INFINITY, 0));  /* one-sided */
+    expect_grad(t, x, (double[]){ 1, 1, 1, 0, 0 });
+    y = tg_clamp(t, x, NAN, 1);                     /* a NaN bound: NaN, as torch */
+    ck_assert(y && isnan(tg_tensor_get(y, 0)) && isnan(tg_tensor_get(y, 4)));
+    tg_tensor_free(x);
+    tg_tape_free(t);
+}
+END_TEST
+
+/* maximum and minimum split a tie's gradient half and half, also where a broadcast operand
+   collects it from several elements. */
+START_TEST(test_maximum_minimum_ties)
+{
+    tg_dtype dt = _i ? TG_F64 : TG_F32;
+    tg_tape *t = tg_tape_new();
+    tg_tensor *a = leaf(dt, 1, (int64_t[]){ 3 }, (double[]){ 1, 2, 3 });
+    tg_tensor *b = leaf(dt, 1, (int64_t[]){ 3 }, (double[]){ 1, 3, 2 });
+    expect_values(tg_maximum(t, a, b), (double[]){ 1, 3, 3 }, 0);
+    backward_sum(t, tg_maximum(t, a, b));
+    expect_grad(t, a, (double[]){ 0.5, 0, 1 });
+    expect_grad(t, b, (double[]){ 0.5, 1, 0 });
+    backward_sum(t, tg_minimum(t, a, b));
+    expect_grad(t, a, (double[]){ 0.5, 1, 0 });
+    expect_grad(t, b, (double[]){ 0.5, 0, 1 });
+    /* (2,3) of 2s against (3) = { 2, 1, 3 }: column 0 ties in both rows */
+    tg_tensor *m = leaf(dt, 2, (int64_t[]){ 2, 3 }, (double[]){ 2, 2, 2, 2, 2, 2 });
+    tg_tensor *r = leaf(dt, 1, (int64_t[]){ 3 }, (double[]){ 2, 1, 3 });
+    expect_values(tg_maximum(t, m, r), (double[]){ 2, 2, 3, 2, 2, 3 }, 0);
+    backward_sum(t, tg_maximum(t, m, r));
+    expect_grad(t, m, (double[]){ 0.5, 1, 0, 0.5, 1, 0 });
+    expect_grad(t, r, (double[]){ 1, 0, 2 });
+    backward_sum(t, tg_minimum(t, m, r));
+    expect_grad(t, m, (double[]){ 0.5, 0, 1, 0.5, 0, 1 });
+    expect_grad(t, r, (double[]){ 1, 2, 0 });
+    tg_tensor *xs[] = { a, b, m, r };
+    free_all(xs, 4);
+    tg_tape_free(t);
+}
+END_TEST
+
+/* where broadcasts mask (3,1), a (4) and b (1) to (3,4); a collects the gradient of the rows
+   that chose it, b that of every element that chose it, and the mask gets none. */
+START_TEST(test_where_broadcasting)
+{
+    tg_dtype dt = _i ? TG_F64 : TG_F32;
+    tg_tape *t = tg_tape_new();
+    tg_tensor *mask = leaf(dt, 2, (int64_t[]){ 3, 1 }, (double[]){ 1, 0, -2 });
+    tg_tensor *a = leaf(dt, 1, (int64_t[]){ 4 }, (double[]){ 1, 2, 3, 4 });
+    tg_tensor *b = leaf(dt, 1, (int64_t[]){ 1 }, (double[]){ 10 });
+    tg_tensor *y = tg_where(t, mask, a, b);
+    ck_assert_ptr_nonnull(y);
+    ck_assert_int_eq(y->ndim, 2);
+    ck_assert_int_eq(y->shape[0], 3);
+    ck_assert_int_eq(y->shape[1], 4);
+    expect_values(y, (double[]){ 1, 2, 3, 4, 10, 10, 10, 10, 1, 2, 3, 4 }, 0);
+    /* upstream gradient w: row-major 1..12 */
+    tg_tensor *w = mk(dt, 2, (int64_t[]){ 3, 4 }, (double[]){ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10,
+                                                               11, 12 });
+    ck_assert_int_eq(tg_backward(t, tg_sum(t, tg_mul(t, y, w))), TG_OK);
+    expect_grad(t, a, (double[]){ 1 + 9, 2 + 10, 3 + 11, 4 + 12 });
+    expect_grad(t, b, (double[]){ 5 + 6 + 7 + 8 });
+    expect_grad(t, mask, (double[]){ 0, 0, 0 });
+    /* a NaN mask chooses a, a -0 one b (mask != 0) */
+    tg_tensor *odd = mk(dt, 1, (int64_t[]){ 2 }, (double[]){ NAN, -0.0 });
+    expect_values(tg_where(t, odd, tg_slice(t, a, 0, 0, 2), b), (double[]){ 1, 10 }, 0);
+    tg_tensor *xs[] = { mask, a, b, w, odd };
+    free_all(xs, 5);
+    tg_tape_free(t);
+}
+END_TEST
+
 Suite *ops_pointwise_suite(void)
 {
     Suite *s = suite_create("ops_pointwise");
     TCase *fw = tcase_create("forward");
     tcase_add_test(fw, test_unary_forward_known_values);
+    tcase_add_test(fw, test_more_unary_forward_known_values);
     tcase_add_test(fw, test_sigmoid_tanh_saturate_finite);
     tcase_add_test(fw, test_float_exp_underflows_to_zero);
     tcase_add_test(fw, test_vectorised_float_math_accuracy);
     tcase_add_test(fw, test_binary_broadcast_forward);
     suite_add_tcase(s, fw);
+    TCase *edge = tcase_create("edges");
+    tcase_add_loop_test(edge, test_unary_edge_gradients, 0, 2);
+    tcase_add_loop_test(edge, test_clamp_edge_gradients, 0, 2);
+    tcase_add_loop_test(edge, test_maximum_minimum_ties, 0, 2);
+    tcase_add_loop_test(edge, test_where_broadcasting, 0, 2);
+    suite_add_tcase(s, edge);
+    TCase *tables = tcase_create("tables");
+    tcase_set_timeout(tables, 60);
+    tcase_add_test(tables, test_table_ops_reject_bad_operands);
+    tcase_add_loop_test(tables, test_table_ops_same_bits_any_thread_count, 0, 2);
+    suite_add_tcase(s, tables);
     TCase *gc = tcase_create("gradcheck");
     tcase_set_timeout(gc, 60);
     tcase_add_test(gc, test_unary_gradcheck_table);

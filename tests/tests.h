@@ -18,6 +18,7 @@ Suite *ops_reduce_suite(void);
 Suite *ops_tape_suite(void);
 Suite *ops_errors_suite(void);
 Suite *ops_ref_suite(void);
+Suite *ops_pointwise_ref_suite(void);
 Suite *ops_norm_suite(void);
 Suite *ops_layout_suite(void);
 Suite *custom_suite(void);

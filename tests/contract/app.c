@@ -89,6 +89,30 @@ static tg_tensor *f_bmm(tg_tape *t, tg_tensor **x)
                   tg_reshape(t, x[1], 3, (int64_t[]){ 1, 4, 2 }));
 }
 
+static tg_tensor *f_sqrt(tg_tape *t, tg_tensor **x) { return tg_sqrt(t, x[0]); }
+static tg_tensor *f_rsqrt(tg_tape *t, tg_tensor **x) { return tg_rsqrt(t, x[0]); }
+static tg_tensor *f_pow(tg_tape *t, tg_tensor **x) { return tg_pow(t, x[0], 1.7); }
+/* the inputs lie in [0.5, 0.87]: shifted by -0.7 they take both signs, away from 0 */
+static tg_tensor *f_abs(tg_tape *t, tg_tensor **x)
+{
+    return tg_abs(t, tg_add_scalar(t, x[0], -0.7));
+}
+static tg_tensor *f_clamp(tg_tape *t, tg_tensor **x) { return tg_clamp(t, x[0], 0.6, 0.8); }
+static tg_tensor *f_softplus(tg_tape *t, tg_tensor **x)
+{
+    return tg_softplus(t, tg_add_scalar(t, x[0], -0.7));
+}
+static tg_tensor *f_maximum(tg_tape *t, tg_tensor **x) { return tg_maximum(t, x[0], x[2]); }
+static tg_tensor *f_minimum(tg_tape *t, tg_tensor **x) { return tg_minimum(t, x[0], x[2]); }
+static tg_tensor *f_where(tg_tape *t, tg_tensor **x)
+{
+    int64_t rows3[2] = { 3, 1 };
+    tg_tensor *mask = tg_tape_tensor(t, TG_F64, 2, rows3);    /* rows 0 and 2 take x[0] */
+    if (mask)
+        ((double *)mask->data)[0] = ((double *)mask->data)[2] = 1.0;
+    return tg_where(t, mask, x[0], tg_scale(t, x[2], 2.0));
+}
+
 static const struct { const char *name; op_fn f; } ops[] = {
     { "add", f_add }, { "sub", f_sub }, { "mul", f_mul }, { "div", f_div },
     { "scale", f_scale }, { "add_scalar", f_adds }, { "neg", f_neg },
@@ -100,7 +124,9 @@ static const struct { const char *name; op_fn f; } ops[] = {
     { "mean_dim", f_mean_dim }, { "var_dim", f_var_dim }, { "max_dim", f_max_dim },
     { "logsumexp_dim", f_lse_dim }, { "layer_norm", f_layer_norm }, { "mse_loss", f_mse_loss },
     { "stack", f_stack }, { "chunk", f_chunk }, { "flip", f_flip }, { "bmm", f_bmm },
-    { "custom", f_custom },
+    { "custom", f_custom }, { "sqrt", f_sqrt }, { "rsqrt", f_rsqrt }, { "pow", f_pow },
+    { "abs", f_abs }, { "clamp", f_clamp }, { "softplus", f_softplus },
+    { "maximum", f_maximum }, { "minimum", f_minimum }, { "where", f_where },
 };
 
 /* loss = sum(op(x) * weights), the weights fixed: 0.3, 0.6, 0.9, ... */
