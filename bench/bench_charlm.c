@@ -149,7 +149,8 @@ static void bench_model(const tg_cell_type *cell, int layers, int hidden, int64_
     size_t peak1 = tg_tape_bytes_peak(tape);
     int64_t mallocs1 = tg_tape_mallocs(tape);
     double med = bench_median(ms, steps), gflops = flops / (med * 1e-3) * 1e-9;
-    double peak = bench_median(peaks, rounds), frac = bench_median(fracs, rounds);   /* fracs sorted */
+    double peak = bench_median(peaks, rounds);
+    double frac = bench_median(fracs, rounds);   /* sorts fracs too */
     printf("charlm cell=%s layers=%d hidden=%d batch=%lld seq=%lld threads=%d "
            "ms_per_step=%.2f tokens_per_s=%.0f gflops=%.1f fraction_of_gemm_peak=%.2f "
            "fraction_range=%.2f-%.2f gemm_peak_gflops=%.1f "

@@ -57,14 +57,25 @@ static bool one_line(const char *msg)
     return msg[0] != '\0' && strchr(msg, '\n') == NULL;
 }
 
+/* Four parameters: "embed" (rows, cols), "conv" (2,1,2,3), "bias" (bias_len) and `last`
+   (2,2), every element 0.5: model's layout, or one that differs from it. */
+static tg_params *params4(tg_dtype dt, int64_t rows, int64_t cols, int64_t bias_len,
+                          const char *last)
+{
+    tg_params *ps = tg_params_new(dt);
+    ck_assert_ptr_nonnull(tg_params_add(ps, "embed", 2, (const int64_t[]){ rows, cols }));
+    ck_assert_ptr_nonnull(tg_params_add(ps, "conv", 4, (const int64_t[]){ 2, 1, 2, 3 }));
+    ck_assert_ptr_nonnull(tg_params_add(ps, "bias", 1, (const int64_t[]){ bias_len }));
+    ck_assert_ptr_nonnull(tg_params_add(ps, last, 2, (const int64_t[]){ 2, 2 }));
+    for (int i = 0; i < tg_params_count(ps); i++)
+        tg_tensor_fill(tg_params_at(ps, i), 0.5);
+    return ps;
+}
+
 /* A small model of every rank: "embed" (5,3), "conv" (2,1,2,3), "bias" (3), "h" (2,2). */
 static tg_params *model(tg_dtype dt, uint64_t seed)
 {
-    tg_params *ps = tg_params_new(dt);
-    ck_assert_ptr_nonnull(tg_params_add(ps, "embed", 2, (const int64_t[]){ 5, 3 }));
-    ck_assert_ptr_nonnull(tg_params_add(ps, "conv", 4, (const int64_t[]){ 2, 1, 2, 3 }));
-    ck_assert_ptr_nonnull(tg_params_add(ps, "bias", 1, (const int64_t[]){ 3 }));
-    ck_assert_ptr_nonnull(tg_params_add(ps, "h", 2, (const int64_t[]){ 2, 2 }));
+    tg_params *ps = params4(dt, 5, 3, 3, "h");
     tg_rng rng;
     tg_rng_seed(&rng, seed);
     for (int i = 0; i < tg_params_count(ps); i++)
@@ -602,12 +613,7 @@ START_TEST(test_model_mismatch)
     char err[256];
 
     /* other shape of "bias" */
-    tg_params *q = tg_params_new(TG_F32);
-    tg_params_add(q, "embed", 2, (const int64_t[]){ 5, 3 });
-    tg_params_add(q, "conv", 4, (const int64_t[]){ 2, 1, 2, 3 });
-    tg_params_add(q, "bias", 1, (const int64_t[]){ 4 });
-    tg_params_add(q, "h", 2, (const int64_t[]){ 2, 2 });
-    tg_tensor_fill(tg_params_at(q, 0), 0.5);
+    tg_params *q = params4(TG_F32, 5, 3, 4, "h");
     ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, NULL, err, sizeof err),
                      TG_ERR_SHAPE);
     char want[256];
@@ -618,22 +624,14 @@ START_TEST(test_model_mismatch)
     tg_params_free(q);
 
     /* same shapes, other name */
-    q = tg_params_new(TG_F32);
-    tg_params_add(q, "embed", 2, (const int64_t[]){ 5, 3 });
-    tg_params_add(q, "conv", 4, (const int64_t[]){ 2, 1, 2, 3 });
-    tg_params_add(q, "bias", 1, (const int64_t[]){ 3 });
-    tg_params_add(q, "c", 2, (const int64_t[]){ 2, 2 });
+    q = params4(TG_F32, 5, 3, 3, "c");
     ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, NULL, err, sizeof err),
                      TG_ERR_SHAPE);
     ck_assert_msg(strstr(err, "'h' (2,2) in the file but 'c' (2,2)") != NULL, "%s", err);
     tg_params_free(q);
 
     /* same shape, transposed 2-D */
-    q = tg_params_new(TG_F32);
-    tg_params_add(q, "embed", 2, (const int64_t[]){ 3, 5 });
-    tg_params_add(q, "conv", 4, (const int64_t[]){ 2, 1, 2, 3 });
-    tg_params_add(q, "bias", 1, (const int64_t[]){ 3 });
-    tg_params_add(q, "h", 2, (const int64_t[]){ 2, 2 });
+    q = params4(TG_F32, 3, 5, 3, "h");
     ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, NULL, err, sizeof err),
                      TG_ERR_SHAPE);
     tg_params_free(q);
