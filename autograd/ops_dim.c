@@ -34,6 +34,16 @@ static tg_tensor *finish_with_aux(tg_node *n, size_t elem_bytes)
     return n->aux ? tg_node_finish(n) : NULL;
 }
 
+/* Records op reducing x over dim, with an aux value of elem_bytes per output. */
+static tg_tensor *record_dim_op(tg_tape *tape, const tg_op *op, tg_tensor *x, int dim,
+                                size_t elem_bytes)
+{
+    tg_node *n = tg_node_begin(tape, op, 1, &x);
+    if (!n || !tg_reduce_dim_begin(n, dim))
+        return NULL;
+    return finish_with_aux(n, elem_bytes);
+}
+
 /* ---- var_dim --------------------------------------------------------------------------
  * forward:   m = mean_k x[k]    y = sum_k (x[k] - m)^2 / (len - c)     c: the correction
  * backward:  dx[k] += dy * 2 (x[k] - m) / (len - c)
@@ -130,10 +140,7 @@ static const tg_op op_max_dim = { "max_dim", max_dim_forward, max_dim_backward, 
 
 tg_tensor *tg_max_dim(tg_tape *tape, tg_tensor *x, int dim)
 {
-    tg_node *n = tg_node_begin(tape, &op_max_dim, 1, &x);
-    if (!n || !tg_reduce_dim_begin(n, dim))
-        return NULL;
-    return finish_with_aux(n, sizeof(int64_t));
+    return record_dim_op(tape, &op_max_dim, x, dim, sizeof(int64_t));
 }
 
 /* ---- logsumexp_dim -------------------------------------------------------------------------
@@ -181,10 +188,7 @@ static const tg_op op_logsumexp_dim = { "logsumexp_dim", logsumexp_dim_forward,
 
 tg_tensor *tg_logsumexp_dim(tg_tape *tape, tg_tensor *x, int dim)
 {
-    tg_node *n = tg_node_begin(tape, &op_logsumexp_dim, 1, &x);
-    if (!n || !tg_reduce_dim_begin(n, dim))
-        return NULL;
-    return finish_with_aux(n, sizeof(double));
+    return record_dim_op(tape, &op_logsumexp_dim, x, dim, sizeof(double));
 }
 
 /* ---- mse_loss ------------------------------------------------------------------------------
