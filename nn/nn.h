@@ -196,11 +196,10 @@ typedef struct tg_rnn_stack {
     double zoneout;       /* zoneout (Krueger et al. 2016) of every state tensor: each
                              unit keeps its previous value with this probability, a fresh
                              mask per step; at evaluation the expectation              */
-    double weight_drop;   /* weight drop (Merity et al. 2017): DropConnect on the rows in
-                             recurrent[l], one mask per window                         */
-    tg_recurrent_rows *recurrent[TG_MAX_LAYERS]; /* layer l's recurrent weights, found by
-                             init (see tg_rnn_stack_init), freed by deinit; NULL: none  */
-    int nrecurrent[TG_MAX_LAYERS];
+    double weight_drop;   /* weight drop (Merity et al. 2017): DropConnect on the rows
+                             tg_rnn_stack_recurrent finds, one mask per window          */
+    struct tg_stack_probe *probe;   /* internal: each layer's parameters and the
+                                       recurrent rows found in them; freed by deinit  */
 } tg_rnn_stack;
 
 /* The regularisers' draws for one window of steps: variational dropout's masks and the
@@ -229,22 +228,6 @@ typedef struct tg_stack_state {
    l = 0..layers-1 (1 <= layers <= TG_MAX_LAYERS), drawn in layer order. The cells'
    memory is allocated here, once: release it with tg_rnn_stack_deinit (the parameters
    stay in ps). On failure nothing needs releasing.
-   It also finds each layer's recurrent weights, the rows weight drop masks
-   (recurrent[l]), by probing the cell: three forward and backward passes of one step on
-   a batch of 32 random inputs and states (from a fixed seed: rng is not used), with
-   h_{t-1} zero, only its even units set, and only its odd units set. A row of a 1-D or
-   2-D parameter of the cell is recurrent when its gradient is zero in the first pass and
-   in exactly one of the other two: it multiplies one unit of h_{t-1} and nothing else
-   drives it. For the library's cells that is the rows of a weight over concat(h, x)
-   that multiply h, all of a hidden-to-hidden weight, IndRNN's per-unit u, and the
-   classic GRU's reset bias (the reset gate acts on h alone); other biases, input
-   weights, peepholes and layer-norm gains are not recurrent. A user's cell gets the same
-   rule with no declaration. A row a
-   dead ReLU silences in every batch row of its pass is missed (at 32 random rows, a
-   chance of 2^-32). The cell's struct must hold the parameters' tg_tensor pointers (as
-   members or in member structs such as tg_linear), which weight drop replaces in a
-   copy of the struct; see tg_recurrent_rows. A cell whose step fails in the probe gets
-   no recurrent rows (and fails again when stepped).
    Returns TG_ERR_NULL / TG_ERR_ARG (bad sizes, dropout outside [0,1), a type that is not
    valid) / TG_ERR_NOMEM, or the type's init's status; the reason in tg_last_error(). */
 tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
@@ -254,6 +237,28 @@ tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
 /* Frees the cells' memory and zeroes s (NULL or a zeroed stack: nothing happens). */
 void      tg_rnn_stack_deinit(tg_rnn_stack *s);
 
+/* Layer l's recurrent rows: what weight drop masks and variational dropout scales. Found
+   the first time they are asked for (by this call or the first training step with
+   var_dropout or weight_drop set) by probing the cell: three forward and backward
+   passes of one step on a batch of 32 random inputs and states (a fixed seed: no rng is
+   used; the parameters' gradients are restored), with h_{t-1} zero, only its even units
+   set, and only its odd units set. A row of a 1-D or 2-D parameter of the cell is
+   recurrent when its gradient is zero in the first pass and in exactly one of the other
+   two: it acts through one unit of h_{t-1} and nothing else drives it. For the library's
+   cells that is the rows of a weight over concat(h, x) that multiply h, all of a
+   hidden-to-hidden weight, IndRNN's per-unit u, and the classic GRU's reset bias (the
+   reset gate acts on h alone); other biases, input weights, peepholes and layer-norm
+   gains are not. A user's cell gets the same rule with no declaration. A row a dead
+   ReLU silences in all 32 rows of its pass is missed (about 2^-32 for a unit whose
+   pre-activation has either sign), and a step that fails gives no rows. To be masked,
+   a parameter's tg_tensor pointer must be held in the cell struct (as a member or in a
+   member struct such as tg_linear): the step then reads a copy of the struct with the
+   masked tensor in its place (tg_recurrent_rows.offset).
+   Sets *rows (owned by the stack, valid until deinit) and returns how many; -1 with the
+   reason in tg_last_error() for NULL arguments, a bad layer or no memory. Not
+   thread-safe against another call or step on the same stack before the first probe. */
+int       tg_rnn_stack_recurrent(const tg_rnn_stack *s, int l, const tg_recurrent_rows **rows);
+
 /* One time step through every layer: x (B,I); state holds each layer's state tensors in
    and is updated in place to the new tape-owned tensors. Returns the top layer's h (B,H).
    Dropout (with rng) applies to the input of layers 1.. when training is true, then the
@@ -262,15 +267,17 @@ void      tg_rnn_stack_deinit(tg_rnn_stack *s);
    masks, the cell reads the window's weight-dropped copy of itself, and zoneout mixes
    each new state tensor with the previous one through a fresh mask; without training
    only zoneout acts, as its expectation (no rng needed). Masks are drawn in a fixed
-   order (for each layer: input, hidden, weight-drop rows in recurrent[l] order; then
-   per step dropout and zoneout), serially, so any thread count gives the same bits.
+   order (for each layer: input, hidden, weight-drop rows in tg_rnn_stack_recurrent's
+   order; then per step dropout and zoneout), serially, so any thread count gives the
+   same bits.
    Because its pointers are replaced, step a working copy of a caller-owned state
    (tg_stack_state cur = *owned; ...; tg_stack_state_copy(owned, &cur) to detach, but
    only after tg_backward: backward reads the initial state's values again);
    a NULL tensors[l][k] is read as zeros, and so is a state with nstate 0
    (tg_stack_state cur = { .layers = L } starts from zeros; the step sets its nstate).
    On failure state is left unchanged. Errors: TG_ERR_ARG for a regulariser outside
-   [0,1) or weight drop with recurrent rows the cell struct does not hold (or none);
+   [0,1) or, in training, var_dropout or weight_drop with recurrent rows the cell struct
+   does not hold (or none); TG_ERR_NOMEM when the probe runs out of memory;
    TG_ERR_NULL for a missing rng in training with dropout, var_dropout, weight_drop or
    zoneout set.
    An error inside layer l names it: "<prefix>.<l>/<gate>: <op>: ...". */

@@ -60,16 +60,16 @@ bool tg_step_begin(tg_tape *tape, const char *who, const void *cell, tg_tensor *
                    tg_tensor *const *state, tg_tensor **next, int nstate, int input_size,
                    int hidden_size);
 
-/* Finds layer l's recurrent weights (s->recurrent[l], s->nrecurrent[l]) among the params
-   [first, count) its cell's init added, by probing the cell (see tg_rnn_stack_init);
-   in is the layer's input size. s->type, s->cells[l] and s->hidden_size must be set.
-   A cell whose step fails in the probe gets none. Returns TG_ERR_NOMEM (reason in
-   tg_last_error()) or TG_OK. */
-tg_status tg_find_recurrent(tg_rnn_stack *s, int l, tg_params *ps, int first, int in);
+/* Records the params [first, count) of ps as layer l's, for tg_rnn_stack_recurrent's
+   probe (allocating s->probe on first use). TG_ERR_NOMEM with a reason, or TG_OK. */
+tg_status tg_stack_probe_note(tg_rnn_stack *s, int l, tg_params *ps, int first);
+/* Frees what tg_stack_probe_note allocated and the rows found (NULL: nothing). */
+void      tg_stack_probe_free(struct tg_stack_probe *pr);
 
 /* Checks the stack's dropout and regularisers for a step: each in [0,1), an rng when one
-   acts in training, and, for weight drop, recurrent weights the cell struct holds.
-   False with the tape's error (TG_ERR_ARG / TG_ERR_NULL) otherwise. */
+   acts in training, and, for weight drop and variational dropout in training, recurrent
+   weights the cell struct holds (probing the cell the first time). False with the
+   tape's error (TG_ERR_ARG / TG_ERR_NULL / TG_ERR_NOMEM) otherwise. */
 bool tg_stack_check_regularisers(tg_tape *t, const tg_rnn_stack *s, bool training,
                                  tg_rng *rng);
 

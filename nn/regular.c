@@ -74,11 +74,20 @@ tg_tensor *tg_weight_drop(tg_tape *t, tg_tensor *w, int64_t row0, int64_t rows, 
 
 /* ---- finding a cell's recurrent weights ------------------------------------------
  * Three passes of one step with h_{t-1} zero, its even units only, its odd units only
- * (everything else random, the same in every pass): probe p sets bit p of hits[row]
- * for every parameter row whose gradient is not all zero. Recurrent rows are those hit
- * by exactly one of the half passes and not by the zero pass.
+ * (everything else random, the same in every pass): pass half+1 sets that bit of
+ * hits[row] for every parameter row whose gradient is not all zero. Recurrent rows are
+ * those hit by exactly one of the half passes and not by the zero pass.
  */
 enum { PROBE_BATCH = 32, PROBE_SEED = 0x5EC0A11 };
+
+/* Each layer's parameters (recorded by init) and, once probed, its recurrent rows. */
+struct tg_stack_probe {
+    tg_tensor **params[TG_MAX_LAYERS];      /* the params layer l's init added, in order */
+    int nparams[TG_MAX_LAYERS];
+    tg_recurrent_rows *rows[TG_MAX_LAYERS];
+    int nrows[TG_MAX_LAYERS];
+    bool probed[TG_MAX_LAYERS];
+};
 
 /* Rows of parameter t as weight drop counts them: 2-D rows, 1-D elements, else none. */
 static int64_t param_rows(const tg_tensor *t)
@@ -92,15 +101,17 @@ static double grad_at(const tg_tensor *t, int64_t i)
     return t->dtype == TG_F64 ? ((const double *)t->grad)[i] : ((const float *)t->grad)[i];
 }
 
-/* One probe pass: hits rows of params [first,end) (concatenated) with bit `bit`, then
-   zeroes those params' gradients again. */
-static tg_status probe_pass(const tg_cell_type *type, const void *cell, tg_params *ps,
-                            int first, int end, int in, int H, int half, uint8_t *hits)
+/* One probe pass of layer l: sets bit half+1 (half -1: h zero; 0, 1: its even, odd
+   units set) of hits[row] for the rows of its params (concatenated) that get a
+   gradient, then zeroes those gradients. A failing step hits nothing. */
+static void probe_pass(const tg_rnn_stack *s, int l, int half, uint8_t *hits)
 {
+    const struct tg_stack_probe *pr = s->probe;
+    int H = s->hidden_size, in = l == 0 ? s->input_size : H;
     tg_tape *t = tg_tape_new();
     if (!t)
-        return tg_error_set(TG_ERR_NOMEM, "out of memory");
-    tg_dtype dt = tg_params_at(ps, first)->dtype;
+        return;
+    tg_dtype dt = pr->params[l][0]->dtype;
     tg_rng rng;
     tg_rng_seed(&rng, PROBE_SEED);
     tg_tensor *x = tg_tape_tensor(t, dt, 2, (const int64_t[]){ PROBE_BATCH, in });
@@ -108,35 +119,36 @@ static tg_status probe_pass(const tg_cell_type *type, const void *cell, tg_param
     const int64_t bh[2] = { PROBE_BATCH, H };
     if (x)
         tg_tensor_fill_uniform(x, &rng, -1, 1);
-    for (int k = 0; k < type->nstate; k++)
+    for (int k = 0; k < s->type->nstate; k++)
         if ((state[k] = tg_tape_tensor(t, dt, 2, bh)))
             tg_tensor_fill_uniform(state[k], &rng, -1, 1);
     for (int64_t i = 0; state[0] && i < state[0]->numel; i++)   /* h: one half, or none */
         if (half < 0 || (i % H) % 2 != half)
             tg_tensor_set(state[0], i, 0.0);
-    type->step(t, cell, x, state, next);
+    s->type->step(t, s->cells[l], x, state, next);
     tg_tensor *loss = NULL;
-    for (int k = 0; k < type->nstate; k++) {        /* sum_k sum(next_k * r_k), r random */
+    for (int k = 0; k < s->type->nstate; k++) {     /* sum_k sum(next_k * r_k), r random */
         tg_tensor *r = tg_tape_tensor(t, dt, 2, bh);
         if (r)
             tg_tensor_fill_uniform(r, &rng, -1, 1);
         tg_tensor *term = tg_sum(t, tg_mul(t, next[k], r));
         loss = k == 0 ? term : tg_add(t, loss, term);
     }
-    tg_status st = tg_backward(t, loss);      /* a failing cell: nothing found, no error */
-    for (int i = first; i < end; i++) {
-        tg_tensor *w = tg_params_at(ps, i);
+    bool ok = tg_backward(t, loss) == TG_OK;
+    for (int i = 0; i < pr->nparams[l]; i++) {
+        tg_tensor *w = pr->params[l][i];
         int64_t rows = param_rows(w), cols = rows ? w->numel / rows : 0;
-        for (int64_t r = 0; st == TG_OK && r < rows; r++, hits++)
+        for (int64_t r = 0; ok && w->grad && r < rows; r++)
             for (int64_t j = 0; j < cols; j++)
                 if (grad_at(w, r * cols + j) != 0.0) {
-                    *hits |= (uint8_t)(1u << (half + 1));
+                    hits[r] |= (uint8_t)(1u << (half + 1));
                     break;
                 }
-        memset(w->grad, 0, (size_t)w->numel * tg_dtype_size(w->dtype));
+        hits += rows;
+        if (w->grad)
+            memset(w->grad, 0, (size_t)w->numel * tg_dtype_size(w->dtype));
     }
     tg_tape_free(t);
-    return st;
 }
 
 /* Where the struct cell (size bytes) holds the pointer w, or SIZE_MAX. */
@@ -151,13 +163,14 @@ static size_t pointer_offset(const void *cell, size_t size, const tg_tensor *w)
     return SIZE_MAX;
 }
 
-/* Appends the runs of recurrent rows of params [first,end) to out (NULL: count only). */
-static int recurrent_runs(const void *cell, size_t size, tg_params *ps, int first, int end,
-                          const uint8_t *hits, tg_recurrent_rows *out)
+/* The runs of recurrent rows of layer l's params into out (NULL: count only). */
+static int recurrent_runs(const tg_rnn_stack *s, int l, const uint8_t *hits,
+                          tg_recurrent_rows *out)
 {
+    const struct tg_stack_probe *pr = s->probe;
     int n = 0;
-    for (int i = first; i < end; i++) {
-        tg_tensor *w = tg_params_at(ps, i);
+    for (int i = 0; i < pr->nparams[l]; i++) {
+        tg_tensor *w = pr->params[l][i];
         int64_t rows = param_rows(w);
         for (int64_t r = 0; r < rows;) {
             bool rec = hits[r] == 2 || hits[r] == 4;         /* one half pass, not zero */
@@ -165,7 +178,8 @@ static int recurrent_runs(const void *cell, size_t size, tg_params *ps, int firs
             while (r < rows && (hits[r] == 2 || hits[r] == 4) == rec)
                 r++;
             if (rec && out)
-                out[n] = (tg_recurrent_rows){ w, r0, r - r0, pointer_offset(cell, size, w) };
+                out[n] = (tg_recurrent_rows){ w, r0, r - r0,
+                                              pointer_offset(s->cells[l], s->type->size, w) };
             n += rec;
         }
         hits += rows;
@@ -173,32 +187,96 @@ static int recurrent_runs(const void *cell, size_t size, tg_params *ps, int firs
     return n;
 }
 
-tg_status tg_find_recurrent(tg_rnn_stack *s, int l, tg_params *ps, int first, int in)
+/* The gradients of layer l's params: moved out to buf and zeroed (save), or copied
+   back from buf (!save). */
+static void swap_grads(const struct tg_stack_probe *pr, int l, unsigned char *buf, bool save)
 {
-    int end = tg_params_count(ps);
+    for (int i = 0; i < pr->nparams[l]; i++) {
+        tg_tensor *w = pr->params[l][i];
+        size_t bytes = w->grad ? (size_t)w->numel * tg_dtype_size(w->dtype) : 0;
+        memcpy(save ? buf : w->grad, save ? w->grad : buf, bytes);
+        if (save && bytes)
+            memset(w->grad, 0, bytes);
+        buf += bytes;
+    }
+}
+
+/* Probes layer l once: pr->rows[l], pr->nrows[l]. The params' gradients are kept. */
+static tg_status probe_layer(const tg_rnn_stack *s, int l)
+{
+    struct tg_stack_probe *pr = s->probe;
     int64_t total = 0;
-    for (int i = first; i < end; i++)
-        total += param_rows(tg_params_at(ps, i));
-    s->recurrent[l] = NULL;
-    s->nrecurrent[l] = 0;
-    if (total == 0)
-        return TG_OK;
-    uint8_t *hits = calloc((size_t)total, 1);
-    if (!hits)
-        return tg_error_set(TG_ERR_NOMEM, "out of memory");
-    tg_status st = TG_OK;
-    for (int half = -1; half <= 1 && st == TG_OK; half++)
-        st = probe_pass(s->type, s->cells[l], ps, first, end, in, s->hidden_size, half, hits);
-    int n = st == TG_OK ? recurrent_runs(s->cells[l], s->type->size, ps, first, end, hits,
-                                         NULL) : 0;
-    st = TG_OK;         /* a step that fails here fails in use too, with the stack's words */
-    if (n > 0 && !(s->recurrent[l] = calloc((size_t)n, sizeof *s->recurrent[l])))
-        st = tg_error_set(TG_ERR_NOMEM, "out of memory");
-    if (st == TG_OK && n > 0)
-        s->nrecurrent[l] = recurrent_runs(s->cells[l], s->type->size, ps, first, end, hits,
-                                          s->recurrent[l]);
+    size_t bytes = 0;
+    for (int i = 0; i < pr->nparams[l]; i++) {
+        const tg_tensor *w = pr->params[l][i];
+        total += param_rows(w);
+        bytes += w->grad ? (size_t)w->numel * tg_dtype_size(w->dtype) : 0;
+    }
+    uint8_t *hits = calloc((size_t)total + 1, 1);
+    unsigned char *grads = malloc(bytes + 1);
+    int n = 0;
+    if (hits && grads) {
+        swap_grads(pr, l, grads, true);
+        for (int half = -1; half <= 1; half++)
+            probe_pass(s, l, half, hits);
+        swap_grads(pr, l, grads, false);
+        n = recurrent_runs(s, l, hits, NULL);
+    }
+    tg_recurrent_rows *rows = n > 0 ? calloc((size_t)n, sizeof *rows) : NULL;
+    bool ok = hits && grads && (n == 0 || rows);
+    if (ok && n > 0)
+        recurrent_runs(s, l, hits, rows);
     free(hits);
-    return st;
+    free(grads);
+    if (!ok) {
+        free(rows);
+        return tg_error_set(TG_ERR_NOMEM, "rnn_stack_recurrent: out of memory");
+    }
+    pr->rows[l] = rows;
+    pr->nrows[l] = n;
+    pr->probed[l] = true;
+    return TG_OK;
+}
+
+int tg_rnn_stack_recurrent(const tg_rnn_stack *s, int l, const tg_recurrent_rows **rows)
+{
+    if (!s || !rows || !s->probe) {
+        tg_error_set(!s || !rows ? TG_ERR_NULL : TG_ERR_ARG, "rnn_stack_recurrent: %s",
+                     !s ? "stack is NULL" : !rows ? "rows is NULL"
+                                             : "the stack is not initialised");
+        return -1;
+    }
+    if (l < 0 || l >= s->layers) {
+        tg_error_set(TG_ERR_ARG, "rnn_stack_recurrent: layer %d of %d", l, s->layers);
+        return -1;
+    }
+    if (!s->probe->probed[l] && probe_layer(s, l) != TG_OK)
+        return -1;
+    *rows = s->probe->rows[l];
+    return s->probe->nrows[l];
+}
+
+tg_status tg_stack_probe_note(tg_rnn_stack *s, int l, tg_params *ps, int first)
+{
+    if (!s->probe && !(s->probe = calloc(1, sizeof *s->probe)))
+        return tg_error_set(TG_ERR_NOMEM, "out of memory");
+    int n = tg_params_count(ps) - first;
+    s->probe->params[l] = malloc((size_t)(n > 0 ? n : 1) * sizeof(tg_tensor *));
+    if (!s->probe->params[l])
+        return tg_error_set(TG_ERR_NOMEM, "out of memory");
+    for (int i = 0; i < n; i++)
+        s->probe->params[l][i] = tg_params_at(ps, first + i);
+    s->probe->nparams[l] = n;
+    return TG_OK;
+}
+
+void tg_stack_probe_free(struct tg_stack_probe *pr)
+{
+    for (int l = 0; pr && l < TG_MAX_LAYERS; l++) {
+        free(pr->params[l]);
+        free(pr->rows[l]);
+    }
+    free(pr);
 }
 
 /* ---- the regularisers in a stack ----------------------------------------------------- */
@@ -222,13 +300,19 @@ bool tg_stack_check_regularisers(tg_tape *t, const tg_rnn_stack *s, bool trainin
     const char *rows_user = s->weight_drop > 0 ? "weight_drop" : "var_dropout";
     bool need_rows = training && (s->var_dropout > 0 || s->weight_drop > 0);
     for (int l = 0; need_rows && l < s->layers; l++) {
-        if (s->nrecurrent[l] == 0) {
-            tg_fail(t, TG_ERR_ARG, who, "%s: cell type \"%s\" has no recurrent weights in "
-                    "layer %d (see tg_rnn_stack_init)", rows_user, s->type->name, l);
+        const tg_recurrent_rows *rows;
+        int n = tg_rnn_stack_recurrent(s, l, &rows);
+        if (n < 0) {
+            tg_fail(t, TG_ERR_NOMEM, who, "%s", tg_last_error());
             return false;
         }
-        for (int i = 0; i < s->nrecurrent[l]; i++) {
-            if (s->recurrent[l][i].offset == SIZE_MAX) {
+        if (n == 0) {
+            tg_fail(t, TG_ERR_ARG, who, "%s: cell type \"%s\" has no recurrent weights in "
+                    "layer %d (see tg_rnn_stack_recurrent)", rows_user, s->type->name, l);
+            return false;
+        }
+        for (int i = 0; i < n; i++) {
+            if (rows[i].offset == SIZE_MAX) {
                 tg_fail(t, TG_ERR_ARG, who, "%s: layer %d's recurrent weight %d is not held "
                         "in cell type \"%s\"'s struct, so it cannot be replaced", rows_user,
                         l, i, s->type->name);
@@ -256,7 +340,7 @@ static tg_tensor *mask_rows(tg_tape *t, tg_tensor *w, int64_t row0, int64_t rows
     return tg_mul(t, w, mask);
 }
 
-/* A tape copy of layer l's cell struct whose recurrent rows (recurrent[l], in order) are
+/* A tape copy of layer l's cell struct whose recurrent rows (in tg_rnn_stack_recurrent's order) are
    weight-dropped and scaled by 1/(1 - var_dropout): the rows that multiply h carry the
    variational dropout's inverted scaling (see tg_stack_draw_window). NULL with the
    tape's error. */
@@ -267,8 +351,10 @@ static const void *window_cell(tg_tape *t, const tg_rnn_stack *s, int l, tg_rng 
     if (!copy)
         return NULL;
     memcpy(copy, s->cells[l], size);
-    for (int i = 0; i < s->nrecurrent[l]; i++) {
-        const tg_recurrent_rows *r = &s->recurrent[l][i];
+    const tg_recurrent_rows *rows;
+    int n = tg_rnn_stack_recurrent(s, l, &rows);     /* probed by the checks already */
+    for (int i = 0; i < n; i++) {
+        const tg_recurrent_rows *r = &rows[i];
         tg_tensor *cur, *masked;
         memcpy(&cur, copy + r->offset, sizeof cur);     /* w, or w after an earlier run */
         masked = mask_rows(t, cur, r->row0, r->rows, s->weight_drop,

@@ -58,7 +58,7 @@ tg_status tg_rnn_stack_init(tg_rnn_stack *s, tg_params *ps, const char *prefix,
         int first = tg_params_count(ps);
         s->cells[l] = block + (size_t)l * stride;
         if (type->init(s->cells[l], ps, name, in, hidden_size, init, rng) != TG_OK ||
-            tg_find_recurrent(s, l, ps, first, in) != TG_OK) {
+            tg_stack_probe_note(s, l, ps, first) != TG_OK) {
             tg_rnn_stack_deinit(s);
             return tg_error_wrap("%s", who);
         }
@@ -73,8 +73,7 @@ void tg_rnn_stack_deinit(tg_rnn_stack *s)
     if (!s)
         return;
     free(s->cells[0]);                   /* the block every layer's cell lives in */
-    for (int l = 0; l < TG_MAX_LAYERS; l++)
-        free(s->recurrent[l]);
+    tg_stack_probe_free(s->probe);
     memset(s, 0, sizeof *s);
 }
 

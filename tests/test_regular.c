@@ -96,10 +96,11 @@ START_TEST(test_finds_recurrent_weights)
         regstack f;
         regstack_init(&f, cases[i].type, 0, 0, 0);
         for (int l = 0; l < 2; l++) {
-            ck_assert_msg(f.s.nrecurrent[l] == cases[i].count, "%s layer %d: %d runs",
-                          cases[i].type, l, f.s.nrecurrent[l]);
-            for (int k = 0; k < f.s.nrecurrent[l]; k++) {
-                const tg_recurrent_rows *r = &f.s.recurrent[l][k];
+            const tg_recurrent_rows *rows;
+            int n = tg_rnn_stack_recurrent(&f.s, l, &rows);
+            ck_assert_msg(n == cases[i].count, "%s layer %d: %d runs", cases[i].type, l, n);
+            for (int k = 0; k < n; k++) {
+                const tg_recurrent_rows *r = &rows[k];
                 ck_assert_int_eq(r->row0, 0);
                 ck_assert_int_eq(r->rows, RH);
                 ck_assert(r->offset != SIZE_MAX);
@@ -209,10 +210,11 @@ START_TEST(test_finds_user_cell_weights)
                      TG_OK);
     for (int l = 0; l < 2; l++) {
         const odd_cell *c = s.cells[l];
-        ck_assert_int_eq(s.nrecurrent[l], 1);
-        ck_assert_ptr_eq(s.recurrent[l][0].w, c->m.w_hh);       /* a and b are not */
-        ck_assert_int_eq(s.recurrent[l][0].rows, RH);
-        ck_assert_uint_eq(s.recurrent[l][0].offset, offsetof(odd_cell, m.w_hh));
+        const tg_recurrent_rows *rows;
+        ck_assert_int_eq(tg_rnn_stack_recurrent(&s, l, &rows), 1);
+        ck_assert_ptr_eq(rows[0].w, c->m.w_hh);                 /* a and b are not */
+        ck_assert_int_eq(rows[0].rows, RH);
+        ck_assert_uint_eq(rows[0].offset, offsetof(odd_cell, m.w_hh));
     }
     /* weight drop replaces both pointers to the weight in the window's copy */
     s.weight_drop = 0.5;
@@ -240,8 +242,9 @@ START_TEST(test_unreachable_and_failing_cells)
     tg_rnn_stack s;
     ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "h", &hidden_type, 1, RI, RH, 0, NULL, &rng),
                      TG_OK);
-    ck_assert_int_eq(s.nrecurrent[0], 1);                 /* found, but not reachable */
-    ck_assert(s.recurrent[0][0].offset == SIZE_MAX);
+    const tg_recurrent_rows *rows;
+    ck_assert_int_eq(tg_rnn_stack_recurrent(&s, 0, &rows), 1);  /* found, not reachable */
+    ck_assert(rows[0].offset == SIZE_MAX);
     tg_tape *tape = tg_tape_new();
     tg_tensor *x = tg_test_new_f64(2, RB, RI, NULL);
     tg_stack_state cur = { .layers = 1 };
@@ -265,7 +268,7 @@ START_TEST(test_unreachable_and_failing_cells)
        (the step itself reports its own error when used) */
     ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "f", &failing_type, 1, RI, RH, 0, NULL, &rng),
                      TG_OK);
-    ck_assert_int_eq(s.nrecurrent[0], 0);
+    ck_assert_int_eq(tg_rnn_stack_recurrent(&s, 0, &rows), 0);
     s.weight_drop = 0.1;
     tg_stack_state again = { .layers = 1 };
     EXPECT_FAIL(tape, tg_rnn_stack_step(tape, &s, x, &again, true, &rng), TG_ERR_ARG,
@@ -280,10 +283,10 @@ START_TEST(test_unreachable_and_failing_cells)
 }
 END_TEST
 
-START_TEST(test_probe_keeps_params_and_rng)
+START_TEST(test_probe_keeps_params_and_grads)
 {
-    /* init draws the same parameters with or without the probe's passes: the probe
-       reads its own seed and leaves every gradient zero */
+    /* init draws exactly what the cells' own inits draw (the probe is not run there), and
+       probing, at the first call, keeps the parameters and whatever gradients they hold */
     regstack f;
     regstack_init(&f, "lnlstm", 0, 0, 0);
     tg_params *ps = tg_params_new(TG_F64);
@@ -294,13 +297,26 @@ START_TEST(test_probe_keeps_params_and_rng)
     ck_assert_int_eq(type->init(&cells[0], ps, "rnn.0", RI, RH, NULL, &rng), TG_OK);
     ck_assert_int_eq(type->init(&cells[1], ps, "rnn.1", RH, RH, NULL, &rng), TG_OK);
     ck_assert_int_eq(tg_params_count(ps), tg_params_count(f.ps));
+    for (int i = 0; i < tg_params_count(f.ps); i++) {             /* gradients: 0.25 */
+        tg_tensor *b = tg_params_at(f.ps, i);
+        for (int64_t j = 0; j < b->numel; j++)
+            ((double *)b->grad)[j] = 0.25;
+    }
+    const tg_recurrent_rows *rows;
+    ck_assert_int_eq(tg_rnn_stack_recurrent(&f.s, 1, &rows), 1);
     for (int i = 0; i < tg_params_count(ps); i++) {
         tg_tensor *a = tg_params_at(ps, i), *b = tg_params_at(f.ps, i);
         for (int64_t j = 0; j < a->numel; j++) {
             ck_assert_double_eq(tg_tensor_get(a, j), tg_tensor_get(b, j));
-            ck_assert_double_eq(((const double *)b->grad)[j], 0.0);
+            ck_assert_double_eq(((const double *)b->grad)[j], 0.25);
         }
     }
+    ck_assert_int_eq(tg_rnn_stack_recurrent(&f.s, 2, &rows), -1);        /* errors */
+    ck_assert_str_eq(tg_last_error(), "rnn_stack_recurrent: layer 2 of 2");
+    ck_assert_int_eq(tg_rnn_stack_recurrent(NULL, 0, &rows), -1);
+    ck_assert_int_eq(tg_rnn_stack_recurrent(&f.s, 0, NULL), -1);
+    tg_rnn_stack zero = { 0 };
+    ck_assert_int_eq(tg_rnn_stack_recurrent(&zero, 0, &rows), -1);
     tg_params_free(ps);
     regstack_free(&f);
 }
@@ -542,7 +558,7 @@ Suite *regular_suite(void)
     tcase_add_test(tc, test_finds_recurrent_weights);
     tcase_add_test(tc, test_finds_user_cell_weights);
     tcase_add_test(tc, test_unreachable_and_failing_cells);
-    tcase_add_test(tc, test_probe_keeps_params_and_rng);
+    tcase_add_test(tc, test_probe_keeps_params_and_grads);
     tcase_add_loop_test(tc, test_off_at_evaluation, 0, ntypes);
     tcase_add_loop_test(tc, test_zoneout_evaluation_is_expectation, 0, ntypes);
     tcase_add_test(tc, test_masks_per_window);
