@@ -364,5 +364,24 @@ for opt in vocab unknown stateful val-mode save-best patience init-from interact
     grep -q -- "--$opt" "$TMP/h.txt" && ok || bad "--$opt is not in --help"
 done
 
+# ---- presets -----------------------------------------------------------------------------
+# a preset is its options typed first: the same run spelled out gives the same checkpoint,
+# and options given besides it override it (here the size, so the test stays small)
+SMALL="--data $D --hidden 16 --steps 2 --warmup 1 --eval-every 0 --quiet --threads 1"
+run preset 0 train --preset shakespeare $SMALL --save "$TMP/preset.ckpt"
+args=$(sed -n '/^Presets/,$p' "$TMP/help_train.out" | sed 1d | sed 's/^  shakespeare//' |
+       tr -s ' \n' ' ')
+run preset_spelled 0 train $args $SMALL --save "$TMP/preset_spelled.ckpt"
+cmp -s "$TMP/preset.ckpt" "$TMP/preset_spelled.ckpt" && ok ||
+    bad "--preset shakespeare differs from the options its --help lists: $args"
+grep -q -- "--weight-drop" "$TMP/help_train.out" && [ -n "$args" ] && ok ||
+    bad "train --help does not list the preset's options"
+run preset_eq 0 train --preset=shakespeare $SMALL --save "$TMP/preset_eq.ckpt"
+cmp -s "$TMP/preset.ckpt" "$TMP/preset_eq.ckpt" && ok || bad "--preset=NAME differs"
+run preset_bad 2 train --preset nope $SMALL
+one_line_error preset_bad
+grep -q "preset" "$TMP/preset_bad.err" && ok || bad "unknown preset: $(cat "$TMP/preset_bad.err")"
+run preset_other_cmd 2 sample --model "$M" --preset shakespeare
+
 echo "charlm smoke: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -26,6 +26,9 @@ typedef struct opt_spec {
 } opt_spec;
 
 static const opt_spec SPECS[] = {
+    {OPT_PRESET, "preset", "NAME", T_,
+     "start from a named recipe (listed below); options given besides it override its "
+     "values"},
     {OPT_DATA, "data", "FILE", T_ | E_ | G_,
      "UTF-8 text (default: the bundled examples/data/tinyshakespeare.txt)"},
     {OPT_MODEL, "model", "FILE", S_ | E_, "checkpoint written by 'charlm train --save' (required)"},
@@ -186,6 +189,48 @@ static void wrap(FILE *f, const char *text, int col, int indent, int width)
     fputc('\n', f);
 }
 
+/* Presets: named recipes for train, applied as if typed before the command line's own
+   options. shakespeare reaches a stateful validation loss below 1.47 nats/char on the
+   bundled corpus in under an hour on two cores (README, "A model in an hour"). */
+typedef struct preset {
+    const char *name;
+    const char *const *args;   /* option, value, ...; NULL-terminated */
+} preset;
+
+static const char *const SHAKESPEARE[] = {
+    "--cell", "lstm", "--layers", "2", "--hidden", "512", "--seq", "100", "--batch", "32",
+    "--dropout", "0.3", "--var-dropout", "0.1", "--weight-drop", "0.3",
+    "--optim", "adamw", "--lr", "2e-3", "--lr-schedule", "cosine", "--warmup", "100",
+    "--min-lr", "1e-4", "--steps", "6000", "--eval-every", "1000", NULL,
+};
+
+static const preset PRESETS[] = {
+    {"shakespeare", SHAKESPEARE},
+};
+#define NPRESETS ((int)(sizeof PRESETS / sizeof PRESETS[0]))
+
+static const preset *preset_find(const char *name)
+{
+    for (int i = 0; i < NPRESETS; i++)
+        if (strcmp(PRESETS[i].name, name) == 0)
+            return &PRESETS[i];
+    return NULL;
+}
+
+/* Prints each preset as the options it stands for. */
+static void presets_usage(FILE *f)
+{
+    fprintf(f, "\nPresets (--preset NAME):\n");
+    for (int i = 0; i < NPRESETS; i++) {
+        char line[512];
+        size_t n = 0;
+        for (const char *const *a = PRESETS[i].args; *a && n < sizeof line; a++)
+            n += (size_t)snprintf(line + n, sizeof line - n, "%s%s", n ? " " : "", *a);
+        int col = fprintf(f, "  %-26s", PRESETS[i].name);
+        wrap(f, line, col, 28, 96);
+    }
+}
+
 void options_usage(FILE *f, charlm_cmd cmd)
 {
     if (cmd >= CMD_COUNT) {
@@ -264,6 +309,8 @@ void options_usage(FILE *f, charlm_cmd cmd)
         fprintf(f, "\nRegistered cell types: %s\n(a --plugin FILE.so given before --help "
                    "adds its own)\n", names);
     }
+    if (cmd == CMD_TRAIN)
+        presets_usage(f);
 }
 
 /* ---- the manual page ------------------------------------------------------------------
@@ -607,6 +654,7 @@ static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_op
     case OPT_SAVE_BEST: o->save_best = v; break;
     case OPT_INIT_FROM: o->init_from = v; break;
     case OPT_STATEFUL: o->stateful = true; break;
+    case OPT_PRESET: break;                       /* applied first, by apply_preset */
     case OPT_INTERACTIVE: o->interactive = true; break;
     case OPT_VOCAB:
         if (strcmp(v, "chars") != 0 && strcmp(v, "bytes") != 0)
@@ -700,11 +748,9 @@ static int check_combinations(charlm_cmd cmd, const charlm_opts *o)
     return EXIT_OK;
 }
 
-int options_parse(charlm_cmd cmd, int argc, char **argv, charlm_opts *o)
+/* The long options cmd takes, numbered 256.. in by_val's order. Returns their count. */
+static int option_table(charlm_cmd cmd, struct option *longopts, const opt_spec **by_val)
 {
-    defaults(cmd, o);
-    struct option longopts[NSPECS + 1];
-    const opt_spec *by_val[NSPECS];
     int n = 0;
     for (int i = 0; i < NSPECS; i++) {
         if (!(SPECS[i].cmds & (1u << cmd)))
@@ -716,7 +762,42 @@ int options_parse(charlm_cmd cmd, int argc, char **argv, charlm_opts *o)
         n++;
     }
     longopts[n] = (struct option){NULL, 0, NULL, 0};
+    return n;
+}
 
+/* Explains why getopt refused arg (an unknown option, or one of another command). */
+static int report_bad_option(charlm_cmd cmd, const char *arg)
+{
+    const char *c = cmd_name(cmd);
+    if (optopt == 0 && strncmp(arg, "--", 2) == 0) {
+        char name[64];
+        snprintf(name, sizeof name, "%s", arg + 2);
+        char *eq = strchr(name, '=');
+        if (eq)
+            *eq = '\0';
+        for (int i = 0; i < NSPECS; i++) {
+            if (strcmp(SPECS[i].name, name) == 0) {
+                fprintf(stderr, "charlm %s: option --%s does not apply to '%s' (see charlm %s "
+                                "--help)\n", c, name, c, c);
+                return EXIT_USAGE;
+            }
+        }
+        fprintf(stderr, "charlm %s: unknown or ambiguous option '--%s' (see charlm %s "
+                        "--help)\n", c, name, c);
+    } else if (optopt) {
+        fprintf(stderr, "charlm %s: unknown option '-%c' (see charlm %s --help)\n", c, optopt,
+                c);
+    } else {
+        fprintf(stderr, "charlm %s: unknown option '%s' (see charlm %s --help)\n", c, arg, c);
+    }
+    return EXIT_USAGE;
+}
+
+/* Applies argv's options to o in order. EXIT_OK, -1 after printing --help, or EXIT_USAGE
+   (message printed). */
+static int parse_args(charlm_cmd cmd, int argc, char **argv, const struct option *longopts,
+                      const opt_spec *const *by_val, int n, charlm_opts *o)
+{
     opterr = 0;
     optind = 1;
     for (;;) {
@@ -724,46 +805,17 @@ int options_parse(charlm_cmd cmd, int argc, char **argv, charlm_opts *o)
         int c = getopt_long(argc, argv, ":h", longopts, &idx);
         if (c == -1)
             break;
-        if (c == 'h') {
-            options_usage(stdout, cmd);
-            return -1;
-        }
         if (c == ':') {
             fprintf(stderr, "charlm %s: option %s needs a value (see charlm %s --help)\n",
                     cmd_name(cmd), argv[optind - 1], cmd_name(cmd));
             return EXIT_USAGE;
         }
-        if (c == '?') {
-            const char *arg = argv[optind - 1];
-            char name[64] = "";
-            if (optopt == 0 && strncmp(arg, "--", 2) == 0) {
-                snprintf(name, sizeof name, "%s", arg + 2);
-                char *eq = strchr(name, '=');
-                if (eq)
-                    *eq = '\0';
-                for (int i = 0; i < NSPECS; i++) {
-                    if (strcmp(SPECS[i].name, name) == 0) {
-                        fprintf(stderr, "charlm %s: option --%s does not apply to '%s' "
-                                        "(see charlm %s --help)\n",
-                                cmd_name(cmd), name, cmd_name(cmd), cmd_name(cmd));
-                        return EXIT_USAGE;
-                    }
-                }
-                fprintf(stderr, "charlm %s: unknown or ambiguous option '--%s' "
-                                "(see charlm %s --help)\n", cmd_name(cmd), name, cmd_name(cmd));
-            } else if (optopt) {
-                fprintf(stderr, "charlm %s: unknown option '-%c' (see charlm %s --help)\n",
-                        cmd_name(cmd), optopt, cmd_name(cmd));
-            } else {
-                fprintf(stderr, "charlm %s: unknown option '%s' (see charlm %s --help)\n",
-                        cmd_name(cmd), arg, cmd_name(cmd));
-            }
-            return EXIT_USAGE;
-        }
-        if (c < 256 || c >= 256 + n)
+        if (c == '?')
+            return report_bad_option(cmd, argv[optind - 1]);
+        if (c != 'h' && (c < 256 || c >= 256 + n))
             continue;
-        const opt_spec *s = by_val[c - 256];
-        if (s->id == OPT_HELP) {
+        const opt_spec *s = c == 'h' ? NULL : by_val[c - 256];
+        if (!s || s->id == OPT_HELP) {
             options_usage(stdout, cmd);
             return -1;
         }
@@ -777,7 +829,45 @@ int options_parse(charlm_cmd cmd, int argc, char **argv, charlm_opts *o)
                 cmd_name(cmd), argv[optind], cmd_name(cmd));
         return EXIT_USAGE;
     }
-    int rc = check_combinations(cmd, o);
+    return EXIT_OK;
+}
+
+/* When argv names a preset (--preset NAME or --preset=NAME), applies its options first, as
+   if typed before the others. EXIT_OK or EXIT_USAGE (message printed). */
+static int apply_preset(charlm_cmd cmd, int argc, char **argv, const struct option *longopts,
+                        const opt_spec *const *by_val, int n, charlm_opts *o)
+{
+    const char *name = NULL;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--preset") == 0 && i + 1 < argc)
+            name = argv[i + 1];
+        else if (strncmp(argv[i], "--preset=", 9) == 0)
+            name = argv[i] + 9;
+    }
+    if (!name || cmd != CMD_TRAIN)
+        return EXIT_OK;            /* parse_args reports --preset given to another command */
+    const preset *p = preset_find(name);
+    if (!p)
+        return bad_value(cmd, "preset", "a preset listed by 'charlm train --help'", name);
+    char *pargv[64] = {"preset"};
+    int pargc = 1;
+    for (const char *const *a = p->args; *a && pargc < 63; a++)
+        pargv[pargc++] = (char *)*a;   /* getopt permutes pointers, never the strings */
+    return parse_args(cmd, pargc, pargv, longopts, by_val, n, o);
+}
+
+int options_parse(charlm_cmd cmd, int argc, char **argv, charlm_opts *o)
+{
+    defaults(cmd, o);
+    struct option longopts[NSPECS + 1];
+    const opt_spec *by_val[NSPECS];
+    int n = option_table(cmd, longopts, by_val);
+    int rc = apply_preset(cmd, argc, argv, longopts, by_val, n, o);
+    if (rc == EXIT_OK)
+        rc = parse_args(cmd, argc, argv, longopts, by_val, n, o);
+    if (rc != EXIT_OK)
+        return rc;
+    rc = check_combinations(cmd, o);
     if (rc != EXIT_OK)
         return rc;
     o->cfg.cell = tg_cell_type_find(o->cell_name);
