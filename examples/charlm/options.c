@@ -200,7 +200,7 @@ typedef struct preset {
 static const char *const SHAKESPEARE[] = {
     "--cell", "lstm", "--layers", "2", "--hidden", "512", "--seq", "100", "--batch", "32",
     "--dropout", "0.5", "--weight-drop", "0.25", "--optim", "adamw", "--lr", "2e-3",
-    "--lr-schedule", "cosine", "--warmup", "100", "--min-lr", "1e-4", "--steps", "5800",
+    "--lr-schedule", "cosine", "--warmup", "100", "--min-lr", "1e-4", "--steps", "5400",
     "--eval-every", "1000", NULL,
 };
 
