@@ -41,12 +41,17 @@ void *tg_gemm_scratch(size_t bytes)
 /* ---- oversubscription guard (see gemm_internal.h) ----------------------------------- */
 
 /* Per calling thread: whether products use threads (`threads`) for `left` more products,
- * then a probe of PROBE_PAIRS pairs of products, one with threads and one without, whose
- * rates decide the next period. A period that confirms the last decision is twice as long
- * (up to PERIOD_MAX), one that reverses it starts again at PERIOD_MIN. */
-#define PROBE_PAIRS 8
+ * then a probe: TG_GEMM_PROBE_RUN products on one thread, then as many with threads, whose
+ * FLOP rates decide the next period. The first TG_GEMM_PROBE_WARM threaded ones are not
+ * timed: a team that slept through the one-thread run, or a virtual CPU the host took
+ * away while it idled, can take milliseconds to wake, a cost steady use does not pay.
+ * A period that confirms the last decision is twice as long (up to PERIOD_MAX), one that
+ * reverses it starts again at PERIOD_MIN. */
 #define PERIOD_MIN 256
 #define PERIOD_MAX 32768
+/* timed threaded products after which a hopeless threaded run (half the one-thread rate)
+ * ends the probe early: on a busy machine each can take a scheduler time slice */
+#define PROBE_EARLY 4
 
 static _Thread_local struct {
     bool probing, threads, started;
@@ -62,6 +67,16 @@ static void guard_start_probe(void)
     guard.fmas[0] = guard.fmas[1] = guard.secs[0] = guard.secs[1] = 0;
 }
 
+static void guard_end_probe(bool use_threads)
+{
+    guard.period = use_threads == guard.threads && guard.period < PERIOD_MAX ? 2 * guard.period
+                   : use_threads == guard.threads                           ? PERIOD_MAX
+                                                                            : PERIOD_MIN;
+    guard.threads = use_threads;
+    guard.left = guard.period;
+    guard.probing = false;
+}
+
 bool tg_threads_pay(void)
 {
     return !guard.started || guard.threads;
@@ -75,7 +90,7 @@ bool tg_gemm_threads_ok(void)
     }
     if (!guard.probing && --guard.left < 0)
         guard_start_probe();
-    return guard.probing ? guard.probe_i % 2 == 0 : guard.threads;
+    return guard.probing ? guard.probe_i >= TG_GEMM_PROBE_RUN : guard.threads;
 }
 
 void tg_gemm_took(bool threads, double seconds, double fmas, int nth)
@@ -87,23 +102,19 @@ void tg_gemm_took(bool threads, double seconds, double fmas, int nth)
             guard_start_probe();
         return;
     }
-    guard.fmas[threads] += fmas;
-    guard.secs[threads] += seconds;
-    if (++guard.probe_i % 2 != 0)
+    const int timed = guard.probe_i++ - TG_GEMM_PROBE_RUN - TG_GEMM_PROBE_WARM;
+    if (!threads || timed >= 0) {
+        guard.fmas[threads] += fmas;
+        guard.secs[threads] += seconds;
+    }
+    if (!threads || timed < 0)
         return;
-    /* the rates with and without threads, times the same factor; a probe ends early when
-     * one way is twice as fast (on a busy machine a parallel product can take 100x as
-     * long, and the probe would cost more than it saves) */
+    /* the rates with and without threads, times the same factor */
     const double par = guard.fmas[1] * guard.secs[0], one = guard.fmas[0] * guard.secs[1];
-    if (guard.probe_i < 2 * PROBE_PAIRS && par < 2 * one && one < 2 * par)
-        return;
-    const bool use = guard.secs[0] > 0 && guard.secs[1] > 0 ? par >= one : guard.threads;
-    guard.period = use == guard.threads && guard.period < PERIOD_MAX ? 2 * guard.period
-                   : use == guard.threads                           ? PERIOD_MAX
-                                                                    : PERIOD_MIN;
-    guard.threads = use;
-    guard.left = guard.period;
-    guard.probing = false;
+    if (timed + 1 >= PROBE_EARLY && 2 * par < one)
+        guard_end_probe(false);
+    else if (guard.probe_i == 2 * TG_GEMM_PROBE_RUN)
+        guard_end_probe(guard.secs[0] > 0 && guard.secs[1] > 0 ? par >= one : guard.threads);
 }
 
 /* ---- the blocked driver's mode (see gemm_internal.h) -------------------------------- */

@@ -583,36 +583,48 @@ START_TEST(test_gemm_thread_determinism)
 }
 END_TEST
 
-/* Answers a probe of the oversubscription guard: `pairs` pairs of products, alternately
- * with threads and without (checked), taking par_s and one_s seconds for 1e6
- * multiply-adds. */
-static void answer_probe(int pairs, double par_s, double one_s)
+/* Answers a probe of the oversubscription guard with 1e6 multiply-adds per product: the
+ * one-thread run (checked) taking one_s seconds each, then `threaded` products with
+ * threads (checked), the warm-up ones taking wake_s and the others par_s. */
+static void answer_probe(int threaded, double wake_s, double par_s, double one_s)
 {
-    for (int i = 0; i < 2 * pairs; i++) {
-        bool threads = tg_gemm_threads_ok();
-        ck_assert(threads == (i % 2 == 0));
-        tg_gemm_took(threads, threads ? par_s : one_s, 1e6, 2);
+    for (int i = 0; i < TG_GEMM_PROBE_RUN; i++) {
+        ck_assert(!tg_gemm_threads_ok());
+        tg_gemm_took(false, one_s, 1e6, 2);
+    }
+    for (int i = 0; i < threaded; i++) {
+        ck_assert(tg_gemm_threads_ok());
+        tg_gemm_took(true, i < TG_GEMM_PROBE_WARM ? wake_s : par_s, 1e6, 2);
+    }
+}
+
+/* Runs the rest of a 256-product period on one thread, checked. */
+static void run_one_thread_period(void)
+{
+    for (int i = 0; i < 256; i++) {
+        ck_assert(!tg_gemm_threads_ok());
+        tg_gemm_took(false, 2e-4, 1e6, 2);
     }
 }
 
 /* A parallel product far slower than an idle machine runs it starts a probe (which ends
- * early when one way is twice as fast); the probe's faster way is kept for a period (256
- * products after a change of mind), then probed again; results stay bit-identical
- * meanwhile. */
+ * early when threads are hopeless); the probe's faster way is kept for a period (256
+ * products after a change of mind), then probed again. Threads that take milliseconds to
+ * wake for a probe's first threaded products (a virtual CPU the host descheduled while it
+ * idled) are not mistaken for a busy machine. Results stay bit-identical meanwhile. */
 START_TEST(test_gemm_oversubscription_guard)
 {
     ck_assert(tg_gemm_threads_ok() && tg_threads_pay());
     tg_gemm_took(true, 1e-4, 1e6, 2);            /* fast: nothing changes */
     ck_assert(tg_gemm_threads_ok());
     tg_gemm_took(true, 0.5, 1e6, 2);             /* hopelessly slow: a probe */
-    answer_probe(1, 2e-3, 2e-4);   /* one thread 10x faster: the first pair decides */
+    /* threads 10x slower: the probe ends after a few timed products */
+    answer_probe(TG_GEMM_PROBE_WARM + 4, 2e-3, 2e-3, 2e-4);
     ck_assert(!tg_threads_pay());
-    for (int i = 0; i < 255; i++) {
-        ck_assert(!tg_gemm_threads_ok());
-        tg_gemm_took(false, 2e-4, 1e6, 2);
-    }
-    ck_assert(!tg_gemm_threads_ok());            /* the period's last: then a probe */
-    answer_probe(8, 1.5e-4, 2e-4); /* the cores are free again: a close call, 8 pairs */
+    run_one_thread_period();
+    /* then a probe; threads slow only to wake, then faster:
+     * the whole threaded run is used, and threads win */
+    answer_probe(TG_GEMM_PROBE_RUN, 1e-2, 1.5e-4, 2e-4);
     ck_assert(tg_threads_pay() && tg_gemm_threads_ok());
     determinism_case(50, 128, 193, false, true, 0.0f, IMPL_PUBLIC);   /* serial vs 2 */
 }
