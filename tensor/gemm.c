@@ -46,7 +46,8 @@ void *tg_gemm_scratch(size_t bytes)
  * timed: a team that slept through the one-thread run, or a virtual CPU the host took
  * away while it idled, can take milliseconds to wake, a cost steady use does not pay.
  * A period that confirms the last decision is twice as long (up to PERIOD_MAX), one that
- * reverses it starts again at PERIOD_MIN. */
+ * reverses it starts again at PERIOD_MIN. A threaded product far slower than an idle
+ * machine would run it switches to one thread for PERIOD_MIN products at once. */
 #define PERIOD_MIN 256
 #define PERIOD_MAX 32768
 /* timed threaded products after which a hopeless threaded run (half the one-thread rate)
@@ -97,9 +98,11 @@ void tg_gemm_took(bool threads, double seconds, double fmas, int nth)
 {
     if (!guard.probing) {
         /* far slower than any idle machine runs it (4 GFMA/s per thread, 10x, plus 0.2 ms
-         * for page faults): the cores are taken, probe at once */
+         * for page faults): the cores are taken, so one thread at once, until a probe.
+         * (A probe alone can be fooled: a worker that slept through the one-thread run
+         * is scheduled promptly for a while when it wakes, even beside a busy process.) */
         if (threads && seconds > 10.0 * fmas / (4e9 * nth) + 2e-4)
-            guard_start_probe();
+            guard_end_probe(false);
         return;
     }
     const int timed = guard.probe_i++ - TG_GEMM_PROBE_RUN - TG_GEMM_PROBE_WARM;

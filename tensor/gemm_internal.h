@@ -23,7 +23,7 @@ void *tg_gemm_scratch(size_t bytes);
  * without threads, then as many with them, the first TG_GEMM_PROBE_WARM of which are not
  * timed), and tg_gemm_took() reports how long it took (threads: whether it used them, nth
  * of them). The probe's faster way is used until the next probe; a parallel product far
- * slower than any idle machine would run it starts a probe at once. The state is the
+ * slower than any idle machine would run it switches to one thread until then. The state is the
  * calling thread's. tg_threads_pay() (tensor_internal.h) gives the pointwise loops the
  * same decision. Results do not change: they are bit-identical for any thread count. */
 #define TG_GEMM_PROBE_RUN 16

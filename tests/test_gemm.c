@@ -598,32 +598,35 @@ static void answer_probe(int threaded, double wake_s, double par_s, double one_s
     }
 }
 
-/* Runs the rest of a 256-product period on one thread, checked. */
-static void run_one_thread_period(void)
+/* Runs a period of n products on one thread, checked. */
+static void run_one_thread_period(int n)
 {
-    for (int i = 0; i < 256; i++) {
+    for (int i = 0; i < n; i++) {
         ck_assert(!tg_gemm_threads_ok());
         tg_gemm_took(false, 2e-4, 1e6, 2);
     }
 }
 
-/* A parallel product far slower than an idle machine runs it starts a probe (which ends
- * early when threads are hopeless); the probe's faster way is kept for a period (256
- * products after a change of mind), then probed again. Threads that take milliseconds to
- * wake for a probe's first threaded products (a virtual CPU the host descheduled while it
- * idled) are not mistaken for a busy machine. Results stay bit-identical meanwhile. */
+/* A parallel product far slower than an idle machine runs it switches to one thread for
+ * 256 products; then a probe (which ends early when threads are hopeless) decides the
+ * next period, twice as long when it confirms the last decision. Threads that take
+ * milliseconds to wake for a probe's first threaded products (a virtual CPU the host
+ * descheduled while it idled) are not mistaken for a busy machine. Results stay
+ * bit-identical meanwhile. */
 START_TEST(test_gemm_oversubscription_guard)
 {
     ck_assert(tg_gemm_threads_ok() && tg_threads_pay());
     tg_gemm_took(true, 1e-4, 1e6, 2);            /* fast: nothing changes */
     ck_assert(tg_gemm_threads_ok());
-    tg_gemm_took(true, 0.5, 1e6, 2);             /* hopelessly slow: a probe */
-    /* threads 10x slower: the probe ends after a few timed products */
+    tg_gemm_took(true, 0.5, 1e6, 2);             /* hopelessly slow: one thread at once */
+    ck_assert(!tg_threads_pay());
+    run_one_thread_period(256);
+    /* a probe; threads 10x slower: it ends after a few timed products */
     answer_probe(TG_GEMM_PROBE_WARM + 4, 2e-3, 2e-3, 2e-4);
     ck_assert(!tg_threads_pay());
-    run_one_thread_period();
-    /* then a probe; threads slow only to wake, then faster:
-     * the whole threaded run is used, and threads win */
+    run_one_thread_period(512);                  /* confirmed: twice as long */
+    /* a probe; threads slow only to wake, then faster: the whole threaded run is used,
+     * and threads win */
     answer_probe(TG_GEMM_PROBE_RUN, 1e-2, 1.5e-4, 2e-4);
     ck_assert(tg_threads_pay() && tg_gemm_threads_ok());
     determinism_case(50, 128, 193, false, true, 0.0f, IMPL_PUBLIC);   /* serial vs 2 */
