@@ -50,9 +50,6 @@ void *tg_gemm_scratch(size_t bytes)
  * machine would run it switches to one thread for PERIOD_MIN products at once. */
 #define PERIOD_MIN 256
 #define PERIOD_MAX 32768
-/* timed threaded products after which a hopeless threaded run (half the one-thread rate)
- * ends the probe early: on a busy machine each can take a scheduler time slice */
-#define PROBE_EARLY 4
 
 static _Thread_local struct {
     bool probing, threads, started;
@@ -68,7 +65,8 @@ static void guard_start_probe(void)
     guard.fmas[0] = guard.fmas[1] = guard.secs[0] = guard.secs[1] = 0;
 }
 
-static void guard_end_probe(bool use_threads)
+/* Ends any probe and uses threads or not for the next period. */
+static void guard_decide(bool use_threads)
 {
     guard.period = use_threads == guard.threads && guard.period < PERIOD_MAX ? 2 * guard.period
                    : use_threads == guard.threads                           ? PERIOD_MAX
@@ -102,22 +100,24 @@ void tg_gemm_took(bool threads, double seconds, double fmas, int nth)
          * (A probe alone can be fooled: a worker that slept through the one-thread run
          * is scheduled promptly for a while when it wakes, even beside a busy process.) */
         if (threads && seconds > 10.0 * fmas / (4e9 * nth) + 2e-4)
-            guard_end_probe(false);
+            guard_decide(false);
         return;
     }
-    const int timed = guard.probe_i++ - TG_GEMM_PROBE_RUN - TG_GEMM_PROBE_WARM;
-    if (!threads || timed >= 0) {
-        guard.fmas[threads] += fmas;
-        guard.secs[threads] += seconds;
-    }
-    if (!threads || timed < 0)
+    /* threaded products of the probe so far, the warm-up ones included */
+    const int threaded = ++guard.probe_i - TG_GEMM_PROBE_RUN;
+    if (threaded > 0 && threaded <= TG_GEMM_PROBE_WARM)
+        return;   /* waking up: not timed */
+    guard.fmas[threads] += fmas;
+    guard.secs[threads] += seconds;
+    if (threaded <= 0)
         return;
-    /* the rates with and without threads, times the same factor */
+    /* the rates with and without threads, times the same factor; a hopeless threaded run
+     * ends early, since on a busy machine each product can take a scheduler time slice */
     const double par = guard.fmas[1] * guard.secs[0], one = guard.fmas[0] * guard.secs[1];
-    if (timed + 1 >= PROBE_EARLY && 2 * par < one)
-        guard_end_probe(false);
+    if (threaded - TG_GEMM_PROBE_WARM >= TG_GEMM_PROBE_EARLY && 2 * par < one)
+        guard_decide(false);
     else if (guard.probe_i == 2 * TG_GEMM_PROBE_RUN)
-        guard_end_probe(guard.secs[0] > 0 && guard.secs[1] > 0 ? par >= one : guard.threads);
+        guard_decide(guard.secs[0] > 0 && guard.secs[1] > 0 ? par >= one : guard.threads);
 }
 
 /* ---- the blocked driver's mode (see gemm_internal.h) -------------------------------- */

@@ -622,7 +622,7 @@ START_TEST(test_gemm_oversubscription_guard)
     ck_assert(!tg_threads_pay());
     run_one_thread_period(256);
     /* a probe; threads 10x slower: it ends after a few timed products */
-    answer_probe(TG_GEMM_PROBE_WARM + 4, 2e-3, 2e-3, 2e-4);
+    answer_probe(TG_GEMM_PROBE_WARM + TG_GEMM_PROBE_EARLY, 2e-3, 2e-3, 2e-4);
     ck_assert(!tg_threads_pay());
     run_one_thread_period(512);                  /* confirmed: twice as long */
     /* a probe; threads slow only to wake, then faster: the whole threaded run is used,
