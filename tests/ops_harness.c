@@ -1,6 +1,10 @@
 /* tests/ops_harness.c: helpers shared by the ops test files (see tests/ops_harness.h). */
 #include <math.h>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "autograd/autograd_internal.h"
 #include "tests/ops_harness.h"
 #include "tests/tests.h"
@@ -31,6 +35,22 @@ void expect_values(const tg_tensor *t, const double *want, double tol)
         ck_assert_msg(fabs(tg_tensor_get(t, i) - want[i]) <= tol,
                       "element %lld = %.17g, expected %.17g", (long long)i,
                       tg_tensor_get(t, i), want[i]);
+}
+
+void expect_values_n(const tg_tensor *t, const double *want, int64_t n, double tol)
+{
+    ck_assert_ptr_nonnull(t);
+    ck_assert_int_eq(t->numel, n);
+    expect_values(t, want, tol);
+}
+
+void set_threads(int threads)
+{
+#ifdef _OPENMP
+    omp_set_num_threads(threads);
+#else
+    (void)threads;
+#endif
 }
 
 /* One gradient-check case, handed to gc_loss through tg_gradcheck's user pointer. */

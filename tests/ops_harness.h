@@ -1,5 +1,6 @@
-/* tests/ops_harness.h: helpers shared by the ops test files (tests/test_ops_*.c): tensors
-   from values, random float64 leaves, value checks and the gradient-check harness. */
+/* tests/ops_harness.h: helpers shared by the ops test files (tests/test_ops_*.c and
+   test_custom.c): tensors from values, random float64 leaves, value checks, the thread
+   count and the gradient-check harness. */
 #ifndef TG_TESTS_OPS_HARNESS_H
 #define TG_TESTS_OPS_HARNESS_H
 
@@ -12,6 +13,10 @@ tg_tensor *mk(tg_dtype dt, int ndim, const int64_t *shape, const double *vals);
 tg_tensor *rnd(int ndim, const int64_t *shape, double lo, double hi, uint64_t seed);
 /* Fails the test unless t is non-NULL and every element is within tol of want[i]. */
 void expect_values(const tg_tensor *t, const double *want, double tol);
+/* expect_values, and t must have exactly n elements. */
+void expect_values_n(const tg_tensor *t, const double *want, int64_t n, double tol);
+/* OpenMP's thread count for what runs next (nothing to set without OpenMP). */
+void set_threads(int threads);
 
 /* Gradient-check harness: loss = sum(op(inputs) * weights), weights fixed and random so
    every output element gets a different upstream gradient. build records the op on tape

@@ -455,23 +455,18 @@ END_TEST
 
 Suite *cells_suite(void)
 {
-    Suite *s = suite_create("cells");
-    TCase *tc = tcase_create("torch");
-    tcase_add_loop_test(tc, test_cell_matches_torch, 0, 3);
-    tcase_add_loop_test(tc, test_cells_report_named_steps, 0, 3);
-    tcase_add_test(tc, test_cell_step_errors);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("types");
-    tcase_add_test(tc, test_builtin_cell_types);
-    tcase_add_loop_test(tc, test_builtin_type_steps_like_its_cell, 0, 3);
-    tcase_add_test(tc, test_cell_type_register);
-    tcase_add_test(tc, test_cell_type_registry_full);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("gradcheck");
-    tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_cell_gradcheck, 0, 3);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("torch", 0),
+        TG_LOOP(test_cell_matches_torch, 3),
+        TG_LOOP(test_cells_report_named_steps, 3),
+        TG_TEST(test_cell_step_errors),
+        TG_CASE("types", 0),
+        TG_TEST(test_builtin_cell_types),
+        TG_LOOP(test_builtin_type_steps_like_its_cell, 3),
+        TG_TEST(test_cell_type_register),
+        TG_TEST(test_cell_type_registry_full),
+        TG_CASE("gradcheck", 60),
+        TG_LOOP(test_cell_gradcheck, 3),
+    };
+    return TG_TEST_SUITE("cells", rows);
 }

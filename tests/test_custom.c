@@ -3,16 +3,8 @@
    gradients), a straight-through estimator that trains, and every error path. */
 #include <string.h>
 
+#include "tests/ops_harness.h"
 #include "tests/tests.h"
-
-static tg_tensor *mk(tg_dtype dt, int ndim, const int64_t *shape, const double *vals)
-{
-    tg_tensor *t = tg_tensor_new(dt, ndim, shape);
-    ck_assert_ptr_nonnull(t);
-    if (vals)
-        tg_tensor_fill_values(t, vals);
-    return t;
-}
 
 /* Element i of a tensor's data, and adding to it, in either dtype. */
 static double at(const tg_tensor *t, int64_t i)
@@ -388,14 +380,14 @@ END_TEST
 
 Suite *custom_suite(void)
 {
-    Suite *s = suite_create("custom");
-    TCase *tc = tcase_create("custom");
-    tcase_add_test(tc, test_custom_values_and_gradients_match_composition);
-    tcase_add_test(tc, test_custom_din_null_and_no_grad);
-    tcase_add_test(tc, test_custom_gradcheck);
-    tcase_add_test(tc, test_custom_in_backward_protocol);
-    tcase_add_test(tc, test_custom_straight_through_estimator_trains);
-    tcase_add_test(tc, test_custom_error_paths);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("custom", 0),
+        TG_TEST(test_custom_values_and_gradients_match_composition),
+        TG_TEST(test_custom_din_null_and_no_grad),
+        TG_TEST(test_custom_gradcheck),
+        TG_TEST(test_custom_in_backward_protocol),
+        TG_TEST(test_custom_straight_through_estimator_trains),
+        TG_TEST(test_custom_error_paths),
+    };
+    return TG_TEST_SUITE("custom", rows);
 }

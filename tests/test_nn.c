@@ -360,20 +360,18 @@ END_TEST
 
 Suite *nn_suite(void)
 {
-    Suite *s = suite_create("nn");
-    TCase *tc = tcase_create("init");
-    tcase_add_test(tc, test_init_torch_bounds_and_names);
-    tcase_add_test(tc, test_init_uniform_and_xavier);
-    tcase_add_test(tc, test_init_forget_bias_one);
-    tcase_add_test(tc, test_init_deterministic);
-    tcase_add_test(tc, test_init_errors);
-    tcase_add_test(tc, test_init_orthogonal_block);
-    tcase_add_test(tc, test_init_orthogonal_errors);
-    tcase_add_test(tc, test_init_orthogonal_charlm);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("linear");
-    tcase_add_test(tc, test_linear_apply_values);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("init", 0),
+        TG_TEST(test_init_torch_bounds_and_names),
+        TG_TEST(test_init_uniform_and_xavier),
+        TG_TEST(test_init_forget_bias_one),
+        TG_TEST(test_init_deterministic),
+        TG_TEST(test_init_errors),
+        TG_TEST(test_init_orthogonal_block),
+        TG_TEST(test_init_orthogonal_errors),
+        TG_TEST(test_init_orthogonal_charlm),
+        TG_CASE("linear", 0),
+        TG_TEST(test_linear_apply_values),
+    };
+    return TG_TEST_SUITE("nn", rows);
 }

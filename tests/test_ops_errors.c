@@ -124,13 +124,12 @@ END_TEST
 
 Suite *ops_errors_suite(void)
 {
-    Suite *s = suite_create("ops_errors");
-    TCase *ag = tcase_create("autograd");
-    tcase_set_timeout(ag, 60);
-    tcase_add_test(ag, test_errors_are_sticky_and_clear_on_reset);
-    tcase_add_test(ag, test_null_in_null_out);
-    tcase_add_test(ag, test_every_op_rejects_bad_shapes_and_args);
-    tcase_add_test(ag, test_backward_rejects_non_scalar);
-    suite_add_tcase(s, ag);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("autograd", 60),
+        TG_TEST(test_errors_are_sticky_and_clear_on_reset),
+        TG_TEST(test_null_in_null_out),
+        TG_TEST(test_every_op_rejects_bad_shapes_and_args),
+        TG_TEST(test_backward_rejects_non_scalar),
+    };
+    return TG_TEST_SUITE("ops_errors", rows);
 }

@@ -2,25 +2,8 @@
    inputs (fresh and accumulated gradients), negative dims and every error path. */
 #include <string.h>
 
+#include "tests/ops_harness.h"
 #include "tests/tests.h"
-
-static tg_tensor *mk(tg_dtype dt, int ndim, const int64_t *shape, const double *vals)
-{
-    tg_tensor *t = tg_tensor_new(dt, ndim, shape);
-    ck_assert_ptr_nonnull(t);
-    if (vals)
-        tg_tensor_fill_values(t, vals);
-    return t;
-}
-
-static void expect_values(const tg_tensor *t, const double *want, int64_t n)
-{
-    ck_assert_ptr_nonnull(t);
-    ck_assert_int_eq(t->numel, n);
-    for (int64_t i = 0; i < n; i++)
-        ck_assert_msg(tg_tensor_get(t, i) == want[i], "element %lld = %.17g, expected %.17g",
-                      (long long)i, tg_tensor_get(t, i), want[i]);
-}
 
 static void expect_shape(const tg_tensor *t, int ndim, const int64_t *shape)
 {
@@ -41,30 +24,30 @@ START_TEST(test_layout_known_values)
         tg_tensor *s0 = tg_stack(t, ab, 2, 0), *s1 = tg_stack(t, ab, 2, 1);
         tg_tensor *s2 = tg_stack(t, ab, 2, -1);
         expect_shape(s0, 3, (int64_t[]){ 2, 2, 3 });
-        expect_values(s0, (double[]){ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 }, 12);
+        expect_values_n(s0, (double[]){ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 }, 12, 0);
         expect_shape(s1, 3, (int64_t[]){ 2, 2, 3 });
-        expect_values(s1, (double[]){ 1, 2, 3, 7, 8, 9, 4, 5, 6, 10, 11, 12 }, 12);
+        expect_values_n(s1, (double[]){ 1, 2, 3, 7, 8, 9, 4, 5, 6, 10, 11, 12 }, 12, 0);
         expect_shape(s2, 3, (int64_t[]){ 2, 3, 2 });
-        expect_values(s2, (double[]){ 1, 7, 2, 8, 3, 9, 4, 10, 5, 11, 6, 12 }, 12);
-        expect_values(tg_flip(t, a, 0), (double[]){ 4, 5, 6, 1, 2, 3 }, 6);
-        expect_values(tg_flip(t, a, -1), (double[]){ 3, 2, 1, 6, 5, 4 }, 6);
+        expect_values_n(s2, (double[]){ 1, 7, 2, 8, 3, 9, 4, 10, 5, 11, 6, 12 }, 12, 0);
+        expect_values_n(tg_flip(t, a, 0), (double[]){ 4, 5, 6, 1, 2, 3 }, 6, 0);
+        expect_values_n(tg_flip(t, a, -1), (double[]){ 3, 2, 1, 6, 5, 4 }, 6, 0);
         tg_tensor *parts[3];
         ck_assert_int_eq(tg_chunk(t, a, 3, -1, parts), TG_OK);
         for (int k = 0; k < 3; k++) {
             expect_shape(parts[k], 2, (int64_t[]){ 2, 1 });
-            expect_values(parts[k], (double[]){ k + 1, k + 4 }, 2);
+            expect_values_n(parts[k], (double[]){ k + 1, k + 4 }, 2, 0);
         }
         ck_assert_int_eq(tg_chunk(t, a, 1, 0, parts), TG_OK);
-        expect_values(parts[0], (double[]){ 1, 2, 3, 4, 5, 6 }, 6);
+        expect_values_n(parts[0], (double[]){ 1, 2, 3, 4, 5, 6 }, 6, 0);
         /* (2,1,2) @ (2,2,1): [1 2].[3 4]^T = 11, [5 6].[7 8]^T = 83 */
         tg_tensor *x = mk(dt, 3, (int64_t[]){ 2, 1, 2 }, (double[]){ 1, 2, 5, 6 });
         tg_tensor *y = mk(dt, 3, (int64_t[]){ 2, 2, 1 }, (double[]){ 3, 4, 7, 8 });
         tg_tensor *p = tg_bmm(t, x, y);
         expect_shape(p, 3, (int64_t[]){ 2, 1, 1 });
-        expect_values(p, (double[]){ 11, 83 }, 2);
+        expect_values_n(p, (double[]){ 11, 83 }, 2, 0);
         tg_tensor *oh = tg_one_hot(t, dt, (int32_t[]){ 1, 0, 1 }, 3, 2);
         expect_shape(oh, 2, (int64_t[]){ 3, 2 });
-        expect_values(oh, (double[]){ 0, 1, 1, 0, 0, 1 }, 6);
+        expect_values_n(oh, (double[]){ 0, 1, 1, 0, 0, 1 }, 6, 0);
         ck_assert(!(oh->flags & TG_FLAG_REQUIRES_GRAD));
         ck_assert_int_eq(tg_tape_status(t), TG_OK);
         tg_tensor *all[] = { a, b, x, y };
@@ -181,11 +164,11 @@ END_TEST
 
 Suite *ops_layout_suite(void)
 {
-    Suite *s = suite_create("ops_layout");
-    TCase *tc = tcase_create("layout");
-    tcase_add_test(tc, test_layout_known_values);
-    tcase_add_test(tc, test_layout_repeated_inputs_accumulate);
-    tcase_add_test(tc, test_layout_error_paths);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("layout", 0),
+        TG_TEST(test_layout_known_values),
+        TG_TEST(test_layout_repeated_inputs_accumulate),
+        TG_TEST(test_layout_error_paths),
+    };
+    return TG_TEST_SUITE("ops_layout", rows);
 }

@@ -170,15 +170,13 @@ END_TEST
 
 Suite *ops_matmul_suite(void)
 {
-    Suite *s = suite_create("ops_matmul");
-    TCase *fw = tcase_create("forward");
-    tcase_add_test(fw, test_matmul_forward_known);
-    suite_add_tcase(s, fw);
-    TCase *gc = tcase_create("gradcheck");
-    tcase_set_timeout(gc, 60);
-    tcase_add_test(gc, test_matmul_affine_transpose_gradcheck);
-    tcase_add_test(gc, test_gate_op_matches_composition);
-    tcase_add_test(gc, test_matmul_f32_f64_agree_odd_shapes);
-    suite_add_tcase(s, gc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("forward", 0),
+        TG_TEST(test_matmul_forward_known),
+        TG_CASE("gradcheck", 60),
+        TG_TEST(test_matmul_affine_transpose_gradcheck),
+        TG_TEST(test_gate_op_matches_composition),
+        TG_TEST(test_matmul_f32_f64_agree_odd_shapes),
+    };
+    return TG_TEST_SUITE("ops_matmul", rows);
 }

@@ -3,30 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
+#include "tests/ops_harness.h"
 #include "tests/tests.h"
-
-static tg_tensor *mk(tg_dtype dt, int ndim, const int64_t *shape, const double *vals)
-{
-    tg_tensor *t = tg_tensor_new(dt, ndim, shape);
-    ck_assert_ptr_nonnull(t);
-    if (vals)
-        tg_tensor_fill_values(t, vals);
-    return t;
-}
-
-static void expect_values(const tg_tensor *t, const double *want, int64_t n, double tol)
-{
-    ck_assert_ptr_nonnull(t);
-    ck_assert_int_eq(t->numel, n);
-    for (int64_t i = 0; i < n; i++)
-        ck_assert_msg(fabs(tg_tensor_get(t, i) - want[i]) <= tol,
-                      "element %lld = %.17g, expected %.17g", (long long)i,
-                      tg_tensor_get(t, i), want[i]);
-}
 
 static void expect_grad(const tg_tensor *t, const double *want, double tol)
 {
@@ -50,14 +28,14 @@ START_TEST(test_dim_reductions_known_values)
         tg_tensor *y = tg_mean_dim(t, x, -1);
         ck_assert_int_eq(y->ndim, 2);
         ck_assert_int_eq(y->shape[1], 1);
-        expect_values(y, (double[]){ 2, 6 }, 2, tol);
-        expect_values(tg_mean_dim(t, x, 0), (double[]){ 2.5, 4, 5.5 }, 3, tol);
-        expect_values(tg_var_dim(t, x, 1, 0), (double[]){ 2.0 / 3, 8.0 / 3 }, 2, tol);
-        expect_values(tg_var_dim(t, x, -1, 1), (double[]){ 1, 4 }, 2, tol);
-        expect_values(tg_var_dim(t, x, 0, 1), (double[]){ 4.5, 8, 12.5 }, 3, tol);
-        expect_values(tg_max_dim(t, x, 1), (double[]){ 3, 8 }, 2, tol);
-        expect_values(tg_max_dim(t, x, -2), (double[]){ 4, 6, 8 }, 3, tol);
-        expect_values(tg_logsumexp_dim(t, x, 1),
+        expect_values_n(y, (double[]){ 2, 6 }, 2, tol);
+        expect_values_n(tg_mean_dim(t, x, 0), (double[]){ 2.5, 4, 5.5 }, 3, tol);
+        expect_values_n(tg_var_dim(t, x, 1, 0), (double[]){ 2.0 / 3, 8.0 / 3 }, 2, tol);
+        expect_values_n(tg_var_dim(t, x, -1, 1), (double[]){ 1, 4 }, 2, tol);
+        expect_values_n(tg_var_dim(t, x, 0, 1), (double[]){ 4.5, 8, 12.5 }, 3, tol);
+        expect_values_n(tg_max_dim(t, x, 1), (double[]){ 3, 8 }, 2, tol);
+        expect_values_n(tg_max_dim(t, x, -2), (double[]){ 4, 6, 8 }, 3, tol);
+        expect_values_n(tg_logsumexp_dim(t, x, 1),
                       (double[]){ 3.4076059644443806, 8.1429316284999 }, 2, tol * 8);
         ck_assert_int_eq(tg_tape_status(t), TG_OK);
         tg_tensor_free(x);
@@ -77,7 +55,7 @@ START_TEST(test_dim_reductions_extremes_finite)
                           (double[]){ 0.1, 0.1, 0.1, 0.1, 0.1, -3e7, -3e7, -3e7, -3e7, -3e7 });
         ck_assert_int_eq(tg_tensor_requires_grad(c), TG_OK);
         tg_tensor *v = tg_var_dim(t, c, -1, 1);
-        expect_values(v, (double[]){ 0, 0 }, 2, 0);
+        expect_values_n(v, (double[]){ 0, 0 }, 2, 0);
         ck_assert_int_eq(tg_backward(t, tg_sum(t, v)), TG_OK);
         expect_grad(c, (double[10]){ 0 }, 0);
         tg_tape_reset(t);
@@ -85,7 +63,7 @@ START_TEST(test_dim_reductions_extremes_finite)
         tg_tensor *x = mk(dt, 2, (int64_t[]){ 2, 2 }, (double[]){ 1000, 1000, -1000, -1001 });
         ck_assert_int_eq(tg_tensor_requires_grad(x), TG_OK);
         tg_tensor *l = tg_logsumexp_dim(t, x, 1);
-        expect_values(l, (double[]){ 1000 + log(2.0), -1000 + log1p(exp(-1.0)) }, 2,
+        expect_values_n(l, (double[]){ 1000 + log(2.0), -1000 + log1p(exp(-1.0)) }, 2,
                       d ? 1e-12 : 1e-3);
         ck_assert_int_eq(tg_backward(t, tg_sum(t, l)), TG_OK);
         double s = 1 / (1 + exp(-1.0));
@@ -142,9 +120,9 @@ START_TEST(test_layer_norm_known_values)
         tg_tensor *gamma = mk(dt, 1, (int64_t[]){ 3 }, (double[]){ 2, 1, -1 });
         tg_tensor *beta = mk(dt, 1, (int64_t[]){ 3 }, (double[]){ 0.5, 0, 1 });
         double k = sqrt(1.5);
-        expect_values(tg_layer_norm(t, x, NULL, NULL, 0), (double[]){ -k, 0, k, -k, 0, k }, 6,
+        expect_values_n(tg_layer_norm(t, x, NULL, NULL, 0), (double[]){ -k, 0, k, -k, 0, k }, 6,
                       tol);
-        expect_values(tg_layer_norm(t, x, gamma, beta, 0),
+        expect_values_n(tg_layer_norm(t, x, gamma, beta, 0),
                       (double[]){ 0.5 - 2 * k, 0, 1 - k, 0.5 - 2 * k, 0, 1 - k }, 6, tol);
         ck_assert_int_eq(tg_tape_status(t), TG_OK);
         tg_tensor_free(x);
@@ -200,11 +178,7 @@ END_TEST
 static void run_layer_norm(int threads, tg_tensor *x, tg_tensor *gamma, tg_tensor *beta,
                            float *y, float *dx, float *dg, float *db)
 {
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#else
-    (void)threads;
-#endif
+    set_threads(threads);
     tg_tape *t = tg_tape_new();
     tg_tensor_zero_grad(x);
     tg_tensor_zero_grad(gamma);
@@ -294,7 +268,7 @@ START_TEST(test_mse_loss_known_values)
     tg_tensor_requires_grad(a);
     tg_tensor_requires_grad(b);
     tg_tensor *l = tg_mse_loss(t, a, b);
-    expect_values(l, (double[]){ 1.25 }, 1, 1e-15);
+    expect_values_n(l, (double[]){ 1.25 }, 1, 1e-15);
     ck_assert_int_eq(tg_backward(t, l), TG_OK);
     expect_grad(a, (double[]){ 0.5, 0, -1, 0 }, 1e-15);
     expect_grad(b, (double[]){ -0.5, 0, 1, 0 }, 1e-15);
@@ -310,12 +284,12 @@ START_TEST(test_negative_dims_in_old_ops)
 {
     tg_tape *t = tg_tape_new();
     tg_tensor *x = mk(TG_F64, 2, (int64_t[]){ 2, 3 }, (double[]){ 1, 2, 3, 4, 5, 6 });
-    expect_values(tg_sum_dim(t, x, -1), (double[]){ 6, 15 }, 2, 0);
-    expect_values(tg_sum_dim(t, x, -2), (double[]){ 5, 7, 9 }, 3, 0);
-    expect_values(tg_slice(t, x, -1, 1, 2), (double[]){ 2, 3, 5, 6 }, 4, 0);
+    expect_values_n(tg_sum_dim(t, x, -1), (double[]){ 6, 15 }, 2, 0);
+    expect_values_n(tg_sum_dim(t, x, -2), (double[]){ 5, 7, 9 }, 3, 0);
+    expect_values_n(tg_slice(t, x, -1, 1, 2), (double[]){ 2, 3, 5, 6 }, 4, 0);
     tg_tensor *c = tg_concat(t, x, x, -1);
     ck_assert_int_eq(c->shape[1], 6);
-    expect_values(c, (double[]){ 1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6 }, 12, 0);
+    expect_values_n(c, (double[]){ 1, 2, 3, 1, 2, 3, 4, 5, 6, 4, 5, 6 }, 12, 0);
     tg_tensor *xs[] = { x, x, x };
     ck_assert_int_eq(tg_concat_n(t, xs, 3, -2)->shape[0], 6);
     ck_assert_int_eq(tg_tape_status(t), TG_OK);
@@ -402,21 +376,20 @@ END_TEST
 
 Suite *ops_norm_suite(void)
 {
-    Suite *s = suite_create("ops_norm");
-    TCase *tc = tcase_create("reductions");
-    tcase_add_test(tc, test_dim_reductions_known_values);
-    tcase_add_test(tc, test_dim_reductions_extremes_finite);
-    tcase_add_test(tc, test_max_dim_first_maximum_and_nan);
-    tcase_add_test(tc, test_mse_loss_known_values);
-    tcase_add_test(tc, test_negative_dims_in_old_ops);
-    tcase_add_test(tc, test_norm_ops_error_paths);
-    tcase_add_test(tc, test_norm_ops_out_of_memory);
-    suite_add_tcase(s, tc);
-    TCase *ln = tcase_create("layer_norm");
-    tcase_add_test(ln, test_layer_norm_known_values);
-    tcase_add_test(ln, test_layer_norm_constant_row_finite);
-    tcase_add_test(ln, test_layer_norm_thread_count_determinism);
-    tcase_add_test(ln, test_layer_norm_gradient_accumulates_with_other_uses);
-    suite_add_tcase(s, ln);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("reductions", 0),
+        TG_TEST(test_dim_reductions_known_values),
+        TG_TEST(test_dim_reductions_extremes_finite),
+        TG_TEST(test_max_dim_first_maximum_and_nan),
+        TG_TEST(test_mse_loss_known_values),
+        TG_TEST(test_negative_dims_in_old_ops),
+        TG_TEST(test_norm_ops_error_paths),
+        TG_TEST(test_norm_ops_out_of_memory),
+        TG_CASE("layer_norm", 0),
+        TG_TEST(test_layer_norm_known_values),
+        TG_TEST(test_layer_norm_constant_row_finite),
+        TG_TEST(test_layer_norm_thread_count_determinism),
+        TG_TEST(test_layer_norm_gradient_accumulates_with_other_uses),
+    };
+    return TG_TEST_SUITE("ops_norm", rows);
 }

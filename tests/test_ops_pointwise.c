@@ -6,10 +6,6 @@
 #include <string.h>
 #include <tgmath.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "autograd/autograd_internal.h"
 #include "tensor/vmath_internal.h"
 #include "tests/ops_harness.h"
@@ -353,11 +349,7 @@ static tg_tensor *domain_leaf(tg_dtype dt, int ndim, const int64_t *shape, int d
 static size_t run_threads(int threads, build_fn build, tg_tensor **in, int nin,
                           unsigned char *out)
 {
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#else
-    (void)threads;
-#endif
+    set_threads(threads);
     tg_tape *t = tg_tape_new();
     for (int i = 0; i < nin; i++)
         tg_tensor_zero_grad(in[i]);
@@ -571,31 +563,26 @@ END_TEST
 
 Suite *ops_pointwise_suite(void)
 {
-    Suite *s = suite_create("ops_pointwise");
-    TCase *fw = tcase_create("forward");
-    tcase_add_test(fw, test_unary_forward_known_values);
-    tcase_add_test(fw, test_more_unary_forward_known_values);
-    tcase_add_test(fw, test_sigmoid_tanh_saturate_finite);
-    tcase_add_test(fw, test_float_exp_underflows_to_zero);
-    tcase_add_test(fw, test_vectorised_float_math_accuracy);
-    tcase_add_test(fw, test_binary_broadcast_forward);
-    suite_add_tcase(s, fw);
-    TCase *edge = tcase_create("edges");
-    tcase_add_loop_test(edge, test_unary_edge_gradients, 0, 2);
-    tcase_add_loop_test(edge, test_clamp_edge_gradients, 0, 2);
-    tcase_add_loop_test(edge, test_maximum_minimum_ties, 0, 2);
-    tcase_add_loop_test(edge, test_where_broadcasting, 0, 2);
-    suite_add_tcase(s, edge);
-    TCase *tables = tcase_create("tables");
-    tcase_set_timeout(tables, 60);
-    tcase_add_test(tables, test_table_ops_reject_bad_operands);
-    tcase_add_loop_test(tables, test_table_ops_same_bits_any_thread_count, 0, 2);
-    suite_add_tcase(s, tables);
-    TCase *gc = tcase_create("gradcheck");
-    tcase_set_timeout(gc, 60);
-    tcase_add_test(gc, test_unary_gradcheck_table);
-    tcase_add_test(gc, test_binary_gradcheck_table_broadcasting);
-    tcase_add_test(gc, test_same_tensor_both_operands);
-    suite_add_tcase(s, gc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("forward", 0),
+        TG_TEST(test_unary_forward_known_values),
+        TG_TEST(test_more_unary_forward_known_values),
+        TG_TEST(test_sigmoid_tanh_saturate_finite),
+        TG_TEST(test_float_exp_underflows_to_zero),
+        TG_TEST(test_vectorised_float_math_accuracy),
+        TG_TEST(test_binary_broadcast_forward),
+        TG_CASE("edges", 0),
+        TG_LOOP(test_unary_edge_gradients, 2),
+        TG_LOOP(test_clamp_edge_gradients, 2),
+        TG_LOOP(test_maximum_minimum_ties, 2),
+        TG_LOOP(test_where_broadcasting, 2),
+        TG_CASE("tables", 60),
+        TG_TEST(test_table_ops_reject_bad_operands),
+        TG_LOOP(test_table_ops_same_bits_any_thread_count, 2),
+        TG_CASE("gradcheck", 60),
+        TG_TEST(test_unary_gradcheck_table),
+        TG_TEST(test_binary_gradcheck_table_broadcasting),
+        TG_TEST(test_same_tensor_both_operands),
+    };
+    return TG_TEST_SUITE("ops_pointwise", rows);
 }

@@ -155,9 +155,9 @@ END_TEST
 
 Suite *ops_pointwise_ref_suite(void)
 {
-    Suite *s = suite_create("ops_pointwise_ref");
-    TCase *tc = tcase_create("torch");
-    tcase_add_loop_test(tc, test_pointwise_ref_case, 0, PWREF_NCASES);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("torch", 0),
+        TG_LOOP(test_pointwise_ref_case, PWREF_NCASES),
+    };
+    return TG_TEST_SUITE("ops_pointwise_ref", rows);
 }

@@ -142,13 +142,7 @@ START_TEST(test_dropout)
     ck_assert_ptr_eq(tg_dropout(tape, x, 0.0, &r1), x);
     tg_tensor *y = tg_dropout(tape, x, 0.25, &r1);
     tg_tensor *y2 = tg_dropout(tape, x, 0.25, &r2);
-    int64_t zeros = 0;
-    for (int64_t i = 0; i < y->numel; i++) {
-        double v = tg_tensor_get(y, i);
-        ck_assert(v == 0.0 || fabs(v - 1 / 0.75) < 1e-15);
-        zeros += v == 0.0;
-        ck_assert(v == tg_tensor_get(y2, i));   /* same seed, same mask */
-    }
+    int64_t zeros = tg_test_dropout_zeros(y, y2, 1 / 0.75, 1e-15);
     ck_close((double)zeros / 10000, 0.25, 0.02);
     ck_assert_int_eq(tg_backward(tape, tg_sum(tape, y)), TG_OK);
     for (int64_t i = 0; i < y->numel; i++)
@@ -162,17 +156,15 @@ END_TEST
 
 Suite *ops_reduce_suite(void)
 {
-    Suite *s = suite_create("ops_reduce");
-    TCase *fw = tcase_create("forward");
-    tcase_add_test(fw, test_reductions_forward);
-    tcase_add_test(fw, test_softmax_and_cross_entropy_forward);
-    tcase_add_test(fw, test_cross_entropy_extreme_logits_finite);
-    tcase_add_test(fw, test_embedding_repeated_indices_accumulate);
-    tcase_add_test(fw, test_dropout);
-    suite_add_tcase(s, fw);
-    TCase *gc = tcase_create("gradcheck");
-    tcase_set_timeout(gc, 60);
-    tcase_add_test(gc, test_reduce_softmax_ce_embedding_gradcheck);
-    suite_add_tcase(s, gc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("forward", 0),
+        TG_TEST(test_reductions_forward),
+        TG_TEST(test_softmax_and_cross_entropy_forward),
+        TG_TEST(test_cross_entropy_extreme_logits_finite),
+        TG_TEST(test_embedding_repeated_indices_accumulate),
+        TG_TEST(test_dropout),
+        TG_CASE("gradcheck", 60),
+        TG_TEST(test_reduce_softmax_ce_embedding_gradcheck),
+    };
+    return TG_TEST_SUITE("ops_reduce", rows);
 }

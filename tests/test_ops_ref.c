@@ -214,10 +214,10 @@ END_TEST
 
 Suite *ops_ref_suite(void)
 {
-    Suite *s = suite_create("ops_ref");
-    TCase *tc = tcase_create("torch");
-    tcase_add_loop_test(tc, test_ref_case, 0, OPSREF_NCASES);
-    tcase_add_test(tc, test_ref_one_hot);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("torch", 0),
+        TG_LOOP(test_ref_case, OPSREF_NCASES),
+        TG_TEST(test_ref_one_hot),
+    };
+    return TG_TEST_SUITE("ops_ref", rows);
 }

@@ -63,13 +63,11 @@ END_TEST
 
 Suite *ops_shape_suite(void)
 {
-    Suite *s = suite_create("ops_shape");
-    TCase *fw = tcase_create("forward");
-    tcase_add_test(fw, test_shape_ops_forward);
-    suite_add_tcase(s, fw);
-    TCase *gc = tcase_create("gradcheck");
-    tcase_set_timeout(gc, 60);
-    tcase_add_test(gc, test_shape_ops_gradcheck);
-    suite_add_tcase(s, gc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("forward", 0),
+        TG_TEST(test_shape_ops_forward),
+        TG_CASE("gradcheck", 60),
+        TG_TEST(test_shape_ops_gradcheck),
+    };
+    return TG_TEST_SUITE("ops_shape", rows);
 }

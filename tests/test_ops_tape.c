@@ -5,10 +5,6 @@
 #include <string.h>
 #include <tgmath.h>
 
-#ifdef _OPENMP
-#include <omp.h>
-#endif
-
 #include "autograd/autograd_internal.h"
 #include "tests/ops_harness.h"
 #include "tests/tests.h"
@@ -386,11 +382,7 @@ END_TEST
 /* ---- determinism: any thread count gives the same bits ------------------------------------------ */
 static void run_chain(int threads, tg_tensor *w, tg_tensor *x, float *out, float *grad)
 {
-#ifdef _OPENMP
-    omp_set_num_threads(threads);
-#else
-    (void)threads;
-#endif
+    set_threads(threads);
     tg_tape *tape = tg_tape_new();
     tg_tensor_zero_grad(w);
     tg_tensor *h = tg_sigmoid(tape, tg_matmul(tape, x, w));
@@ -426,25 +418,24 @@ END_TEST
 
 Suite *ops_tape_suite(void)
 {
-    Suite *s = suite_create("ops_tape");
-    TCase *ag = tcase_create("autograd");
-    tcase_set_timeout(ag, 60);
-    tcase_add_test(ag, test_fanout_and_repeated_backward_accumulate);
-    tcase_add_test(ag, test_constants_get_no_gradient);
-    tcase_add_test(ag, test_nodes_off_the_loss_path_are_skipped);
-    tcase_add_test(ag, test_backward_from_two_losses_on_one_tape);
-    tcase_add_test(ag, test_repeated_backward_with_many_gradient_sizes);
-    tcase_add_test(ag, test_fresh_gradients_gradcheck);
-    tcase_add_test(ag, test_dead_gradient_columns_gradcheck);
-    tcase_add_test(ag, test_dead_gradient_columns_same_bits);
-    tcase_add_test(ag, test_dead_gradient_columns_late_requires_grad);
-    tcase_add_test(ag, test_gradient_buffers_are_recycled);
-    tcase_add_test(ag, test_grad_disabled_records_nothing);
-    tcase_add_test(ag, test_reset_reuses_memory_no_malloc);
-    tcase_add_test(ag, test_large_allocations_grow_chunks);
-    tcase_add_test(ag, test_memory_limit_gives_nomem);
-    tcase_add_test(ag, test_observer_sees_named_steps);
-    tcase_add_test(ag, test_thread_count_determinism);
-    suite_add_tcase(s, ag);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("autograd", 60),
+        TG_TEST(test_fanout_and_repeated_backward_accumulate),
+        TG_TEST(test_constants_get_no_gradient),
+        TG_TEST(test_nodes_off_the_loss_path_are_skipped),
+        TG_TEST(test_backward_from_two_losses_on_one_tape),
+        TG_TEST(test_repeated_backward_with_many_gradient_sizes),
+        TG_TEST(test_fresh_gradients_gradcheck),
+        TG_TEST(test_dead_gradient_columns_gradcheck),
+        TG_TEST(test_dead_gradient_columns_same_bits),
+        TG_TEST(test_dead_gradient_columns_late_requires_grad),
+        TG_TEST(test_gradient_buffers_are_recycled),
+        TG_TEST(test_grad_disabled_records_nothing),
+        TG_TEST(test_reset_reuses_memory_no_malloc),
+        TG_TEST(test_large_allocations_grow_chunks),
+        TG_TEST(test_memory_limit_gives_nomem),
+        TG_TEST(test_observer_sees_named_steps),
+        TG_TEST(test_thread_count_determinism),
+    };
+    return TG_TEST_SUITE("ops_tape", rows);
 }

@@ -713,24 +713,19 @@ END_TEST
 
 Suite *reliability_suite(void)
 {
-    Suite *s = suite_create("reliability");
-    TCase *tc = tcase_create("checkpoint");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_header_bits_with_valid_crc);
-    tcase_add_test(tc, test_truncated_with_consistent_header);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("save_faults");
-    tcase_add_test(tc, test_save_file_size_limit);
-    tcase_add_test(tc, test_save_full_and_readonly_fs);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("nonfinite");
-    tcase_add_loop_test(tc, test_nonfinite_gradient_refused, 0, 15);
-    tcase_add_test(tc, test_nan_weight_through_charlm);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("memory");
-    tcase_set_timeout(tc, 120);
-    tcase_add_loop_test(tc, test_tape_memory_limit_through_charlm, 0, 3);
-    tcase_add_test(tc, test_training_memory_flat);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("checkpoint", 120),
+        TG_TEST(test_header_bits_with_valid_crc),
+        TG_TEST(test_truncated_with_consistent_header),
+        TG_CASE("save_faults", 0),
+        TG_TEST(test_save_file_size_limit),
+        TG_TEST(test_save_full_and_readonly_fs),
+        TG_CASE("nonfinite", 0),
+        TG_LOOP(test_nonfinite_gradient_refused, 15),
+        TG_TEST(test_nan_weight_through_charlm),
+        TG_CASE("memory", 120),
+        TG_LOOP(test_tape_memory_limit_through_charlm, 3),
+        TG_TEST(test_training_memory_flat),
+    };
+    return TG_TEST_SUITE("reliability", rows);
 }

@@ -446,13 +446,7 @@ START_TEST(test_dropout_mask_statistics)
     tg_tensor *m = tg_dropout_mask(tape, TG_F64, 2, shape, 0.3, &a);
     tg_tensor *same = tg_dropout_mask(tape, TG_F64, 2, shape, 0.3, &b);
     ck_assert_ptr_nonnull(m);
-    int64_t zeros = 0;
-    for (int64_t i = 0; i < m->numel; i++) {
-        double v = tg_tensor_get(m, i);
-        ck_assert(v == 0.0 || v == 1.0 / 0.7);
-        zeros += v == 0.0;
-        ck_assert_double_eq(v, tg_tensor_get(same, i));       /* a seed, a mask */
-    }
+    int64_t zeros = tg_test_dropout_zeros(m, same, 1.0 / 0.7, 0);
     ck_assert_msg(fabs((double)zeros / 10000.0 - 0.3) < 0.02, "%lld zeros", (long long)zeros);
     ck_assert_ptr_null(m->grad);
     ck_assert_ptr_null(tg_dropout_mask(tape, TG_F64, 2, shape, 1.0, &a));
@@ -574,28 +568,24 @@ END_TEST
 
 Suite *zoo_suite(void)
 {
-    Suite *s = suite_create("zoo");
-    TCase *tc = tcase_create("cells");
     int ncases = (int)(sizeof cellref_cases / sizeof cellref_cases[0]);
-    tcase_add_loop_test(tc, test_zoo_matches_torch, 0, ncases);
-    tcase_add_loop_test(tc, test_zoo_gradcheck, 0, ncases);
-    tcase_add_loop_test(tc, test_zoo_reports_gates, 0, ncases);
-    tcase_add_loop_test(tc, test_zoo_init, 0, ncases);
-    tcase_add_loop_test(tc, test_zoo_step_errors, 0, ncases);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("bidir");
     int nbidir = (int)(sizeof cellref_bidirs / sizeof cellref_bidirs[0]);
-    tcase_add_loop_test(tc, test_bidir_matches_torch, 0, nbidir);
-    tcase_add_test(tc, test_bidir_gradcheck);
-    tcase_add_test(tc, test_bidir_errors);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("regularisers");
-    tcase_add_test(tc, test_dropout_mask_statistics);
-    tcase_add_test(tc, test_zoneout_values);
-    tcase_add_test(tc, test_weight_drop_values);
-    tcase_add_test(tc, test_regularisers_gradcheck);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("cells", 0),
+        TG_LOOP(test_zoo_matches_torch, ncases),
+        TG_LOOP(test_zoo_gradcheck, ncases),
+        TG_LOOP(test_zoo_reports_gates, ncases),
+        TG_LOOP(test_zoo_init, ncases),
+        TG_LOOP(test_zoo_step_errors, ncases),
+        TG_CASE("bidir", 0),
+        TG_LOOP(test_bidir_matches_torch, nbidir),
+        TG_TEST(test_bidir_gradcheck),
+        TG_TEST(test_bidir_errors),
+        TG_CASE("regularisers", 0),
+        TG_TEST(test_dropout_mask_statistics),
+        TG_TEST(test_zoneout_values),
+        TG_TEST(test_weight_drop_values),
+        TG_TEST(test_regularisers_gradcheck),
+    };
+    return TG_TEST_SUITE("zoo", rows);
 }

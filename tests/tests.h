@@ -95,4 +95,27 @@ tg_params *tg_test_charlm_params(tg_charlm *m, const char *cell, int embed, uint
                       "message '%s' should start with '%s'", tg_tape_errmsg(tape), prefix); \
     } while (0)
 
+/* Helpers shared by the ops, cells and zoo tests. */
+/* One row of a suite's table (tg_test_suite): TG_CASE starts a test case (timeout in
+   seconds, 0 for Check's default); TG_TEST adds a test to the case above it, TG_LOOP a
+   loop test over _i in [0, n) (a plain test is the loop [0, 1), as in Check). */
+typedef struct tg_test_row {
+    const char *tcase;
+    int timeout;
+    const TTest *test;
+    int loops;
+} tg_test_row;
+#define TG_CASE(name, seconds) { .tcase = (name), .timeout = (seconds) }
+#define TG_TEST(fn) { .test = (fn), .loops = 1 }
+#define TG_LOOP(fn, n) { .test = (fn), .loops = (n) }
+/* A new suite called name with the cases and tests of the n rows, in their order. */
+Suite *tg_test_suite(const char *name, const tg_test_row *rows, size_t n);
+/* tg_test_suite over a whole array of rows. */
+#define TG_TEST_SUITE(name, rows) tg_test_suite((name), (rows), sizeof(rows) / sizeof((rows)[0]))
+/* Fails unless every element of the dropout mask is 0 or scale (exactly when tol is 0, else
+   within tol) and equals the element of same, a mask drawn from the same seed; returns how
+   many elements are 0. */
+int64_t tg_test_dropout_zeros(const tg_tensor *mask, const tg_tensor *same, double scale,
+                              double tol);
+
 #endif /* TG_TESTS_TESTS_H */
