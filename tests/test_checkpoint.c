@@ -874,26 +874,23 @@ END_TEST
 
 Suite *checkpoint_suite(void)
 {
-    Suite *s = suite_create("checkpoint");
-    TCase *tc = tcase_create("roundtrip");
-    tcase_add_test(tc, test_crc32);
-    tcase_add_loop_test(tc, test_roundtrip_bit_exact, 0, 10);
-    tcase_add_test(tc, test_same_state_same_bytes);
-    tcase_add_test(tc, test_schedule_resume);
-    tcase_add_test(tc, test_schedule_section_crafted);
-    tcase_add_test(tc, test_read_meta);
-    tcase_add_test(tc, test_null_arguments);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("refused");
-    tcase_add_test(tc, test_truncated_at_every_offset);
-    tcase_add_test(tc, test_bit_flips);
-    tcase_add_test(tc, test_magic_version_extended);
-    tcase_add_test(tc, test_crafted_counts);
-    tcase_add_test(tc, test_model_mismatch);
-    tcase_add_test(tc, test_optimizer_mismatch);
-    tcase_add_test(tc, test_unwritable);
-    tcase_set_timeout(tc, 120);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("roundtrip", 0),
+        TG_TEST(test_crc32),
+        TG_LOOP(test_roundtrip_bit_exact, 10),
+        TG_TEST(test_same_state_same_bytes),
+        TG_TEST(test_schedule_resume),
+        TG_TEST(test_schedule_section_crafted),
+        TG_TEST(test_read_meta),
+        TG_TEST(test_null_arguments),
+        TG_CASE("refused", 120),
+        TG_TEST(test_truncated_at_every_offset),
+        TG_TEST(test_bit_flips),
+        TG_TEST(test_magic_version_extended),
+        TG_TEST(test_crafted_counts),
+        TG_TEST(test_model_mismatch),
+        TG_TEST(test_optimizer_mismatch),
+        TG_TEST(test_unwritable),
+    };
+    return TG_TEST_SUITE("checkpoint", rows);
 }

@@ -433,22 +433,21 @@ END_TEST
 
 Suite *errors_suite(void)
 {
-    Suite *s = suite_create("errors");
-    TCase *tc = tcase_create("tape");
-    tcase_add_test(tc, test_tape_fail_is_sticky_and_scoped);
-    tcase_add_test(tc, test_scopes_nest_and_overflow);
-    tcase_add_test(tc, test_charlm_error_names_step_layer_gate);
-    tcase_add_test(tc, test_stack_error_deep_in_time);
-    tcase_add_test(tc, test_backward_on_another_tapes_loss);
-    tcase_add_test(tc, test_tensor_used_after_reset);
-    suite_add_tcase(s, tc);
-    tc = tcase_create("reasons");
-    tcase_add_test(tc, test_tensor_reasons);
-    tcase_add_test(tc, test_params_reasons);
-    tcase_add_test(tc, test_init_reasons);
-    tcase_add_test(tc, test_stack_and_charlm_reasons);
-    tcase_add_test(tc, test_recorder_reasons);
-    tcase_add_test(tc, test_cell_type_init_reasons);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("tape", 0),
+        TG_TEST(test_tape_fail_is_sticky_and_scoped),
+        TG_TEST(test_scopes_nest_and_overflow),
+        TG_TEST(test_charlm_error_names_step_layer_gate),
+        TG_TEST(test_stack_error_deep_in_time),
+        TG_TEST(test_backward_on_another_tapes_loss),
+        TG_TEST(test_tensor_used_after_reset),
+        TG_CASE("reasons", 0),
+        TG_TEST(test_tensor_reasons),
+        TG_TEST(test_params_reasons),
+        TG_TEST(test_init_reasons),
+        TG_TEST(test_stack_and_charlm_reasons),
+        TG_TEST(test_recorder_reasons),
+        TG_TEST(test_cell_type_init_reasons),
+    };
+    return TG_TEST_SUITE("errors", rows);
 }

@@ -473,13 +473,13 @@ END_TEST
 
 Suite *observe_suite(void)
 {
-    Suite *s = suite_create("observe");
-    TCase *tc = tcase_create("observe");
-    tcase_add_loop_test(tc, test_cell_reports_every_gate, 0, 6);
-    tcase_add_test(tc, test_name_without_observer);
-    tcase_add_loop_test(tc, test_recorder_assigns_layers, 0, 3);
-    tcase_add_test(tc, test_recorder_sees_charlm_loss);
-    tcase_add_test(tc, test_recorder_errors);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("observe", 0),
+        TG_LOOP(test_cell_reports_every_gate, 6),
+        TG_TEST(test_name_without_observer),
+        TG_LOOP(test_recorder_assigns_layers, 3),
+        TG_TEST(test_recorder_sees_charlm_loss),
+        TG_TEST(test_recorder_errors),
+    };
+    return TG_TEST_SUITE("observe", rows);
 }

@@ -766,37 +766,30 @@ END_TEST
 
 Suite *optim_suite(void)
 {
-    Suite *s = suite_create("optim");
-    TCase *tc = tcase_create("torch");
-    tcase_add_loop_test(tc, test_torch_reference_f64, 0, NCASES);
-    tcase_add_loop_test(tc, test_torch_reference_f32, 0, NCASES);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("optimizers");
-    tcase_add_test(tc, test_sgd_by_hand);
-    tcase_add_test(tc, test_adam_adamw_by_hand);
-    tcase_add_test(tc, test_rmsprop_adagrad_by_hand);
-    tcase_add_test(tc, test_names_and_defaults);
-    tcase_add_test(tc, test_invalid_configs);
-    tcase_add_test(tc, test_nonfinite_step);
-    tcase_add_test(tc, test_step_errors_and_lr);
-    tcase_add_test(tc, test_thread_count_invariance);
-    tcase_set_timeout(tc, 60);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("clip");
-    tcase_add_test(tc, test_clip_norm_values);
-    tcase_add_test(tc, test_clip_norm_nonfinite);
-    tcase_add_test(tc, test_clip_value);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("schedule");
-    tcase_add_test(tc, test_schedules_vs_torch);
-    tcase_add_test(tc, test_schedules_by_hand);
-    tcase_add_test(tc, test_cosine_vs_torch);
-    tcase_add_test(tc, test_plateau_vs_torch);
-    tcase_add_test(tc, test_schedule_attached);
-    tcase_add_test(tc, test_schedule_errors);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("torch", 0),
+        TG_LOOP(test_torch_reference_f64, NCASES),
+        TG_LOOP(test_torch_reference_f32, NCASES),
+        TG_CASE("optimizers", 60),
+        TG_TEST(test_sgd_by_hand),
+        TG_TEST(test_adam_adamw_by_hand),
+        TG_TEST(test_rmsprop_adagrad_by_hand),
+        TG_TEST(test_names_and_defaults),
+        TG_TEST(test_invalid_configs),
+        TG_TEST(test_nonfinite_step),
+        TG_TEST(test_step_errors_and_lr),
+        TG_TEST(test_thread_count_invariance),
+        TG_CASE("clip", 0),
+        TG_TEST(test_clip_norm_values),
+        TG_TEST(test_clip_norm_nonfinite),
+        TG_TEST(test_clip_value),
+        TG_CASE("schedule", 0),
+        TG_TEST(test_schedules_vs_torch),
+        TG_TEST(test_schedules_by_hand),
+        TG_TEST(test_cosine_vs_torch),
+        TG_TEST(test_plateau_vs_torch),
+        TG_TEST(test_schedule_attached),
+        TG_TEST(test_schedule_errors),
+    };
+    return TG_TEST_SUITE("optim", rows);
 }

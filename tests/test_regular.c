@@ -551,22 +551,21 @@ END_TEST
 
 Suite *regular_suite(void)
 {
-    Suite *s = suite_create("regular");
-    TCase *tc = tcase_create("regular");
-    tcase_set_timeout(tc, 60);
     const int ntypes = (int)(sizeof all_types / sizeof all_types[0]);
-    tcase_add_test(tc, test_finds_recurrent_weights);
-    tcase_add_test(tc, test_finds_user_cell_weights);
-    tcase_add_test(tc, test_unreachable_and_failing_cells);
-    tcase_add_test(tc, test_probe_keeps_params_and_grads);
-    tcase_add_loop_test(tc, test_off_at_evaluation, 0, ntypes);
-    tcase_add_loop_test(tc, test_zoneout_evaluation_is_expectation, 0, ntypes);
-    tcase_add_test(tc, test_masks_per_window);
-    tcase_add_loop_test(tc, test_deterministic_and_thread_independent, 0, ntypes);
-    tcase_add_loop_test(tc, test_gradcheck_each_type, 0, ntypes);
-    tcase_add_loop_test(tc, test_gradcheck_each_regulariser, 0, 3);
-    tcase_add_test(tc, test_errors);
-    tcase_add_test(tc, test_charlm_regularised);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("regular", 60),
+        TG_TEST(test_finds_recurrent_weights),
+        TG_TEST(test_finds_user_cell_weights),
+        TG_TEST(test_unreachable_and_failing_cells),
+        TG_TEST(test_probe_keeps_params_and_grads),
+        TG_LOOP(test_off_at_evaluation, ntypes),
+        TG_LOOP(test_zoneout_evaluation_is_expectation, ntypes),
+        TG_TEST(test_masks_per_window),
+        TG_LOOP(test_deterministic_and_thread_independent, ntypes),
+        TG_LOOP(test_gradcheck_each_type, ntypes),
+        TG_LOOP(test_gradcheck_each_regulariser, 3),
+        TG_TEST(test_errors),
+        TG_TEST(test_charlm_regularised),
+    };
+    return TG_TEST_SUITE("regular", rows);
 }

@@ -664,28 +664,23 @@ END_TEST
 
 Suite *stack_suite(void)
 {
-    Suite *s = suite_create("stack");
-    TCase *tc = tcase_create("torch");
-    tcase_add_loop_test(tc, test_charlm_matches_torch, 0, 3);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("gradcheck");
-    tcase_set_timeout(tc, 60);
-    tcase_add_loop_test(tc, test_stack_gradcheck, 0, 3);
-    tcase_add_loop_test(tc, test_charlm_gradcheck, 0, 4);
-    suite_add_tcase(s, tc);
-
-    tc = tcase_create("stack");
-    tcase_add_test(tc, test_dropout_only_in_training);
-    tcase_add_test(tc, test_stack_state_helpers);
-    tcase_add_test(tc, test_charlm_loss_at_init_is_ln_v);
-    tcase_add_test(tc, test_charlm_carries_state);
-    tcase_add_test(tc, test_charlm_errors);
-    tcase_add_test(tc, test_charlm_out_of_memory);
-    tcase_add_test(tc, test_charlm_same_bits_any_thread_count);
-    tcase_add_test(tc, test_charlm_step_no_malloc_after_first);
-    tcase_add_test(tc, test_user_cell_through_charlm);
-    tcase_add_test(tc, test_user_cell_that_fails_silently);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("torch", 0),
+        TG_LOOP(test_charlm_matches_torch, 3),
+        TG_CASE("gradcheck", 60),
+        TG_LOOP(test_stack_gradcheck, 3),
+        TG_LOOP(test_charlm_gradcheck, 4),
+        TG_CASE("stack", 0),
+        TG_TEST(test_dropout_only_in_training),
+        TG_TEST(test_stack_state_helpers),
+        TG_TEST(test_charlm_loss_at_init_is_ln_v),
+        TG_TEST(test_charlm_carries_state),
+        TG_TEST(test_charlm_errors),
+        TG_TEST(test_charlm_out_of_memory),
+        TG_TEST(test_charlm_same_bits_any_thread_count),
+        TG_TEST(test_charlm_step_no_malloc_after_first),
+        TG_TEST(test_user_cell_through_charlm),
+        TG_TEST(test_user_cell_that_fails_silently),
+    };
+    return TG_TEST_SUITE("stack", rows);
 }
