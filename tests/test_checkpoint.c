@@ -165,6 +165,33 @@ static void save_small(const char *name, tg_params **ps_out, tg_optim **opt_out)
     *opt_out = opt;
 }
 
+/* Where most refusal tests start: in a new tmpdir, save_small's model and optimizer saved
+   to "a.ckpt", and that file's n bytes b. */
+typedef struct saved {
+    tg_params *ps;
+    tg_optim *opt;
+    unsigned char *b;
+    size_t n;
+} saved;
+
+static saved open_saved(void)
+{
+    saved s;
+    make_tmpdir();
+    save_small("a.ckpt", &s.ps, &s.opt);
+    s.b = tg_test_read_file(tpath("a.ckpt"), &s.n);
+    return s;
+}
+
+/* Frees what open_saved made and removes the tmpdir. */
+static void close_saved(saved *s)
+{
+    free(s->b);
+    tg_optim_free(s->opt);
+    tg_params_free(s->ps);
+    remove_tmpdir();
+}
+
 /* ---- tests -------------------------------------------------------------------------- */
 
 START_TEST(test_crc32)
@@ -304,100 +331,88 @@ static void expect_refused(const char *path, tg_status want, const char *what)
     tg_params_free(ref);
 }
 
+/* Writes the n bytes data to "bad.ckpt" and expects it refused as TG_ERR_FORMAT. */
+static void refuse_bytes(const void *data, size_t n, const char *what)
+{
+    tg_test_write_file(tpath("bad.ckpt"), data, n);
+    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, what);
+}
+
+/* refuse_bytes of a copy of b whose bytes-long little-endian field at off is v, with the
+   CRC recomputed so that only the field is wrong. */
+static void refuse_patched(const unsigned char *b, size_t n, size_t off, uint64_t v,
+                           int bytes, const char *what)
+{
+    unsigned char *c = malloc(n);
+    memcpy(c, b, n);
+    put_le(c + off, v, bytes);
+    fix_crc(c, n);
+    refuse_bytes(c, n, what);
+    free(c);
+}
+
 START_TEST(test_truncated_at_every_offset)
 {
-    make_tmpdir();
-    tg_params *ps;
-    tg_optim *opt;
-    save_small("a.ckpt", &ps, &opt);
-    size_t n;
-    unsigned char *b = tg_test_read_file(tpath("a.ckpt"), &n);
-    for (size_t k = 0; k < n; k++) {
+    saved s = open_saved();
+    for (size_t k = 0; k < s.n; k++) {
         char what[64];
-        snprintf(what, sizeof what, "truncated to %zu of %zu bytes", k, n);
-        tg_test_write_file(tpath("bad.ckpt"), b, k);
-        expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, what);
+        snprintf(what, sizeof what, "truncated to %zu of %zu bytes", k, s.n);
+        refuse_bytes(s.b, k, what);
     }
     /* the message says what happened */
-    tg_test_write_file(tpath("bad.ckpt"), b, n - 100);
+    tg_test_write_file(tpath("bad.ckpt"), s.b, s.n - 100);
     char err[256];
-    ck_assert_int_eq(tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err),
+    ck_assert_int_eq(tg_checkpoint_load(tpath("bad.ckpt"), s.ps, s.opt, err, sizeof err),
                      TG_ERR_FORMAT);
     char want[200];
     snprintf(want, sizeof want, "%s: truncated at byte %zu (expected %zu bytes)",
-             tpath("bad.ckpt"), n - 100, n);
+             tpath("bad.ckpt"), s.n - 100, s.n);
     ck_assert_str_eq(err, want);
-    free(b);
-    tg_optim_free(opt);
-    tg_params_free(ps);
-    remove_tmpdir();
+    close_saved(&s);
 }
 END_TEST
 
 START_TEST(test_bit_flips)
 {
-    make_tmpdir();
-    tg_params *ps;
-    tg_optim *opt;
-    save_small("a.ckpt", &ps, &opt);
-    size_t n;
-    unsigned char *b = tg_test_read_file(tpath("a.ckpt"), &n);
-    for (size_t k = 0; k < n; k++) {
+    saved s = open_saved();
+    for (size_t k = 0; k < s.n; k++) {
         for (int bit = 0; bit < 8; bit++) {
             char what[64];
             snprintf(what, sizeof what, "bit %d of byte %zu flipped", bit, k);
-            b[k] ^= (unsigned char)(1u << bit);
-            tg_test_write_file(tpath("bad.ckpt"), b, n);
-            expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, what);
-            b[k] ^= (unsigned char)(1u << bit);
+            s.b[k] ^= (unsigned char)(1u << bit);
+            refuse_bytes(s.b, s.n, what);
+            s.b[k] ^= (unsigned char)(1u << bit);
         }
     }
     /* a flipped payload bit is reported as a checksum mismatch */
-    b[n / 2] ^= 0x10;
-    tg_test_write_file(tpath("bad.ckpt"), b, n);
+    s.b[s.n / 2] ^= 0x10;
+    tg_test_write_file(tpath("bad.ckpt"), s.b, s.n);
     char err[256];
-    ck_assert_int_eq(tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err),
+    ck_assert_int_eq(tg_checkpoint_load(tpath("bad.ckpt"), s.ps, s.opt, err, sizeof err),
                      TG_ERR_FORMAT);
     ck_assert_msg(strstr(err, "checksum mismatch") != NULL, "%s", err);
-    free(b);
-    tg_optim_free(opt);
-    tg_params_free(ps);
-    remove_tmpdir();
+    close_saved(&s);
 }
 END_TEST
 
 START_TEST(test_magic_version_extended)
 {
-    make_tmpdir();
-    tg_params *ps;
-    tg_optim *opt;
-    save_small("a.ckpt", &ps, &opt);
-    size_t n;
-    unsigned char *b = tg_test_read_file(tpath("a.ckpt"), &n);
-    unsigned char *c = malloc(n + 1000);
+    saved s = open_saved();
+    size_t n = s.n;
     char err[256];
 
-    /* wrong magic (with a valid CRC) */
-    memcpy(c, b, n);
-    memcpy(c, "TAPEGRAF", 8);
-    fix_crc(c, n);
-    tg_test_write_file(tpath("bad.ckpt"), c, n);
-    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "wrong magic");
-    tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err);
+    /* wrong magic, "TAPEGRAF" (with a valid CRC) */
+    refuse_patched(s.b, n, 7, 'F', 1, "wrong magic");
+    tg_checkpoint_load(tpath("bad.ckpt"), s.ps, s.opt, err, sizeof err);
     ck_assert_msg(strstr(err, "not a tapegrad checkpoint") != NULL, "%s", err);
-    tg_test_write_file(tpath("bad.ckpt"), "hello", 5);
-    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "a text file");
+    refuse_bytes("hello", 5, "a text file");
 
     /* other versions (with a valid CRC) */
     for (uint32_t v = 0; v < 4; v++) {
         if (v == 1)
             continue;
-        memcpy(c, b, n);
-        put_le(c + 8, v, 4);
-        fix_crc(c, n);
-        tg_test_write_file(tpath("bad.ckpt"), c, n);
-        expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "other version");
-        tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err);
+        refuse_patched(s.b, n, 8, v, 4, "other version");
+        tg_checkpoint_load(tpath("bad.ckpt"), s.ps, s.opt, err, sizeof err);
         char want[64];
         if (v == 2)   /* a version this build reads, but whose sections the file lacks */
             snprintf(want, sizeof want, "bad optimizer flag 1 for version 2");
@@ -407,27 +422,22 @@ START_TEST(test_magic_version_extended)
     }
 
     /* extended by 1 and by 1000 bytes */
-    memcpy(c, b, n);
+    unsigned char *c = malloc(n + 1000);
+    memcpy(c, s.b, n);
     memset(c + n, 0, 1000);
-    tg_test_write_file(tpath("bad.ckpt"), c, n + 1);
-    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "extended by 1 byte");
-    tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err);
+    refuse_bytes(c, n + 1, "extended by 1 byte");
+    tg_checkpoint_load(tpath("bad.ckpt"), s.ps, s.opt, err, sizeof err);
     ck_assert_msg(strstr(err, "1 unexpected bytes after the end") != NULL, "%s", err);
-    tg_test_write_file(tpath("bad.ckpt"), c, n + 1000);
-    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "extended by 1000 bytes");
+    refuse_bytes(c, n + 1000, "extended by 1000 bytes");
     /* extended with the size field and CRC patched to match: the structure check sees
        bytes nothing accounts for */
-    memcpy(c, b, n - 4);
+    memcpy(c, s.b, n - 4);
     memset(c + n - 4, 'x', 8);
     put_le(c + 16, n + 8, 8);
     fix_crc(c, n + 8);
-    tg_test_write_file(tpath("bad.ckpt"), c, n + 8);
-    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "consistently extended");
+    refuse_bytes(c, n + 8, "consistently extended");
     free(c);
-    free(b);
-    tg_optim_free(opt);
-    tg_params_free(ps);
-    remove_tmpdir();
+    close_saved(&s);
 }
 END_TEST
 
@@ -435,13 +445,8 @@ END_TEST
    allocating what they claim. Offsets follow the layout in optim/checkpoint.c. */
 START_TEST(test_crafted_counts)
 {
-    make_tmpdir();
-    tg_params *ps;
-    tg_optim *opt;
-    save_small("a.ckpt", &ps, &opt);
-    size_t n;
-    unsigned char *b = tg_test_read_file(tpath("a.ckpt"), &n);
-    unsigned char *c = malloc(n);
+    saved s = open_saved();
+    const unsigned char *b = s.b;
     struct { size_t off; uint64_t v; int bytes; const char *what; } cases[] = {
         { 12, 2, 4, "dtype code 2" },
         { 24, 0xffffffffu, 4, "4 billion parameters" },
@@ -462,18 +467,9 @@ START_TEST(test_crafted_counts)
     };
     /* sanity: the first descriptor is "embed" at 40, its ndim at 49, first dim at 53 */
     ck_assert(b[40] == 5 && memcmp(b + 44, "embed", 5) == 0 && b[49] == 2 && b[53] == 5);
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        memcpy(c, b, n);
-        put_le(c + cases[i].off, cases[i].v, cases[i].bytes);
-        fix_crc(c, n);
-        tg_test_write_file(tpath("bad.ckpt"), c, n);
-        expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, cases[i].what);
-    }
-    free(c);
-    free(b);
-    tg_optim_free(opt);
-    tg_params_free(ps);
-    remove_tmpdir();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        refuse_patched(b, s.n, cases[i].off, cases[i].v, cases[i].bytes, cases[i].what);
+    close_saved(&s);
 }
 END_TEST
 
@@ -575,28 +571,14 @@ START_TEST(test_schedule_section_crafted)
         { 8 + 8 * 12 + 16, 4, 8, "bad plateau state" },               /* cooldown 4 > 3 */
         { 8 + 8 * 12, 0x7ff8000000000000u, 8, "bad plateau state" },   /* best NaN */
     };
-    unsigned char *c2 = malloc(n);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        memcpy(c2, b, n);
-        put_le(c2 + at + cases[i].off, cases[i].v, cases[i].bytes);
-        fix_crc(c2, n);
-        tg_test_write_file(tpath("bad.ckpt"), c2, n);
-        expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, cases[i].want);
+        refuse_patched(b, n, at + cases[i].off, cases[i].v, cases[i].bytes, cases[i].want);
         tg_checkpoint_load(tpath("bad.ckpt"), ps, opt, err, sizeof err);
         ck_assert_msg(strstr(err, cases[i].want) != NULL, "case %zu: %s", i, err);
     }
     /* version 2 without the schedule flag, version 1 with it */
-    memcpy(c2, b, n);
-    put_le(c2 + 28, 1, 4);
-    fix_crc(c2, n);
-    tg_test_write_file(tpath("bad.ckpt"), c2, n);
-    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "version 2 without a schedule");
-    memcpy(c2, b, n);
-    put_le(c2 + 8, 1, 4);
-    fix_crc(c2, n);
-    tg_test_write_file(tpath("bad.ckpt"), c2, n);
-    expect_refused(tpath("bad.ckpt"), TG_ERR_FORMAT, "version 1 with a schedule");
-    free(c2);
+    refuse_patched(b, n, 28, 1, 4, "version 2 without a schedule");
+    refuse_patched(b, n, 8, 1, 4, "version 1 with a schedule");
     free(b);
     tg_optim_free(opt);
     tg_params_free(ps);
@@ -606,10 +588,7 @@ END_TEST
 
 START_TEST(test_model_mismatch)
 {
-    make_tmpdir();
-    tg_params *ps;
-    tg_optim *opt;
-    save_small("a.ckpt", &ps, &opt);
+    saved s = open_saved();
     char err[256];
 
     /* other shape of "bias" */
@@ -651,18 +630,13 @@ START_TEST(test_model_mismatch)
     ck_assert(one_line(err));
     tg_params_free(q);
 
-    tg_optim_free(opt);
-    tg_params_free(ps);
-    remove_tmpdir();
+    close_saved(&s);
 }
 END_TEST
 
 START_TEST(test_optimizer_mismatch)
 {
-    make_tmpdir();
-    tg_params *ps;
-    tg_optim *opt;
-    save_small("a.ckpt", &ps, &opt);   /* Adam state */
+    saved s = open_saved();   /* Adam state */
     char err[256];
 
     tg_params *q = model(TG_F32, 3), *ref = model(TG_F32, 3);
@@ -674,11 +648,11 @@ START_TEST(test_optimizer_mismatch)
     ck_assert(same_values(q, ref));
     ck_assert_str_eq(tg_last_error(), err);   /* the thread's reason is the same */
     /* an optimizer made over other params: load and save say so alike */
-    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), ps, sgd, err, sizeof err),
+    ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), s.ps, sgd, err, sizeof err),
                      TG_ERR_ARG);
     ck_assert_msg(strstr(err, "the optimizer was made for another tg_params") != NULL, "%s",
                   err);
-    ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), ps, sgd, NULL, 0, err, sizeof err),
+    ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), s.ps, sgd, NULL, 0, err, sizeof err),
                      TG_ERR_ARG);
     ck_assert_msg(strstr(err, "the optimizer was made for another tg_params") != NULL, "%s",
                   err);
@@ -686,15 +660,15 @@ START_TEST(test_optimizer_mismatch)
     ck_assert(one_line(err));
     ck_assert_int_eq(access(tpath("b.ckpt"), F_OK), -1);
     /* an lr no config may hold (a schedule gone wrong) would make an unloadable file */
-    tg_optim_set_lr(opt, NAN);
-    ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), ps, opt, NULL, 0, err, sizeof err),
+    tg_optim_set_lr(s.opt, NAN);
+    ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), s.ps, s.opt, NULL, 0, err, sizeof err),
                      TG_ERR_ARG);
     ck_assert_msg(strstr(err, "invalid lr") != NULL && one_line(err), "%s", err);
     ck_assert_int_eq(access(tpath("b.ckpt"), F_OK), -1);
-    tg_optim_set_lr(opt, 0.05);
+    tg_optim_set_lr(s.opt, 0.05);
 
     /* a file without optimizer state cannot restore an optimizer ... */
-    ck_assert_int_eq(tg_checkpoint_save(tpath("c.ckpt"), ps, NULL, NULL, 0, err, sizeof err),
+    ck_assert_int_eq(tg_checkpoint_save(tpath("c.ckpt"), s.ps, NULL, NULL, 0, err, sizeof err),
                      TG_OK);
     ck_assert_int_eq(tg_checkpoint_load(tpath("c.ckpt"), q, sgd, err, sizeof err),
                      TG_ERR_ARG);
@@ -702,7 +676,7 @@ START_TEST(test_optimizer_mismatch)
     ck_assert(same_values(q, ref));
     /* ... but a file with one loads into params alone */
     ck_assert_int_eq(tg_checkpoint_load(tpath("a.ckpt"), q, NULL, err, sizeof err), TG_OK);
-    ck_assert(same_values(q, ps));
+    ck_assert(same_values(q, s.ps));
     ck_assert_str_eq(err, "");
 
     /* parameters added after the optimizer was made: both refuse */
@@ -718,9 +692,7 @@ START_TEST(test_optimizer_mismatch)
     tg_optim_free(sgd);
     tg_params_free(q);
     tg_params_free(ref);
-    tg_optim_free(opt);
-    tg_params_free(ps);
-    remove_tmpdir();
+    close_saved(&s);
 }
 END_TEST
 
@@ -728,23 +700,18 @@ END_TEST
    file intact and no temporary file behind. */
 START_TEST(test_unwritable)
 {
-    make_tmpdir();
-    tg_params *ps;
-    tg_optim *opt;
-    save_small("a.ckpt", &ps, &opt);
-    size_t n0;
-    unsigned char *before = tg_test_read_file(tpath("a.ckpt"), &n0);
-    tg_optim_set_lr(opt, 0.5);   /* another state, so a save would change the bytes */
+    saved s = open_saved();
+    tg_optim_set_lr(s.opt, 0.5);   /* another state, so a save would change the bytes */
     char err[256], want[256];
 
     /* no such directory */
-    ck_assert_int_eq(tg_checkpoint_save("/nonexistent-dir-tapegrad/x.ckpt", ps, opt, NULL,
+    ck_assert_int_eq(tg_checkpoint_save("/nonexistent-dir-tapegrad/x.ckpt", s.ps, s.opt, NULL,
                                         0, err, sizeof err), TG_ERR_IO);
     ck_assert_msg(strstr(err, strerror(ENOENT)) != NULL && one_line(err), "%s", err);
 
     /* the temporary name is taken by a directory: open fails */
     ck_assert_int_eq(mkdir(tpath("a.ckpt.tmp"), 0700), 0);
-    ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), ps, opt, META, sizeof META, err,
+    ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), s.ps, s.opt, META, sizeof META, err,
                                         sizeof err), TG_ERR_IO);
     snprintf(want, sizeof want, "%s: cannot open %s: %s", tpath("a.ckpt"),
              tpath("a.ckpt.tmp"), strerror(EISDIR));
@@ -752,26 +719,26 @@ START_TEST(test_unwritable)
     ck_assert_int_eq(rmdir(tpath("a.ckpt.tmp")), 0);
     size_t n1;
     unsigned char *after = tg_test_read_file(tpath("a.ckpt"), &n1);
-    ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
+    ck_assert(s.n == n1 && memcmp(s.b, after, s.n) == 0);
     free(after);
 
     /* the disk is full mid-write (the temporary is a link to /dev/full) */
     if (access("/dev/full", W_OK) == 0) {
         ck_assert_int_eq(symlink("/dev/full", tpath("a.ckpt.tmp")), 0);
-        ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), ps, opt, META, sizeof META,
+        ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), s.ps, s.opt, META, sizeof META,
                                             err, sizeof err), TG_ERR_IO);
         ck_assert_msg(strstr(err, strerror(ENOSPC)) != NULL && one_line(err), "%s", err);
         struct stat sb;
         ck_assert_int_eq(lstat(tpath("a.ckpt.tmp"), &sb), -1);   /* removed */
         after = tg_test_read_file(tpath("a.ckpt"), &n1);
-        ck_assert(n0 == n1 && memcmp(before, after, n0) == 0);
+        ck_assert(s.n == n1 && memcmp(s.b, after, s.n) == 0);
         free(after);
     }
 
     /* the target is a directory: the rename fails, the temporary is removed */
     ck_assert_int_eq(mkdir(tpath("dir.ckpt"), 0700), 0);
     tg_test_write_file(tpath("dir.ckpt/x"), "keep", 4);
-    ck_assert_int_eq(tg_checkpoint_save(tpath("dir.ckpt"), ps, opt, NULL, 0, err,
+    ck_assert_int_eq(tg_checkpoint_save(tpath("dir.ckpt"), s.ps, s.opt, NULL, 0, err,
                                         sizeof err), TG_ERR_IO);
     ck_assert_msg(strstr(err, "cannot rename") != NULL && one_line(err), "%s", err);
     ck_assert_int_eq(access(tpath("dir.ckpt.tmp"), F_OK), -1);
@@ -785,19 +752,13 @@ START_TEST(test_unwritable)
     ck_assert(tg_optim_get_lr(oq) == 0.05);
     tg_optim_free(oq);
     tg_params_free(q);
-    free(before);
-    tg_optim_free(opt);
-    tg_params_free(ps);
-    remove_tmpdir();
+    close_saved(&s);
 }
 END_TEST
 
 START_TEST(test_read_meta)
 {
-    make_tmpdir();
-    tg_params *ps;
-    tg_optim *opt;
-    save_small("a.ckpt", &ps, &opt);
+    saved s = open_saved();
     void *meta = NULL;
     size_t size = 0;
     char err[256];
@@ -808,7 +769,7 @@ START_TEST(test_read_meta)
     free(meta);
 
     /* no metadata: NULL, 0 */
-    ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), ps, opt, NULL, 0, err, sizeof err),
+    ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), s.ps, s.opt, NULL, 0, err, sizeof err),
                      TG_OK);
     ck_assert_int_eq(tg_checkpoint_read_meta(tpath("b.ckpt"), &meta, &size, err,
                                              sizeof err), TG_OK);
@@ -819,7 +780,7 @@ START_TEST(test_read_meta)
     unsigned char *m = malloc(big);
     for (size_t i = 0; i < big; i++)
         m[i] = (unsigned char)(i * 2654435761u >> 13);
-    ck_assert_int_eq(tg_checkpoint_save(tpath("c.ckpt"), ps, opt, m, big, err, sizeof err),
+    ck_assert_int_eq(tg_checkpoint_save(tpath("c.ckpt"), s.ps, s.opt, m, big, err, sizeof err),
                      TG_OK);
     ck_assert_int_eq(tg_checkpoint_read_meta(tpath("c.ckpt"), &meta, &size, err,
                                              sizeof err), TG_OK);
@@ -838,9 +799,7 @@ START_TEST(test_read_meta)
     /* a directory is not a checkpoint */
     ck_assert_int_eq(tg_checkpoint_read_meta(tmpdir, &meta, &size, err, sizeof err),
                      TG_ERR_IO);
-    tg_optim_free(opt);
-    tg_params_free(ps);
-    remove_tmpdir();
+    close_saved(&s);
 }
 END_TEST
 
