@@ -131,80 +131,71 @@ static double step_scalar(tg_params *ps, tg_optim *opt, double g)
     return tg_tensor_get(t, 0);
 }
 
+/* Steps a scalar parameter starting at p under config c with the gradients g[0..n) and
+   checks its value after each step against want (to 1e-15). */
+static void expect_steps(const tg_optim_config *c, double p, int n, const double *g,
+                         const double *want)
+{
+    tg_params *ps = scalar_param(p);
+    tg_optim *opt = tg_optim_new(ps, c);
+    for (int i = 0; i < n; i++)
+        ck_close(step_scalar(ps, opt, g[i]), want[i], 1e-15);
+    tg_optim_free(opt);
+    tg_params_free(ps);
+}
+
 START_TEST(test_sgd_by_hand)
 {
-    tg_params *ps = scalar_param(1.0);
     tg_optim_config c = tg_optim_defaults(TG_SGD);
     c.lr = 0.1;
     c.momentum = 0.9;
-    tg_optim *opt = tg_optim_new(ps, &c);
     /* step 1: buf = g = 0.5, p = 1 - 0.1*0.5; step 2: buf = 0.9*0.5 + 0.5 = 0.95 */
-    ck_close(step_scalar(ps, opt, 0.5), 0.95, 1e-15);
-    ck_close(step_scalar(ps, opt, 0.5), 0.95 - 0.1 * 0.95, 1e-15);
-    tg_optim_free(opt);
-    tg_params_free(ps);
+    expect_steps(&c, 1.0, 2, (const double[]){ 0.5, 0.5 },
+                 (const double[]){ 0.95, 0.95 - 0.1 * 0.95 });
 
     /* weight decay: d = g + wd*p = 0.5 + 0.1*2 = 0.7, p = 2 - 0.1*0.7 */
-    ps = scalar_param(2.0);
     c = tg_optim_defaults(TG_SGD);
     c.lr = 0.1;
     c.weight_decay = 0.1;
-    opt = tg_optim_new(ps, &c);
-    ck_close(step_scalar(ps, opt, 0.5), 2.0 - 0.07, 1e-15);
-    tg_optim_free(opt);
-    tg_params_free(ps);
+    expect_steps(&c, 2.0, 1, (const double[]){ 0.5 }, (const double[]){ 2.0 - 0.07 });
 }
 END_TEST
 
 START_TEST(test_adam_adamw_by_hand)
 {
     /* Adam's first step: m^ = g, v^ = g^2, so p -= lr * g / (|g| + eps) */
-    tg_params *ps = scalar_param(1.0);
     tg_optim_config c = tg_optim_defaults(TG_ADAM);
     c.lr = 0.1;
-    tg_optim *opt = tg_optim_new(ps, &c);
-    ck_close(step_scalar(ps, opt, 2.0), 1.0 - 0.1 * 2.0 / (2.0 + 1e-8), 1e-15);
-    tg_optim_free(opt);
-    tg_params_free(ps);
+    expect_steps(&c, 1.0, 1, (const double[]){ 2.0 },
+                 (const double[]){ 1.0 - 0.1 * 2.0 / (2.0 + 1e-8) });
 
     /* AdamW: p = p*(1 - lr*wd) first, then the same step */
-    ps = scalar_param(1.0);
     c = tg_optim_defaults(TG_ADAMW);
     c.lr = 0.1;
     c.weight_decay = 0.5;
-    opt = tg_optim_new(ps, &c);
-    ck_close(step_scalar(ps, opt, -2.0), 0.95 + 0.1 * 2.0 / (2.0 + 1e-8), 1e-15);
-    tg_optim_free(opt);
-    tg_params_free(ps);
+    expect_steps(&c, 1.0, 1, (const double[]){ -2.0 },
+                 (const double[]){ 0.95 + 0.1 * 2.0 / (2.0 + 1e-8) });
 }
 END_TEST
 
 START_TEST(test_rmsprop_adagrad_by_hand)
 {
     /* RMSprop: sq = (1-alpha) g^2, p -= lr g / (sqrt(sq) + eps) */
-    tg_params *ps = scalar_param(1.0);
     tg_optim_config c = tg_optim_defaults(TG_RMSPROP);
     c.lr = 0.01;
     c.alpha = 0.75;
     c.eps = 0.0;
-    tg_optim *opt = tg_optim_new(ps, &c);
-    ck_close(step_scalar(ps, opt, 3.0), 1.0 - 0.01 * 3.0 / 1.5, 1e-15);
-    tg_optim_free(opt);
-    tg_params_free(ps);
+    expect_steps(&c, 1.0, 1, (const double[]){ 3.0 }, (const double[]){ 1.0 - 0.01 * 3.0 / 1.5 });
 
     /* Adagrad: sum = 1 + g^2 = 10, clr = lr on step 1 and lr/(1 + lr_decay) on step 2 */
-    ps = scalar_param(1.0);
     c = tg_optim_defaults(TG_ADAGRAD);
     c.lr = 0.1;
     c.eps = 0.0;
     c.lr_decay = 1.0;
     c.initial_accumulator_value = 1.0;
-    opt = tg_optim_new(ps, &c);
     double p1 = 1.0 - 0.1 * 3.0 / sqrt(10.0);
-    ck_close(step_scalar(ps, opt, 3.0), p1, 1e-15);
-    ck_close(step_scalar(ps, opt, 4.0), p1 - 0.05 * 4.0 / sqrt(26.0), 1e-15);
-    tg_optim_free(opt);
-    tg_params_free(ps);
+    expect_steps(&c, 1.0, 2, (const double[]){ 3.0, 4.0 },
+                 (const double[]){ p1, p1 - 0.05 * 4.0 / sqrt(26.0) });
 }
 END_TEST
 
