@@ -8,10 +8,7 @@
 # of which only the first 30 kB are used. Prints "charlm smoke: N passed, M failed" last
 # and exits nonzero when anything failed.
 set -u
-# Idle OpenMP threads sleep instead of spinning: on a busy machine spinning makes these
-# tiny models up to 30x slower (the results do not depend on it).
-: "${OMP_WAIT_POLICY:=passive}"
-export OMP_WAIT_POLICY
+. "$(dirname "$0")/test_util.sh"
 
 BIN=${1:?usage: tests/charlm_smoke.sh path/to/charlm [corpus]}
 case $BIN in /*) ;; *) BIN=$(pwd)/$BIN ;; esac
@@ -19,30 +16,15 @@ CORPUS=${2:-$(dirname "$0")/../examples/data/tinyshakespeare.txt}
 [ -x "$BIN" ] || { echo "charlm smoke: $BIN is not an executable" >&2; exit 1; }
 [ -r "$CORPUS" ] || { echo "charlm smoke: cannot read $CORPUS" >&2; exit 1; }
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/charlm_smoke.XXXXXX") || exit 1
-trap 'rm -rf "$TMP"' EXIT INT TERM
-head -c 30000 "$CORPUS" > "$TMP/small.txt"
+scratch charlm_smoke "$CORPUS"
 D=$TMP/small.txt
 TINY="--data $D --hidden 16 --layers 2 --seq 8 --batch 4 --eval-every 10 --quiet"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-
-# run NAME EXPECTED_EXIT ARGS...: runs charlm, keeps stdout/stderr in $TMP/NAME.{out,err}
+# run NAME EXPECTED_EXIT ARGS...: run_cmd of charlm with ARGS
 run() {
-    name=$1 want=$2
+    n=$1 w=$2
     shift 2
-    "$BIN" "$@" > "$TMP/$name.out" 2> "$TMP/$name.err"
-    got=$?
-    if [ "$got" -eq "$want" ]; then
-        ok
-        return 0
-    fi
-    bad "$name: exit $got, expected $want: charlm $*"
-    sed 's/^/    /' "$TMP/$name.err" | head -5 >&2
-    return 1
+    run_cmd "$n" "$w" "$BIN" "$@"
 }
 
 # expect NAME REGEX FILE: the last line of FILE matches the extended regex
@@ -383,5 +365,4 @@ one_line_error preset_bad
 grep -q "preset" "$TMP/preset_bad.err" && ok || bad "unknown preset: $(cat "$TMP/preset_bad.err")"
 run preset_other_cmd 2 sample --model "$M" --preset shakespeare
 
-echo "charlm smoke: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary "charlm smoke"

@@ -10,8 +10,7 @@
 # Needs BUILD_DIR/examples/charlm, BUILD_DIR/examples/plugin/mycell.so and
 # BUILD_DIR/libtapegrad.so (make examples). Prints "plugin test: N passed, M failed".
 set -u
-: "${OMP_WAIT_POLICY:=passive}"
-export OMP_WAIT_POLICY
+. "$(dirname "$0")/test_util.sh"
 BUILD=${1:?usage: tests/plugin_test.sh BUILD_DIR}
 case $BUILD in /*) ;; *) BUILD=$(pwd)/$BUILD ;; esac
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -22,25 +21,9 @@ for f in "$BIN" "$PLUGIN" "$BUILD/libtapegrad.so"; do
     [ -e "$f" ] || { echo "plugin test: $f is missing (make examples)" >&2; exit 1; }
 done
 
-TMP=$(mktemp -d "${TMPDIR:-/tmp}/plugin_test.XXXXXX") || exit 1
-trap 'rm -rf "$TMP"' EXIT INT TERM
-head -c 30000 "$ROOT/examples/data/tinyshakespeare.txt" > "$TMP/small.txt"
+scratch plugin_test "$ROOT/examples/data/tinyshakespeare.txt"
 TINY="--data $TMP/small.txt --hidden 16 --layers 2 --seq 8 --batch 4 --eval-every 0 --threads 1"
 
-pass=0
-fail=0
-ok() { pass=$((pass + 1)); }
-bad() { fail=$((fail + 1)); echo "FAIL: $*" >&2; }
-
-# run NAME EXPECTED_EXIT COMMAND...: stdout/stderr kept in $TMP/NAME.{out,err}
-run() {
-    name=$1 want=$2
-    shift 2
-    "$@" > "$TMP/$name.out" 2> "$TMP/$name.err"
-    got=$?
-    if [ "$got" -eq "$want" ]; then ok; else
-        bad "$name: exit $got, expected $want"; sed 's/^/    /' "$TMP/$name.err" >&2; fi
-}
 # has NAME FILE TEXT: FILE ($TMP/NAME.FILE) contains TEXT
 has() {
     if grep -qF -- "$3" "$TMP/$1.$2"; then ok; else
@@ -48,37 +31,37 @@ has() {
 }
 
 # ---- the whole toolchain on the plug-in's cell ----------------------------------------
-run help 0 "$BIN" train --plugin "$PLUGIN" --help
+run_cmd help 0 "$BIN" train --plugin "$PLUGIN" --help
 has help out "Registered cell types: rnn, lstm, gru"
 has help out "mycell"
-run train 0 "$BIN" train --plugin "$PLUGIN" --cell mycell $TINY --steps 12 --save "$TMP/my.ckpt"
+run_cmd train 0 "$BIN" train --plugin "$PLUGIN" --cell mycell $TINY --steps 12 --save "$TMP/my.ckpt"
 has train out "train: steps=12"
-run sample_needs_plugin 1 "$BIN" sample --model "$TMP/my.ckpt" --len 20
+run_cmd sample_needs_plugin 1 "$BIN" sample --model "$TMP/my.ckpt" --len 20
 has sample_needs_plugin err 'cell type "mycell" is not registered'
 has sample_needs_plugin err "--plugin FILE.so"
-run sample 0 "$BIN" sample --plugin "$PLUGIN" --model "$TMP/my.ckpt" --len 40 --threads 1
-run eval 0 "$BIN" eval --plugin "$PLUGIN" --model "$TMP/my.ckpt" --data "$TMP/small.txt" \
+run_cmd sample 0 "$BIN" sample --plugin "$PLUGIN" --model "$TMP/my.ckpt" --len 40 --threads 1
+run_cmd eval 0 "$BIN" eval --plugin "$PLUGIN" --model "$TMP/my.ckpt" --data "$TMP/small.txt" \
     --threads 1
 has eval out "eval: loss="
 has eval out "mycell 2 x 16"
-run resume 0 "$BIN" train --plugin "$PLUGIN" --resume "$TMP/my.ckpt" $TINY --steps 16
+run_cmd resume 0 "$BIN" train --plugin "$PLUGIN" --resume "$TMP/my.ckpt" $TINY --steps 16
 has resume out "train: steps=16"
-run gradcheck 0 "$BIN" gradcheck --plugin "$PLUGIN" --cell mycell --hidden 6 \
+run_cmd gradcheck 0 "$BIN" gradcheck --plugin "$PLUGIN" --cell mycell --hidden 6 \
     --data "$TMP/small.txt"
 has gradcheck out "gradcheck: params=10"
-run viz 0 "$BIN" viz --plugin "$PLUGIN" --model "$TMP/my.ckpt" --text "$TMP/small.txt" \
+run_cmd viz 0 "$BIN" viz --plugin "$PLUGIN" --model "$TMP/my.ckpt" --text "$TMP/small.txt" \
     --chars 200 --out "$TMP/gates.html" --threads 1
 has viz out "quantities: gate candidate hidden"
 [ -s "$TMP/gates.html" ] && ok || bad "viz wrote no page"
-run unknown_cell 2 "$BIN" train --cell mycell $TINY --steps 1
+run_cmd unknown_cell 2 "$BIN" train --cell mycell $TINY --steps 1
 has unknown_cell err "'mycell' is not a registered cell type"
 
 # ---- loading failures: exit 1 with a message ------------------------------------------
-run missing 1 "$BIN" train --plugin "$TMP/nope.so" $TINY --steps 1
+run_cmd missing 1 "$BIN" train --plugin "$TMP/nope.so" $TINY --steps 1
 has missing err "--plugin: cannot load $TMP/nope.so"
 printf 'int plugin_test_nothing;\n' > "$TMP/empty.c"
 "$CC" -shared -fPIC -o "$TMP/empty.so" "$TMP/empty.c" || bad "cannot build empty.so"
-run empty 1 "$BIN" train --plugin "$TMP/empty.so" $TINY --steps 1
+run_cmd empty 1 "$BIN" train --plugin "$TMP/empty.so" $TINY --steps 1
 has empty err "empty.so registered no cell type"
 cat > "$TMP/clash.c" <<'EOF'
 #include "tapegrad.h"
@@ -97,9 +80,9 @@ __attribute__((constructor)) static void reg(void) { tg_cell_type_register(&clas
 EOF
 "$CC" -std=c11 -shared -fPIC -I"$ROOT" -o "$TMP/clash.so" "$TMP/clash.c" \
     "$BUILD/libtapegrad.so" || bad "cannot build clash.so"
-run clash 1 "$BIN" train --plugin "$TMP/clash.so" $TINY --steps 1
+run_cmd clash 1 "$BIN" train --plugin "$TMP/clash.so" $TINY --steps 1
 has clash err 'the name "lstm" is taken'
-run twice 0 "$BIN" eval --plugin "$PLUGIN" --plugin "$PLUGIN" --model "$TMP/my.ckpt" \
+run_cmd twice 0 "$BIN" eval --plugin "$PLUGIN" --plugin "$PLUGIN" --model "$TMP/my.ckpt" \
     --data "$TMP/small.txt" --threads 1             # the same file twice: loaded once
 
 # ---- the same cell built into charlm: the same bits -----------------------------------
@@ -108,7 +91,7 @@ run twice 0 "$BIN" eval --plugin "$PLUGIN" --plugin "$PLUGIN" --model "$TMP/my.c
 "$CC" -o "$TMP/charlm_builtin" "$BUILD"/obj/examples/charlm/*.o -std=c11 -O3 -fPIC \
     -I"$ROOT" "$ROOT/examples/plugin/mycell.c" "$BUILD/libtapegrad.so" \
     -Wl,-rpath,"$BUILD" -fopenmp -lm || bad "cannot link charlm with mycell built in"
-run builtin 0 "$TMP/charlm_builtin" train --cell mycell $TINY --steps 12 --save "$TMP/b.ckpt"
+run_cmd builtin 0 "$TMP/charlm_builtin" train --cell mycell $TINY --steps 12 --save "$TMP/b.ckpt"
 "$BIN" train --plugin "$PLUGIN" --cell mycell $TINY --steps 12 --save "$TMP/p.ckpt" \
     > /dev/null 2>&1
 if cmp -s "$TMP/p.ckpt" "$TMP/b.ckpt"; then ok; else
@@ -123,15 +106,14 @@ if make -s -C "$ROOT" install PREFIX="$INST" BUILD="$BUILD" > "$TMP/install.log"
     if (cd "$TMP" && PKG_CONFIG_PATH=$INST/lib/pkgconfig "$CC" -shared -fPIC -O2 mycell.c \
             $(PKG_CONFIG_PATH=$INST/lib/pkgconfig pkg-config --cflags --libs tapegrad) \
             -o inst_mycell.so); then ok; else bad "cannot build the plug-in with pkg-config"; fi
-    run installed 0 "$INST/bin/charlm" train --plugin "$TMP/inst_mycell.so" --cell mycell \
+    run_cmd installed 0 "$INST/bin/charlm" train --plugin "$TMP/inst_mycell.so" --cell mycell \
         $TINY --steps 12 --save "$TMP/i.ckpt"
     if cmp -s "$TMP/i.ckpt" "$TMP/b.ckpt"; then ok; else
         bad "the installed charlm and plug-in trained to a different checkpoint"; fi
-    run installed_sample 0 "$INST/bin/charlm" sample --plugin "$TMP/inst_mycell.so" \
+    run_cmd installed_sample 0 "$INST/bin/charlm" sample --plugin "$TMP/inst_mycell.so" \
         --model "$TMP/i.ckpt" --len 20 --threads 1
 else
     bad "make install failed"; sed 's/^/    /' "$TMP/install.log" >&2
 fi
 
-echo "plugin test: $pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+summary "plugin test"
