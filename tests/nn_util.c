@@ -1,4 +1,4 @@
-/* tests/nn_util.c: helpers the nn, cells and stack suites share. */
+/* tests/nn_util.c: helpers the nn, cells, stack and observe suites share. */
 #include <math.h>
 #include <string.h>
 
@@ -76,4 +76,22 @@ tg_params *tg_test_charlm_params(tg_charlm *m, const char *cell, int embed, uint
     tg_charlm_config cfg = { tg_test_cell_type(cell), 11, 2, 6, embed, 0.0 };
     ck_assert_int_eq(tg_charlm_init(m, ps, &cfg, NULL, &rng), TG_OK);
     return ps;
+}
+
+void tg_test_lm_open(tg_test_lm *lm, const char *cell, int embed, uint64_t seed,
+                     tg_dtype dtype, int64_t batch)
+{
+    lm->ps = tg_test_charlm_params(&lm->m, cell, embed, seed, dtype);
+    lm->st = tg_stack_state_new(&lm->m.rnn, dtype, batch);
+    ck_assert_ptr_nonnull(lm->st);
+    lm->tape = tg_tape_new();
+    ck_assert_ptr_nonnull(lm->tape);
+}
+
+void tg_test_lm_close(tg_test_lm *lm)
+{
+    tg_tape_free(lm->tape);
+    tg_stack_state_free(lm->st);
+    tg_charlm_deinit(&lm->m);
+    tg_params_free(lm->ps);
 }

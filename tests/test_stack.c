@@ -214,48 +214,38 @@ END_TEST
 START_TEST(test_user_cell_through_charlm)
 {
     ck_assert_int_eq(tg_cell_type_register(&acc3_type), TG_OK);
-    tg_charlm m;
-    tg_params *ps = tg_test_charlm_params(&m, "acc3", 0, 21, TG_F64);
-    ck_assert_ptr_eq(m.rnn.type, &acc3_type);
-    ck_assert_str_eq(tg_params_name(ps, 0), "rnn.0.layer.w");
-    tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F64, 2);
-    ck_assert_int_eq(st->nstate, 3);
-    ck_assert_ptr_nonnull(st->tensors[1][2]);
-    ck_assert_ptr_null(st->tensors[1][3]);
+    tg_test_lm lm;
+    tg_test_lm_open(&lm, "acc3", 0, 21, TG_F64, 2);
+    ck_assert_ptr_eq(lm.m.rnn.type, &acc3_type);
+    ck_assert_str_eq(tg_params_name(lm.ps, 0), "rnn.0.layer.w");
+    ck_assert_int_eq(lm.st->nstate, 3);
+    ck_assert_ptr_nonnull(lm.st->tensors[1][2]);
+    ck_assert_ptr_null(lm.st->tensors[1][3]);
     int32_t in[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, tgt[8] = { 2, 3, 4, 5, 6, 7, 8, 9 };
-    tg_tape *tape = tg_tape_new();
-    tg_tensor *loss = tg_charlm_loss(tape, &m, in, tgt, 2, 4, st, true, NULL);
-    ck_assert_msg(loss != NULL, "%s", tg_tape_errmsg(tape));
-    ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
+    tg_tensor *loss = tg_charlm_loss(lm.tape, &lm.m, in, tgt, 2, 4, lm.st, true, NULL);
+    ck_assert_msg(loss != NULL, "%s", tg_tape_errmsg(lm.tape));
+    ck_assert_int_eq(tg_backward(lm.tape, loss), TG_OK);
     double q = 0;                          /* the carried third state moved off zero */
-    for (int64_t i = 0; i < st->tensors[1][2]->numel; i++)
-        q += tg_tensor_get(st->tensors[1][2], i);
+    for (int64_t i = 0; i < lm.st->tensors[1][2]->numel; i++)
+        q += tg_tensor_get(lm.st->tensors[1][2], i);
     ck_assert(q > 0);
-    tg_tape_reset(tape);
-    ck_assert_ptr_nonnull(tg_charlm_step(tape, &m, in, 2, st));
-    tg_tape_free(tape);
-    tg_stack_state_free(st);
-    tg_charlm_deinit(&m);
-    tg_params_free(ps);
+    tg_tape_reset(lm.tape);
+    ck_assert_ptr_nonnull(tg_charlm_step(lm.tape, &lm.m, in, 2, lm.st));
+    tg_test_lm_close(&lm);
 }
 END_TEST
 
 START_TEST(test_user_cell_that_fails_silently)
 {
     ck_assert_int_eq(tg_cell_type_register(&silent_type), TG_OK);
-    tg_charlm m;
-    tg_params *ps = tg_test_charlm_params(&m, "silent", 0, 22, TG_F64);
-    tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F64, 2);
+    tg_test_lm lm;
+    tg_test_lm_open(&lm, "silent", 0, 22, TG_F64, 2);
     int32_t in[4] = { 1, 2, 3, 4 };
-    tg_tape *tape = tg_tape_new();
-    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, in, 2, 2, st, false, NULL));
-    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
-    ck_assert_msg(strstr(tg_tape_errmsg(tape), "cell type \"silent\" gave no state 0 for "
-                         "layer 0 and recorded no error"), "%s", tg_tape_errmsg(tape));
-    tg_tape_free(tape);
-    tg_stack_state_free(st);
-    tg_charlm_deinit(&m);
-    tg_params_free(ps);
+    ck_assert_ptr_null(tg_charlm_loss(lm.tape, &lm.m, in, in, 2, 2, lm.st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_ARG);
+    ck_assert_msg(strstr(tg_tape_errmsg(lm.tape), "cell type \"silent\" gave no state 0 for "
+                         "layer 0 and recorded no error"), "%s", tg_tape_errmsg(lm.tape));
+    tg_test_lm_close(&lm);
 }
 END_TEST
 
@@ -485,99 +475,90 @@ END_TEST
 
 START_TEST(test_charlm_errors)
 {
-    tg_charlm m;
-    tg_params *ps = tg_test_charlm_params(&m, "gru", 0, 12, TG_F32);
-    tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F32, 2);
-    tg_stack_state *wrong = tg_stack_state_new(&m.rnn, TG_F32, 3);
-    tg_stack_state *f64 = tg_stack_state_new(&m.rnn, TG_F64, 2);
-    tg_tensor_fill(st->tensors[0][0], 0.25);
+    tg_test_lm lm;
+    tg_test_lm_open(&lm, "gru", 0, 12, TG_F32, 2);
+    tg_stack_state *wrong = tg_stack_state_new(&lm.m.rnn, TG_F32, 3);
+    tg_stack_state *f64 = tg_stack_state_new(&lm.m.rnn, TG_F64, 2);
+    tg_tensor_fill(lm.st->tensors[0][0], 0.25);
     int32_t in[6] = { 0, 1, 2, 3, 4, 5 }, tgt[6] = { 1, 2, 3, 4, 5, 6 };
-    tg_tape *tape = tg_tape_new();
 
     in[4] = 11;                                               /* == V: out of range */
-    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 3, st, false, NULL));
-    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
-    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "charlm_loss"));
-    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "inputs[4] = 11"));
-    ck_assert(tg_tensor_get(st->tensors[0][0], 0) == 0.25f);           /* state untouched */
-    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_charlm_loss(lm.tape, &lm.m, in, tgt, 2, 3, lm.st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(lm.tape), "charlm_loss"));
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(lm.tape), "inputs[4] = 11"));
+    ck_assert(tg_tensor_get(lm.st->tensors[0][0], 0) == 0.25f);        /* state untouched */
+    tg_tape_reset(lm.tape);
     in[4] = 4;
     tgt[0] = -1;
-    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 3, st, false, NULL));
-    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
-    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "targets[0] = -1"));
-    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_charlm_loss(lm.tape, &lm.m, in, tgt, 2, 3, lm.st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(lm.tape), "targets[0] = -1"));
+    tg_tape_reset(lm.tape);
     tgt[0] = 1;
-    ck_assert_ptr_null(tg_charlm_loss(tape, &m, NULL, tgt, 2, 3, st, false, NULL));
-    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
-    tg_tape_reset(tape);
-    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 3, NULL, false, NULL));
-    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
-    tg_tape_reset(tape);
-    ck_assert_ptr_null(tg_charlm_loss(tape, NULL, in, tgt, 2, 3, st, false, NULL));
-    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
-    tg_tape_reset(tape);
-    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 0, 3, st, false, NULL));
-    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
-    tg_tape_reset(tape);
-    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 3, wrong, false, NULL));
-    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_SHAPE);
-    tg_tape_reset(tape);
-    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 3, f64, false, NULL));
-    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_SHAPE);
-    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_charlm_loss(lm.tape, &lm.m, NULL, tgt, 2, 3, lm.st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_NULL);
+    tg_tape_reset(lm.tape);
+    ck_assert_ptr_null(tg_charlm_loss(lm.tape, &lm.m, in, tgt, 2, 3, NULL, false, NULL));
+    ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_NULL);
+    tg_tape_reset(lm.tape);
+    ck_assert_ptr_null(tg_charlm_loss(lm.tape, NULL, in, tgt, 2, 3, lm.st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_NULL);
+    tg_tape_reset(lm.tape);
+    ck_assert_ptr_null(tg_charlm_loss(lm.tape, &lm.m, in, tgt, 0, 3, lm.st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_ARG);
+    tg_tape_reset(lm.tape);
+    ck_assert_ptr_null(tg_charlm_loss(lm.tape, &lm.m, in, tgt, 2, 3, wrong, false, NULL));
+    ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_SHAPE);
+    tg_tape_reset(lm.tape);
+    ck_assert_ptr_null(tg_charlm_loss(lm.tape, &lm.m, in, tgt, 2, 3, f64, false, NULL));
+    ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_SHAPE);
+    tg_tape_reset(lm.tape);
     int32_t bad_tok[2] = { 3, 99 };
-    ck_assert_ptr_null(tg_charlm_step(tape, &m, bad_tok, 2, st));
-    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
-    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(tape), "tokens[1] = 99"));
-    tg_tape_reset(tape);
-    ck_assert_ptr_null(tg_charlm_step(tape, &m, NULL, 2, st));
-    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
-    tg_tape_reset(tape);
+    ck_assert_ptr_null(tg_charlm_step(lm.tape, &lm.m, bad_tok, 2, lm.st));
+    ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(tg_tape_errmsg(lm.tape), "tokens[1] = 99"));
+    tg_tape_reset(lm.tape);
+    ck_assert_ptr_null(tg_charlm_step(lm.tape, &lm.m, NULL, 2, lm.st));
+    ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_NULL);
+    tg_tape_reset(lm.tape);
     /* a sticky error from before stops the loss too */
-    ck_assert_ptr_null(tg_linear_apply(tape, NULL, NULL));
-    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 3, st, false, NULL));
-    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NULL);
-    ck_assert(tg_tensor_get(st->tensors[0][0], 0) == 0.25f);
-    tg_tape_free(tape);
-    tg_stack_state_free(st);
+    ck_assert_ptr_null(tg_linear_apply(lm.tape, NULL, NULL));
+    ck_assert_ptr_null(tg_charlm_loss(lm.tape, &lm.m, in, tgt, 2, 3, lm.st, false, NULL));
+    ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_NULL);
+    ck_assert(tg_tensor_get(lm.st->tensors[0][0], 0) == 0.25f);
     tg_stack_state_free(wrong);
     tg_stack_state_free(f64);
-    tg_charlm_deinit(&m);
-    tg_params_free(ps);
+    tg_test_lm_close(&lm);
 }
 END_TEST
 
 START_TEST(test_charlm_out_of_memory)
 {
     /* every allocation the model makes on the tape can fail: NOMEM, state untouched */
-    tg_charlm m;
-    tg_params *ps = tg_test_charlm_params(&m, "lstm", 0, 14, TG_F64);
-    tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F64, 2);
-    tg_tensor_fill(st->tensors[1][1], 0.5);
+    tg_test_lm lm;
+    tg_test_lm_open(&lm, "lstm", 0, 14, TG_F64, 2);
+    tg_tensor_fill(lm.st->tensors[1][1], 0.5);
     int32_t in[8] = { 1, 2, 3, 4, 5, 6, 7, 8 }, tgt[8] = { 2, 3, 4, 5, 6, 7, 8, 9 };
-    tg_tape *tape = tg_tape_new();
-    tg_tensor *loss = tg_charlm_loss(tape, &m, in, tgt, 2, 4, st, false, NULL);
+    tg_tensor *loss = tg_charlm_loss(lm.tape, &lm.m, in, tgt, 2, 4, lm.st, false, NULL);
     ck_assert_ptr_nonnull(loss);
-    size_t need = tg_tape_bytes_used(tape);
-    tg_stack_state_zero(st);
-    tg_tensor_fill(st->tensors[1][1], 0.5);
+    size_t need = tg_tape_bytes_used(lm.tape);
+    tg_stack_state_zero(lm.st);
+    tg_tensor_fill(lm.st->tensors[1][1], 0.5);
     for (size_t limit = 64; limit < need; limit += need / 16) {
-        tg_tape_free(tape);
-        tape = tg_tape_new();
-        tg_tape_set_memory_limit(tape, limit);
-        ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, 2, 4, st, false, NULL));
-        ck_assert_int_eq(tg_tape_status(tape), TG_ERR_NOMEM);
-        ck_assert(tg_tensor_get(st->tensors[1][1], 3) == 0.5 &&
-                  tg_tensor_get(st->tensors[0][0], 0) == 0.0);
+        tg_tape_free(lm.tape);
+        lm.tape = tg_tape_new();
+        tg_tape_set_memory_limit(lm.tape, limit);
+        ck_assert_ptr_null(tg_charlm_loss(lm.tape, &lm.m, in, tgt, 2, 4, lm.st, false, NULL));
+        ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_NOMEM);
+        ck_assert(tg_tensor_get(lm.st->tensors[1][1], 3) == 0.5 &&
+                  tg_tensor_get(lm.st->tensors[0][0], 0) == 0.0);
     }
-    tg_tape_reset(tape);
-    ck_assert_ptr_null(tg_charlm_loss(tape, &m, in, tgt, INT64_MAX / 2, 4, st, false, NULL));
-    ck_assert_int_eq(tg_tape_status(tape), TG_ERR_ARG);
-    tg_tape_free(tape);
-    tg_stack_state_free(st);
-    tg_charlm_deinit(&m);
-    tg_params_free(ps);
+    tg_tape_reset(lm.tape);
+    ck_assert_ptr_null(tg_charlm_loss(lm.tape, &lm.m, in, tgt, INT64_MAX / 2, 4, lm.st, false,
+                                      NULL));
+    ck_assert_int_eq(tg_tape_status(lm.tape), TG_ERR_ARG);
+    tg_test_lm_close(&lm);
 }
 END_TEST
 
@@ -631,34 +612,29 @@ END_TEST
 START_TEST(test_charlm_step_no_malloc_after_first)
 {
     /* a training step (forward + backward) allocates nothing from the second on */
-    tg_charlm m;
-    tg_params *ps = tg_test_charlm_params(&m, "lstm", 5, 13, TG_F32);
-    tg_stack_state *st = tg_stack_state_new(&m.rnn, TG_F32, 3);
+    tg_test_lm lm;
+    tg_test_lm_open(&lm, "lstm", 5, 13, TG_F32, 3);
     int32_t in[30], tgt[30];
     for (int i = 0; i < 30; i++) {
         in[i] = (int32_t)(i % 11);
         tgt[i] = (int32_t)((i + 1) % 11);
     }
-    tg_tape *tape = tg_tape_new();
     int64_t after_first = 0;
     float first = 0, last = 0;
     for (int step = 0; step < 4; step++) {
-        tg_tape_reset(tape);
-        tg_params_zero_grad(ps);
-        tg_tensor *loss = tg_charlm_loss(tape, &m, in, tgt, 3, 10, st, false, NULL);
-        ck_assert_int_eq(tg_backward(tape, loss), TG_OK);
+        tg_tape_reset(lm.tape);
+        tg_params_zero_grad(lm.ps);
+        tg_tensor *loss = tg_charlm_loss(lm.tape, &lm.m, in, tgt, 3, 10, lm.st, false, NULL);
+        ck_assert_int_eq(tg_backward(lm.tape, loss), TG_OK);
         if (step == 0) {
-            after_first = tg_tape_mallocs(tape);
+            after_first = tg_tape_mallocs(lm.tape);
             first = (float)tg_tensor_get(loss, 0);
         }
         last = (float)tg_tensor_get(loss, 0);
     }
-    ck_assert_int_eq(tg_tape_mallocs(tape), after_first);
+    ck_assert_int_eq(tg_tape_mallocs(lm.tape), after_first);
     ck_assert(isfinite(first) && isfinite(last));
-    tg_tape_free(tape);
-    tg_stack_state_free(st);
-    tg_charlm_deinit(&m);
-    tg_params_free(ps);
+    tg_test_lm_close(&lm);
 }
 END_TEST
 

@@ -118,4 +118,18 @@ Suite *tg_test_suite(const char *name, const tg_test_row *rows, size_t n);
 int64_t tg_test_dropout_zeros(const tg_tensor *mask, const tg_tensor *same, double scale,
                               double tol);
 
+/* Helpers shared by the checkpoint, stack and observe tests. */
+/* What most char-LM tests run on: a model from tg_test_charlm_params, a zeroed state of
+   batch rows in the same dtype, and a tape. */
+typedef struct tg_test_lm {
+    tg_charlm m;
+    tg_params *ps;
+    tg_stack_state *st;
+    tg_tape *tape;
+} tg_test_lm;
+void tg_test_lm_open(tg_test_lm *lm, const char *cell, int embed, uint64_t seed,
+                     tg_dtype dtype, int64_t batch);
+/* Frees the tape, the state, the model and its parameters. */
+void tg_test_lm_close(tg_test_lm *lm);
+
 #endif /* TG_TESTS_TESTS_H */
