@@ -203,35 +203,38 @@ wait_bounded() { # wait_bounded SECONDS: 0 when the job ended in time (rc in $jo
     bg=""
     return 0
 }
+# signal_rank1 SIGNAL SECONDS: sends SIGNAL to rank 1 of the run start_long began and checks
+# that the job ends within SECONDS; false (and counted as failed) when rank 1 is not found.
+signal_rank1() {
+    local pid
+    pid=$(rank_pid 1)
+    if [ -z "$pid" ]; then
+        bad "find rank 1 of the background run"
+        return 1
+    fi
+    kill -"$1" "$pid"
+    check "the job ends within $2 s" wait_bounded "$2"
+    return 0
+}
 ckpt_loads() { "$BIN" eval --model "$1" --threads 1 --val-frac 0.01 >/dev/null 2>&1; }
 
 echo "== a rank killed with SIGKILL mid-run"
 start_long
-pid=$(rank_pid 1)
-if [ -n "$pid" ]; then
-    kill -KILL "$pid"
-    check "the job ends within 30 s" wait_bounded 30
+if signal_rank1 KILL 30; then
     check "nonzero exit and mpirun names the dead rank" \
         grep -q "exited on signal 9" "$work/long.txt"
     check "the last checkpoint is intact (eval reads it)" ckpt_loads "$work/long.ckpt"
     check "and resumes in one process" train1 --steps 1000000 --time-limit 0.5 \
         --resume "$work/long.ckpt" --save "$work/after_kill.ckpt"
-else
-    bad "find rank 1 of the background run"
 fi
 
 echo "== a rank that hangs (SIGSTOP): the watchdog"
 export CHARLM_DIST_TIMEOUT=2
 start_long
 unset CHARLM_DIST_TIMEOUT
-pid=$(rank_pid 1)
-if [ -n "$pid" ]; then
-    kill -STOP "$pid"
-    check "the job ends within 20 s" wait_bounded 20
+if signal_rank1 STOP 20; then
     check "rank 0 says why" grep -q "rank 0: no answer from the other ranks" "$work/long.txt"
     check "the last checkpoint is intact" ckpt_loads "$work/long.ckpt"
-else
-    bad "find rank 1 of the background run"
 fi
 
 echo "== rank 0 cannot write a checkpoint any more (its directory vanished)"
@@ -246,18 +249,13 @@ check "and the other rank is stopped, not left waiting" \
 
 echo "== SIGTERM to one rank: every rank stops after the same step and saves"
 start_long
-pid=$(rank_pid 1)
-if [ -n "$pid" ]; then
-    kill -TERM "$pid"
-    check "the job ends within 30 s" wait_bounded 30
+if signal_rank1 TERM 30; then
     step=$(sed -n 's/.*stopped after step \([0-9]*\).*/\1/p' "$work/long.txt" | tail -1)
     check "stopped after step ${step:-?} and saved it" \
         grep -q "saved .*long.ckpt (step ${step:-x})" <(tr '\r' '\n' <"$work/long.txt")
     check "exit status 130" test "${job_rc:-0}" -eq 130
     check "the checkpoint resumes in one process" train1 --steps $((step + 2)) \
         --resume "$work/long.ckpt" --save "$work/after_term.ckpt"
-else
-    bad "find rank 1 of the background run"
 fi
 
 if [ "$fail" -gt 0 ]; then
