@@ -3,35 +3,7 @@
 #ifndef TG_TESTS_REF_CELLS_REF_H
 #define TG_TESTS_REF_CELLS_REF_H
 
-#include <stdint.h>
-
-/* One parameter: its name, shape (ndim 1 or 2), value and the loss's gradient. */
-typedef struct cellref_param {
-    const char *name;
-    int ndim;
-    int64_t shape[2];
-    const double *value, *grad;
-} cellref_param;
-
-/* One cell type unrolled T steps from state s0 (nstate,B,H): x (T,B,I), r h (T,B,H);
-   loss = sum_t sum(h_t * r_t); dx, ds0 its gradients. Parameters under prefix "cell". */
-typedef struct cellref_case {
-    const char *type;
-    int B, I, H, T, nstate, nparams;
-    const cellref_param *params;
-    const double *x, *s0, *r, *h, *dx, *ds0;
-    double loss;
-} cellref_case;
-
-/* A two-layer bidirectional network from a zero state: x (T,B,I), r out (T,B,2H);
-   loss = sum(out * r). Parameters "bi.<layer>.fwd.*" and "bi.<layer>.bwd.*". */
-typedef struct cellref_bidir {
-    const char *type;
-    int B, I, H, T, layers, nparams;
-    const cellref_param *params;
-    const double *x, *r, *out, *dx;
-    double loss;
-} cellref_bidir;
+#include "ref_types.h"
 
 static const double cellref_lnlstm_cell_ih_w[48] = {
     -0.13593980499546676, 0.5265835299870344, -0.4832934335984249, -0.19594845828155166,

@@ -3,36 +3,7 @@
 #ifndef TG_TESTS_REF_NN_REF_H
 #define TG_TESTS_REF_NN_REF_H
 
-#include <stdint.h>
-
-/* One cell unrolled T steps: x (T,B,I), h0 c0 (B,H), r h c (T,B,H);
-   loss = sum_t sum(h_t * r_t); d* are the gradients of loss. */
-typedef struct nnref_cell {
-    const char *kind;
-    int B, I, H, T, ngates;
-    const char *gate[4];
-    const double *w[4], *b[4], *dw[4], *db[4];   /* (H+I,H), (H) */
-    const double *x, *h0, *c0, *r, *h, *c, *dx, *dh0, *dc0;
-    double loss;
-} nnref_cell;
-
-/* One named parameter of a char-LM: value and gradient, numel doubles each. */
-typedef struct nnref_param {
-    const char *name;
-    int64_t numel;
-    const double *value, *grad;
-} nnref_param;
-
-/* A char-LM (tg_charlm_loss from a zero state): inputs, targets (B,T);
-   h_n, c_n (layers,B,H) the final state; c_n NULL unless LSTM. */
-typedef struct nnref_charlm {
-    const char *kind;
-    int vocab, hidden, embed, layers, B, T, nparams;
-    const int32_t *inputs, *targets;
-    const nnref_param *params;
-    const double *h_n, *c_n;
-    double loss;
-} nnref_charlm;
+#include "ref_types.h"
 
 static const double nnref_rnn_layer_w[28] = {
     -0.41120621814241404, 0.13236495847207586, 0.21386498997611858, 0.07009229021105956,

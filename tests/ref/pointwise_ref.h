@@ -4,27 +4,7 @@
 #define TG_TESTS_REF_POINTWISE_REF_H
 
 #include <math.h>
-#include <stdint.h>
-
-/* One op applied to nin float64 inputs (rounded to float for the float32 run) with the
-   scalars s, s2 (pow's exponent; clamp's lo and hi); the upstream gradient is r (nout
-   values, the output's shape). out and grad hold torch's output and the gradient of
-   sum(out * r) for each input (NULL: no gradient, as where's mask), [0] float64 and [1]
-   float32. smooth: 0 when an input sits on a kink of the op (0 for abs, a bound of clamp, a
-   tie), where a numerical gradient means nothing. */
-typedef struct pwref_case {
-    const char *op;
-    double s, s2;
-    int smooth;
-    int nin;
-    int ndim[3];
-    int64_t shape[3][4];
-    const double *in[3];
-    int64_t nout;
-    const double *r;
-    const double *out[2];
-    const double *grad[2][3];
-} pwref_case;
+#include "ref_types.h"
 
 static const double pwref_0_in0[] = { 2.472077161522408, 1.7618174426684212, 0.4398916907671799, 2.870901429730348, 0.5911481308259623, 2.527411396753623, 2.595680601665781, 1.759365420675124, 1.379907092605332, 2.7878388083500907, 2.707053577859802, 1.6561558301097064 };
 static const double pwref_0_grad0_0[] = { -0.10933560344976213, 0.2002646587368615, 0.7288426702710061, 0.1564807863449033, 0.36898601816641885, -0.12903623572178716, 0.0324540339132504, 0.15210162047146245, -0.3113285545365619, 0.074324888850055, -0.04469044483162266, 0.3403035116816238 };

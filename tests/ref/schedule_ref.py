@@ -13,11 +13,14 @@ optimizer). Reduce-on-plateau is ReduceLROnPlateau(mode="min", ...) fed a fixed 
 sequence (with a NaN and an inf, which count as no improvement); the optimizer's lr after
 each call is recorded.
 """
-import math
 import os
+import sys
 import warnings
 
 import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from refgen import num  # noqa: E402
 
 torch.set_default_dtype(torch.float64)
 # SequentialLR steps the cosine with an explicit epoch at the milestone (its closed form)
@@ -77,16 +80,8 @@ def plateau_values(lr, factor, patience, threshold, mode, cooldown, min_lr, eps)
     return vals
 
 
-def c(v):
-    if math.isnan(v):
-        return "NAN"
-    if math.isinf(v):
-        return "INFINITY" if v > 0 else "-INFINITY"
-    return repr(float(v))
-
-
 def arr(vals, indent="    "):
-    return ",\n".join(indent + ", ".join(c(v) for v in vals[i:i + 4])
+    return ",\n".join(indent + ", ".join(num(v) for v in vals[i:i + 4])
                       for i in range(0, len(vals), 4))
 
 
@@ -109,7 +104,7 @@ def main():
     for name, lr, w, total, start, eta in COSINE:
         assert total + 1 <= 32
         L.append("    { \"%s\", %s, %d, %d, %s, %s,\n      {\n%s\n      } },"
-                 % (name, c(lr), w, total, c(start), c(eta),
+                 % (name, num(lr), w, total, num(start), num(eta),
                     arr(cosine_values(lr, w, total, start, eta), "        ")))
     L.append("};\n")
     L.append("/* ReduceLROnPlateau(mode=\"min\") fed schedule_ref_metrics; lr[i] is the lr after"
@@ -131,8 +126,8 @@ def main():
     for name, lr, factor, patience, thr, mode, cooldown, min_lr, eps in PLATEAU:
         vals = plateau_values(lr, factor, patience, thr, mode, cooldown, min_lr, eps)
         L.append("    { \"%s\", %s, %s, %d, %s, %d, %d, %s, %s,\n      {\n%s\n      } },"
-                 % (name, c(lr), c(factor), patience, c(thr), mode == "abs", cooldown,
-                    c(min_lr), c(eps), arr(vals, "        ")))
+                 % (name, num(lr), num(factor), patience, num(thr), mode == "abs", cooldown,
+                    num(min_lr), num(eps), arr(vals, "        ")))
     L.append("};\n")
     L.append("#endif /* TG_TESTS_SCHEDULE_REF_H */")
     with open(os.path.join(here, "schedule_ref.h"), "w") as f:
