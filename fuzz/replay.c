@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "fuzz/fuzz.h"
+#include "nn/text.h"
 
 /*
  *   replay_NAME PATH...
@@ -23,35 +24,13 @@ static unsigned long long bytes;
 
 static int run_file(const char *path)
 {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        fprintf(stderr, "replay: cannot open %s: %s\n", path, strerror(errno));
+    unsigned char *buf;
+    size_t n;
+    if (tg_text_read_file(path, &buf, &n) != TG_OK) {
+        fprintf(stderr, "replay: %s\n", tg_last_error());
         return 1;
     }
-    size_t cap = 4096, n = 0;
-    unsigned char *buf = malloc(cap);
-    size_t got;
-    while (buf && (got = fread(buf + n, 1, cap - n, f)) > 0) {
-        n += got;
-        if (n == cap) {
-            unsigned char *nb = realloc(buf, cap * 2);
-            if (!nb) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-            cap *= 2;
-        }
-    }
-    int bad = ferror(f);
-    fclose(f);
-    if (!buf || bad) {
-        free(buf);
-        fprintf(stderr, "replay: cannot read %s\n", path);
-        return 1;
-    }
-    /* a copy of exactly n bytes, so ASan sees any read past the input */
+    /* a copy of exactly n bytes (buf may be larger), so ASan sees any read past the input */
     unsigned char *data = malloc(n ? n : 1);
     if (!data) {
         free(buf);

@@ -4,6 +4,7 @@
 #include <getopt.h>
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -449,199 +450,178 @@ static int parse_real(charlm_cmd cmd, const char *opt, const char *s, double lo,
     return EXIT_OK;
 }
 
+/* ---- numeric options: one row each, its range, the field it fills and its default ---- */
+#define FIELD(f) offsetof(charlm_opts, f)
+#define MAX_COUNT (INT64_MAX / 4)   /* steps and counts: far past any run, never overflows */
+
+typedef struct int_opt {
+    opt_id id;
+    int64_t lo, hi;
+    const char *want;   /* the error message's "expected ..."                          */
+    size_t off, size;   /* the field: an int or an int64_t                             */
+    int64_t dflt;       /* when not given; 0 may lie below lo, meaning "none" or "auto" */
+} int_opt;
+#define INT_FIELD(f) FIELD(f), sizeof ((charlm_opts *)0)->f
+
+static const int_opt INT_OPTS[] = {
+    {OPT_LAYERS, 1, TG_MAX_LAYERS, "an integer from 1 to 16", INT_FIELD(cfg.layers), 2},
+    {OPT_HIDDEN, 1, 65536, "an integer from 1 to 65536", INT_FIELD(cfg.hidden), 128},
+    {OPT_EMBED, 0, 65536, "an integer from 0 to 65536", INT_FIELD(cfg.embed), 0},
+    {OPT_SEQ, 1, 1000000, "a positive integer", INT_FIELD(cfg.seq), 50},  /* gradcheck: 4 */
+    {OPT_BATCH, 1, 1000000, "a positive integer", INT_FIELD(cfg.batch), 50}, /* gradcheck: 2 */
+    {OPT_LR_DECAY_EVERY, 1, MAX_COUNT, "a positive integer", INT_FIELD(cfg.lr_decay_every), 0},
+    {OPT_STEPS, 1, MAX_COUNT, "a positive integer", INT_FIELD(steps), 2000},
+    {OPT_EVAL_EVERY, 0, MAX_COUNT, "a non-negative integer", INT_FIELD(eval_every), 500},
+    {OPT_SAVE_EVERY, 0, MAX_COUNT, "a non-negative integer", INT_FIELD(save_every), 0},
+    {OPT_PRINT_EVERY, 1, MAX_COUNT, "a positive integer", INT_FIELD(print_every), 100},
+    {OPT_LEN, 0, MAX_COUNT, "a non-negative integer", INT_FIELD(len), 500},
+    {OPT_PATIENCE, 0, MAX_COUNT, "a non-negative integer", INT_FIELD(patience), 0},
+    {OPT_WARMUP, 0, MAX_COUNT, "a non-negative integer", INT_FIELD(warmup), 0},
+    {OPT_PLATEAU_PATIENCE, 0, MAX_COUNT, "a non-negative integer", INT_FIELD(plateau_patience),
+     2},
+    {OPT_BEAM, 1, 10000, "an integer from 1 to 10000", INT_FIELD(beam), 0},
+    {OPT_TOP_K, 0, INT32_MAX, "a non-negative integer", INT_FIELD(top_k), 0},
+    {OPT_MAX_PER_TENSOR, 0, MAX_COUNT, "a non-negative integer", INT_FIELD(max_per_tensor), 64},
+    {OPT_THREADS, 1, 4096, "an integer from 1 to 4096", INT_FIELD(threads), 0},
+};
+
+/* Reals: lo/hi bounds, lo_open/hi_open exclude them (parse_real's). */
+typedef struct real_opt {
+    opt_id id;
+    double lo;
+    bool lo_open;
+    double hi;
+    bool hi_open;
+    const char *want;
+    size_t off;         /* the double field */
+    double dflt;        /* when not given   */
+} real_opt;
+
+static const real_opt REAL_OPTS[] = {
+    {OPT_DROPOUT, 0, false, 1, true, "a number in [0, 1)", FIELD(cfg.dropout), 0},
+    {OPT_VAR_DROPOUT, 0, false, 1, true, "a number in [0, 1)", FIELD(cfg.var_dropout), 0},
+    {OPT_ZONEOUT, 0, false, 1, true, "a number in [0, 1)", FIELD(cfg.zoneout), 0},
+    {OPT_WEIGHT_DROP, 0, false, 1, true, "a number in [0, 1)", FIELD(cfg.weight_drop), 0},
+    {OPT_INIT_SCALE, 0, true, 100, false, "a number in (0, 100]", FIELD(cfg.init_scale), 0.08},
+    {OPT_LR, 0, true, 1e300, false, "a number > 0", FIELD(cfg.lr), 2e-3},
+    {OPT_CLIP, 0, false, 1e300, false, "a number >= 0", FIELD(cfg.clip), 5.0},
+    {OPT_CLIP_VALUE, 0, false, 1e300, false, "a number >= 0", FIELD(cfg.clip_value), 0},
+    {OPT_LR_DECAY, 0, true, 1, false, "a number in (0, 1]", FIELD(cfg.lr_decay), 1.0},
+    {OPT_MIN_LR, 0, false, 1e300, false, "a number >= 0", FIELD(min_lr), 0},
+    {OPT_PLATEAU_FACTOR, 0, true, 1, true, "a number in (0, 1)", FIELD(plateau_factor), 0.5},
+    {OPT_VAL_FRAC, 0, false, 0.9, false, "a number in [0, 0.9]", FIELD(cfg.val_frac), 0.1},
+    {OPT_TIME_LIMIT, 0, true, 1e9, false, "a number of seconds > 0", FIELD(time_limit), 0},
+    {OPT_TEMPERATURE, 0, true, 1e6, false, "a number > 0", FIELD(temperature), 1.0},
+    {OPT_TOP_P, 0, true, 1, false, "a number in (0, 1]", FIELD(top_p), 1.0},
+    {OPT_EPS, 0, true, 1, false, "a number in (0, 1]", FIELD(eps), 1e-5},
+    {OPT_TOLERANCE, 0, true, 1e6, false, "a number > 0", FIELD(tolerance), 1e-6},
+};
+#define NINT_OPTS (sizeof INT_OPTS / sizeof INT_OPTS[0])
+#define NREAL_OPTS (sizeof REAL_OPTS / sizeof REAL_OPTS[0])
+
+/* Writes x into r's field (an int or an int64_t) of o. */
+static void int_store(charlm_opts *o, const int_opt *r, int64_t x)
+{
+    char *field = (char *)o + r->off;
+    if (r->size == sizeof(int))
+        *(int *)field = (int)x;             /* every int field's range fits */
+    else
+        *(int64_t *)field = x;
+}
+
+/* Every option's default: the numeric tables' and the rest here. */
 static void defaults(charlm_cmd cmd, charlm_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->cmd = cmd;
-    charlm_config *c = &o->cfg;
+    for (size_t i = 0; i < NINT_OPTS; i++)
+        int_store(o, &INT_OPTS[i], INT_OPTS[i].dflt);
+    for (size_t i = 0; i < NREAL_OPTS; i++)
+        *(double *)((char *)o + REAL_OPTS[i].off) = REAL_OPTS[i].dflt;
+    if (cmd == CMD_GRADCHECK) {
+        o->cfg.seq = 4;                     /* a tiny float64 batch: quick to check */
+        o->cfg.batch = 2;
+    }
     o->cell_name = "lstm";
-    c->layers = 2;
-    c->hidden = 128;
-    c->embed = 0;
-    c->dropout = 0.0;
-    c->init = TG_INIT_ORTHOGONAL;
-    c->init_scale = 0.08;
-    c->forget_bias_one = false;
-    c->seq = cmd == CMD_GRADCHECK ? 4 : 50;
-    c->batch = cmd == CMD_GRADCHECK ? 2 : 50;
-    c->optim = TG_RMSPROP;
-    c->lr = 2e-3;
-    c->clip = 5.0;
-    c->clip_value = 0.0;
-    c->lr_decay = 1.0;
-    c->lr_decay_every = 0;
-    c->val_frac = 0.1;
-    c->seed = 1;
-    o->data = NULL;
+    o->cfg.init = TG_INIT_ORTHOGONAL;
+    o->cfg.optim = TG_RMSPROP;
+    o->cfg.seed = 1;
     o->split = "val";
     o->prime = "";
     o->lr_schedule = TG_SCHED_STEP;
-    o->plateau_factor = 0.5;
-    o->plateau_patience = 2;
-    o->steps = 2000;
-    o->eval_every = 500;
-    o->save_every = 0;
-    o->print_every = 100;
-    o->len = 500;
-    o->top_k = 0;
-    o->max_per_tensor = 64;
-    o->time_limit = 0.0;
-    o->temperature = 1.0;
-    o->top_p = 1.0;
-    o->eps = 1e-5;
-    o->tolerance = 1e-6;
-    o->threads = 0;
 }
 
-/* Integer options: parses v into the field of s->id. */
-static int set_int_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_opts *o)
+/* Numeric options: parses v into the field of s->id's row (--seed: any uint64_t). */
+static int set_number(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_opts *o)
 {
-    charlm_config *c = &o->cfg;
-    int64_t i = 0;
-    int rc = EXIT_OK;
-    const char *n = s->name;
-    switch (s->id) {
-    case OPT_LAYERS:
-        rc = parse_int(cmd, n, v, 1, TG_MAX_LAYERS, "an integer from 1 to 16", &i);
-        c->layers = (int)i;
-        break;
-    case OPT_HIDDEN:
-        rc = parse_int(cmd, n, v, 1, 65536, "an integer from 1 to 65536", &i);
-        c->hidden = (int)i;
-        break;
-    case OPT_EMBED:
-        rc = parse_int(cmd, n, v, 0, 65536, "an integer from 0 to 65536", &i);
-        c->embed = (int)i;
-        break;
-    case OPT_SEQ:
-        rc = parse_int(cmd, n, v, 1, 1000000, "a positive integer", &i);
-        c->seq = (int)i;
-        break;
-    case OPT_BATCH:
-        rc = parse_int(cmd, n, v, 1, 1000000, "a positive integer", &i);
-        c->batch = (int)i;
-        break;
-    case OPT_LR_DECAY_EVERY:
-        rc = parse_int(cmd, n, v, 1, INT64_MAX / 4, "a positive integer", &c->lr_decay_every);
-        break;
-    case OPT_SEED:
-        rc = parse_u64(cmd, n, v, &c->seed);
-        break;
-    case OPT_STEPS:
-        rc = parse_int(cmd, n, v, 1, INT64_MAX / 4, "a positive integer", &o->steps);
-        break;
-    case OPT_EVAL_EVERY:
-        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->eval_every);
-        break;
-    case OPT_SAVE_EVERY:
-        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->save_every);
-        break;
-    case OPT_PRINT_EVERY:
-        rc = parse_int(cmd, n, v, 1, INT64_MAX / 4, "a positive integer", &o->print_every);
-        break;
-    case OPT_LEN:
-        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->len);
-        break;
-    case OPT_PATIENCE:
-        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->patience);
-        break;
-    case OPT_WARMUP:
-        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer", &o->warmup);
-        break;
-    case OPT_PLATEAU_PATIENCE:
-        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer",
-                       &o->plateau_patience);
-        break;
-    case OPT_BEAM:
-        rc = parse_int(cmd, n, v, 1, 10000, "an integer from 1 to 10000", &o->beam);
-        break;
-    case OPT_TOP_K:
-        rc = parse_int(cmd, n, v, 0, INT32_MAX, "a non-negative integer", &o->top_k);
-        break;
-    case OPT_MAX_PER_TENSOR:
-        rc = parse_int(cmd, n, v, 0, INT64_MAX / 4, "a non-negative integer",
-                       &o->max_per_tensor);
-        break;
-    case OPT_THREADS:
-        rc = parse_int(cmd, n, v, 1, 4096, "an integer from 1 to 4096", &i);
-        o->threads = (int)i;
-        break;
-    default:
-        break;
+    if (s->id == OPT_SEED)
+        return parse_u64(cmd, s->name, v, &o->cfg.seed);
+    for (size_t i = 0; i < NINT_OPTS; i++) {
+        const int_opt *r = &INT_OPTS[i];
+        if (r->id != s->id)
+            continue;
+        int64_t x;
+        int rc = parse_int(cmd, s->name, v, r->lo, r->hi, r->want, &x);
+        if (rc == EXIT_OK)
+            int_store(o, r, x);
+        return rc;
     }
-    return rc;
+    for (size_t i = 0; i < NREAL_OPTS; i++) {
+        const real_opt *r = &REAL_OPTS[i];
+        if (r->id == s->id)
+            return parse_real(cmd, s->name, v, r->lo, r->lo_open, r->hi, r->hi_open, r->want,
+                              (double *)((char *)o + r->off));
+    }
+    return EXIT_OK;
 }
 
-/* Real-valued options: parses v into the field of s->id. */
-static int set_real_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_opts *o)
+/* ---- word options: one of a few words, each standing for a value ------------------- */
+typedef struct word_opt {
+    opt_id id;
+    const char *want;       /* the error message's "expected ..." */
+    const char *words[5];   /* NULL after the last                 */
+    int values[4];          /* what each word stands for           */
+} word_opt;
+
+static const word_opt WORD_OPTS[] = {
+    {OPT_VOCAB, "chars or bytes", {"chars", "bytes"}, {TG_VOCAB_CHARS, TG_VOCAB_BYTES}},
+    {OPT_UNKNOWN, "refuse or skip", {"refuse", "skip"}, {TG_UNKNOWN_REFUSE, TG_UNKNOWN_SKIP}},
+    {OPT_LR_SCHEDULE, "step, cosine or plateau", {"step", "cosine", "plateau"},
+     {TG_SCHED_STEP, TG_SCHED_COSINE, TG_SCHED_PLATEAU}},
+    {OPT_VAL_MODE, "chunked or stateful", {"chunked", "stateful"}, {false, true}},
+    {OPT_INIT, "xavier, orthogonal, uniform or torch",
+     {"uniform", "torch", "xavier", "orthogonal"},
+     {TG_INIT_UNIFORM, TG_INIT_TORCH, TG_INIT_XAVIER, TG_INIT_ORTHOGONAL}},
+    {OPT_SPLIT, "val or all", {"val", "all"}, {0, 1}},
+};
+
+/* When s takes a word: the value v stands for in *value, or EXIT_USAGE (message printed)
+   if v is none of its words. EXIT_OK, *value untouched, for any other option. */
+static int parse_word(charlm_cmd cmd, const opt_spec *s, const char *v, int *value)
 {
-    charlm_config *c = &o->cfg;
-    int rc = EXIT_OK;
-    const char *n = s->name;
-    switch (s->id) {
-    case OPT_DROPOUT:
-        rc = parse_real(cmd, n, v, 0, false, 1, true, "a number in [0, 1)", &c->dropout);
-        break;
-    case OPT_VAR_DROPOUT:
-        rc = parse_real(cmd, n, v, 0, false, 1, true, "a number in [0, 1)", &c->var_dropout);
-        break;
-    case OPT_ZONEOUT:
-        rc = parse_real(cmd, n, v, 0, false, 1, true, "a number in [0, 1)", &c->zoneout);
-        break;
-    case OPT_WEIGHT_DROP:
-        rc = parse_real(cmd, n, v, 0, false, 1, true, "a number in [0, 1)", &c->weight_drop);
-        break;
-    case OPT_INIT_SCALE:
-        rc = parse_real(cmd, n, v, 0, true, 100, false, "a number in (0, 100]", &c->init_scale);
-        break;
-    case OPT_LR:
-        rc = parse_real(cmd, n, v, 0, true, 1e300, false, "a number > 0", &c->lr);
-        break;
-    case OPT_CLIP:
-        rc = parse_real(cmd, n, v, 0, false, 1e300, false, "a number >= 0", &c->clip);
-        break;
-    case OPT_CLIP_VALUE:
-        rc = parse_real(cmd, n, v, 0, false, 1e300, false, "a number >= 0", &c->clip_value);
-        break;
-    case OPT_LR_DECAY:
-        rc = parse_real(cmd, n, v, 0, true, 1, false, "a number in (0, 1]", &c->lr_decay);
-        break;
-    case OPT_MIN_LR:
-        rc = parse_real(cmd, n, v, 0, false, 1e300, false, "a number >= 0", &o->min_lr);
-        break;
-    case OPT_PLATEAU_FACTOR:
-        rc = parse_real(cmd, n, v, 0, true, 1, true, "a number in (0, 1)", &o->plateau_factor);
-        break;
-    case OPT_VAL_FRAC:
-        rc = parse_real(cmd, n, v, 0, false, 0.9, false, "a number in [0, 0.9]", &c->val_frac);
-        break;
-    case OPT_TIME_LIMIT:
-        rc = parse_real(cmd, n, v, 0, true, 1e9, false, "a number of seconds > 0",
-                        &o->time_limit);
-        break;
-    case OPT_TEMPERATURE:
-        rc = parse_real(cmd, n, v, 0, true, 1e6, false, "a number > 0", &o->temperature);
-        break;
-    case OPT_TOP_P:
-        rc = parse_real(cmd, n, v, 0, true, 1, false, "a number in (0, 1]", &o->top_p);
-        break;
-    case OPT_EPS:
-        rc = parse_real(cmd, n, v, 0, true, 1, false, "a number in (0, 1]", &o->eps);
-        break;
-    case OPT_TOLERANCE:
-        rc = parse_real(cmd, n, v, 0, true, 1e6, false, "a number > 0", &o->tolerance);
-        break;
-    default:
-        break;
+    for (size_t i = 0; i < sizeof WORD_OPTS / sizeof WORD_OPTS[0]; i++) {
+        const word_opt *w = &WORD_OPTS[i];
+        if (w->id != s->id)
+            continue;
+        for (int k = 0; w->words[k]; k++) {
+            if (strcmp(v, w->words[k]) == 0) {
+                *value = w->values[k];
+                return EXIT_OK;
+            }
+        }
+        return bad_value(cmd, s->name, w->want, v);
     }
-    return rc;
+    return EXIT_OK;
 }
 
-/* Strings, flags and names here; numbers in set_int_value and set_real_value. */
+/* Strings, flags and words here; numbers in set_number. */
 static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_opts *o)
 {
     charlm_config *c = &o->cfg;
-    const char *n = s->name;
+    int word = 0;
+    int rc = parse_word(cmd, s, v, &word);
+    if (rc != EXIT_OK)
+        return rc;
     switch (s->id) {
     case OPT_DATA: o->data = v; break;
     case OPT_MODEL: o->model = v; break;
@@ -656,31 +636,12 @@ static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_op
     case OPT_STATEFUL: o->stateful = true; break;
     case OPT_PRESET: break;                       /* applied first, by apply_preset */
     case OPT_INTERACTIVE: o->interactive = true; break;
-    case OPT_VOCAB:
-        if (strcmp(v, "chars") != 0 && strcmp(v, "bytes") != 0)
-            return bad_value(cmd, n, "chars or bytes", v);
-        o->vocab = strcmp(v, "bytes") == 0 ? TG_VOCAB_BYTES : TG_VOCAB_CHARS;
-        break;
-    case OPT_UNKNOWN:
-        if (strcmp(v, "refuse") != 0 && strcmp(v, "skip") != 0)
-            return bad_value(cmd, n, "refuse or skip", v);
-        o->unknown = strcmp(v, "skip") == 0 ? TG_UNKNOWN_SKIP : TG_UNKNOWN_REFUSE;
-        break;
-    case OPT_LR_SCHEDULE:
-        if (strcmp(v, "step") == 0)
-            o->lr_schedule = TG_SCHED_STEP;
-        else if (strcmp(v, "cosine") == 0)
-            o->lr_schedule = TG_SCHED_COSINE;
-        else if (strcmp(v, "plateau") == 0)
-            o->lr_schedule = TG_SCHED_PLATEAU;
-        else
-            return bad_value(cmd, n, "step, cosine or plateau", v);
-        break;
-    case OPT_VAL_MODE:
-        if (strcmp(v, "chunked") != 0 && strcmp(v, "stateful") != 0)
-            return bad_value(cmd, n, "chunked or stateful", v);
-        o->val_stateful = strcmp(v, "stateful") == 0;
-        break;
+    case OPT_VOCAB: o->vocab = (tg_vocab_kind)word; break;
+    case OPT_UNKNOWN: o->unknown = (tg_unknown)word; break;
+    case OPT_LR_SCHEDULE: o->lr_schedule = (tg_schedule_kind)word; break;
+    case OPT_VAL_MODE: o->val_stateful = word; break;
+    case OPT_INIT: c->init = (tg_init_kind)word; break;
+    case OPT_SPLIT: o->split = v; break;          /* "val" or "all", checked above */
     case OPT_QUIET: o->quiet = true; break;
     case OPT_ARGMAX: o->argmax = true; break;
     case OPT_FORGET_BIAS: c->forget_bias_one = true; break;
@@ -689,31 +650,12 @@ static int set_value(charlm_cmd cmd, const opt_spec *s, const char *v, charlm_op
     case OPT_OPTIM: {
         int k = tg_optim_kind_parse(v);
         if (k < 0)
-            return bad_value(cmd, n, "rmsprop, adam, adamw, sgd or adagrad", v);
+            return bad_value(cmd, s->name, "rmsprop, adam, adamw, sgd or adagrad", v);
         c->optim = (tg_optim_kind)k;
         break;
     }
-    case OPT_INIT:
-        if (strcmp(v, "uniform") == 0)
-            c->init = TG_INIT_UNIFORM;
-        else if (strcmp(v, "torch") == 0)
-            c->init = TG_INIT_TORCH;
-        else if (strcmp(v, "xavier") == 0)
-            c->init = TG_INIT_XAVIER;
-        else if (strcmp(v, "orthogonal") == 0)
-            c->init = TG_INIT_ORTHOGONAL;
-        else
-            return bad_value(cmd, n, "xavier, orthogonal, uniform or torch", v);
-        break;
-    case OPT_SPLIT:
-        if (strcmp(v, "val") != 0 && strcmp(v, "all") != 0)
-            return bad_value(cmd, n, "val or all", v);
-        o->split = v;
-        break;
-    default: {
-        int rc = set_int_value(cmd, s, v, o);
-        return rc == EXIT_OK ? set_real_value(cmd, s, v, o) : rc;
-    }
+    default:
+        return set_number(cmd, s, v, o);
     }
     return EXIT_OK;
 }
