@@ -329,10 +329,9 @@ END_TEST
 
 Suite *fuzz_suite(void)
 {
-    Suite *s = suite_create("fuzz");
-    TCase *tc = tcase_create("programs");
-    tcase_set_timeout(tc, 60);
-    tcase_add_test(tc, test_random_programs);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("programs", 60),
+        TG_TEST(test_random_programs),
+    };
+    return TG_TEST_SUITE("fuzz", rows);
 }

@@ -635,25 +635,24 @@ END_TEST
 
 Suite *gemm_suite(void)
 {
-    Suite *s = suite_create("gemm");
-    TCase *tc = tcase_create("gemm");
-    tcase_set_timeout(tc, 120);
-    tcase_add_test(tc, test_gemm_backend_name);
-    tcase_add_test(tc, test_gemm_tiny_shapes);
-    tcase_add_test(tc, test_gemm_tile_edges);
-    tcase_add_test(tc, test_gemm_k_slices);
-    tcase_add_test(tc, test_gemm_blocks);
-    tcase_add_test(tc, test_gemm_large_odd);
-    tcase_add_test(tc, test_gemm_alpha_beta);
-    tcase_add_test(tc, test_gemm_leading_dims);
-    tcase_add_test(tc, test_gemm_degenerate);
-    tcase_add_test(tc, test_gemm_exact_integers);
-    tcase_add_test(tc, test_gemm_mode_choice);
-    tcase_add_test(tc, test_gemm_thread_determinism);
-    tcase_add_test(tc, test_gemm_rows);
-    tcase_add_test(tc, test_gemm_prepacked);
-    tcase_add_test(tc, test_gemm_small_m);
-    tcase_add_test(tc, test_gemm_oversubscription_guard);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("gemm", 120),
+        TG_TEST(test_gemm_backend_name),
+        TG_TEST(test_gemm_tiny_shapes),
+        TG_TEST(test_gemm_tile_edges),
+        TG_TEST(test_gemm_k_slices),
+        TG_TEST(test_gemm_blocks),
+        TG_TEST(test_gemm_large_odd),
+        TG_TEST(test_gemm_alpha_beta),
+        TG_TEST(test_gemm_leading_dims),
+        TG_TEST(test_gemm_degenerate),
+        TG_TEST(test_gemm_exact_integers),
+        TG_TEST(test_gemm_mode_choice),
+        TG_TEST(test_gemm_thread_determinism),
+        TG_TEST(test_gemm_rows),
+        TG_TEST(test_gemm_prepacked),
+        TG_TEST(test_gemm_small_m),
+        TG_TEST(test_gemm_oversubscription_guard),
+    };
+    return TG_TEST_SUITE("gemm", rows);
 }

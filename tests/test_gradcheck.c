@@ -282,15 +282,15 @@ END_TEST
 
 Suite *gradcheck_suite(void)
 {
-    Suite *s = suite_create("gradcheck");
-    TCase *tc = tcase_create("checker");
-    tcase_add_test(tc, test_gradcheck_passes_correct_gradients);
-    tcase_add_test(tc, test_gradcheck_catches_wrong_gradient_and_says_where);
-    tcase_add_test(tc, test_gradcheck_subsamples_and_params);
-    tcase_add_test(tc, test_gradcheck_errors);
-    tcase_add_test(tc, test_gradcheck_default_passes_layer_norm);
-    tcase_add_test(tc, test_gradcheck_default_fails_wrong_gradient);
-    tcase_add_test(tc, test_gradcheck_hands_back_the_loss_functions_message);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("checker", 0),
+        TG_TEST(test_gradcheck_passes_correct_gradients),
+        TG_TEST(test_gradcheck_catches_wrong_gradient_and_says_where),
+        TG_TEST(test_gradcheck_subsamples_and_params),
+        TG_TEST(test_gradcheck_errors),
+        TG_TEST(test_gradcheck_default_passes_layer_norm),
+        TG_TEST(test_gradcheck_default_fails_wrong_gradient),
+        TG_TEST(test_gradcheck_hands_back_the_loss_functions_message),
+    };
+    return TG_TEST_SUITE("gradcheck", rows);
 }

@@ -225,19 +225,19 @@ END_TEST
 
 Suite *tensor_suite(void)
 {
-    Suite *s = suite_create("tensor");
-    TCase *tc = tcase_create("core");
-    tcase_add_test(tc, test_new_zeroed_and_shape);
-    tcase_add_test(tc, test_new_rejects_bad_input);
-    tcase_add_test(tc, test_new_overflow_is_an_error);
-    tcase_add_test(tc, test_last_error_per_thread_message);
-    tcase_add_test(tc, test_requires_grad_and_access);
-    tcase_add_test(tc, test_copy_clone_and_mismatch);
-    tcase_add_test(tc, test_print_is_shape_aware);
-    tcase_add_test(tc, test_status_strings);
-    tcase_add_test(tc, test_rng_deterministic_and_distributed);
-    tcase_add_test(tc, test_fill_helpers);
-    tcase_add_test(tc, test_params_collection);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("core", 0),
+        TG_TEST(test_new_zeroed_and_shape),
+        TG_TEST(test_new_rejects_bad_input),
+        TG_TEST(test_new_overflow_is_an_error),
+        TG_TEST(test_last_error_per_thread_message),
+        TG_TEST(test_requires_grad_and_access),
+        TG_TEST(test_copy_clone_and_mismatch),
+        TG_TEST(test_print_is_shape_aware),
+        TG_TEST(test_status_strings),
+        TG_TEST(test_rng_deterministic_and_distributed),
+        TG_TEST(test_fill_helpers),
+        TG_TEST(test_params_collection),
+    };
+    return TG_TEST_SUITE("tensor", rows);
 }

@@ -236,15 +236,15 @@ END_TEST
 
 Suite *text_suite(void)
 {
-    Suite *s = suite_create("text");
-    TCase *tc = tcase_create("text");
-    tcase_add_test(tc, test_utf8_round_trip_and_invalid);
-    tcase_add_test(tc, test_text_and_vocab_chars);
-    tcase_add_test(tc, test_vocab_unknown_refuse_and_skip);
-    tcase_add_test(tc, test_vocab_bytes_takes_any_file);
-    tcase_add_test(tc, test_vocab_init_and_merge);
-    tcase_add_test(tc, test_text_read_file_and_errors);
-    tcase_add_test(tc, test_batcher_streams_and_carry);
-    suite_add_tcase(s, tc);
-    return s;
+    const tg_test_row rows[] = {
+        TG_CASE("text", 0),
+        TG_TEST(test_utf8_round_trip_and_invalid),
+        TG_TEST(test_text_and_vocab_chars),
+        TG_TEST(test_vocab_unknown_refuse_and_skip),
+        TG_TEST(test_vocab_bytes_takes_any_file),
+        TG_TEST(test_vocab_init_and_merge),
+        TG_TEST(test_text_read_file_and_errors),
+        TG_TEST(test_batcher_streams_and_carry),
+    };
+    return TG_TEST_SUITE("text", rows);
 }

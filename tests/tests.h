@@ -95,7 +95,7 @@ tg_params *tg_test_charlm_params(tg_charlm *m, const char *cell, int embed, uint
                       "message '%s' should start with '%s'", tg_tape_errmsg(tape), prefix); \
     } while (0)
 
-/* Helpers shared by the ops, cells and zoo tests. */
+/* Helpers shared by the suites: the suite tables, and the ops, cells and zoo tests' checks. */
 /* One row of a suite's table (tg_test_suite): TG_CASE starts a test case (timeout in
    seconds, 0 for Check's default); TG_TEST adds a test to the case above it, TG_LOOP a
    loop test over _i in [0, n) (a plain test is the loop [0, 1), as in Check). */
