@@ -200,14 +200,24 @@ static void failing_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor *
 static const tg_cell_type failing_type = { "test_failing", 1, sizeof(odd_cell), odd_init,
                                            failing_step };
 
-START_TEST(test_finds_user_cell_weights)
+/* Where the user-cell tests start: *s, a float64 stack of `layers` cells of type (I to
+   H) named prefix, drawn from *rng seeded 5 here (it then draws the masks); returns the
+   stack's parameters. */
+static tg_params *user_stack(tg_rnn_stack *s, const char *prefix, const tg_cell_type *type,
+                             int layers, tg_rng *rng)
 {
     tg_params *ps = tg_params_new(TG_F64);
-    tg_rng rng;
-    tg_rng_seed(&rng, 5);
-    tg_rnn_stack s;
-    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "u", &odd_type, 2, RI, RH, 0, NULL, &rng),
+    tg_rng_seed(rng, 5);
+    ck_assert_int_eq(tg_rnn_stack_init(s, ps, prefix, type, layers, RI, RH, 0, NULL, rng),
                      TG_OK);
+    return ps;
+}
+
+START_TEST(test_finds_user_cell_weights)
+{
+    tg_rng rng;
+    tg_rnn_stack s;
+    tg_params *ps = user_stack(&s, "u", &odd_type, 2, &rng);
     for (int l = 0; l < 2; l++) {
         const odd_cell *c = s.cells[l];
         const tg_recurrent_rows *rows;
@@ -236,12 +246,9 @@ END_TEST
 
 START_TEST(test_unreachable_and_failing_cells)
 {
-    tg_params *ps = tg_params_new(TG_F64);
     tg_rng rng;
-    tg_rng_seed(&rng, 5);
     tg_rnn_stack s;
-    ck_assert_int_eq(tg_rnn_stack_init(&s, ps, "h", &hidden_type, 1, RI, RH, 0, NULL, &rng),
-                     TG_OK);
+    tg_params *ps = user_stack(&s, "h", &hidden_type, 1, &rng);
     const tg_recurrent_rows *rows;
     ck_assert_int_eq(tg_rnn_stack_recurrent(&s, 0, &rows), 1);  /* found, not reachable */
     ck_assert(rows[0].offset == SIZE_MAX);
