@@ -102,6 +102,15 @@ static tg_optim_config full_config(tg_optim_kind k)
     return c;
 }
 
+/* model(dt, seed), with an optimizer of full_config(kind) in *opt. */
+static tg_params *model_optim(tg_dtype dt, uint64_t seed, tg_optim_kind kind, tg_optim **opt)
+{
+    tg_params *ps = model(dt, seed);
+    tg_optim_config c = full_config(kind);
+    *opt = tg_optim_new(ps, &c);
+    return ps;
+}
+
 /* n training steps with gradients drawn from rng, global-norm clipped at 1. */
 static void train(tg_params *ps, tg_optim *opt, tg_rng *rng, int n)
 {
@@ -145,15 +154,34 @@ static bool files_equal(const char *p, const char *q)
     return eq;
 }
 
+/* Saving ps with opt and meta to tpath(name) writes the very bytes of tpath(same_as):
+   the same state writes the same bytes. */
+static void expect_saved_same(const char *name, const char *same_as, tg_params *ps,
+                              tg_optim *opt, const void *meta, size_t msize)
+{
+    char err[256];
+    ck_assert_int_eq(tg_checkpoint_save(tpath(name), ps, opt, meta, msize, err, sizeof err),
+                     TG_OK);
+    ck_assert(files_equal(tpath(name), tpath(same_as)));
+}
+
+/* Frees the two sides of a resume test, a with oa and b with ob. */
+static void free_sides(tg_params *a, tg_optim *oa, tg_params *b, tg_optim *ob)
+{
+    tg_optim_free(oa);
+    tg_optim_free(ob);
+    tg_params_free(a);
+    tg_params_free(b);
+}
+
 static const char META[] = "config: hidden=4 layers=2; vocab: abc; rng+cursor+h";
 
 /* Saves a trained small model (Adam, 3 steps) with META to tpath(name); returns its
    params and optimizer through the pointers. */
 static void save_small(const char *name, tg_params **ps_out, tg_optim **opt_out)
 {
-    tg_params *ps = model(TG_F32, 1);
-    tg_optim_config c = full_config(TG_ADAM);
-    tg_optim *opt = tg_optim_new(ps, &c);
+    tg_optim *opt;
+    tg_params *ps = model_optim(TG_F32, 1, TG_ADAM, &opt);
     tg_rng rng;
     tg_rng_seed(&rng, 2);
     train(ps, opt, &rng, 3);
@@ -211,9 +239,8 @@ START_TEST(test_roundtrip_bit_exact)
     tg_optim_kind kind = (tg_optim_kind)(_i / 2);
     tg_dtype dt = _i % 2 ? TG_F64 : TG_F32;
     make_tmpdir();
-    tg_params *a = model(dt, 10);
-    tg_optim_config ca = full_config(kind);
-    tg_optim *oa = tg_optim_new(a, &ca);
+    tg_optim *oa;
+    tg_params *a = model_optim(dt, 10, kind, &oa);
     tg_rng rng;
     tg_rng_seed(&rng, 11);
     train(a, oa, &rng, 5);
@@ -239,10 +266,7 @@ START_TEST(test_roundtrip_bit_exact)
     ck_assert(ra->lr_decay == rb->lr_decay && ra->dampening == rb->dampening);
     ck_assert(ra->initial_accumulator_value == rb->initial_accumulator_value);
 
-    /* the same state writes the same bytes */
-    ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), b, ob, META, sizeof META, err,
-                                        sizeof err), TG_OK);
-    ck_assert(files_equal(tpath("a.ckpt"), tpath("b.ckpt")));
+    expect_saved_same("b.ckpt", "a.ckpt", b, ob, META, sizeof META);
 
     tg_rng rng_b = rng;
     train(a, oa, &rng, 5);
@@ -250,10 +274,7 @@ START_TEST(test_roundtrip_bit_exact)
     ck_assert(same_values(a, b));
     ck_assert_int_eq(tg_optim_steps(ob), 10);
 
-    tg_optim_free(oa);
-    tg_optim_free(ob);
-    tg_params_free(a);
-    tg_params_free(b);
+    free_sides(a, oa, b, ob);
     remove_tmpdir();
 }
 END_TEST
@@ -264,14 +285,9 @@ START_TEST(test_same_state_same_bytes)
     tg_params *ps;
     tg_optim *opt;
     save_small("a.ckpt", &ps, &opt);
-    char err[256];
-    ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), ps, opt, META, sizeof META, err,
-                                        sizeof err), TG_OK);
-    ck_assert(files_equal(tpath("a.ckpt"), tpath("b.ckpt")));
+    expect_saved_same("b.ckpt", "a.ckpt", ps, opt, META, sizeof META);
     /* saving over an existing file replaces it and leaves no temporary behind */
-    ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), ps, opt, META, sizeof META, err,
-                                        sizeof err), TG_OK);
-    ck_assert(files_equal(tpath("a.ckpt"), tpath("b.ckpt")));
+    expect_saved_same("a.ckpt", "b.ckpt", ps, opt, META, sizeof META);
     ck_assert_int_eq(access(tpath("a.ckpt.tmp"), F_OK), -1);
 
     /* the layout: magic, version 1, total size, CRC of everything before it */
@@ -292,6 +308,7 @@ START_TEST(test_same_state_same_bytes)
     free(b);
 
     /* params only (no optimizer, no metadata) is a smaller, still valid file */
+    char err[256];
     ck_assert_int_eq(tg_checkpoint_save(tpath("c.ckpt"), ps, NULL, NULL, 0, err,
                                         sizeof err), TG_OK);
     tg_params *q = model(TG_F32, 5);
@@ -519,12 +536,9 @@ START_TEST(test_schedule_resume)
         ck_assert(same_values(a, b));
         if (k == 0)   /* the plateau reduced the lr along the way */
             ck_assert(tg_optim_get_lr(oa) < 0.05);
-        /* the same state writes the same bytes */
         ck_assert_int_eq(tg_checkpoint_save(tpath("a.ckpt"), a, oa, NULL, 0, err,
                                             sizeof err), TG_OK);
-        ck_assert_int_eq(tg_checkpoint_save(tpath("b.ckpt"), b, ob, NULL, 0, err,
-                                            sizeof err), TG_OK);
-        ck_assert(files_equal(tpath("a.ckpt"), tpath("b.ckpt")));
+        expect_saved_same("b.ckpt", "a.ckpt", b, ob, NULL, 0);
 
         /* a file without a schedule (version 1) keeps the optimizer's schedule */
         tg_optim *plain = tg_optim_new(a, &c);
@@ -534,10 +548,7 @@ START_TEST(test_schedule_resume)
         ck_assert_ptr_nonnull(tg_optim_get_schedule(ob));
         ck_assert(tg_optim_get_schedule(ob)->kind == scheds[k]->kind);
         tg_optim_free(plain);
-        tg_optim_free(oa);
-        tg_optim_free(ob);
-        tg_params_free(a);
-        tg_params_free(b);
+        free_sides(a, oa, b, ob);
     }
     remove_tmpdir();
 }
@@ -547,9 +558,8 @@ END_TEST
 START_TEST(test_schedule_section_crafted)
 {
     make_tmpdir();
-    tg_params *ps = model(TG_F32, 1);
-    tg_optim_config c = full_config(TG_SGD);
-    tg_optim *opt = tg_optim_new(ps, &c);
+    tg_optim *opt;
+    tg_params *ps = model_optim(TG_F32, 1, TG_SGD, &opt);
     tg_schedule s = tg_schedule_defaults(TG_SCHED_PLATEAU, 0.1);
     s.cooldown = 3;
     ck_assert_int_eq(tg_optim_set_schedule(opt, &s), TG_OK);
