@@ -259,6 +259,14 @@ END_TEST
 
 /* ---- the recorder --------------------------------------------------------------------- */
 
+/* How many rows the series name of layer holds (the recorder must have it). */
+static int64_t recorded_rows(const tg_recorder *rec, int layer, const char *name)
+{
+    tg_series se;
+    ck_assert_int_eq(tg_recorder_get(rec, layer, name, &se), TG_OK);
+    return se.rows;
+}
+
 /* Loop index: cell kind. A 3-layer stack stepped T times (inference mode): every series
    has T rows and row t of layer l's "hidden" ("cell") is exactly the state after step t. */
 START_TEST(test_recorder_assigns_layers)
@@ -330,9 +338,7 @@ START_TEST(test_recorder_assigns_layers)
 
     /* clear forgets the rows and starts again at layer 0 */
     tg_recorder_clear(rec);
-    tg_series sh;
-    ck_assert_int_eq(tg_recorder_get(rec, 0, "hidden", &sh), TG_OK);
-    ck_assert_int_eq(sh.rows, 0);
+    ck_assert_int_eq(recorded_rows(rec, 0, "hidden"), 0);
     tg_tape_reset(tape);
     double x[BS * I];
     fill_random(x, BS * I, &rng);
@@ -340,6 +346,7 @@ START_TEST(test_recorder_assigns_layers)
     tg_stack_state cur = *owned;
     ck_assert_ptr_nonnull(tg_rnn_stack_step(tape, &s, tx, &cur, false, NULL));
     for (int l = 0; l < L; l++) {
+        tg_series sh;
         ck_assert_int_eq(tg_recorder_get(rec, l, "hidden", &sh), TG_OK);
         ck_assert_int_eq(sh.rows, 1);
         for (int k = 0; k < BS * H; k++)
@@ -350,8 +357,7 @@ START_TEST(test_recorder_assigns_layers)
     tg_tape_reset(tape);
     cur = *owned;
     ck_assert_ptr_nonnull(tg_rnn_stack_step(tape, &s, tx, &cur, false, NULL));
-    ck_assert_int_eq(tg_recorder_get(rec, 0, "hidden", &sh), TG_OK);
-    ck_assert_int_eq(sh.rows, 1);
+    ck_assert_int_eq(recorded_rows(rec, 0, "hidden"), 1);
 
     tg_tensor_free(tx);
     tg_recorder_free(rec);
@@ -462,8 +468,7 @@ START_TEST(test_recorder_errors)
     tg_recorder_clear(rec);
     tg_recorder_observe(rec, "x", d);          /* a new dtype */
     ck_assert_int_eq(tg_recorder_status(rec), TG_ERR_SHAPE);
-    ck_assert_int_eq(tg_recorder_get(rec, 0, "x", &se), TG_OK);
-    ck_assert_int_eq(se.rows, 0);
+    ck_assert_int_eq(recorded_rows(rec, 0, "x"), 0);
     tg_tensor_free(a);
     tg_tensor_free(b);
     tg_tensor_free(d);
