@@ -40,8 +40,7 @@ static void indrnn_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor *c
                         tg_tensor **next)
 {
     const tg_indrnn_cell *c = cell;
-    if (!tg_step_begin(t, "indrnn", cell, x, state, next, 1, c ? c->input_size : 0,
-                       c ? c->hidden_size : 0))
+    if (!TG_CELL_STEP_BEGIN(t, "indrnn", c, x, state, next, 1))
         return;
     tg_tensor *h = state[0];                                     /* x (B,I); h (B,H) */
     tg_tensor *input     = tg_linear_apply(t, &c->input, x);                     /* (B,H) */

@@ -82,9 +82,23 @@ bool tg_step_begin(tg_tape *tape, const char *who, const void *cell, tg_tensor *
                          hidden_size);
 }
 
+void tg_step_end_hc(tg_tensor **next, tg_tensor *h, tg_tensor *c)
+{
+    if (h) {
+        next[0] = h;
+        next[1] = c;
+    }
+}
+
+tg_tensor *tg_blend(tg_tape *tape, tg_tensor *z, tg_tensor *a, tg_tensor *b)
+{
+    tg_tensor *keep = tg_add_scalar(tape, tg_scale(tape, z, -1.0), 1.0);          /* 1-z */
+    return tg_add(tape, tg_mul(tape, keep, a), tg_mul(tape, z, b));
+}
+
 tg_status tg_init_gates(tg_params *ps, const char *prefix, int n, const char *const *names,
                         tg_linear *const *gates, int input_size, int hidden_size,
-                        const tg_init *init, tg_rng *rng)
+                        const tg_init *init, tg_rng *rng, int *cell_input, int *cell_hidden)
 {
     if (!prefix)
         return tg_error_set(TG_ERR_NULL, "cell init: prefix is NULL");
@@ -99,6 +113,8 @@ tg_status tg_init_gates(tg_params *ps, const char *prefix, int n, const char *co
         if (st != TG_OK)
             return st;
     }
+    *cell_input = input_size;
+    *cell_hidden = hidden_size;
     return TG_OK;
 }
 

@@ -69,8 +69,7 @@ static void lnlstm_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor *c
                         tg_tensor **next)
 {
     const tg_lnlstm_cell *c = cell;
-    if (!tg_step_begin(t, "lnlstm", cell, x, state, next, 2, c ? c->input_size : 0,
-                       c ? c->hidden_size : 0))
+    if (!TG_CELL_STEP_BEGIN(t, "lnlstm", c, x, state, next, 2))
         return;
     tg_tensor *h = state[0], *c_prev = state[1];                 /* x (B,I); h, c (B,H) */
     tg_tensor *igates    = tg_layer_norm(t, tg_affine(t, x, c->w_ih, NULL), c->ln_ih_gamma,
@@ -88,10 +87,7 @@ static void lnlstm_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor *c
     tg_tensor *cell_new  = tg_name(t, tg_layer_norm(t, cell_sum, c->ln_cell_gamma,
                                                     c->ln_cell_beta, LN_EPS), "cell");
     tg_tensor *hidden    = tg_name(t, tg_mul(t, output, tg_tanh(t, cell_new)), "hidden");
-    if (hidden) {
-        next[0] = hidden;
-        next[1] = cell_new;
-    }
+    tg_step_end_hc(next, hidden, cell_new);
 }
 
 const tg_cell_type tg_lnlstm_type = {

@@ -23,30 +23,22 @@ static tg_status mgu_init(void *cell, tg_params *ps, const char *prefix, int inp
         return tg_cell_init_error("mgu", TG_ERR_NULL, prefix, input_size, hidden_size);
     const char *const names[2] = { "forget", "candidate" };
     tg_linear *const gates[2] = { &m->forget, &m->candidate };
-    tg_status st = tg_init_gates(ps, prefix, 2, names, gates, input_size, hidden_size, init,
-                                 rng);
-    if (st != TG_OK)
-        return st;
-    m->input_size = input_size;
-    m->hidden_size = hidden_size;
-    return TG_OK;
+    return tg_init_gates(ps, prefix, 2, names, gates, input_size, hidden_size, init, rng,
+                         &m->input_size, &m->hidden_size);
 }
 
 static void mgu_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor *const *state,
                      tg_tensor **next)
 {
     const tg_mgu_cell *m = cell;
-    if (!tg_step_begin(t, "mgu", cell, x, state, next, 1, m ? m->input_size : 0,
-                       m ? m->hidden_size : 0))
+    if (!TG_CELL_STEP_BEGIN(t, "mgu", m, x, state, next, 1))
         return;
     tg_tensor *h = state[0];                                     /* x (B,I); h (B,H) */
     tg_tensor *combine   = tg_concat(t, h, x, 1);                               /* (B,H+I) */
     tg_tensor *forget    = tg_gate(t, tg_sigmoid, &m->forget, combine, "forget");
     tg_tensor *gated_in  = tg_concat(t, tg_mul(t, forget, h), x, 1);            /* (B,H+I) */
     tg_tensor *candidate = tg_gate(t, tg_tanh, &m->candidate, gated_in, "candidate");
-    tg_tensor *keep      = tg_add_scalar(t, tg_scale(t, forget, -1.0), 1.0);        /* 1-f */
-    tg_tensor *hidden    = tg_name(t, tg_add(t, tg_mul(t, keep, h),
-                                             tg_mul(t, forget, candidate)), "hidden");
+    tg_tensor *hidden    = tg_name(t, tg_blend(t, forget, h, candidate), "hidden");
     next[0] = hidden;
 }
 

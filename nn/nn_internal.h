@@ -23,11 +23,13 @@ tg_status tg_cell_init_error(const char *type, tg_status status, const char *pre
                              int input_size, int hidden_size);
 
 /* Adds one gate layer per name, "<prefix>.<name>.w" (H+I, H) and ".b" (H), the shape
-   every cell's gates share, in the order given (which fixes the RNG draws).
-   Returns TG_ERR_NULL / TG_ERR_ARG (sizes < 1) or tg_linear_init's status. */
+   every cell's gates share, in the order given (which fixes the RNG draws), then stores
+   input_size and hidden_size in *cell_input and *cell_hidden (the cell struct's members
+   its step checks). Returns TG_ERR_NULL / TG_ERR_ARG (sizes < 1) or tg_linear_init's
+   status; the sizes are stored only on TG_OK. */
 tg_status tg_init_gates(tg_params *ps, const char *prefix, int n, const char *const *names,
                         tg_linear *const *gates, int input_size, int hidden_size,
-                        const tg_init *init, tg_rng *rng);
+                        const tg_init *init, tg_rng *rng, int *cell_input, int *cell_hidden);
 
 /* TG_INIT_ORTHOGONAL's second pass over the params [first, end) a recurrent stack added:
    every gate weight "*.w" of shape (H + I, H) gets an orthogonal recurrent block
@@ -59,6 +61,21 @@ bool tg_param_name(char *out, const char *prefix, const char *name);
 bool tg_step_begin(tg_tape *tape, const char *who, const void *cell, tg_tensor *x,
                    tg_tensor *const *state, tg_tensor **next, int nstate, int input_size,
                    int hidden_size);
+
+/* tg_step_begin for a cell struct c (NULL allowed: reported) with members input_size and
+   hidden_size, as every nn/ cell struct begins. c is evaluated more than once. */
+#define TG_CELL_STEP_BEGIN(tape, who, c, x, state, next, nstate)                         \
+    tg_step_begin((tape), (who), (c), (x), (state), (next), (nstate),                   \
+                  (c) ? (c)->input_size : 0, (c) ? (c)->hidden_size : 0)
+
+/* The end of a step whose state is h, c (the LSTM family): next[0] = h and next[1] = c
+   when h was computed. Otherwise next stays all NULL as tg_step_begin left it (c alone
+   may have been computed before the step failed). */
+void tg_step_end_hc(tg_tensor **next, tg_tensor *h, tg_tensor *c);
+
+/* (1 - z) * a + z * b: the GRU family's new h, its gate z (B,H) blending a and b (B,H).
+   Tape-owned; NULL with the tape's error. */
+tg_tensor *tg_blend(tg_tape *tape, tg_tensor *z, tg_tensor *a, tg_tensor *b);
 
 /* Records the params [first, count) of ps as layer l's, for tg_rnn_stack_recurrent's
    probe (allocating s->probe on first use). TG_ERR_NOMEM with a reason, or TG_OK. */

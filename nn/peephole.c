@@ -62,8 +62,7 @@ static void peephole_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor 
                           tg_tensor **next)
 {
     const tg_peephole_cell *p = cell;
-    if (!tg_step_begin(t, "peephole", cell, x, state, next, 2, p ? p->input_size : 0,
-                       p ? p->hidden_size : 0))
+    if (!TG_CELL_STEP_BEGIN(t, "peephole", p, x, state, next, 2))
         return;
     int64_t H = p->hidden_size;
     tg_tensor *h = state[0], *c = state[1];                     /* x (B,I); h, c (B,H) */
@@ -76,10 +75,7 @@ static void peephole_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor 
                                              tg_mul(t, input, candidate)), "cell");
     tg_tensor *output    = peep_gate(t, pre, 3, H, p->peep_output, cell_new, "output");
     tg_tensor *hidden    = tg_name(t, tg_mul(t, output, tg_tanh(t, cell_new)), "hidden");
-    if (hidden) {
-        next[0] = hidden;
-        next[1] = cell_new;
-    }
+    tg_step_end_hc(next, hidden, cell_new);
 }
 
 const tg_cell_type tg_peephole_type = {

@@ -42,8 +42,7 @@ static void torchgru_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor 
                           tg_tensor **next)
 {
     const tg_torchgru_cell *g = cell;
-    if (!tg_step_begin(t, "torchgru", cell, x, state, next, 1, g ? g->input_size : 0,
-                       g ? g->hidden_size : 0))
+    if (!TG_CELL_STEP_BEGIN(t, "torchgru", g, x, state, next, 1))
         return;
     int64_t H = g->hidden_size;
     tg_tensor *h = state[0];                                     /* x (B,I); h (B,H) */
@@ -56,9 +55,7 @@ static void torchgru_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor 
     tg_tensor *recurrent = tg_mul(t, reset, tg_slice(t, gh, 1, 2 * H, H));    /* r*(W h+b) */
     tg_tensor *candidate = tg_name(t, tg_tanh(t, tg_add(t, tg_slice(t, gi, 1, 2 * H, H),
                                                         recurrent)), "candidate");
-    tg_tensor *keep      = tg_add_scalar(t, tg_scale(t, update, -1.0), 1.0);        /* 1-z */
-    tg_tensor *hidden    = tg_name(t, tg_add(t, tg_mul(t, keep, candidate),
-                                             tg_mul(t, update, h)), "hidden");
+    tg_tensor *hidden    = tg_name(t, tg_blend(t, update, candidate, h), "hidden");
     next[0] = hidden;
 }
 
