@@ -48,19 +48,21 @@ void *tg_gemm_scratch(size_t bytes)
  * not pay.
  *
  * Probing costs: the losing way runs for a while. So a period is long enough that what
- * the last probe (or switch) lost is at most PROBE_SHARE of it, and a period that confirms
- * the last decision is twice as long as the last one (PERIOD_MIN to PERIOD_MAX).
+ * the last probe lost is at most PROBE_SHARE of it, and a period that confirms the last
+ * decision is twice as long as the last one (PERIOD_MIN to PERIOD_MAX).
  *
- * While threads are used, each product is weighed against the last probe's one-thread
- * rate: `lost` sums the seconds threads lost against it (their gains count too, down to
- * -LOST_MAX, so that one slow wake-up on a quiet machine is absorbed), and when it
- * exceeds LOST_MAX the cores are taken: one thread at once, until a probe. A probe alone
- * can be fooled: a worker that slept through the one-thread run is scheduled promptly for
- * a while when it wakes, even beside a busy process. */
+ * While threads are used, each product is weighed against half the last probe's
+ * one-thread rate (the products' rates vary with their shapes): `lost` sums the seconds
+ * threads lost against it (their gains count too, down to -LOST_MAX, so that one slow
+ * wake-up on a quiet machine whose threads have been winning is absorbed), and when it
+ * exceeds LOST_MAX the cores are taken: one thread at once, for PERIOD_MIN, then a probe
+ * says for how long. A probe alone can be fooled: a worker that slept through the
+ * one-thread run is scheduled promptly for a while when it wakes, even beside a busy
+ * process. */
 #define PERIOD_MIN 5e-3        /* seconds of product time */
 #define PERIOD_MAX 1.0
 #define PERIOD_COST_MAX 60.0
-#define PROBE_SHARE 0.02
+#define PROBE_SHARE 0.01
 #define LOST_MAX 5e-3
 #define IDLE_ONE_RATE 4e9      /* multiply-adds per second no idle core falls below */
 
@@ -69,7 +71,7 @@ static _Thread_local struct {
     int probe_i;              /* products of the probe so far */
     double left, period;      /* seconds of product time left in this period, its length */
     double one_rate;          /* one-thread multiply-adds per second, from the last probe */
-    double lost;              /* threaded period: seconds lost against one thread */
+    double lost;              /* threaded period: seconds lost against half one_rate */
     double fmas[2], secs[2];  /* probe totals: [0] one thread, [1] threads (timed ones) */
     double warm_fmas, warm_secs;   /* the probe's untimed threaded products */
 } guard;
@@ -134,11 +136,11 @@ void tg_gemm_took(bool threads, double seconds, double fmas)
     if (!guard.probing) {
         guard.left -= seconds;
         if (threads) {
-            guard.lost += seconds - fmas / guard.one_rate;
+            guard.lost += seconds - 2 * fmas / guard.one_rate;
             if (guard.lost < -LOST_MAX)
                 guard.lost = -LOST_MAX;
             else if (guard.lost > LOST_MAX)
-                guard_decide(false, guard.lost);
+                guard_decide(false, 0);
         }
         return;
     }

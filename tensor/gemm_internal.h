@@ -30,7 +30,7 @@ void *tg_gemm_scratch(size_t bytes);
  * they are bit-identical for any thread count. */
 #define TG_GEMM_PROBE_RUN 16
 #define TG_GEMM_PROBE_WARM 2
-#define TG_GEMM_PROBE_EARLY 4
+#define TG_GEMM_PROBE_EARLY 2
 bool tg_gemm_threads_ok(void);
 void tg_gemm_took(bool threads, double seconds, double fmas);
 

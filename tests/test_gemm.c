@@ -615,29 +615,40 @@ static void expect_one_thread_period(double period_s)
     ck_assert_msg(labs(n - expect) <= 1, "period of %ld products, expected %ld", n, expect);
 }
 
-/* A threaded product that loses 20 ms against one thread switches to one thread at once,
- * for a period of which that loss is 2% (1 s); then a probe (which ends early when
- * threads are hopeless) decides the next period, twice as long when it confirms the last
- * decision (up to 1 s). Threads that take milliseconds to wake for a probe's first
- * threaded products (a virtual CPU the host descheduled while it idled), or once in a
- * while after threads have been winning, are not mistaken for a busy machine; sustained
- * losses are. Results stay bit-identical meanwhile. */
+/* A threaded product that loses more than 5 ms against half the one-thread rate switches
+ * to one thread at once, until a probe soon after. A probe (which ends early when threads
+ * are hopeless) decides the next period: long enough that the probe's cost is 1% of it,
+ * and twice as long as the last when it confirms the last decision (5 ms to 1 s). Threads
+ * that take milliseconds to wake for a probe's first threaded products (a virtual CPU the
+ * host descheduled while it idled), or once in a while after threads have been winning,
+ * are not mistaken for a busy machine; sustained losses are. Results stay bit-identical. */
 START_TEST(test_gemm_oversubscription_guard)
 {
-    ck_assert(tg_gemm_threads_ok() && tg_threads_pay());
-    tg_gemm_took(true, 1e-4, 1e6);   /* faster than one idle core: nothing changes */
-    ck_assert(tg_gemm_threads_ok());
-    tg_gemm_took(true, 0.02, 1e6);   /* one thread at once */
+    ck_assert(tg_threads_pay());
+    int first = 0;   /* threads first, for a short period of winning products */
+    while (tg_gemm_threads_ok() && first < 100) {
+        tg_gemm_took(true, 1e-4, 1e6);
+        first++;
+    }
+    ck_assert_int_lt(first, 100);
+    tg_gemm_took(false, 2e-4, 1e6);   /* a probe's first one-thread product */
+    ck_assert_int_eq(run_until_threads(2e-4, 100), TG_GEMM_PROBE_RUN - 1);
+    /* threads slow only to wake, then faster: the whole threaded run is used, threads win,
+     * and what the one-thread run lost (16 x 50 us) makes the period 80 ms */
+    answer_threaded(TG_GEMM_PROBE_RUN, 1e-2, 1.5e-4);
+    ck_assert(tg_threads_pay() && tg_gemm_threads_ok());
+    tg_gemm_took(true, 0.02, 1e6);   /* 20 ms: one thread at once */
     ck_assert(!tg_threads_pay());
-    /* lost: 20 ms and 0.1 ms, less twice what one idle core (4e9 FMA/s) would take */
-    expect_one_thread_period((0.02 + 1e-4 - 2 * 1e6 / 4e9) / 0.02);
-    /* threads 10x slower: the probe ends after a few timed products, and its cost (10.8
-     * ms) asks less than the doubled period, capped at 1 s */
+    expect_one_thread_period(5e-3);
+    /* threads 10x slower: the probe ends after a few timed products; what it lost (7.2 ms)
+     * makes the period 0.72 s, and a second such probe asks for twice that, capped at 1 s */
     answer_threaded(TG_GEMM_PROBE_WARM + TG_GEMM_PROBE_EARLY, 2e-3, 2e-3);
     ck_assert(!tg_threads_pay());
+    expect_one_thread_period(0.72);
+    answer_threaded(TG_GEMM_PROBE_WARM + TG_GEMM_PROBE_EARLY, 2e-3, 2e-3);
     expect_one_thread_period(1.0);
     /* threads slow only to wake, then faster: the whole threaded run is used, threads win,
-     * and what the one-thread run lost (16 x 50 us) makes the period 40 ms */
+     * and what the one-thread run lost (16 x 50 us) makes the period 80 ms */
     answer_threaded(TG_GEMM_PROBE_RUN, 1e-2, 1.5e-4);
     ck_assert(tg_threads_pay());
     for (int i = 0; i < 120; i++) {   /* 22 ms of winning products, one 4 ms wake-up */
@@ -645,13 +656,13 @@ START_TEST(test_gemm_oversubscription_guard)
         tg_gemm_took(true, i == 110 ? 4e-3 : 1.5e-4, 1e6);
     }
     ck_assert(tg_threads_pay());
-    int slow = 0;   /* threads now 5x slower than one thread: they stop soon */
+    int slow = 0;   /* threads now 10x slower than one thread: they stop soon */
     while (tg_threads_pay() && slow < 12) {
         ck_assert(tg_gemm_threads_ok());
-        tg_gemm_took(true, 1e-3, 1e6);
+        tg_gemm_took(true, 2e-3, 1e6);
         slow++;
     }
-    ck_assert_int_le(slow, 10);
+    ck_assert_int_le(slow, 8);
     determinism_case(50, 128, 193, false, true, 0.0f, IMPL_PUBLIC);   /* serial vs 2 */
 }
 END_TEST
