@@ -40,22 +40,40 @@ void *tg_gemm_scratch(size_t bytes)
 
 /* ---- oversubscription guard (see gemm_internal.h) ----------------------------------- */
 
-/* Per calling thread: whether products use threads (`threads`) for `left` more products,
- * then a probe: TG_GEMM_PROBE_RUN products on one thread, then as many with threads, whose
- * FLOP rates decide the next period. The first TG_GEMM_PROBE_WARM threaded ones are not
- * timed: a team that slept through the one-thread run, or a virtual CPU the host took
- * away while it idled, can take milliseconds to wake, a cost steady use does not pay.
- * A period that confirms the last decision is twice as long (up to PERIOD_MAX), one that
- * reverses it starts again at PERIOD_MIN. A threaded product far slower than an idle
- * machine would run it switches to one thread for PERIOD_MIN products at once. */
-#define PERIOD_MIN 256
-#define PERIOD_MAX 32768
+/* Per calling thread: whether products use threads (`threads`) for `left` more seconds of
+ * product time, then a probe: TG_GEMM_PROBE_RUN products on one thread, then as many with
+ * threads, whose FLOP rates decide the next period. The first TG_GEMM_PROBE_WARM threaded
+ * ones are not timed: a team that slept through the one-thread run, or a virtual CPU the
+ * host took away while it idled, can take milliseconds to wake, a cost steady use does
+ * not pay.
+ *
+ * Probing costs: the losing way runs for a while. So a period is long enough that what
+ * the last probe lost is at most PROBE_SHARE of it, and a period that confirms the last
+ * decision is twice as long as the last one (PERIOD_MIN to PERIOD_MAX).
+ *
+ * While threads are used, each product is weighed against half the last probe's
+ * one-thread rate (the products' rates vary with their shapes): `lost` sums the seconds
+ * threads lost against it (their gains count too, down to -LOST_MAX, so that one slow
+ * wake-up on a quiet machine whose threads have been winning is absorbed), and when it
+ * exceeds LOST_MAX the cores are taken: one thread at once, for PERIOD_MIN, then a probe
+ * says for how long. A probe alone can be fooled: a worker that slept through the
+ * one-thread run is scheduled promptly for a while when it wakes, even beside a busy
+ * process. */
+#define PERIOD_MIN 5e-3        /* seconds of product time */
+#define PERIOD_MAX 1.0
+#define PERIOD_COST_MAX 60.0
+#define PROBE_SHARE 0.01
+#define LOST_MAX 5e-3
+#define IDLE_ONE_RATE 4e9      /* multiply-adds per second no idle core falls below */
 
 static _Thread_local struct {
     bool probing, threads, started;
     int probe_i;              /* products of the probe so far */
-    long left, period;        /* products left in this period, its length */
-    double fmas[2], secs[2];  /* probe totals: [0] one thread, [1] threads */
+    double left, period;      /* seconds of product time left in this period, its length */
+    double one_rate;          /* one-thread multiply-adds per second, from the last probe */
+    double lost;              /* threaded period: seconds lost against half one_rate */
+    double fmas[2], secs[2];  /* probe totals: [0] one thread, [1] threads (timed ones) */
+    double warm_fmas, warm_secs;   /* the probe's untimed threaded products */
 } guard;
 
 static void guard_start_probe(void)
@@ -63,16 +81,21 @@ static void guard_start_probe(void)
     guard.probing = true;
     guard.probe_i = 0;
     guard.fmas[0] = guard.fmas[1] = guard.secs[0] = guard.secs[1] = 0;
+    guard.warm_fmas = guard.warm_secs = 0;
 }
 
-/* Ends any probe and uses threads or not for the next period. */
-static void guard_decide(bool use_threads)
+/* Ends any probe or period and uses threads or not for the next period, whose length
+ * makes `cost` (seconds the last probe or switch lost) a small share of it. */
+static void guard_decide(bool use_threads, double cost)
 {
-    guard.period = use_threads == guard.threads && guard.period < PERIOD_MAX ? 2 * guard.period
-                   : use_threads == guard.threads                           ? PERIOD_MAX
-                                                                            : PERIOD_MIN;
+    const double base = use_threads != guard.threads ? PERIOD_MIN
+                        : 2 * guard.period < PERIOD_MAX ? 2 * guard.period : PERIOD_MAX;
+    const double by_cost = cost / PROBE_SHARE < PERIOD_COST_MAX ? cost / PROBE_SHARE
+                                                                 : PERIOD_COST_MAX;
+    guard.period = base > by_cost ? base : by_cost;
     guard.threads = use_threads;
     guard.left = guard.period;
+    guard.lost = 0;
     guard.probing = false;
 }
 
@@ -86,38 +109,58 @@ bool tg_gemm_threads_ok(void)
     if (!guard.started) {   /* threads first; the first probe comes soon */
         guard.started = guard.threads = true;
         guard.period = guard.left = PERIOD_MIN / 4;
+        guard.one_rate = IDLE_ONE_RATE;
     }
-    if (!guard.probing && --guard.left < 0)
+    if (!guard.probing && guard.left < 0)
         guard_start_probe();
     return guard.probing ? guard.probe_i >= TG_GEMM_PROBE_RUN : guard.threads;
 }
 
-void tg_gemm_took(bool threads, double seconds, double fmas, int nth)
+/* The end of a probe: the faster way for the next period; the cost is the time the slower
+ * way took beyond what the faster would have, wake-ups included. */
+static void guard_end_probe(void)
+{
+    const double one_per_fma = guard.secs[0] / guard.fmas[0];
+    const double par_per_fma = guard.secs[1] / guard.fmas[1];
+    if (guard.secs[0] > 0)
+        guard.one_rate = 1 / one_per_fma;
+    const bool use_threads = par_per_fma <= one_per_fma;
+    const double cost = use_threads
+        ? guard.secs[0] - guard.fmas[0] * par_per_fma
+        : guard.secs[1] + guard.warm_secs - (guard.fmas[1] + guard.warm_fmas) * one_per_fma;
+    guard_decide(use_threads, cost > 0 ? cost : 0);
+}
+
+void tg_gemm_took(bool threads, double seconds, double fmas)
 {
     if (!guard.probing) {
-        /* far slower than any idle machine runs it (4 GFMA/s per thread, 10x, plus 0.2 ms
-         * for page faults): the cores are taken, so one thread at once, until a probe.
-         * (A probe alone can be fooled: a worker that slept through the one-thread run
-         * is scheduled promptly for a while when it wakes, even beside a busy process.) */
-        if (threads && seconds > 10.0 * fmas / (4e9 * nth) + 2e-4)
-            guard_decide(false);
+        guard.left -= seconds;
+        if (threads) {
+            guard.lost += seconds - 2 * fmas / guard.one_rate;
+            if (guard.lost < -LOST_MAX)
+                guard.lost = -LOST_MAX;
+            else if (guard.lost > LOST_MAX)
+                guard_decide(false, 0);
+        }
         return;
     }
     /* threaded products of the probe so far, the warm-up ones included */
     const int threaded = ++guard.probe_i - TG_GEMM_PROBE_RUN;
-    if (threaded > 0 && threaded <= TG_GEMM_PROBE_WARM)
-        return;   /* waking up: not timed */
+    if (threaded > 0 && threaded <= TG_GEMM_PROBE_WARM) {   /* waking up: not timed */
+        guard.warm_fmas += fmas;
+        guard.warm_secs += seconds;
+        return;
+    }
     guard.fmas[threads] += fmas;
     guard.secs[threads] += seconds;
     if (threaded <= 0)
         return;
-    /* the rates with and without threads, times the same factor; a hopeless threaded run
-     * ends early, since on a busy machine each product can take a scheduler time slice */
-    const double par = guard.fmas[1] * guard.secs[0], one = guard.fmas[0] * guard.secs[1];
-    if (threaded - TG_GEMM_PROBE_WARM >= TG_GEMM_PROBE_EARLY && 2 * par < one)
-        guard_decide(false);
-    else if (guard.probe_i == 2 * TG_GEMM_PROBE_RUN)
-        guard_decide(guard.secs[0] > 0 && guard.secs[1] > 0 ? par >= one : guard.threads);
+    /* a hopeless threaded run ends early, since on a busy machine each product can take a
+     * scheduler time slice */
+    const bool hopeless = 2 * guard.fmas[1] * guard.secs[0] < guard.fmas[0] * guard.secs[1];
+    if (guard.probe_i == 2 * TG_GEMM_PROBE_RUN ||
+        (threaded - TG_GEMM_PROBE_WARM >= TG_GEMM_PROBE_EARLY && hopeless))
+        guard_end_probe();
 }
 
 /* ---- the blocked driver's mode (see gemm_internal.h) -------------------------------- */

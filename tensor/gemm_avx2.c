@@ -550,7 +550,7 @@ void tg_sgemm_avx2_smallm(int64_t M, int64_t N, int64_t K, float alpha, const fl
             sgemm_smallm_cols(jb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     }
     if (may_thread)
-        tg_gemm_took(par, omp_get_wtime() - t0, (double)(M * N * K), nth);
+        tg_gemm_took(par, omp_get_wtime() - t0, (double)(M * N * K));
 }
 
 #define GD_T float

@@ -531,7 +531,7 @@ bool GD_ENTRY(bool ta, bool tb, int64_t M, int64_t N, int64_t K, GD_T alpha,
         }
     }
     if (may_thread)
-        tg_gemm_took(nth > 1, omp_get_wtime() - t0, fmas, nth);
+        tg_gemm_took(nth > 1, omp_get_wtime() - t0, fmas);
     return true;
 }
 

@@ -18,20 +18,21 @@ void *tg_gemm_scratch(size_t bytes);
 /* Guard against oversubscription. When other processes keep the cores busy, a thread of a
  * parallel region can wait a whole scheduler time slice for its partner, and a product
  * that takes microseconds takes milliseconds. So the products that could use threads are
- * timed both ways now and then: tg_gemm_threads_ok() says whether the next one may use
- * threads (mostly the last decision; during a probe, a run of TG_GEMM_PROBE_RUN products
- * without threads, then as many with them, the first TG_GEMM_PROBE_WARM of which are not
- * timed; after TG_GEMM_PROBE_EARLY timed ones at half the one-thread rate the probe ends),
- * and tg_gemm_took() reports how long it took (threads: whether it used them, nth of
- * them). The probe's faster way is used until the next probe; a parallel product far
- * slower than any idle machine would run it switches to one thread until then. The state
- * is the calling thread's. tg_threads_pay() (tensor_internal.h) gives the pointwise loops
- * the same decision. Results do not change: they are bit-identical for any thread count. */
+ * timed: tg_gemm_threads_ok() says whether the next one may use threads, and
+ * tg_gemm_took() reports how long it took (threads: whether it used them). Mostly the
+ * last decision holds; now and then a probe runs TG_GEMM_PROBE_RUN products without
+ * threads, then as many with them (the first TG_GEMM_PROBE_WARM not timed; after
+ * TG_GEMM_PROBE_EARLY timed ones at half the one-thread rate the probe ends), and the
+ * faster way is kept for a period long enough that the probe's cost is a small share of
+ * it. Threaded products that keep losing against the probe's one-thread rate switch to
+ * one thread at once. The state is the calling thread's. tg_threads_pay()
+ * (tensor_internal.h) gives the pointwise loops the same decision. Results do not change:
+ * they are bit-identical for any thread count. */
 #define TG_GEMM_PROBE_RUN 16
 #define TG_GEMM_PROBE_WARM 2
-#define TG_GEMM_PROBE_EARLY 4
+#define TG_GEMM_PROBE_EARLY 2
 bool tg_gemm_threads_ok(void);
-void tg_gemm_took(bool threads, double seconds, double fmas, int nth);
+void tg_gemm_took(bool threads, double seconds, double fmas);
 
 /* How a blocked driver runs one product; gemm_driver_internal.h describes each mode. */
 typedef enum tg_gemm_mode {

@@ -583,52 +583,86 @@ START_TEST(test_gemm_thread_determinism)
 }
 END_TEST
 
-/* Answers a probe of the oversubscription guard with 1e6 multiply-adds per product: the
- * one-thread run (checked) taking one_s seconds each, then `threaded` products with
- * threads (checked), the warm-up ones taking wake_s and the others par_s. */
-static void answer_probe(int threaded, double wake_s, double par_s, double one_s)
+/* Runs products of 1e6 multiply-adds, one_s seconds each, on one thread until the guard
+ * offers threads (a probe's threaded run, whose first product is then due); returns how
+ * many ran, or -1 if the guard did not offer threads within `cap` products. */
+static long run_until_threads(double one_s, long cap)
 {
-    for (int i = 0; i < TG_GEMM_PROBE_RUN; i++) {
-        ck_assert(!tg_gemm_threads_ok());
-        tg_gemm_took(false, one_s, 1e6, 2);
+    for (long n = 0; n < cap; n++) {
+        if (tg_gemm_threads_ok())
+            return n;
+        tg_gemm_took(false, one_s, 1e6);
     }
+    return -1;
+}
+
+/* Answers `threaded` products of a probe with threads (the first already offered): the
+ * warm-up ones take wake_s seconds, the others par_s. */
+static void answer_threaded(int threaded, double wake_s, double par_s)
+{
     for (int i = 0; i < threaded; i++) {
-        ck_assert(tg_gemm_threads_ok());
-        tg_gemm_took(true, i < TG_GEMM_PROBE_WARM ? wake_s : par_s, 1e6, 2);
+        ck_assert(i == 0 || tg_gemm_threads_ok());
+        tg_gemm_took(true, i < TG_GEMM_PROBE_WARM ? wake_s : par_s, 1e6);
     }
 }
 
-/* Runs a period of n products on one thread, checked. */
-static void run_one_thread_period(int n)
+/* Expects a one-thread period of `period_s` seconds of 2e-4 s products, then a probe's
+ * one-thread run, before threads are offered again. */
+static void expect_one_thread_period(double period_s)
 {
-    for (int i = 0; i < n; i++) {
-        ck_assert(!tg_gemm_threads_ok());
-        tg_gemm_took(false, 2e-4, 1e6, 2);
-    }
+    const long n = run_until_threads(2e-4, 1000000);
+    const long expect = (long)ceil(period_s / 2e-4 - 1e-9) + TG_GEMM_PROBE_RUN;
+    ck_assert_msg(labs(n - expect) <= 1, "period of %ld products, expected %ld", n, expect);
 }
 
-/* A parallel product far slower than an idle machine runs it switches to one thread for
- * 256 products; then a probe (which ends early when threads are hopeless) decides the
- * next period, twice as long when it confirms the last decision. Threads that take
- * milliseconds to wake for a probe's first threaded products (a virtual CPU the host
- * descheduled while it idled) are not mistaken for a busy machine. Results stay
- * bit-identical meanwhile. */
+/* A threaded product that loses more than 5 ms against half the one-thread rate switches
+ * to one thread at once, until a probe soon after. A probe (which ends early when threads
+ * are hopeless) decides the next period: long enough that the probe's cost is 1% of it,
+ * and twice as long as the last when it confirms the last decision (5 ms to 1 s). Threads
+ * that take milliseconds to wake for a probe's first threaded products (a virtual CPU the
+ * host descheduled while it idled), or once in a while after threads have been winning,
+ * are not mistaken for a busy machine; sustained losses are. Results stay bit-identical. */
 START_TEST(test_gemm_oversubscription_guard)
 {
-    ck_assert(tg_gemm_threads_ok() && tg_threads_pay());
-    tg_gemm_took(true, 1e-4, 1e6, 2);            /* fast: nothing changes */
-    ck_assert(tg_gemm_threads_ok());
-    tg_gemm_took(true, 0.5, 1e6, 2);             /* hopelessly slow: one thread at once */
-    ck_assert(!tg_threads_pay());
-    run_one_thread_period(256);
-    /* a probe; threads 10x slower: it ends after a few timed products */
-    answer_probe(TG_GEMM_PROBE_WARM + TG_GEMM_PROBE_EARLY, 2e-3, 2e-3, 2e-4);
-    ck_assert(!tg_threads_pay());
-    run_one_thread_period(512);                  /* confirmed: twice as long */
-    /* a probe; threads slow only to wake, then faster: the whole threaded run is used,
-     * and threads win */
-    answer_probe(TG_GEMM_PROBE_RUN, 1e-2, 1.5e-4, 2e-4);
+    ck_assert(tg_threads_pay());
+    int first = 0;   /* threads first, for a short period of winning products */
+    while (tg_gemm_threads_ok() && first < 100) {
+        tg_gemm_took(true, 1e-4, 1e6);
+        first++;
+    }
+    ck_assert_int_lt(first, 100);
+    tg_gemm_took(false, 2e-4, 1e6);   /* a probe's first one-thread product */
+    ck_assert_int_eq(run_until_threads(2e-4, 100), TG_GEMM_PROBE_RUN - 1);
+    /* threads slow only to wake, then faster: the whole threaded run is used, threads win,
+     * and what the one-thread run lost (16 x 50 us) makes the period 80 ms */
+    answer_threaded(TG_GEMM_PROBE_RUN, 1e-2, 1.5e-4);
     ck_assert(tg_threads_pay() && tg_gemm_threads_ok());
+    tg_gemm_took(true, 0.02, 1e6);   /* 20 ms: one thread at once */
+    ck_assert(!tg_threads_pay());
+    expect_one_thread_period(5e-3);
+    /* threads 10x slower: the probe ends after a few timed products; what it lost (7.2 ms)
+     * makes the period 0.72 s, and a second such probe asks for twice that, capped at 1 s */
+    answer_threaded(TG_GEMM_PROBE_WARM + TG_GEMM_PROBE_EARLY, 2e-3, 2e-3);
+    ck_assert(!tg_threads_pay());
+    expect_one_thread_period(0.72);
+    answer_threaded(TG_GEMM_PROBE_WARM + TG_GEMM_PROBE_EARLY, 2e-3, 2e-3);
+    expect_one_thread_period(1.0);
+    /* threads slow only to wake, then faster: the whole threaded run is used, threads win,
+     * and what the one-thread run lost (16 x 50 us) makes the period 80 ms */
+    answer_threaded(TG_GEMM_PROBE_RUN, 1e-2, 1.5e-4);
+    ck_assert(tg_threads_pay());
+    for (int i = 0; i < 120; i++) {   /* 22 ms of winning products, one 4 ms wake-up */
+        ck_assert(tg_gemm_threads_ok());
+        tg_gemm_took(true, i == 110 ? 4e-3 : 1.5e-4, 1e6);
+    }
+    ck_assert(tg_threads_pay());
+    int slow = 0;   /* threads now 10x slower than one thread: they stop soon */
+    while (tg_threads_pay() && slow < 12) {
+        ck_assert(tg_gemm_threads_ok());
+        tg_gemm_took(true, 2e-3, 1e6);
+        slow++;
+    }
+    ck_assert_int_le(slow, 8);
     determinism_case(50, 128, 193, false, true, 0.0f, IMPL_PUBLIC);   /* serial vs 2 */
 }
 END_TEST
