@@ -51,9 +51,9 @@ void *tg_gemm_scratch(size_t bytes)
  * the last probe lost is at most PROBE_SHARE of it, and a period that confirms the last
  * decision is twice as long as the last one (PERIOD_MIN to PERIOD_MAX).
  *
- * While threads are used, each product is weighed against half the last probe's
- * one-thread rate (the products' rates vary with their shapes): `lost` sums the seconds
- * threads lost against it (their gains count too, down to -LOST_MAX, so that one slow
+ * While threads are used, each product is weighed against twice its time on one thread at
+ * the last probe's rate (the products' rates vary with their shapes): `lost` sums the
+ * seconds threads lost against that (their gains count too, down to -LOST_MAX, so that one slow
  * wake-up on a quiet machine whose threads have been winning is absorbed), and when it
  * exceeds LOST_MAX the cores are taken: one thread at once, for PERIOD_MIN, then a probe
  * says for how long. A probe alone can be fooled: a worker that slept through the
@@ -64,14 +64,14 @@ void *tg_gemm_scratch(size_t bytes)
 #define PERIOD_COST_MAX 60.0
 #define PROBE_SHARE 0.01
 #define LOST_MAX 5e-3
-#define IDLE_ONE_RATE 4e9      /* multiply-adds per second no idle core falls below */
+#define IDLE_ONE_S_PER_FMA (1 / 4e9)   /* no idle core runs slower than 4e9 FMA/s */
 
 static _Thread_local struct {
     bool probing, threads, started;
     int probe_i;              /* products of the probe so far */
     double left, period;      /* seconds of product time left in this period, its length */
-    double one_rate;          /* one-thread multiply-adds per second, from the last probe */
-    double lost;              /* threaded period: seconds lost against half one_rate */
+    double one_s_per_fma;     /* one thread's seconds per multiply-add, at the last probe */
+    double lost;              /* threaded period: seconds lost against 2x one thread */
     double fmas[2], secs[2];  /* probe totals: [0] one thread, [1] threads (timed ones) */
     double warm_fmas, warm_secs;   /* the probe's untimed threaded products */
 } guard;
@@ -109,7 +109,7 @@ bool tg_gemm_threads_ok(void)
     if (!guard.started) {   /* threads first; the first probe comes soon */
         guard.started = guard.threads = true;
         guard.period = guard.left = PERIOD_MIN / 4;
-        guard.one_rate = IDLE_ONE_RATE;
+        guard.one_s_per_fma = IDLE_ONE_S_PER_FMA;
     }
     if (!guard.probing && guard.left < 0)
         guard_start_probe();
@@ -122,8 +122,7 @@ static void guard_end_probe(void)
 {
     const double one_per_fma = guard.secs[0] / guard.fmas[0];
     const double par_per_fma = guard.secs[1] / guard.fmas[1];
-    if (guard.secs[0] > 0)
-        guard.one_rate = 1 / one_per_fma;
+    guard.one_s_per_fma = one_per_fma;
     const bool use_threads = par_per_fma <= one_per_fma;
     const double cost = use_threads
         ? guard.secs[0] - guard.fmas[0] * par_per_fma
@@ -136,7 +135,7 @@ void tg_gemm_took(bool threads, double seconds, double fmas)
     if (!guard.probing) {
         guard.left -= seconds;
         if (threads) {
-            guard.lost += seconds - 2 * fmas / guard.one_rate;
+            guard.lost += seconds - 2 * fmas * guard.one_s_per_fma;
             if (guard.lost < -LOST_MAX)
                 guard.lost = -LOST_MAX;
             else if (guard.lost > LOST_MAX)
