@@ -29,6 +29,7 @@ static void gru_step(tg_tape *tape, const void *cell, tg_tensor *x, tg_tensor *c
     tg_tensor *reset     = tg_gate(tape, tg_sigmoid, &g->reset, combine, "reset");
     tg_tensor *reset_in  = tg_concat(tape, tg_mul(tape, reset, h), x, 1);      /* (B,H+I) */
     tg_tensor *candidate = tg_gate(tape, tg_tanh, &g->candidate, reset_in, "candidate");
+    /* h' = (1 - update) * h + update * candidate */
     tg_tensor *hidden    = tg_name(tape, tg_blend(tape, update, h, candidate), "hidden");
     next[0] = hidden;
 }

@@ -38,6 +38,7 @@ static void mgu_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor *cons
     tg_tensor *forget    = tg_gate(t, tg_sigmoid, &m->forget, combine, "forget");
     tg_tensor *gated_in  = tg_concat(t, tg_mul(t, forget, h), x, 1);            /* (B,H+I) */
     tg_tensor *candidate = tg_gate(t, tg_tanh, &m->candidate, gated_in, "candidate");
+    /* h' = (1 - forget) * h + forget * candidate */
     tg_tensor *hidden    = tg_name(t, tg_blend(t, forget, h, candidate), "hidden");
     next[0] = hidden;
 }

@@ -55,6 +55,7 @@ static void torchgru_step(tg_tape *t, const void *cell, tg_tensor *x, tg_tensor 
     tg_tensor *recurrent = tg_mul(t, reset, tg_slice(t, gh, 1, 2 * H, H));    /* r*(W h+b) */
     tg_tensor *candidate = tg_name(t, tg_tanh(t, tg_add(t, tg_slice(t, gi, 1, 2 * H, H),
                                                         recurrent)), "candidate");
+    /* h' = (1 - update) * candidate + update * h */
     tg_tensor *hidden    = tg_name(t, tg_blend(t, update, candidate, h), "hidden");
     next[0] = hidden;
 }
