@@ -62,12 +62,13 @@ CHARLM_BIN:= $(if $(CHARLM_SRC),$(BUILD)/examples/charlm)
 CHARLM_MAN:= $(if $(CHARLM_SRC),$(BUILD)/charlm.1)
 PLUGIN_BIN:= $(patsubst examples/plugin/%.c,$(BUILD)/examples/plugin/%.so,$(PLUGIN_SRC))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/bench/%,$(BENCH_SRC))
+PLUGIN_BENCH := $(BUILD)/bench/cells_so $(BUILD)/bench/cells_builtin
 
 CHECK_CFLAGS = $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   = $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lrt -lpthread)
 
 .PHONY: all lib tests examples bench run check san install clean check-deps
-all: lib examples $(TEST_BIN) $(BENCH_BIN)
+all: lib examples $(TEST_BIN) $(BENCH_BIN) $(PLUGIN_BENCH)
 lib: $(LIB_A) $(LIB_SO)
 examples: $(EX_BIN) $(CHARLM_BIN) $(CHARLM_MAN) $(PLUGIN_BIN)
 
@@ -107,6 +108,18 @@ $(BUILD)/examples/plugin/%.so: examples/plugin/%.c $(LIB_SO)
 $(BUILD)/bench/%: $(BUILD)/obj/bench/%.o $(LIB_A)
 	@mkdir -p $(dir $@)
 	$(CC) -o $@ $^ $(LDLIBS) $(SAN)
+
+# bench/plugin_speed.sh's pair: bench_cells linked with libtapegrad.so, once plain (it loads
+# mycell.so through TG_BENCH_PLUGIN) and once with mycell.c compiled in with the plug-in
+# rule's flags, so the two differ only in how the cell reaches the process.
+$(BUILD)/bench/cells_so: $(BUILD)/obj/bench/bench_cells.o $(LIB_SO)
+	@mkdir -p $(dir $@)
+	$(CC) -o $@ $^ -Wl,-rpath,'$$ORIGIN/..' $(LDLIBS) $(SAN)
+$(BUILD)/bench/cells_builtin: $(BUILD)/obj/bench/bench_cells.o examples/plugin/mycell.c \
+    $(LIB_SO)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) $(CFLAGS) -fPIC -I. -o $@ $^ -Wl,-rpath,'$$ORIGIN/..' \
+	    $(LDLIBS) $(SAN)
 
 $(TEST_OBJ): ALL_CFLAGS += $(CHECK_CFLAGS)
 $(TEST_BIN): $(TEST_OBJ) $(LIB_A)
@@ -149,8 +162,9 @@ san: check-deps
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	    $(BUILD)/san/tests/tapegrad_tests
 
-bench: $(BENCH_BIN)
+bench: $(BENCH_BIN) $(PLUGIN_BENCH) $(PLUGIN_BIN)
 	@for b in $(BENCH_BIN); do echo "# $$b"; $$b || exit 1; done
+	@echo "# bench/plugin_speed.sh"; BUILD=$(BUILD) sh bench/plugin_speed.sh
 	@if /usr/bin/python3 -c 'import torch' 2>/dev/null; then \
 	    echo "# bench/torch_charlm.py"; /usr/bin/python3 bench/torch_charlm.py; \
 	    echo "# bench/torch_sample.py"; BUILD=$(BUILD) /usr/bin/python3 bench/torch_sample.py; \

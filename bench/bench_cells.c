@@ -9,8 +9,12 @@
  *   cells cell= hidden= batch=50 seq=50 threads= ms_per_step= tokens_per_s=
  *         vs_first=  (this type's ms over the first type's, the same run)
  * Environment: TG_BENCH_THREADS (default 2), TG_BENCH_HIDDEN ("128"),
- * TG_BENCH_CELLS, TG_BENCH_QUICK=1 (2 rounds).
+ * TG_BENCH_CELLS, TG_BENCH_QUICK=1 (2 rounds), TG_BENCH_PLUGIN=path.so (dlopen it before
+ * the types are looked up, so TG_BENCH_CELLS can name the types its constructor registers;
+ * the program must be linked with libtapegrad.so, as make's build/bench/cells_so is, or
+ * the plug-in registers into a second copy of the library and the run stops).
  */
+#include <dlfcn.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -141,6 +145,19 @@ int main(void)
 {
     int threads = bench_threads();
     int rounds = bench_quick() ? 2 : 5;
+    const char *plugin = getenv("TG_BENCH_PLUGIN");
+    if (plugin && *plugin) {
+        int before = tg_cell_type_count();
+        tg_clear_error();
+        if (!dlopen(plugin, RTLD_NOW))
+            bench_die("TG_BENCH_PLUGIN", dlerror());
+        /* a refused registration (a taken name) left its reason; a plug-in bound to a
+           second copy of the library registers where this program cannot look */
+        if (tg_cell_type_count() == before)
+            bench_die(plugin, tg_last_status() != TG_OK ? tg_last_error()
+                      : "registered no cell type in this program's copy of tapegrad "
+                        "(no constructor, or the program links libtapegrad.a)");
+    }
     const char *cs = getenv("TG_BENCH_CELLS");
     char names[256];
     snprintf(names, sizeof names, "%s", cs && *cs ? cs : "lstm,lnlstm");
