@@ -15,7 +15,7 @@
  * constant row has xhat exactly 0 and stays finite. Row sums run in LANES interleaved
  * partial sums (vectorisable), combined in a fixed order; rows are split over threads in
  * fixed chunks of CHUNK_ROWS, and dgamma, dbeta add the chunks' partial sums in chunk
- * order: the same bits for any thread count.
+ * order: the same bits for any thread count. The row kernels are in ops_norm_rows.h.
  */
 enum { LANES = 8, CHUNK_ROWS = 8 };
 
@@ -46,86 +46,34 @@ typedef struct ln_aux {
         (result) = s_;                                                             \
     } while (0)
 
+#define T float
+#define LN_ROW(name) ln_##name##_row_f32
+#include "autograd/ops_norm_rows.h"
+#undef T
+#undef LN_ROW
+#define T double
+#define LN_ROW(name) ln_##name##_row_f64
+#include "autograd/ops_norm_rows.h"
+#undef T
+#undef LN_ROW
+
+/* The row kernel `name` (forward or backward) for element type T. */
+#define LN_ROW_FOR(T, name) _Generic((T)0, float: ln_##name##_row_f32, \
+                                           double: ln_##name##_row_f64)
+
 static void layer_norm_forward(tg_node *n)
 {
     const ln_aux *a = n->aux;
     const tg_tensor *x = n->in[0];
     int64_t D = x->shape[x->ndim - 1], R = x->numel / D;
-    double eps = n->scalar;
     TG_DISPATCH(x->dtype,
         const T *gam = a->gamma >= 0 ? n->in[a->gamma]->data : a->ones;
         const T *bet = a->beta >= 0 ? n->in[a->beta]->data : a->zeros;
         TG_FOR(R * D * 4, r, R, {
-            const T *xr = (const T *)x->data + r * D;
-            T *restrict yr = (T *)n->out->data + r * D;
-            T x0 = xr[0];
-            double s, q;
-            LANE_SUM(T, D, j, xr[j] - x0, s);
-            double mean = (double)x0 + s / (double)D;
-            T m = (T)mean;
-            LANE_SUM(T, D, j, (xr[j] - m) * (xr[j] - m), q);
-            double rstd = 1.0 / sqrt(q / (double)D + eps);
-            T rs = (T)rstd;
-            a->mean[r] = mean;
-            a->rstd[r] = rstd;
-            for (int64_t j = 0; j < D; j++)
-                yr[j] = (xr[j] - m) * rs * gam[j] + bet[j];
+            LN_ROW_FOR(T, forward)((const T *)x->data + r * D, gam, bet, D, n->scalar,
+                                   (T *)n->out->data + r * D, &a->mean[r], &a->rstd[r]);
         }););
 }
-
-/* Row r's dx (overwritten when fresh, else added to) from g = dy * gamma, in two passes:
-   s1 = sum g and s2 = sum g * xhat together in LANES partial sums, then dx. gam is gamma
-   or ones. Loops without branches inside, so gcc vectorises them. */
-#define LN_BACKWARD_DX(T, xr, gr, gam, m, rs, D, fresh, dr)                       \
-    do {                                                                           \
-        T a1_[LANES] = { 0 }, a2_[LANES] = { 0 };                                  \
-        int64_t j_ = 0;                                                            \
-        for (; j_ + LANES <= (D); j_ += LANES)                                     \
-            for (int l_ = 0; l_ < LANES; l_++) {                                   \
-                T g_ = (gr)[j_ + l_] * (gam)[j_ + l_];                             \
-                a1_[l_] += g_;                                                     \
-                a2_[l_] += g_ * (((xr)[j_ + l_] - (m)) * (rs));                    \
-            }                                                                      \
-        double s1_ = 0, s2_ = 0;                                                   \
-        for (; j_ < (D); j_++) {                                                   \
-            double g_ = (double)((gr)[j_] * (gam)[j_]);                            \
-            s1_ += g_;                                                             \
-            s2_ += g_ * (double)(((xr)[j_] - (m)) * (rs));                         \
-        }                                                                          \
-        for (int l_ = 0; l_ < LANES; l_++) {                                       \
-            s1_ += (double)a1_[l_];                                                \
-            s2_ += (double)a2_[l_];                                                \
-        }                                                                          \
-        T c1_ = (T)(s1_ / (double)(D)), c2_ = (T)(s2_ / (double)(D)) * (rs);       \
-        if (fresh)                                                                 \
-            for (int64_t j = 0; j < (D); j++)                                      \
-                (dr)[j] = (rs) * ((gr)[j] * (gam)[j] - c1_ - ((xr)[j] - (m)) * c2_); \
-        else                                                                       \
-            for (int64_t j = 0; j < (D); j++)                                      \
-                (dr)[j] += (rs) * ((gr)[j] * (gam)[j] - c1_ - ((xr)[j] - (m)) * c2_); \
-    } while (0)
-
-/* Rows [r0, r1): dx, and into pg and pb (when given) the rows' sums of dy * xhat and of
-   dy, in row order (the first row overwrites). */
-#define LN_BACKWARD_ROWS(T, r0, r1)                                                \
-    for (int64_t r = (r0); r < (r1); r++) {                                        \
-        const T *xr = xv + r * D, *gr = gv + r * D;                                \
-        T m = (T)a->mean[r], rs = (T)a->rstd[r];                                   \
-        bool first = r == (r0);                                                    \
-        if (dx)                                                                    \
-            LN_BACKWARD_DX(T, xr, gr, gam, m, rs, D, fresh, dx + r * D);           \
-        if (pg && first)                                                           \
-            for (int64_t j = 0; j < D; j++)                                        \
-                pg[j] = gr[j] * ((xr[j] - m) * rs);                                \
-        else if (pg)                                                               \
-            for (int64_t j = 0; j < D; j++)                                        \
-                pg[j] += gr[j] * ((xr[j] - m) * rs);                               \
-        if (pb && first)                                                           \
-            memcpy(pb, gr, (size_t)D * sizeof *pb);                                \
-        else if (pb)                                                               \
-            for (int64_t j = 0; j < D; j++)                                        \
-                pb[j] += gr[j];                                                    \
-    }
 
 static void layer_norm_backward(tg_node *n)
 {
@@ -135,32 +83,33 @@ static void layer_norm_backward(tg_node *n)
     tg_tensor *bt = a->beta >= 0 ? n->in[a->beta] : NULL;
     int64_t D = x->shape[x->ndim - 1], R = x->numel / D;
     int64_t nchunks = (R + CHUNK_ROWS - 1) / CHUNK_ROWS;
-    bool fresh = TG_FRESH(n, 0), want_g = gt && gt->grad, want_b = bt && bt->grad;
+    bool fresh = TG_FRESH(n, 0);
     size_t es = tg_dtype_size(x->dtype);
-    void *part = NULL;  /* (nchunks, D) partial sums of dgamma, then of dbeta */
-    if (want_g || want_b) {
-        part = tg_arena_alloc(n->tape, 2 * (size_t)(nchunks * D) * es, false, "layer_norm");
-        if (!part)
-            return;     /* TG_ERR_NOMEM recorded: backward fails */
-    }
+    /* (nchunks, D) partial sums of dgamma, then of dbeta */
+    void *part = tg_arena_alloc(n->tape, 2 * (size_t)(nchunks * D) * es, true, "layer_norm");
+    if (!part)
+        return;     /* TG_ERR_NOMEM recorded: backward fails */
     TG_DISPATCH(x->dtype,
         const T *xv = x->data, *gv = n->out->grad;
         const T *gam = gt ? gt->data : a->ones;
-        T *dx = x->grad, *pgs = part, *pbs = pgs ? pgs + nchunks * D : NULL;
+        T *dx = x->grad, *pgs = part, *pbs = pgs + nchunks * D;
         TG_FOR(R * D * 8, c, nchunks, {
-            T *pg = want_g ? pgs + c * D : NULL, *pb = want_b ? pbs + c * D : NULL;
             int64_t r1 = (c + 1) * CHUNK_ROWS < R ? (c + 1) * CHUNK_ROWS : R;
-            LN_BACKWARD_ROWS(T, c * CHUNK_ROWS, r1)
+            for (int64_t r = c * CHUNK_ROWS; r < r1; r++)
+                LN_ROW_FOR(T, backward)(xv + r * D, gv + r * D, gam, (T)a->mean[r],
+                                        (T)a->rstd[r], D, pgs + c * D, pbs + c * D,
+                                        dx ? dx + r * D : NULL, fresh);
         });
-        T *dg = want_g ? gt->grad : NULL, *db = want_b ? bt->grad : NULL;
-        TG_FOR(nchunks * D * 2, j, D, {
-            for (int64_t c = 0; c < nchunks; c++) {
-                if (dg)
-                    dg[j] += pgs[c * D + j];
-                if (db)
-                    db[j] += pbs[c * D + j];
-            }
-        }););
+        T *dg = gt && gt->grad ? gt->grad : NULL, *db = bt && bt->grad ? bt->grad : NULL;
+        if (dg || db)
+            TG_FOR(nchunks * D * 2, j, D, {
+                for (int64_t c = 0; c < nchunks; c++) {
+                    if (dg)
+                        dg[j] += pgs[c * D + j];
+                    if (db)
+                        db[j] += pbs[c * D + j];
+                }
+            }););
 }
 
 static const tg_op op_layer_norm = { "layer_norm", layer_norm_forward, layer_norm_backward,

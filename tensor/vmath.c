@@ -1,6 +1,7 @@
 /* tensor/vmath.c: exp, sigmoid and tanh over float arrays, eight lanes at a time. */
 #include <string.h>
 
+#include "tensor/tensor_internal.h"
 #include "tensor/vmath_internal.h"
 
 /*
@@ -26,12 +27,6 @@ typedef float   v8f __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
 #define SPLAT(c) ((v8f){ (c), (c), (c), (c), (c), (c), (c), (c) })
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define TG_CLONES __attribute__((target_clones("avx2,fma", "default")))
-#else
-#define TG_CLONES
-#endif
 
 /* mask ? a : b, lane by lane (mask lanes are all ones or all zeros) */
 static inline v8f vselect(v8i mask, v8f a, v8f b)
