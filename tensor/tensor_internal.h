@@ -53,11 +53,20 @@ void tg_tensor_set_shape(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *
         }                                                                         \
     } while (0)
 
+/* A function compiled twice, for AVX2+FMA and for the baseline, picked once at load time by
+   the CPU (gcc's ifunc). Both give the same bits unless the code calls fma() itself: ISO C
+   mode (-std=c11) contracts no a*b+c into an FMA. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define TG_CLONES __attribute__((target_clones("avx2,fma", "default")))
+#else
+#define TG_CLONES
+#endif
+
 /* Work (elements, roughly flops) below which a kernel stays on one thread: below it a
    parallel region costs more than the work it splits (bench/README.md has the figures).
-   A 50x128 sigmoid is 51200 work. */
+   A 50x128 sigmoid is 51200 work and stays on one thread; a 50x512 one (204800) splits. */
 #ifndef TG_PAR_THRESHOLD
-#define TG_PAR_THRESHOLD (1 << 13)
+#define TG_PAR_THRESHOLD (1 << 16)
 #endif
 
 /* False while the GEMM's oversubscription guard (tensor/gemm_internal.h) keeps products

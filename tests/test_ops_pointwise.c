@@ -344,6 +344,11 @@ static tg_tensor *domain_leaf(tg_dtype dt, int ndim, const int64_t *shape, int d
     return x;
 }
 
+/* The thread-count tests' full shape: a binary op's work (2 per element) passes the
+   threshold from which kernels split over threads. */
+enum { SPLIT_ROWS = 256, SPLIT_COLS = 160 };
+_Static_assert(2 * SPLIT_ROWS * SPLIT_COLS > TG_PAR_THRESHOLD, "too small to split");
+
 /* build's output and its inputs' gradients (loss sum(y * w), w fixed) at a thread count,
    appended to out; returns the bytes written. */
 static size_t run_threads(int threads, build_fn build, tg_tensor **in, int nin,
@@ -373,7 +378,7 @@ static size_t run_threads(int threads, build_fn build, tg_tensor **in, int nin,
 /* Compares run_threads at 1 and 2 threads; the inputs are freed. */
 static void expect_same_bits(const char *name, build_fn build, tg_tensor **in, int nin)
 {
-    enum { MAX_BYTES = 4 * 96 * 128 * 8 };
+    enum { MAX_BYTES = 4 * SPLIT_ROWS * SPLIT_COLS * 8 };
     unsigned char *one = malloc(MAX_BYTES), *two = malloc(MAX_BYTES);
     ck_assert(one && two);
     size_t n1 = run_threads(1, build, in, nin, one), n2 = run_threads(2, build, in, nin, two);
@@ -389,7 +394,8 @@ static void expect_same_bits(const char *name, build_fn build, tg_tensor **in, i
 START_TEST(test_table_ops_same_bits_any_thread_count)
 {
     tg_dtype dt = _i ? TG_F64 : TG_F32;
-    const int64_t full[2] = { 96, 128 }, row[1] = { 128 }, col[2] = { 96, 1 };
+    const int64_t full[2] = { SPLIT_ROWS, SPLIT_COLS }, row[1] = { SPLIT_COLS },
+                  col[2] = { SPLIT_ROWS, 1 };
     for (size_t k = 0; k < sizeof unary_cases / sizeof unary_cases[0]; k++) {
         tg_tensor *in[1] = { domain_leaf(dt, 2, full, unary_cases[k].domain, 5 + k) };
         expect_same_bits(unary_cases[k].name, unary_cases[k].build, in, 1);

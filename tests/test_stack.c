@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "tensor/tensor_internal.h"   /* TG_PAR_THRESHOLD */
 #include "tests/ref/nn_ref.h"
 #include "tests/tests.h"
 
@@ -567,7 +568,8 @@ START_TEST(test_charlm_same_bits_any_thread_count)
     tg_charlm m;
     tg_charlm_config cfg = { tg_test_cell_type("lstm"), 65, 2, 128, 0, 0.25 };
     ck_assert_int_eq(tg_charlm_init(&m, ps, &cfg, NULL, &rng), TG_OK);
-    enum { B = 64, T = 4 };             /* gates (64,128): 8192 elements, gemms 1.6M FMAs */
+    enum { B = 320, T = 4 };        /* gates (320,128): 40960 elements, gemms 7.9M FMAs */
+    _Static_assert(2 * B * 128 > TG_PAR_THRESHOLD, "a binary op on the gates stays serial");
     int32_t in[B * T], tgt[B * T];
     for (int i = 0; i < B * T; i++) {
         in[i] = (int32_t)tg_rng_below(&rng, 65);
