@@ -55,6 +55,9 @@ struct tg_node {
 #define TG_FLAG_GRAD_LEAD    0x400u
 /* Its gradient buffer goes to another tensor once its node has run backward. */
 #define TG_FLAG_GRAD_RECYCLED 0x800u
+/* Its gradient is read after its node's backward (by a queued weight gradient), so
+   backward keeps the buffer instead of recycling it. */
+#define TG_FLAG_GRAD_KEEP     0x1000u
 
 /* Every tensor a tape makes (TG_FLAG_TAPE): the public struct and what only the tape
    needs. The stamp (tape, epoch) says which tape made it and in which epoch (the count of

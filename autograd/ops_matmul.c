@@ -30,18 +30,32 @@ static void gemm_w(tg_tape *tape, tg_dtype dt, bool tb, int64_t M, int64_t N, in
         gemm(dt, false, tb, M, N, K, A, lda, w->data, w->shape[1], beta, C, ldc);
 }
 
+/* Whether weight_grad queues W's gradient: W is caller-owned and has a gradient buffer. */
+static bool queues_weight_grad(const tg_tensor *w)
+{
+    return w->grad && !(w->flags & TG_FLAG_TAPE);
+}
+
+/* y = matmul or affine with weight w, just recorded: when the weight gradient will be
+   queued with y's gradient as dY, backward is to keep that buffer. Returns y. */
+static tg_tensor *keep_grad_for_weight(tg_tensor *y, const tg_tensor *w)
+{
+    if (y && queues_weight_grad(w))
+        y->flags |= TG_FLAG_GRAD_KEEP;
+    return y;
+}
+
 /* dW += X^T @ dY for X (M,K), dY (M,N), W (K,N), and db += the column sums of dY when b is
    given: queued for the end of backward when W is caller-owned (see
-   tg_defer_weight_grad; b too when it is caller-owned), else at once. */
+   tg_defer_weight_grad; b too when it is caller-owned), else at once. A dY whose buffer
+   backward recycles anyway (W took a gradient after recording) is queued as a copy. */
 static void weight_grad(tg_node *n, const tg_tensor *x, const void *dy, tg_tensor *w,
                         tg_tensor *b)
 {
     int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
     bool queue_b = b && b->grad && !(b->flags & TG_FLAG_TAPE);
-    bool queue = w->grad && !(w->flags & TG_FLAG_TAPE);
+    bool queue = queues_weight_grad(w);
     if (queue && dy == n->out->grad && (n->out->flags & TG_FLAG_GRAD_RECYCLED)) {
-        /* the buffer goes to another tensor once this backward returns: the queue gets a
-           copy (M*N elements, next to the M*N*K of the product) */
         size_t bytes = (size_t)(M * N) * tg_dtype_size(x->dtype);
         void *copy = tg_arena_alloc(n->tape, bytes, false, "backward");
         if (!copy)
@@ -112,7 +126,7 @@ tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
         return NULL;
     if (!tg_node_output(n, 2, (int64_t[]){ a->shape[0], b->shape[1] }, false))
         return NULL;
-    return tg_node_finish(n);
+    return keep_grad_for_weight(tg_node_finish(n), b);
 }
 
 /* ---- affine ----------------------------------------------------------------------
@@ -166,7 +180,7 @@ static tg_tensor *record_affine(tg_tape *tape, const tg_op *op, tg_tensor *x, tg
 
 tg_tensor *tg_affine(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b)
 {
-    return record_affine(tape, &op_affine, x, w, b, 0);
+    return keep_grad_for_weight(record_affine(tape, &op_affine, x, w, b, 0), w);
 }
 
 /* ---- gate: affine and activation as one node -----------------------------------------

@@ -655,7 +655,8 @@ static bool alloc_grads(tg_tape *tape, tg_tensor *loss)
                 !take_grad(tape, &pool, x))
                 return false;
         }
-        if (!give_grad(tape, &pool, y))   /* n's backward is the last to read it */
+        /* n's backward is the last to read it, unless it queues work that does */
+        if (!(y->flags & TG_FLAG_GRAD_KEEP) && !give_grad(tape, &pool, y))
             return false;
     }
     return true;
@@ -713,9 +714,10 @@ tg_status tg_backward(tg_tape *tape, tg_tensor *loss)
         }
         n->op->backward(n);
     }
-    /* recycled buffers belong to other tensors now: those outputs keep no gradient */
+    /* recycled buffers belong to other tensors now, kept ones to the queued weight
+       gradients: those outputs keep no gradient */
     for (tg_node *n = tape->last; n; n = n->prev) {
-        if (n->out->flags & TG_FLAG_GRAD_RECYCLED) {
+        if (n->out->flags & (TG_FLAG_GRAD_RECYCLED | TG_FLAG_GRAD_KEEP)) {
             n->out->flags &= ~(TG_FLAG_GRAD_RECYCLED | TG_FLAG_GRAD_STALE);
             n->out->grad = NULL;
         }

@@ -168,6 +168,47 @@ START_TEST(test_matmul_f32_f64_agree_odd_shapes)
 }
 END_TEST
 
+/* The queued weight gradient reads dY at the end of backward, after a later tensor's
+   gradient (r's, the same size) may have taken dY's buffer: dW = x^T q must come out
+   whether W needed a gradient when y was recorded (the buffer is kept) or only afterwards,
+   y needing one for x's sake (the queue takes a copy). y keeps no gradient after backward either way. */
+START_TEST(test_queued_weight_grad_survives_recycling)
+{
+    for (int late = 0; late < 2; late++) {
+        tg_tape *t = tg_tape_new();
+        tg_tensor *x = mk(TG_F64, 2, (int64_t[]){ 3, 4 }, NULL);
+        tg_tensor *w = mk(TG_F64, 2, (int64_t[]){ 4, 5 }, NULL);
+        tg_tensor *p = mk(TG_F64, 2, (int64_t[]){ 3, 5 }, NULL);
+        for (int64_t i = 0; i < 20; i++) {
+            tg_tensor_set(w, i, 0.1 * (double)i - 0.9);
+            tg_tensor_set(x, i % 12, 0.3 * (double)(i % 7) - 1);
+        }
+        for (int64_t i = 0; i < 15; i++)
+            tg_tensor_set(p, i, 0.2 * (double)i - 1.4);
+        ck_assert_int_eq(tg_tensor_requires_grad(p), TG_OK);
+        ck_assert_int_eq(tg_tensor_requires_grad(x), TG_OK);  /* y needs a gradient anyway */
+        if (!late)
+            ck_assert_int_eq(tg_tensor_requires_grad(w), TG_OK);
+        tg_tensor *q = tg_sigmoid(t, tg_scale(t, p, 2.0));          /* r = 2p, q = sigmoid(r) */
+        tg_tensor *y = tg_matmul(t, x, w);                                        /* (3,5) */
+        if (late)
+            ck_assert_int_eq(tg_tensor_requires_grad(w), TG_OK);
+        ck_assert_int_eq(tg_backward(t, tg_sum(t, tg_mul(t, y, q))), TG_OK);  /* dy = q */
+        ck_assert_ptr_null(y->grad);
+        for (int64_t k = 0; k < 4; k++)
+            for (int64_t j = 0; j < 5; j++) {
+                double want = 0;
+                for (int64_t i = 0; i < 3; i++)
+                    want += tg_tensor_get(x, i * 4 + k) * tg_tensor_get(q, i * 5 + j);
+                ck_close(tg_tensor_grad_get(w, k * 5 + j), want, 1e-14);
+            }
+        tg_tensor *own[] = { x, w, p };
+        free_all(own, 3);
+        tg_tape_free(t);
+    }
+}
+END_TEST
+
 Suite *ops_matmul_suite(void)
 {
     const tg_test_row rows[] = {
@@ -177,6 +218,7 @@ Suite *ops_matmul_suite(void)
         TG_TEST(test_matmul_affine_transpose_gradcheck),
         TG_TEST(test_gate_op_matches_composition),
         TG_TEST(test_matmul_f32_f64_agree_odd_shapes),
+        TG_TEST(test_queued_weight_grad_survives_recycling),
     };
     return TG_TEST_SUITE("ops_matmul", rows);
 }
