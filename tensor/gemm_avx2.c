@@ -409,9 +409,10 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
 /* ---- one or two rows of A: B read in place --------------------------------------------
  * Generation multiplies one row of activations by every weight: each element of B is used
  * once (twice for M = 2), so packing B (a copy of the whole weight per product) costs as
- * much as the arithmetic. Here B is read where it is, in strips of 32 columns (16 for
- * M = 2) whose sums stay in registers, rows fetched ahead by software (consecutive rows are
- * ldb apart, which the hardware prefetchers follow badly across pages).
+ * much as the arithmetic. Here B is read where it is, in blocks of SM_COLS columns: for
+ * M = 1 row after row across the block (smallm_sweep), for M = 2 in strips of 16 columns
+ * whose sums stay in registers; rows fetched ahead by software (consecutive rows are ldb
+ * apart, which the hardware prefetchers follow badly across pages).
  *
  * The arithmetic is the driver's for M <= 2, which computes every tile with
  * sgemm_edge_2x16: per K slice (the driver's split, KC 256), the even steps of the slice
@@ -480,7 +481,46 @@ smallm_strip(int m, int nv, int64_t kc, const float *a, int64_t lda, const float
             _mm256_storeu_ps(t + i * nv * 8 + v * 8, _mm256_add_ps(c[i][v], d[i][v]));
 }
 
-/* The same sums for the last n < 32 columns (any m <= 2), one column at a time. */
+/* The same sums for one row of A across n columns (a multiple of 8, at most SM_COLS), B
+ * swept row after row as it lies in memory: the even and odd chains of every column are
+ * kept in L1 (c, d) instead of registers, so each row of the block is read as one run.
+ * Walking a 32-column strip down all K rows instead crossed a page every two rows of a
+ * 2 KB-wide weight and ran at about 60% of the sweep's speed (bench/README.md). */
+static void smallm_sweep(int64_t n, int64_t kc, const float *a, const float *b, int64_t ldb,
+                         float *t)
+{
+    _Alignas(32) float c[SM_COLS], d[SM_COLS];
+    for (int64_t j = 0; j < n; j += 8) {
+        _mm256_store_ps(c + j, _mm256_setzero_ps());
+        _mm256_store_ps(d + j, _mm256_setzero_ps());
+    }
+    int64_t k = 0;
+    for (; k + 2 <= kc; k += 2) {
+        const float *b0 = b + k * ldb, *b1 = b0 + ldb;
+        const __m256 u0 = _mm256_broadcast_ss(a + k), u1 = _mm256_broadcast_ss(a + k + 1);
+        for (int64_t j = 0; j < n; j += 16) {
+            _mm_prefetch((const char *)(b0 + SM_AHEAD * ldb + j), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b1 + SM_AHEAD * ldb + j), _MM_HINT_T0);
+        }
+        for (int64_t j = 0; j < n; j += 8) {
+            _mm256_store_ps(c + j, _mm256_fmadd_ps(u0, _mm256_loadu_ps(b0 + j),
+                                                   _mm256_load_ps(c + j)));
+            _mm256_store_ps(d + j, _mm256_fmadd_ps(u1, _mm256_loadu_ps(b1 + j),
+                                                   _mm256_load_ps(d + j)));
+        }
+    }
+    if (k < kc) {
+        const __m256 u0 = _mm256_broadcast_ss(a + k);
+        for (int64_t j = 0; j < n; j += 8)
+            _mm256_store_ps(c + j, _mm256_fmadd_ps(u0, _mm256_loadu_ps(b + k * ldb + j),
+                                                   _mm256_load_ps(c + j)));
+    }
+    for (int64_t j = 0; j < n; j += 8)
+        _mm256_storeu_ps(t + j, _mm256_add_ps(_mm256_load_ps(c + j), _mm256_load_ps(d + j)));
+}
+
+/* The same sums for the last few columns (n < 16 for m = 2, n < 8 for m = 1), one column
+ * at a time. */
 static void smallm_tail(int64_t m, int64_t n, int64_t kc, const float *a, int64_t lda,
                         const float *b, int64_t ldb, float *t)
 {
@@ -504,9 +544,21 @@ static void sgemm_smallm_block(int64_t M, int64_t n, int64_t K, float alpha, con
                                int64_t lda, const float *B, int64_t ldb, float beta, float *C,
                                int64_t ldc)
 {
-    _Alignas(32) float t[2 * 32];
+    _Alignas(32) float t[SM_COLS];
     const int64_t nks = (K + SM_KC - 1) / SM_KC, kc0 = (K + nks - 1) / nks;
-    const int64_t w = M == 1 ? 32 : 16;   /* strip width: 4 vectors of sums per chain */
+    if (M == 1) {   /* the columns in whole vectors swept together, then the rest */
+        const int64_t n8 = n / 8 * 8, rest = n - n8;
+        for (int64_t pc = 0; pc < K; pc += kc0) {
+            const int64_t kc = kc0 < K - pc ? kc0 : K - pc;
+            if (n8)
+                smallm_sweep(n8, kc, A + pc, B + pc * ldb, ldb, t);
+            if (rest)
+                smallm_tail(1, rest, kc, A + pc, lda, B + pc * ldb + n8, ldb, t + n8);
+            smallm_update(1, n, t, n, alpha, beta, pc == 0, C, ldc);
+        }
+        return;
+    }
+    const int64_t w = 16;   /* strip width for two rows: 2 vectors of sums per chain */
     for (int64_t j = 0; j < n; j += w) {
         const int64_t nj = n - j < w ? n - j : w;
         for (int64_t pc = 0; pc < K; pc += kc0) {
@@ -514,8 +566,6 @@ static void sgemm_smallm_block(int64_t M, int64_t n, int64_t K, float alpha, con
             const float *a = A + pc, *b = B + pc * ldb + j;
             if (nj < w)
                 smallm_tail(M, nj, kc, a, lda, b, ldb, t);
-            else if (M == 1)
-                smallm_strip(1, 4, kc, a, lda, b, ldb, t);
             else
                 smallm_strip(2, 2, kc, a, lda, b, ldb, t);
             smallm_update(M, nj, t, nj, alpha, beta, pc == 0, C + j, ldc);
