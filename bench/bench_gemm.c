@@ -11,7 +11,8 @@
  * TG_BENCH_SHAPE=M,K,N,ta,tb runs that one shape instead, TG_BENCH_COLD=1 rotates over
  * copies of A and B (more than 16 MiB in all) so that every call starts from operands out
  * of cache, as the weights of a training step are,
- * TG_BENCH_ROUNDS=n repeats each measurement n times and keeps the best (for both),
+ * TG_BENCH_ROUNDS=n repeats each measurement n times and keeps the best, for both (3, or 1
+ * with TG_BENCH_QUICK=1: single rounds put a shape 5% off its ratio now and then),
  * TG_BENCH_CPUTIME=1 with TG_BENCH_THREADS=1 times the thread's CPU time instead of the
  * wall clock (for comparing kernels on a machine that other work keeps busy).
  */
@@ -171,7 +172,7 @@ int main(void)
     double batch_s = quick ? 0.03 : 0.08;
     const char *only = getenv("TG_BENCH_SHAPES");
     const char *rs = getenv("TG_BENCH_ROUNDS");
-    int rounds = rs && atoi(rs) > 0 ? atoi(rs) : 1;
+    int rounds = rs && atoi(rs) > 0 ? atoi(rs) : quick ? 1 : 3;
     const char *ct = getenv("TG_BENCH_CPUTIME");
     if (threads == 1 && ct && *ct && strcmp(ct, "0") != 0)
         bench_clock = CLOCK_THREAD_CPUTIME_ID;   /* on a busy machine: CPU time, 1 thread */
