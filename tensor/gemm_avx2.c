@@ -443,42 +443,39 @@ static void smallm_update(int64_t m, int64_t n, const float *t, int64_t ldt, flo
     }
 }
 
-/* The sums of one K slice (kc rows) for m rows (m * nv <= 4) of a strip of 8*nv columns:
- * a row i of A at a + i*lda, B row k at b + k*ldb; t gets rows of 8*nv. */
-static inline __attribute__((always_inline)) void
-smallm_strip(int m, int nv, int64_t kc, const float *a, int64_t lda, const float *b,
-             int64_t ldb, float *t)
+/* The sums of one K slice (kc rows) for two rows of A (row i at a + i*lda) across a strip
+ * of 16 columns (B row k at b + k*ldb); t gets the two rows of 16. */
+static void smallm_strip2(int64_t kc, const float *a, int64_t lda, const float *b,
+                          int64_t ldb, float *t)
 {
-    __m256 c[2][4], d[2][4];   /* [row][vector]: even and odd steps */
-    for (int i = 0; i < m; i++)
-        for (int v = 0; v < nv; v++)
+    __m256 c[2][2], d[2][2];   /* [row][vector]: even and odd steps */
+    for (int i = 0; i < 2; i++)
+        for (int v = 0; v < 2; v++)
             c[i][v] = d[i][v] = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 2 <= kc; k += 2) {
         const float *b0 = b + k * ldb, *b1 = b0 + ldb;
-        for (int o = 0; o < nv * 8; o += 16) {
-            _mm_prefetch((const char *)(b0 + SM_AHEAD * ldb + o), _MM_HINT_T0);
-            _mm_prefetch((const char *)(b1 + SM_AHEAD * ldb + o), _MM_HINT_T0);
-        }
-        for (int i = 0; i < m; i++) {
+        _mm_prefetch((const char *)(b0 + SM_AHEAD * ldb), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b1 + SM_AHEAD * ldb), _MM_HINT_T0);
+        for (int i = 0; i < 2; i++) {
             const __m256 u0 = _mm256_broadcast_ss(a + i * lda + k);
             const __m256 u1 = _mm256_broadcast_ss(a + i * lda + k + 1);
-            for (int v = 0; v < nv; v++) {
+            for (int v = 0; v < 2; v++) {
                 c[i][v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b0 + 8 * v), c[i][v]);
                 d[i][v] = _mm256_fmadd_ps(u1, _mm256_loadu_ps(b1 + 8 * v), d[i][v]);
             }
         }
     }
     if (k < kc) {
-        for (int i = 0; i < m; i++) {
+        for (int i = 0; i < 2; i++) {
             const __m256 u0 = _mm256_broadcast_ss(a + i * lda + k);
-            for (int v = 0; v < nv; v++)
+            for (int v = 0; v < 2; v++)
                 c[i][v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b + k * ldb + 8 * v), c[i][v]);
         }
     }
-    for (int i = 0; i < m; i++)
-        for (int v = 0; v < nv; v++)
-            _mm256_storeu_ps(t + i * nv * 8 + v * 8, _mm256_add_ps(c[i][v], d[i][v]));
+    for (int i = 0; i < 2; i++)
+        for (int v = 0; v < 2; v++)
+            _mm256_storeu_ps(t + i * 16 + v * 8, _mm256_add_ps(c[i][v], d[i][v]));
 }
 
 /* The same sums for one row of A across n columns (a multiple of 8, at most SM_COLS), B
@@ -546,28 +543,24 @@ static void sgemm_smallm_block(int64_t M, int64_t n, int64_t K, float alpha, con
 {
     _Alignas(32) float t[SM_COLS];
     const int64_t nks = (K + SM_KC - 1) / SM_KC, kc0 = (K + nks - 1) / nks;
-    if (M == 1) {   /* the columns in whole vectors swept together, then the rest */
-        const int64_t n8 = n / 8 * 8, rest = n - n8;
-        for (int64_t pc = 0; pc < K; pc += kc0) {
-            const int64_t kc = kc0 < K - pc ? kc0 : K - pc;
-            if (n8)
-                smallm_sweep(n8, kc, A + pc, B + pc * ldb, ldb, t);
-            if (rest)
-                smallm_tail(1, rest, kc, A + pc, lda, B + pc * ldb + n8, ldb, t + n8);
-            smallm_update(1, n, t, n, alpha, beta, pc == 0, C, ldc);
-        }
-        return;
-    }
-    const int64_t w = 16;   /* strip width for two rows: 2 vectors of sums per chain */
+    /* one row: the whole block in one sweep (its last n % 8 columns one by one); two rows:
+       strips of 16 columns, a narrower last one column by column */
+    const int64_t w = M == 1 ? n : 16;
     for (int64_t j = 0; j < n; j += w) {
-        const int64_t nj = n - j < w ? n - j : w;
+        const int64_t nj = n - j < w ? n - j : w, n8 = nj / 8 * 8;
         for (int64_t pc = 0; pc < K; pc += kc0) {
             const int64_t kc = kc0 < K - pc ? kc0 : K - pc;
             const float *a = A + pc, *b = B + pc * ldb + j;
-            if (nj < w)
-                smallm_tail(M, nj, kc, a, lda, b, ldb, t);
-            else
-                smallm_strip(2, 2, kc, a, lda, b, ldb, t);
+            if (M == 2 && nj == w)
+                smallm_strip2(kc, a, lda, b, ldb, t);
+            else if (M == 2)
+                smallm_tail(2, nj, kc, a, lda, b, ldb, t);
+            else {
+                if (n8)
+                    smallm_sweep(n8, kc, a, b, ldb, t);
+                if (nj > n8)
+                    smallm_tail(1, nj - n8, kc, a, lda, b + n8, ldb, t + n8);
+            }
             smallm_update(M, nj, t, nj, alpha, beta, pc == 0, C + j, ldc);
         }
     }
