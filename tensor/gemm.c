@@ -1,9 +1,12 @@
 /* tensor/gemm.c: tg_sgemm/tg_dgemm front end, run-time kernel choice, portable kernels. */
 #include "tensor/gemm.h"
 
+#include <dirent.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <omp.h>
 
@@ -58,7 +61,9 @@ void *tg_gemm_scratch(size_t bytes)
  * exceeds LOST_MAX the cores are taken: one thread at once, for PERIOD_MIN, then a probe
  * says for how long. A probe alone can be fooled: a worker that slept through the
  * one-thread run is scheduled promptly for a while when it wakes, even beside a busy
- * process. */
+ * process. Timing alone cannot tell a busy machine from a cold one either: a quiet VM's
+ * first regions take milliseconds too. So the kernel's count of runnable threads is asked
+ * first (cpus_taken): while other processes hold the CPUs no probe runs at all. */
 #define PERIOD_MIN 5e-3        /* seconds of product time */
 #define PERIOD_MAX 1.0
 #define PERIOD_COST_MAX 60.0
@@ -75,6 +80,62 @@ static _Thread_local struct {
     double fmas[2], secs[2];  /* probe totals: [0] one thread, [1] threads (timed ones) */
     double warm_fmas, warm_secs;   /* the probe's untimed threaded products */
 } guard;
+
+/* ---- the kernel's count of runnable threads (Linux /proc) ---- */
+
+/* This process's runnable threads: those whose /proc/self/task/<tid>/stat state is R
+ * (the caller itself, and OpenMP workers still spinning after a region). */
+static int own_runnable(void)
+{
+    DIR *dir = opendir("/proc/self/task");
+    if (!dir)
+        return -1;
+    int running = 0;
+    for (struct dirent *e; (e = readdir(dir));) {
+        if (e->d_name[0] == '.')
+            continue;
+        char path[64], line[512];
+        snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;   /* the thread ended meanwhile */
+        size_t n = fread(line, 1, sizeof line - 1, f);
+        fclose(f);
+        line[n] = '\0';
+        const char *close = strrchr(line, ')');   /* "tid (name) S ..." */
+        running += close && close[1] == ' ' && close[2] == 'R';
+    }
+    closedir(dir);
+    return running;
+}
+
+/* Other processes' runnable threads right now: the kernel's count for the whole system
+ * (the fourth field of /proc/loadavg, "runnable/total") less this process's own; -1
+ * where /proc cannot say. Our own are counted first: a worker that stops spinning
+ * between the two reads then makes the answer too small, never too large. */
+static int others_runnable_proc(void)
+{
+    const int own = own_runnable();
+    FILE *f = own >= 0 ? fopen("/proc/loadavg", "r") : NULL;
+    if (!f)
+        return -1;
+    int all = -1;
+    if (fscanf(f, "%*f %*f %*f %d/", &all) != 1)
+        all = -1;
+    fclose(f);
+    return all < 0 ? -1 : all > own ? all - own : 0;
+}
+
+int (*tg_gemm_others_runnable)(void) = others_runnable_proc;
+
+/* Whether other processes leave this thread's team fewer idle CPUs than it has threads
+ * (a team of all the CPUs needs them all idle); false when the count is unknown. */
+static bool cpus_taken(void)
+{
+    const int others = tg_gemm_others_runnable();
+    const long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return others > 0 && online > 0 && others > online - omp_get_max_threads();
+}
 
 static void guard_start_probe(void)
 {
@@ -99,20 +160,33 @@ static void guard_decide(bool use_threads, double cost)
     guard.probing = false;
 }
 
+/* The calling thread's first use: threads unless other processes hold the CPUs, and the
+ * first probe soon either way. */
+static void guard_begin(void)
+{
+    guard.started = true;
+    guard.threads = !cpus_taken();
+    guard.period = guard.left = PERIOD_MIN / 4;
+    guard.one_s_per_fma = IDLE_ONE_S_PER_FMA;
+}
+
 bool tg_threads_pay(void)
 {
-    return !guard.started || guard.threads;
+    if (!guard.started)
+        guard_begin();
+    return guard.threads;
 }
 
 bool tg_gemm_threads_ok(void)
 {
-    if (!guard.started) {   /* threads first; the first probe comes soon */
-        guard.started = guard.threads = true;
-        guard.period = guard.left = PERIOD_MIN / 4;
-        guard.one_s_per_fma = IDLE_ONE_S_PER_FMA;
+    if (!guard.started)
+        guard_begin();
+    if (!guard.probing && guard.left < 0) {
+        if (cpus_taken())   /* no threaded try while others hold the CPUs */
+            guard_decide(false, 0);
+        else
+            guard_start_probe();
     }
-    if (!guard.probing && guard.left < 0)
-        guard_start_probe();
     return guard.probing ? guard.probe_i >= TG_GEMM_PROBE_RUN : guard.threads;
 }
 

@@ -34,6 +34,13 @@ void *tg_gemm_scratch(size_t bytes);
 bool tg_gemm_threads_ok(void);
 void tg_gemm_took(bool threads, double seconds, double fmas);
 
+/* The guard's second signal, asked when a thread starts and before each probe: how many
+ * threads of other processes are runnable now (-1: unknown). While they leave fewer idle
+ * CPUs than the team has threads, products stay on one thread and no probe runs, since
+ * on such a machine every threaded try waits a scheduler slice. Linux's count by default
+ * (/proc); tests put a function of their own here. */
+extern int (*tg_gemm_others_runnable)(void);
+
 /* How a blocked driver runs one product; gemm_driver_internal.h describes each mode. */
 typedef enum tg_gemm_mode {
     TG_GEMM_MODE_COLUMNS,   /* op(A) small: threads take runs of B panels, A read in place */

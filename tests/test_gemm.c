@@ -4,6 +4,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tensor/gemm_internal.h"
 #include "tensor/tensor_internal.h"
@@ -622,8 +623,13 @@ static void expect_one_thread_period(double period_s)
  * that take milliseconds to wake for a probe's first threaded products (a virtual CPU the
  * host descheduled while it idled), or once in a while after threads have been winning,
  * are not mistaken for a busy machine; sustained losses are. Results stay bit-identical. */
+static int others_now;   /* what the fake kernel count below answers */
+static int fake_others_runnable(void) { return others_now; }
+
 START_TEST(test_gemm_oversubscription_guard)
 {
+    tg_gemm_others_runnable = fake_others_runnable;   /* the machine's load stays out */
+    others_now = 0;
     ck_assert(tg_threads_pay());
     int first = 0;   /* threads first, for a short period of winning products */
     while (tg_gemm_threads_ok() && first < 100) {
@@ -667,6 +673,62 @@ START_TEST(test_gemm_oversubscription_guard)
 }
 END_TEST
 
+/* The kernel's count of other runnable threads comes first. A thread that starts while
+ * other processes hold the CPUs begins on one thread, and no probe runs while they do:
+ * period after period (doubling to 1 s) stays on one thread. Once the CPUs are free, the
+ * next period's end probes as before. An unknown count (-1) leaves the timing alone. */
+START_TEST(test_gemm_guard_asks_the_kernel)
+{
+    tg_gemm_others_runnable = fake_others_runnable;
+    const int cpus = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    others_now = cpus;   /* busy loops on every CPU, for any team size */
+    ck_assert(!tg_threads_pay());
+    ck_assert_int_eq(run_until_threads(1e-3, 3000), -1);   /* 3 s of products: no probe */
+    ck_assert(!tg_threads_pay());
+    others_now = 0;   /* the busy loop ends: within a 1 s period, a probe */
+    const long n = run_until_threads(1e-3, 3000);
+    ck_assert_msg(n >= TG_GEMM_PROBE_RUN && n <= 1000 + TG_GEMM_PROBE_RUN,
+                  "probe after %ld products", n);
+    answer_threaded(TG_GEMM_PROBE_RUN, 1e-2, 5e-4);   /* threads twice as fast: they win */
+    ck_assert(tg_threads_pay() && tg_gemm_threads_ok());
+    /* a busy loop that starts while threads win is found by the timing, and from then on
+     * the count keeps the guard on one thread */
+    others_now = cpus;
+    for (int i = 0; i < 20 && tg_threads_pay(); i++) {
+        ck_assert(tg_gemm_threads_ok());
+        tg_gemm_took(true, 1e-2, 1e6);
+    }
+    ck_assert(!tg_threads_pay());
+    ck_assert_int_eq(run_until_threads(1e-3, 3000), -1);
+}
+END_TEST
+
+START_TEST(test_gemm_guard_unknown_count)
+{
+    tg_gemm_others_runnable = fake_others_runnable;
+    others_now = -1;   /* no /proc: threads first, and probes decide */
+    ck_assert(tg_threads_pay());
+    int threaded = 0;
+    while (tg_gemm_threads_ok() && threaded < 100) {
+        tg_gemm_took(true, 1e-4, 1e6);
+        threaded++;
+    }
+    ck_assert_int_lt(threaded, 100);   /* the first probe came */
+    ck_assert_int_eq(run_until_threads(2e-4, 100), TG_GEMM_PROBE_RUN);
+}
+END_TEST
+
+/* Linux's own count: a number, never less than -1, and on a machine this test shares it
+ * cannot be predicted further; reading it twice must not disturb anything. */
+START_TEST(test_gemm_guard_kernel_count_reads)
+{
+    const int first = tg_gemm_others_runnable(), second = tg_gemm_others_runnable();
+    ck_assert_int_ge(first, -1);
+    ck_assert_int_ge(second, -1);
+    ck_assert_int_lt(first, 1 << 20);
+}
+END_TEST
+
 Suite *gemm_suite(void)
 {
     const tg_test_row rows[] = {
@@ -687,6 +749,9 @@ Suite *gemm_suite(void)
         TG_TEST(test_gemm_prepacked),
         TG_TEST(test_gemm_small_m),
         TG_TEST(test_gemm_oversubscription_guard),
+        TG_TEST(test_gemm_guard_asks_the_kernel),
+        TG_TEST(test_gemm_guard_unknown_count),
+        TG_TEST(test_gemm_guard_kernel_count_reads),
     };
     return TG_TEST_SUITE("gemm", rows);
 }

@@ -250,8 +250,9 @@ void options_usage(FILE *f, charlm_cmd cmd)
                    "Exit status: 0 success, 1 runtime error (I/O, corrupt file, NaN loss, "
                    "failed check),\n2 usage error, 130 interrupted.\n\n"
                    "On a machine whose cores other programs are using, the library falls "
-                   "back to one\nthread when threads are slower; OMP_WAIT_POLICY=passive "
-                   "also helps there.\nResults never depend on the thread count.\n");
+                   "back to one\nthread (it asks the kernel, and times threads against "
+                   "one); --threads 1 makes sure.\nResults never depend on the thread "
+                   "count.\n");
         return;
     }
     fprintf(f, "usage: charlm %s [OPTIONS]\n\n", CMD_NAMES[cmd]);
@@ -397,9 +398,11 @@ void options_man(FILE *f, void (*viz_usage_fn)(FILE *))
                 "charlm gradcheck --cell gru --hidden 16\n"
                 "charlm viz --model lm.ckpt --text input.txt --out gates.html\n");
     fputs(".fi\n.SH ENVIRONMENT\n", f);
-    man_text(f, "OMP_WAIT_POLICY=passive (or --threads 1) on a machine whose cores other "
-                "programs are using: spinning OpenMP threads can make training many times "
-                "slower there. Results never depend on the thread count.\n");
+    man_text(f, "OMP_NUM_THREADS sets the default thread count. On a machine whose cores "
+                "other programs are using, the library runs on one thread while they hold "
+                "the cores (it reads the kernel's count of runnable threads, and times "
+                "threads against one thread); --threads 1 or OMP_WAIT_POLICY=passive makes "
+                "sure. Results never depend on the thread count.\n");
     fputs(".SH SEE ALSO\nThe tapegrad README.md.\n", f);
 }
 
