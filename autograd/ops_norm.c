@@ -25,37 +25,20 @@ typedef struct ln_aux {
     void   *ones, *zeros;   /* (D) of x's dtype: gamma and beta when there are none */
 } ln_aux;
 
-/* sum_j f(x[j]) for j < D in LANES partial sums (type T), combined in double in a fixed
-   order; f reads the element through the name v. */
-#define LANE_SUM(T, D, v, f, result)                                               \
-    do {                                                                           \
-        T acc_[LANES] = { 0 };                                                     \
-        int64_t j_ = 0;                                                            \
-        for (; j_ + LANES <= (D); j_ += LANES)                                     \
-            for (int l_ = 0; l_ < LANES; l_++) {                                   \
-                int64_t v = j_ + l_;                                               \
-                acc_[l_] += (f);                                                   \
-            }                                                                      \
-        double s_ = 0;                                                             \
-        for (; j_ < (D); j_++) {                                                   \
-            int64_t v = j_;                                                        \
-            s_ += (double)(f);                                                     \
-        }                                                                          \
-        for (int l_ = 0; l_ < LANES; l_++)                                         \
-            s_ += (double)acc_[l_];                                                \
-        (result) = s_;                                                             \
-    } while (0)
-
 #define T float
 #define LN_ROW(name) ln_##name##_row_f32
+#define LN_VEC ln_vec_f32
 #include "autograd/ops_norm_rows.h"
 #undef T
 #undef LN_ROW
+#undef LN_VEC
 #define T double
 #define LN_ROW(name) ln_##name##_row_f64
+#define LN_VEC ln_vec_f64
 #include "autograd/ops_norm_rows.h"
 #undef T
 #undef LN_ROW
+#undef LN_VEC
 
 /* The row kernel `name` (forward or backward) for element type T. */
 #define LN_ROW_FOR(T, name) _Generic((T)0, float: ln_##name##_row_f32, \
