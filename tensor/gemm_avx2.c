@@ -410,8 +410,9 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
  * Generation multiplies one row of activations by every weight: each element of B is used
  * once (twice for M = 2), so packing B (a copy of the whole weight per product) costs as
  * much as the arithmetic. Here B is read where it is, in blocks of SM_COLS columns: for
- * M = 1 row after row across the block (smallm_sweep), for M = 2 in strips of 16 columns
- * whose sums stay in registers; rows fetched ahead by software (consecutive rows are ldb
+ * M = 1 row after row across the block (smallm_sweep), or for a narrow B in strips of 32
+ * columns whose sums stay in registers (smallm_strip1); for M = 2 in strips of 16
+ * columns, sums in registers; rows fetched ahead by software (consecutive rows are ldb
  * apart, which the hardware prefetchers follow badly across pages).
  *
  * The arithmetic is the driver's for M <= 2, which computes every tile with
@@ -422,6 +423,7 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
 #define SM_COLS 128   /* columns of one block (a thread's unit of work) */
 #define SM_KC 256     /* the driver's deepest K slice (GD_KC below) */
 #define SM_AHEAD 8    /* rows of B fetched ahead */
+#define SM_NARROW 256 /* a weight up to this many columns wide is walked in strips */
 
 /* C = alpha*t + beta*C on m rows of n columns (t in rows of ldt): the driver's update of
  * an edge tile, overwrite when beta is 0 on the first slice. */
@@ -516,6 +518,37 @@ static void smallm_sweep(int64_t n, int64_t kc, const float *a, const float *b, 
         _mm256_storeu_ps(t + j, _mm256_add_ps(_mm256_load_ps(c + j), _mm256_load_ps(d + j)));
 }
 
+/* The same sums for one row of A across a strip of 32 columns of a narrow B (rows of at
+ * most SM_NARROW floats), the chains in registers and B walked down its kc rows: a row
+ * of such a weight is a few cache lines, so the walk stays within few pages, and nothing
+ * is stored per row as in the sweep. */
+static void smallm_strip1(int64_t kc, const float *a, const float *b, int64_t ldb, float *t)
+{
+    __m256 c[4], d[4];   /* even and odd steps */
+    for (int v = 0; v < 4; v++)
+        c[v] = d[v] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 <= kc; k += 2) {
+        const float *b0 = b + k * ldb, *b1 = b0 + ldb;
+        _mm_prefetch((const char *)(b0 + SM_AHEAD * ldb), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b0 + SM_AHEAD * ldb + 16), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b1 + SM_AHEAD * ldb), _MM_HINT_T0);
+        _mm_prefetch((const char *)(b1 + SM_AHEAD * ldb + 16), _MM_HINT_T0);
+        const __m256 u0 = _mm256_broadcast_ss(a + k), u1 = _mm256_broadcast_ss(a + k + 1);
+        for (int v = 0; v < 4; v++) {
+            c[v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b0 + 8 * v), c[v]);
+            d[v] = _mm256_fmadd_ps(u1, _mm256_loadu_ps(b1 + 8 * v), d[v]);
+        }
+    }
+    if (k < kc) {
+        const __m256 u0 = _mm256_broadcast_ss(a + k);
+        for (int v = 0; v < 4; v++)
+            c[v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b + k * ldb + 8 * v), c[v]);
+    }
+    for (int v = 0; v < 4; v++)
+        _mm256_storeu_ps(t + 8 * v, _mm256_add_ps(c[v], d[v]));
+}
+
 /* The same sums for the last few columns (n < 16 for m = 2, n < 8 for m = 1), one column
  * at a time. */
 static void smallm_tail(int64_t m, int64_t n, int64_t kc, const float *a, int64_t lda,
@@ -543,9 +576,11 @@ static void sgemm_smallm_block(int64_t M, int64_t n, int64_t K, float alpha, con
 {
     _Alignas(32) float t[SM_COLS];
     const int64_t nks = (K + SM_KC - 1) / SM_KC, kc0 = (K + nks - 1) / nks;
-    /* one row: the whole block in one sweep (its last n % 8 columns one by one); two rows:
-       strips of 16 columns, a narrower last one column by column */
-    const int64_t w = M == 1 ? n : 16;
+    /* one row of a narrow B: strips of 32 columns; of a wide one: the whole block in one
+       sweep; either way the last n % 8 columns one by one. Two rows: strips of 16
+       columns, a narrower last one column by column. */
+    const bool narrow = M == 1 && ldb <= SM_NARROW;
+    const int64_t w = narrow ? 32 : M == 1 ? n : 16;
     for (int64_t j = 0; j < n; j += w) {
         const int64_t nj = n - j < w ? n - j : w, n8 = nj / 8 * 8;
         for (int64_t pc = 0; pc < K; pc += kc0) {
@@ -553,6 +588,8 @@ static void sgemm_smallm_block(int64_t M, int64_t n, int64_t K, float alpha, con
             const float *a = A + pc, *b = B + pc * ldb + j;
             if (M == 2 && nj == w)
                 smallm_strip2(kc, a, lda, b, ldb, t);
+            else if (narrow && nj == w)
+                smallm_strip1(kc, a, b, ldb, t);
             else if (M == 2)
                 smallm_tail(2, nj, kc, a, lda, b, ldb, t);
             else {
