@@ -518,14 +518,19 @@ static void smallm_sweep(int64_t n, int64_t kc, const float *a, const float *b, 
         _mm256_storeu_ps(t + j, _mm256_add_ps(_mm256_load_ps(c + j), _mm256_load_ps(d + j)));
 }
 
-/* The same sums for one row of A across a strip of 32 columns of a narrow B (rows of at
- * most SM_NARROW floats), the chains in registers and B walked down its kc rows: a row
- * of such a weight is a few cache lines, so the walk stays within few pages, and nothing
- * is stored per row as in the sweep. */
-static void smallm_strip1(int64_t kc, const float *a, const float *b, int64_t ldb, float *t)
+/* The same sums for one row of A across a strip of 32 + extra columns (extra < 8: the
+ * block's last few ride along in masked lanes) of a narrow B (rows of at most SM_NARROW
+ * floats), the chains in registers and B walked down its kc rows: a row of such a weight
+ * is a few cache lines, so the walk stays within few pages, nothing is stored per row as
+ * in the sweep, and the extra columns' chains hide in the strip's instead of running one
+ * column at a time at the latency of an FMA. */
+static void smallm_strip1(int64_t kc, const float *a, const float *b, int64_t ldb, float *t,
+                          int extra)
 {
-    __m256 c[4], d[4];   /* even and odd steps */
-    for (int v = 0; v < 4; v++)
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(extra), lanes);
+    __m256 c[5], d[5];   /* even and odd steps; [4] the extra columns */
+    for (int v = 0; v < 5; v++)
         c[v] = d[v] = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 2 <= kc; k += 2) {
@@ -539,14 +544,20 @@ static void smallm_strip1(int64_t kc, const float *a, const float *b, int64_t ld
             c[v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b0 + 8 * v), c[v]);
             d[v] = _mm256_fmadd_ps(u1, _mm256_loadu_ps(b1 + 8 * v), d[v]);
         }
+        if (extra) {
+            c[4] = _mm256_fmadd_ps(u0, _mm256_maskload_ps(b0 + 32, mask), c[4]);
+            d[4] = _mm256_fmadd_ps(u1, _mm256_maskload_ps(b1 + 32, mask), d[4]);
+        }
     }
     if (k < kc) {
         const __m256 u0 = _mm256_broadcast_ss(a + k);
         for (int v = 0; v < 4; v++)
             c[v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b + k * ldb + 8 * v), c[v]);
+        c[4] = _mm256_fmadd_ps(u0, _mm256_maskload_ps(b + k * ldb + 32, mask), c[4]);
     }
     for (int v = 0; v < 4; v++)
         _mm256_storeu_ps(t + 8 * v, _mm256_add_ps(c[v], d[v]));
+    _mm256_maskstore_ps(t + 32, mask, _mm256_add_ps(c[4], d[4]));
 }
 
 /* The same sums for the last few columns (n < 16 for m = 2, n < 8 for m = 1), one column
@@ -576,20 +587,22 @@ static void sgemm_smallm_block(int64_t M, int64_t n, int64_t K, float alpha, con
 {
     _Alignas(32) float t[SM_COLS];
     const int64_t nks = (K + SM_KC - 1) / SM_KC, kc0 = (K + nks - 1) / nks;
-    /* one row of a narrow B: strips of 32 columns; of a wide one: the whole block in one
-       sweep; either way the last n % 8 columns one by one. Two rows: strips of 16
-       columns, a narrower last one column by column. */
+    /* one row of a narrow B: strips of 32 columns, the last up to 7 more, and a narrower
+       last one swept; of a wide B: the whole block in one sweep; a sweep's last n % 8
+       columns one by one. Two rows: strips of 16 columns, a narrower last one column by
+       column. */
     const bool narrow = M == 1 && ldb <= SM_NARROW;
     const int64_t w = narrow ? 32 : M == 1 ? n : 16;
-    for (int64_t j = 0; j < n; j += w) {
-        const int64_t nj = n - j < w ? n - j : w, n8 = nj / 8 * 8;
+    for (int64_t j = 0, nj; j < n; j += nj) {
+        nj = n - j < w ? n - j : narrow && n - j < w + 8 ? n - j : w;
+        const int64_t n8 = nj / 8 * 8;
         for (int64_t pc = 0; pc < K; pc += kc0) {
             const int64_t kc = kc0 < K - pc ? kc0 : K - pc;
             const float *a = A + pc, *b = B + pc * ldb + j;
             if (M == 2 && nj == w)
                 smallm_strip2(kc, a, lda, b, ldb, t);
-            else if (narrow && nj == w)
-                smallm_strip1(kc, a, b, ldb, t);
+            else if (narrow && nj >= w)
+                smallm_strip1(kc, a, b, ldb, t, (int)(nj - w));
             else if (M == 2)
                 smallm_tail(2, nj, kc, a, lda, b, ldb, t);
             else {

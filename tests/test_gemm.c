@@ -458,11 +458,12 @@ START_TEST(test_gemm_small_m)
 {
     if (strcmp(tg_gemm_backend(), "avx2-fma") != 0)
         return;
-    /* M, N, K: ldb = N + 5 up to 256 walks 32-column strips (then sweeps what is left),
-       wider sweeps */
+    /* M, N, K: ldb = N + 5 up to 256 walks 32-column strips, the last with up to 7 more
+       columns (65, 70), then sweeps what is left (200, 251); wider sweeps */
     const int64_t shapes[][3] = { { 1, 512, 577 }, { 1, 65, 512 }, { 2, 128, 193 },
                                   { 1, 1, 1 }, { 2, 37, 700 }, { 1, 300, 1025 },
-                                  { 1, 128, 193 }, { 1, 200, 100 }, { 1, 251, 3 } };
+                                  { 1, 128, 193 }, { 1, 200, 100 }, { 1, 251, 3 },
+                                  { 1, 70, 51 } };
     const float betas[] = { 0.0f, 1.0f, 0.5f };
     int threads = omp_get_max_threads();
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
