@@ -1,5 +1,6 @@
 /* tensor/tensor.c: caller-owned tensors, element access, printing and the status strings. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,6 +89,19 @@ static void shape_error(const char *who, tg_status st, tg_dtype dtype, int ndim,
         tg_error_set(st, "%s: %d-dim shape too large", who, ndim);
 }
 
+/* bytes of zeros on a cache line's boundary, so that every row of a weight whose row
+   length is a multiple of 16 floats starts one too (the GEMM reading B in place loads
+   a third fewer lines per row than from calloc's 16-byte alignment); free() frees it.
+   NULL when out of memory or the size overflows. */
+static void *zeroed_lines(size_t bytes)
+{
+    enum { LINE = 64 };
+    if (bytes > SIZE_MAX - LINE)
+        return NULL;
+    void *p = aligned_alloc(LINE, bytes ? (bytes + LINE - 1) / LINE * LINE : LINE);
+    return p ? memset(p, 0, bytes) : NULL;
+}
+
 tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape)
 {
     int64_t numel;
@@ -102,7 +116,7 @@ tg_tensor *tg_tensor_new(tg_dtype dtype, int ndim, const int64_t *shape)
         tg_error_set(TG_ERR_NOMEM, "tensor_new: out of memory");
         return NULL;
     }
-    t->data = calloc(1, bytes);
+    t->data = zeroed_lines(bytes);
     if (!t->data) {
         free(t);
         tg_error_set(TG_ERR_NOMEM, "tensor_new: out of memory for %zu bytes", bytes);
@@ -131,7 +145,7 @@ tg_status tg_tensor_requires_grad(tg_tensor *t)
             return tg_error_set(TG_ERR_ARG, "tensor_requires_grad: %s is owned by a tape "
                                 "(only caller-owned tensors take a gradient buffer)",
                                 tg_shape_str(t, (char[64]){ 0 }, 64));
-        t->grad = calloc((size_t)t->numel, tg_dtype_size(t->dtype));
+        t->grad = zeroed_lines((size_t)t->numel * tg_dtype_size(t->dtype));
         if (!t->grad)
             return tg_error_set(TG_ERR_NOMEM, "tensor_requires_grad: out of memory for a "
                                 "gradient of %lld elements", (long long)t->numel);

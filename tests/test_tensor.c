@@ -1,4 +1,5 @@
 /* tests/test_tensor.c: the tensor suite: creation, overflow, access, printing, RNG. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,24 @@ START_TEST(test_new_zeroed_and_shape)
     char buf[64];
     ck_assert_str_eq(tg_shape_str(t, buf, sizeof buf), "(2,3,4)");
     tg_tensor_free(t);
+}
+END_TEST
+
+/* Data and gradients start on a cache line, small or large (a large one comes from
+ * mmap, which malloc returns 16 bytes into a page), and both come zeroed. */
+START_TEST(test_new_data_on_cache_lines)
+{
+    const int64_t sizes[] = { 1, 3, 65, 256 * 128, 577 * 512 };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        tg_tensor *t = tg_tensor_new(TG_F32, 1, &sizes[i]);
+        ck_assert_ptr_nonnull(t);
+        ck_assert_int_eq(tg_tensor_requires_grad(t), TG_OK);
+        ck_assert_uint_eq((uintptr_t)t->data % 64, 0);
+        ck_assert_uint_eq((uintptr_t)t->grad % 64, 0);
+        for (int64_t j = 0; j < sizes[i]; j += 97)
+            ck_assert(((float *)t->data)[j] == 0.0f && ((float *)t->grad)[j] == 0.0f);
+        tg_tensor_free(t);
+    }
 }
 END_TEST
 
@@ -228,6 +247,7 @@ Suite *tensor_suite(void)
     const tg_test_row rows[] = {
         TG_CASE("core", 0),
         TG_TEST(test_new_zeroed_and_shape),
+        TG_TEST(test_new_data_on_cache_lines),
         TG_TEST(test_new_rejects_bad_input),
         TG_TEST(test_new_overflow_is_an_error),
         TG_TEST(test_last_error_per_thread_message),
