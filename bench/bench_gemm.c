@@ -164,6 +164,12 @@ static double time_lib(int lib, const shape *s, const float *A, const float *B, 
     return best;
 }
 
+/* bytes rounded up to whole 64-byte lines, on a line's boundary (free() frees it) */
+static void *lines_alloc(size_t bytes)
+{
+    return aligned_alloc(64, (bytes + 63) / 64 * 64);
+}
+
 int main(void)
 {
     int threads = bench_threads();
@@ -200,9 +206,11 @@ int main(void)
             copies = (int)((16u << 20) / ((na + nb) * sizeof(float))) + 1;
             copies = copies > 64 ? 64 : copies;
         }
-        float *A = malloc(na * (size_t)copies * sizeof *A);
-        float *B = malloc(nb * (size_t)copies * sizeof *B);
-        float *C = malloc(nc * sizeof *C), *C2 = malloc(nc * sizeof *C2);
+        /* on cache lines, as tapegrad's tensors are: malloc's 16-byte offset (always, from
+           128 KB) made one-row products of the same shape a third slower or not, by size */
+        float *A = lines_alloc(na * (size_t)copies * sizeof *A);
+        float *B = lines_alloc(nb * (size_t)copies * sizeof *B);
+        float *C = lines_alloc(nc * sizeof *C), *C2 = lines_alloc(nc * sizeof *C2);
         if (!A || !B || !C || !C2) {
             fprintf(stderr, "bench_gemm: out of memory\n");
             return 1;
