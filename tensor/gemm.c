@@ -84,16 +84,23 @@ static _Thread_local struct {
 /* ---- the kernel's count of runnable threads (Linux /proc) ---- */
 
 /* This process's runnable threads: those whose /proc/self/task/<tid>/stat state is R
- * (the caller itself, and OpenMP workers still spinning after a region). */
+ * (the caller itself, and OpenMP workers still spinning after a region); -1 when /proc
+ * cannot say, or the process has more than OWN_THREADS_MAX threads (a read costs ~5 us
+ * a thread, and the timing alone will do). */
+#define OWN_THREADS_MAX 256
 static int own_runnable(void)
 {
     DIR *dir = opendir("/proc/self/task");
     if (!dir)
         return -1;
-    int running = 0;
+    int running = 0, threads = 0;
     for (struct dirent *e; (e = readdir(dir));) {
         if (e->d_name[0] == '.')
             continue;
+        if (++threads > OWN_THREADS_MAX) {
+            running = -1;
+            break;
+        }
         char path[64], line[512];
         snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", e->d_name);
         FILE *f = fopen(path, "r");

@@ -1,6 +1,7 @@
 /* tests/test_gemm.c: tg_sgemm/tg_dgemm against a naive double-precision reference. */
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -722,14 +723,42 @@ START_TEST(test_gemm_guard_unknown_count)
 }
 END_TEST
 
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* A thread that waits until idle_lock is released. */
+static void *idle_thread(void *arg)
+{
+    (void)arg;
+    pthread_mutex_lock(&idle_lock);
+    pthread_mutex_unlock(&idle_lock);
+    return NULL;
+}
+
 /* Linux's own count: a number, never less than -1, and on a machine this test shares it
- * cannot be predicted further; reading it twice must not disturb anything. */
+ * cannot be predicted further; reading it twice must not disturb anything. With more than
+ * 256 threads of its own, a process does not ask (-1: the timing decides). */
 START_TEST(test_gemm_guard_kernel_count_reads)
 {
     const int first = tg_gemm_others_runnable(), second = tg_gemm_others_runnable();
     ck_assert_int_ge(first, -1);
     ck_assert_int_ge(second, -1);
     ck_assert_int_lt(first, 1 << 20);
+    enum { MANY = 260 };
+    pthread_t tids[MANY];
+    pthread_attr_t attr;
+    ck_assert_int_eq(pthread_attr_init(&attr), 0);
+    ck_assert_int_eq(pthread_attr_setstacksize(&attr, 1 << 16), 0);
+    pthread_mutex_lock(&idle_lock);
+    int started = 0;
+    while (started < MANY && pthread_create(&tids[started], &attr, idle_thread, NULL) == 0)
+        started++;
+    const int many = tg_gemm_others_runnable();
+    pthread_mutex_unlock(&idle_lock);
+    for (int i = 0; i < started; i++)
+        pthread_join(tids[i], NULL);
+    pthread_attr_destroy(&attr);
+    ck_assert_int_eq(started, MANY);
+    ck_assert_int_eq(many, -1);
 }
 END_TEST
 
