@@ -179,6 +179,8 @@ static void guard_begin(void)
 
 bool tg_threads_pay(void)
 {
+    if (omp_in_parallel() || omp_get_max_threads() < 2)
+        return false;
     if (!guard.started)
         guard_begin();
     return guard.threads;

@@ -64,13 +64,15 @@ void tg_tensor_set_shape(tg_tensor *t, tg_dtype dtype, int ndim, const int64_t *
 
 /* Work (elements, roughly flops) below which a kernel stays on one thread: below it a
    parallel region costs more than the work it splits (bench/README.md has the figures).
-   A 50x128 sigmoid is 51200 work and stays on one thread; a 50x512 one (204800) splits. */
+   A 50x128 sigmoid forward is 51200 work and splits; its backward (25600) stays. */
 #ifndef TG_PAR_THRESHOLD
-#define TG_PAR_THRESHOLD (1 << 16)
+#define TG_PAR_THRESHOLD (1 << 15)
 #endif
 
 /* False while the GEMM's oversubscription guard (tensor/gemm_internal.h) keeps products
-   on one thread: other processes hold the cores, and a region would wait for its team. */
+   on one thread (other processes hold the cores, and a region would wait for its team),
+   when only one thread is allowed, and inside a parallel region: a team of one still
+   costs a region's set-up. */
 bool tg_threads_pay(void);
 
 /* for (int64_t i = 0; i < n; i++) { body }, split over OpenMP threads only when work
