@@ -560,6 +560,58 @@ static void smallm_strip1(int64_t kc, const float *a, const float *b, int64_t ld
     _mm256_maskstore_ps(t + 32, mask, _mm256_add_ps(c[4], d[4]));
 }
 
+/* The same as smallm_strip1 for a strip of 64 + extra columns: its 18 chains and two
+ * broadcasts need more than AVX2's 16 vector registers, and AVX-512VL's 32 hold them (the
+ * same AVX2 arithmetic, EVEX-encoded: the same bits). One walk down B reads each row of
+ * a 65-wide head once instead of twice. */
+__attribute__((target("avx512f,avx512vl")))
+static void smallm_walk64(int64_t kc, const float *a, const float *b, int64_t ldb, float *t,
+                          int extra)
+{
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(extra), lanes);
+    __m256 c[8], d[8];   /* even and odd steps of the 64 columns */
+    __m256 ce = _mm256_setzero_ps(), de = ce;   /* and of the extra ones */
+    _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++)
+        c[v] = d[v] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 2 <= kc; k += 2) {
+        const float *b0 = b + k * ldb, *b1 = b0 + ldb;
+        for (int l = 0; l < 64; l += 16) {
+            _mm_prefetch((const char *)(b0 + SM_AHEAD * ldb + l), _MM_HINT_T0);
+            _mm_prefetch((const char *)(b1 + SM_AHEAD * ldb + l), _MM_HINT_T0);
+        }
+        const __m256 u0 = _mm256_broadcast_ss(a + k), u1 = _mm256_broadcast_ss(a + k + 1);
+        _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++) {
+            c[v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b0 + 8 * v), c[v]);
+            d[v] = _mm256_fmadd_ps(u1, _mm256_loadu_ps(b1 + 8 * v), d[v]);
+        }
+        ce = _mm256_fmadd_ps(u0, _mm256_maskload_ps(b0 + 64, mask), ce);
+        de = _mm256_fmadd_ps(u1, _mm256_maskload_ps(b1 + 64, mask), de);
+    }
+    if (k < kc) {
+        const __m256 u0 = _mm256_broadcast_ss(a + k);
+        _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++)
+            c[v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b + k * ldb + 8 * v), c[v]);
+        ce = _mm256_fmadd_ps(u0, _mm256_maskload_ps(b + k * ldb + 64, mask), ce);
+    }
+    _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++)
+        _mm256_storeu_ps(t + 8 * v, _mm256_add_ps(c[v], d[v]));
+    _mm256_maskstore_ps(t + 64, mask, _mm256_add_ps(ce, de));
+}
+
+/* Whether this CPU (and its OS) runs AVX-512VL, asked once. */
+static bool has_avx512vl(void)
+{
+    static _Atomic int known = -1;
+    int k = atomic_load_explicit(&known, memory_order_relaxed);
+    if (k < 0) {
+        k = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
+        atomic_store_explicit(&known, k, memory_order_relaxed);
+    }
+    return k;
+}
+
 /* The same sums for the last few columns (n < 16 for m = 2, n < 8 for m = 1), one column
  * at a time. */
 static void smallm_tail(int64_t m, int64_t n, int64_t kc, const float *a, int64_t lda,
@@ -587,20 +639,25 @@ static void sgemm_smallm_block(int64_t M, int64_t n, int64_t K, float alpha, con
 {
     _Alignas(32) float t[SM_COLS];
     const int64_t nks = (K + SM_KC - 1) / SM_KC, kc0 = (K + nks - 1) / nks;
-    /* one row of a narrow B: strips of 32 columns, the last up to 7 more, and a narrower
-       last one swept; of a wide B: the whole block in one sweep; a sweep's last n % 8
-       columns one by one. Two rows: strips of 16 columns, a narrower last one column by
-       column. */
-    const bool narrow = M == 1 && ldb <= SM_NARROW;
-    const int64_t w = narrow ? 32 : M == 1 ? n : 16;
+    /* one row of a narrow B: strips of 32 columns, the last up to 7 more (65-71 columns
+       left: one walk of them all, where AVX-512VL's registers hold its chains), and a
+       narrower last one swept; of a wide B: the whole block in one sweep; a sweep's last
+       n % 8 columns one by one. Two rows: strips of 16 columns, a narrower last one
+       column by column. */
+    const bool narrow = M == 1 && ldb <= SM_NARROW, walk64 = narrow && has_avx512vl();
     for (int64_t j = 0, nj; j < n; j += nj) {
-        nj = n - j < w ? n - j : narrow && n - j < w + 8 ? n - j : w;
+        const int64_t left = n - j;
+        const int64_t w = narrow ? (walk64 && left > 64 && left < 72 ? 64 : 32)
+                                 : M == 1 ? n : 16;
+        nj = left < w ? left : narrow && left < w + 8 ? left : w;
         const int64_t n8 = nj / 8 * 8;
         for (int64_t pc = 0; pc < K; pc += kc0) {
             const int64_t kc = kc0 < K - pc ? kc0 : K - pc;
             const float *a = A + pc, *b = B + pc * ldb + j;
             if (M == 2 && nj == w)
                 smallm_strip2(kc, a, lda, b, ldb, t);
+            else if (narrow && nj >= w && w == 64)
+                smallm_walk64(kc, a, b, ldb, t, (int)(nj - w));
             else if (narrow && nj >= w)
                 smallm_strip1(kc, a, b, ldb, t, (int)(nj - w));
             else if (M == 2)
