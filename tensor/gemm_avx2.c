@@ -411,7 +411,7 @@ static void spack_b_cols16(const float *src, int64_t ldb, int64_t kc, float *dst
  * once (twice for M = 2), so packing B (a copy of the whole weight per product) costs as
  * much as the arithmetic. Here B is read where it is, in blocks of SM_COLS columns: for
  * M = 1 row after row across the block (smallm_sweep), or for a narrow B in strips of 32
- * columns whose sums stay in registers (smallm_strip1); for M = 2 in strips of 16
+ * columns whose sums stay in registers (smallm_strip); for M = 2 in strips of 16
  * columns, sums in registers; rows fetched ahead by software (consecutive rows are ldb
  * apart, which the hardware prefetchers follow badly across pages).
  *
@@ -518,98 +518,67 @@ static void smallm_sweep(int64_t n, int64_t kc, const float *a, const float *b, 
         _mm256_storeu_ps(t + j, _mm256_add_ps(_mm256_load_ps(c + j), _mm256_load_ps(d + j)));
 }
 
-/* The same sums for one row of A across a strip of 32 + extra columns (extra < 8: the
- * block's last few ride along in masked lanes) of a narrow B (rows of at most SM_NARROW
- * floats), the chains in registers and B walked down its kc rows: a row of such a weight
- * is a few cache lines, so the walk stays within few pages, nothing is stored per row as
- * in the sweep, and the extra columns' chains hide in the strip's instead of running one
- * column at a time at the latency of an FMA. */
-static void smallm_strip1(int64_t kc, const float *a, const float *b, int64_t ldb, float *t,
-                          int extra)
+/* The same sums for one row of A across a strip of 8*nv + extra columns (nv = 4 or 8
+ * vectors; extra < 8: the block's last few ride along in masked lanes) of a narrow B
+ * (rows of at most SM_NARROW floats), the chains in registers and B walked down its kc
+ * rows: a row of such a weight is a few cache lines, so the walk stays within few pages,
+ * nothing is stored per row as in the sweep, and the extra columns' chains hide in the
+ * strip's instead of running one column at a time at the latency of an FMA. Inlined into
+ * the two widths below, each compiled for the registers it needs. (Without the unroll
+ * pragmas GCC 12 at -O3 stored the chain arrays to the stack at every row.) */
+static inline __attribute__((always_inline)) void
+smallm_strip(int nv, int64_t kc, const float *a, const float *b, int64_t ldb, float *t,
+             int extra)
 {
     const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(extra), lanes);
-    __m256 c[5], d[5];   /* even and odd steps; [4] the extra columns */
-    for (int v = 0; v < 5; v++)
-        c[v] = d[v] = _mm256_setzero_ps();
-    int64_t k = 0;
-    for (; k + 2 <= kc; k += 2) {
-        const float *b0 = b + k * ldb, *b1 = b0 + ldb;
-        _mm_prefetch((const char *)(b0 + SM_AHEAD * ldb), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b0 + SM_AHEAD * ldb + 16), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b1 + SM_AHEAD * ldb), _MM_HINT_T0);
-        _mm_prefetch((const char *)(b1 + SM_AHEAD * ldb + 16), _MM_HINT_T0);
-        const __m256 u0 = _mm256_broadcast_ss(a + k), u1 = _mm256_broadcast_ss(a + k + 1);
-        for (int v = 0; v < 4; v++) {
-            c[v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b0 + 8 * v), c[v]);
-            d[v] = _mm256_fmadd_ps(u1, _mm256_loadu_ps(b1 + 8 * v), d[v]);
-        }
-        if (extra) {
-            c[4] = _mm256_fmadd_ps(u0, _mm256_maskload_ps(b0 + 32, mask), c[4]);
-            d[4] = _mm256_fmadd_ps(u1, _mm256_maskload_ps(b1 + 32, mask), d[4]);
-        }
-    }
-    if (k < kc) {
-        const __m256 u0 = _mm256_broadcast_ss(a + k);
-        for (int v = 0; v < 4; v++)
-            c[v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b + k * ldb + 8 * v), c[v]);
-        c[4] = _mm256_fmadd_ps(u0, _mm256_maskload_ps(b + k * ldb + 32, mask), c[4]);
-    }
-    for (int v = 0; v < 4; v++)
-        _mm256_storeu_ps(t + 8 * v, _mm256_add_ps(c[v], d[v]));
-    _mm256_maskstore_ps(t + 32, mask, _mm256_add_ps(c[4], d[4]));
-}
-
-/* The same as smallm_strip1 for a strip of 64 + extra columns: its 18 chains and two
- * broadcasts need more than AVX2's 16 vector registers, and AVX-512VL's 32 hold them (the
- * same AVX2 arithmetic, EVEX-encoded: the same bits). One walk down B reads each row of
- * a 65-wide head once instead of twice. */
-__attribute__((target("avx512f,avx512vl")))
-static void smallm_walk64(int64_t kc, const float *a, const float *b, int64_t ldb, float *t,
-                          int extra)
-{
-    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    const __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(extra), lanes);
-    __m256 c[8], d[8];   /* even and odd steps of the 64 columns */
+    __m256 c[8], d[8];                          /* even and odd steps of 8*nv columns */
     __m256 ce = _mm256_setzero_ps(), de = ce;   /* and of the extra ones */
-    _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++)
+    _Pragma("GCC unroll 8") for (int v = 0; v < nv; v++)
         c[v] = d[v] = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 2 <= kc; k += 2) {
         const float *b0 = b + k * ldb, *b1 = b0 + ldb;
-        for (int l = 0; l < 64; l += 16) {
+        _Pragma("GCC unroll 4") for (int l = 0; l < 8 * nv; l += 16) {
             _mm_prefetch((const char *)(b0 + SM_AHEAD * ldb + l), _MM_HINT_T0);
             _mm_prefetch((const char *)(b1 + SM_AHEAD * ldb + l), _MM_HINT_T0);
         }
         const __m256 u0 = _mm256_broadcast_ss(a + k), u1 = _mm256_broadcast_ss(a + k + 1);
-        _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++) {
+        _Pragma("GCC unroll 8") for (int v = 0; v < nv; v++) {
             c[v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b0 + 8 * v), c[v]);
             d[v] = _mm256_fmadd_ps(u1, _mm256_loadu_ps(b1 + 8 * v), d[v]);
         }
-        ce = _mm256_fmadd_ps(u0, _mm256_maskload_ps(b0 + 64, mask), ce);
-        de = _mm256_fmadd_ps(u1, _mm256_maskload_ps(b1 + 64, mask), de);
+        if (extra) {
+            ce = _mm256_fmadd_ps(u0, _mm256_maskload_ps(b0 + 8 * nv, mask), ce);
+            de = _mm256_fmadd_ps(u1, _mm256_maskload_ps(b1 + 8 * nv, mask), de);
+        }
     }
     if (k < kc) {
+        const float *bk = b + k * ldb;
         const __m256 u0 = _mm256_broadcast_ss(a + k);
-        _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++)
-            c[v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(b + k * ldb + 8 * v), c[v]);
-        ce = _mm256_fmadd_ps(u0, _mm256_maskload_ps(b + k * ldb + 64, mask), ce);
+        _Pragma("GCC unroll 8") for (int v = 0; v < nv; v++)
+            c[v] = _mm256_fmadd_ps(u0, _mm256_loadu_ps(bk + 8 * v), c[v]);
+        ce = _mm256_fmadd_ps(u0, _mm256_maskload_ps(bk + 8 * nv, mask), ce);
     }
-    _Pragma("GCC unroll 8") for (int v = 0; v < 8; v++)
+    _Pragma("GCC unroll 8") for (int v = 0; v < nv; v++)
         _mm256_storeu_ps(t + 8 * v, _mm256_add_ps(c[v], d[v]));
-    _mm256_maskstore_ps(t + 64, mask, _mm256_add_ps(ce, de));
+    _mm256_maskstore_ps(t + 8 * nv, mask, _mm256_add_ps(ce, de));
 }
 
-/* Whether this CPU (and its OS) runs AVX-512VL, asked once. */
-static bool has_avx512vl(void)
+static void smallm_strip32(int64_t kc, const float *a, const float *b, int64_t ldb, float *t,
+                           int extra)
 {
-    static _Atomic int known = -1;
-    int k = atomic_load_explicit(&known, memory_order_relaxed);
-    if (k < 0) {
-        k = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl");
-        atomic_store_explicit(&known, k, memory_order_relaxed);
-    }
-    return k;
+    smallm_strip(4, kc, a, b, ldb, t, extra);
+}
+
+/* 64 columns: 18 chains and two broadcasts need more than AVX2's 16 vector registers, and
+ * AVX-512VL's 32 hold them (the same AVX2 arithmetic, EVEX-encoded: the same bits). One
+ * walk down B reads each row of a 65-wide head once instead of twice. */
+__attribute__((target("avx512f,avx512vl")))
+static void smallm_strip64(int64_t kc, const float *a, const float *b, int64_t ldb, float *t,
+                           int extra)
+{
+    smallm_strip(8, kc, a, b, ldb, t, extra);
 }
 
 /* The same sums for the last few columns (n < 16 for m = 2, n < 8 for m = 1), one column
@@ -640,14 +609,16 @@ static void sgemm_smallm_block(int64_t M, int64_t n, int64_t K, float alpha, con
     _Alignas(32) float t[SM_COLS];
     const int64_t nks = (K + SM_KC - 1) / SM_KC, kc0 = (K + nks - 1) / nks;
     /* one row of a narrow B: strips of 32 columns, the last up to 7 more (65-71 columns
-       left: one walk of them all, where AVX-512VL's registers hold its chains), and a
+       left: one strip of them all, where AVX-512VL's registers hold its chains), and a
        narrower last one swept; of a wide B: the whole block in one sweep; a sweep's last
        n % 8 columns one by one. Two rows: strips of 16 columns, a narrower last one
        column by column. */
-    const bool narrow = M == 1 && ldb <= SM_NARROW, walk64 = narrow && has_avx512vl();
+    const bool narrow = M == 1 && ldb <= SM_NARROW;
+    const bool wide_strips = narrow && __builtin_cpu_supports("avx512f") &&
+                             __builtin_cpu_supports("avx512vl");
     for (int64_t j = 0, nj; j < n; j += nj) {
         const int64_t left = n - j;
-        const int64_t w = narrow ? (walk64 && left > 64 && left < 72 ? 64 : 32)
+        const int64_t w = narrow ? (wide_strips && left > 64 && left < 72 ? 64 : 32)
                                  : M == 1 ? n : 16;
         nj = left < w ? left : narrow && left < w + 8 ? left : w;
         const int64_t n8 = nj / 8 * 8;
@@ -656,10 +627,8 @@ static void sgemm_smallm_block(int64_t M, int64_t n, int64_t K, float alpha, con
             const float *a = A + pc, *b = B + pc * ldb + j;
             if (M == 2 && nj == w)
                 smallm_strip2(kc, a, lda, b, ldb, t);
-            else if (narrow && nj >= w && w == 64)
-                smallm_walk64(kc, a, b, ldb, t, (int)(nj - w));
             else if (narrow && nj >= w)
-                smallm_strip1(kc, a, b, ldb, t, (int)(nj - w));
+                (w == 64 ? smallm_strip64 : smallm_strip32)(kc, a, b, ldb, t, (int)(nj - w));
             else if (M == 2)
                 smallm_tail(2, nj, kc, a, lda, b, ldb, t);
             else {
