@@ -621,6 +621,9 @@ static void expect_one_thread_period(double period_s)
     ck_assert_msg(labs(n - expect) <= 1, "period of %ld products, expected %ld", n, expect);
 }
 
+static int others_now;   /* what the fake kernel count below answers */
+static int fake_others_runnable(void) { return others_now; }
+
 /* A threaded product that loses more than 5 ms against half the one-thread rate switches
  * to one thread at once, until a probe soon after. A probe (which ends early when threads
  * are hopeless) decides the next period: long enough that the probe's cost is 1% of it,
@@ -628,9 +631,6 @@ static void expect_one_thread_period(double period_s)
  * that take milliseconds to wake for a probe's first threaded products (a virtual CPU the
  * host descheduled while it idled), or once in a while after threads have been winning,
  * are not mistaken for a busy machine; sustained losses are. Results stay bit-identical. */
-static int others_now;   /* what the fake kernel count below answers */
-static int fake_others_runnable(void) { return others_now; }
-
 START_TEST(test_gemm_oversubscription_guard)
 {
     tg_gemm_others_runnable = fake_others_runnable;   /* the machine's load stays out */
