@@ -261,6 +261,8 @@ fi
 if [ "$fail" -gt 0 ]; then
     echo "---- output of the failed runs (last lines)"
     tail -30 "$work/out.txt"
+    echo "---- output of the last long run (last lines)"
+    tail -30 "$work/long.txt" 2>/dev/null
 fi
 echo "mpi test: $pass passed, $fail failed"
 [ "$fail" -eq 0 ]
