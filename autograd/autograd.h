@@ -261,7 +261,9 @@ tg_tensor *tg_flip(tg_tape *tape, tg_tensor *x, int dim);
    element. TG_ERR_SHAPE unless both are 3-D with equal B and matching K. */
 tg_tensor *tg_bmm(tg_tape *tape, tg_tensor *a, tg_tensor *b);
 /* A constant (n,classes) tensor of dtype, row i all 0 but a 1 at column idx[i]
-   (torch.nn.functional.one_hot): no gradient; idx is read during the call only.
+   (torch.nn.functional.one_hot): no gradient; idx is read during the call only. Products
+   with it, or with a concat whose last input it is ([h, x] of a cell), gather rows of the
+   weight instead of multiplying zeros: do not write into its data.
    TG_ERR_ARG for an index outside [0,classes), n < 1, classes < 1 or a bad dtype;
    TG_ERR_NULL for NULL idx. */
 tg_tensor *tg_one_hot(tg_tape *tape, tg_dtype dtype, const int32_t *idx, int64_t n,

@@ -58,6 +58,9 @@ struct tg_node {
 /* Its gradient is read after its node's backward (by a queued weight gradient), so
    backward keeps the buffer instead of recycling it. */
 #define TG_FLAG_GRAD_KEEP     0x1000u
+/* This 2-D tape tensor ends in a one-hot block (see tg_dense_cols): made by tg_one_hot, or
+   a concat whose last input is one. */
+#define TG_FLAG_HOT_TAIL      0x2000u
 
 /* Every tensor a tape makes (TG_FLAG_TAPE): the public struct and what only the tape
    needs. The stamp (tape, epoch) says which tape made it and in which epoch (the count of
@@ -66,6 +69,8 @@ struct tg_node {
 typedef struct tg_tape_owned {
     tg_tensor t;
     int64_t   grad_cols;   /* with TG_FLAG_GRAD_LEAD: the columns of the gradient read */
+    int64_t   hot_col;     /* with TG_FLAG_HOT_TAIL: the column its one-hot block starts */
+    const int32_t *hot;    /* at, and row i's 1 in that block (in the arena)           */
     const tg_tape *tape;
     uint64_t  epoch;
 } tg_tape_owned;
@@ -79,6 +84,18 @@ static inline int64_t tg_grad_cols(const tg_tensor *t)
 {
     return (t->flags & TG_FLAG_GRAD_LEAD) ? ((const tg_tape_owned *)(const void *)t)->grad_cols
                                           : t->shape[t->ndim - 1];
+}
+
+/* The columns of x (2-D) before its one-hot tail, with *hot each row's 1 in the tail:
+   row i is 0 from that column on but for a 1 at that column + hot[i] (TG_FLAG_HOT_TAIL).
+   A product x @ W then reads only W's rows before it and gathers one more row per row of
+   x. All of x's columns and *hot NULL when x has no such tail. */
+static inline int64_t tg_dense_cols(const tg_tensor *x, const int32_t **hot)
+{
+    const tg_tape_owned *tt = (const tg_tape_owned *)(const void *)x;
+    bool tail = (x->flags & TG_FLAG_HOT_TAIL) && x->ndim == 2;
+    *hot = tail ? tt->hot : NULL;
+    return tail ? tt->hot_col : x->shape[x->ndim - 1];
 }
 
 /* Whether input i's gradient must be overwritten rather than added to (see tg_op). */
@@ -124,12 +141,14 @@ tg_tensor *tg_node_finish(tg_node *n);
 tg_tensor *tg_affine_act_op(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b,
                             bool tanh_act);
 
-/* op(W) (W, or W^T when tb) packed for tg_sgemm_prepacked, once per tape: a recurrent
-   weight multiplies at every time step, forward (W) and backward (W^T). Only for a float
-   caller-owned W being trained (requires grad) while the tape records gradients: such a
-   W must not change before tg_tape_reset anyway, since backward reads it. NULL when not
-   applicable or out of memory (the product then packs W itself; no error is recorded). */
-const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb);
+/* op(W) (W's leading rows, or W^T when tb, rows then all of W's) packed for
+   tg_sgemm_prepacked, once per tape: a recurrent weight multiplies at every time step,
+   forward (W) and backward (W^T), and a product with a one-hot tail reads only the rows
+   before it. Only for a float caller-owned W being trained (requires grad) while the tape
+   records gradients: such a W must not change before tg_tape_reset anyway, since backward
+   reads it. NULL when not applicable or out of memory (the product then packs W itself;
+   no error is recorded). */
+const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb, int64_t rows);
 
 /* Backward of a product X @ W whose W is caller-owned (a parameter, not a tape tensor):
    queues dW += X^T @ dY (X (M,K) and dY (M,N) stay valid until the tape is reset: dY
@@ -142,6 +161,12 @@ const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb);
    recorded) when the queue entry cannot be allocated. */
 bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, tg_tensor *b, const tg_tensor *x,
                           const void *dy);
+
+/* W's gradient row at[k] += rows[k] (W's width), for k in order (the order the ops would
+   have added them), the columns in blocks of 64 split over threads: the weight gradient
+   of the rows a one-hot tail gathered. With at NULL every row adds into row 0: a bias's
+   column sums. */
+void tg_add_rows_at(tg_tensor *w, const int64_t *at, const char *const *rows, int64_t nrows);
 
 /* t's shape as text, "(2,3)", for an error message: one of a few rotating static
    buffers (the public tg_shape_str writes to the caller's buffer instead). */

@@ -178,9 +178,18 @@ tg_tensor *tg_one_hot(tg_tape *tape, tg_dtype dtype, const int32_t *idx, int64_t
                                       (int64_t[]){ count, classes });
     if (!y)
         return NULL;
+    int32_t *hot = tg_arena_alloc(tape, (size_t)count * sizeof *hot, false, "one_hot");
+    if (!hot)
+        return NULL;
+    memcpy(hot, idx, (size_t)count * sizeof *hot);
     TG_DISPATCH(dtype,
         T *v = y->data;
         for (int64_t i = 0; i < count; i++)
             v[i * classes + idx[i]] = 1;);
+    /* products with y gather rows instead of multiplying by zeros (tg_dense_cols) */
+    tg_tape_owned *tt = (tg_tape_owned *)(void *)y;
+    tt->hot_col = 0;
+    tt->hot = hot;
+    y->flags |= TG_FLAG_HOT_TAIL;
     return y;
 }

@@ -16,13 +16,16 @@ static void gemm(tg_dtype dt, bool ta, bool tb, int64_t M, int64_t N, int64_t K,
         tg_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, (float)beta, C, ldc);
 }
 
-/* C = op(A) @ op(B) + beta*C for op(A) = A and a B that is a weight: from the tape's
-   packed copy of op(B) when there is one (tg_packed_weight). */
+/* C = op(A) @ op(B) + beta*C for op(A) = A and a B that is a weight (its leading K rows
+   when not tb): from the tape's packed copy of op(B) when there is one
+   (tg_packed_weight). */
 static void gemm_w(tg_tape *tape, tg_dtype dt, bool tb, int64_t M, int64_t N, int64_t K,
                    const void *A, int64_t lda, const tg_tensor *w, double beta, void *C,
                    int64_t ldc)
 {
-    const float *packed = tg_packed_weight(tape, w, tb);
+    if (K == 0 && beta == 1)
+        return;
+    const float *packed = tg_packed_weight(tape, w, tb, tb ? w->shape[0] : K);
     if (packed)
         tg_sgemm_prepacked(tb, M, N, K, 1.0f, A, lda, w->data, w->shape[1], packed,
                            (float)beta, C, ldc);
@@ -45,6 +48,46 @@ static tg_tensor *keep_grad_for_weight(tg_tensor *y, const tg_tensor *w)
     return y;
 }
 
+/* Y (M,N) = the rows of W (K,N) that x's one-hot tail picks, row dense + hot[i] for row
+   i, plus b when given: what x @ W + b is before the product over x's dense columns is
+   added (tg_dense_cols). */
+static void gather_hot_rows(const tg_tensor *w, int64_t dense, const int32_t *hot,
+                            const tg_tensor *b, tg_tensor *y)
+{
+    int64_t M = y->shape[0], N = y->shape[1];
+    TG_DISPATCH(y->dtype,
+        const T *wd = w->data;
+        const T *bias = b ? b->data : NULL;
+        T *yd = y->data;
+        TG_FOR(M * N, i, M,
+            const T *wr = wd + (dense + hot[i]) * N;
+            T *yr = yd + i * N;
+            for (int64_t j = 0; j < N; j++)
+                yr[j] = bias ? bias[j] + wr[j] : wr[j];););
+}
+
+/* dW += X^T @ dY at once, for X (M,K) whose columns from dense on are a one-hot tail: the
+   product over the dense columns, then dY's row i added to W's row dense + hot[i]. */
+static void weight_grad_now(tg_node *n, const tg_tensor *x, const void *dy, tg_tensor *w)
+{
+    const int32_t *hot;
+    int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
+    int64_t dense = tg_dense_cols(x, &hot);
+    gemm(x->dtype, true, false, dense, N, M, x->data, K, dy, N, 1.0, w->grad, N);
+    if (!hot)
+        return;
+    int64_t *at = tg_arena_alloc(n->tape, (size_t)M * sizeof *at, false, "backward");
+    const char **rows = tg_arena_alloc(n->tape, (size_t)M * sizeof *rows, false, "backward");
+    if (!at || !rows)
+        return;   /* TG_ERR_NOMEM recorded: backward fails */
+    size_t es = tg_dtype_size(x->dtype);
+    for (int64_t i = 0; i < M; i++) {
+        at[i] = dense + hot[i];
+        rows[i] = (const char *)dy + (size_t)(i * N) * es;
+    }
+    tg_add_rows_at(w, at, rows, M);
+}
+
 /* dW += X^T @ dY for X (M,K), dY (M,N), W (K,N), and db += the column sums of dY when b is
    given: queued for the end of backward when W is caller-owned (see
    tg_defer_weight_grad; b too when it is caller-owned), else at once. A dY whose buffer
@@ -52,7 +95,7 @@ static tg_tensor *keep_grad_for_weight(tg_tensor *y, const tg_tensor *w)
 static void weight_grad(tg_node *n, const tg_tensor *x, const void *dy, tg_tensor *w,
                         tg_tensor *b)
 {
-    int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
+    int64_t M = x->shape[0], N = w->shape[1];
     bool queue_b = b && b->grad && !(b->flags & TG_FLAG_TAPE);
     bool queue = queues_weight_grad(w);
     if (queue && dy == n->out->grad && (n->out->flags & TG_FLAG_GRAD_RECYCLED)) {
@@ -66,7 +109,7 @@ static void weight_grad(tg_node *n, const tg_tensor *x, const void *dy, tg_tenso
         if (queue_b)
             b = NULL;
     } else if (w->grad) {
-        gemm(x->dtype, true, false, K, N, M, x->data, K, dy, N, 1.0, w->grad, N);
+        weight_grad_now(n, x, dy, w);
     }
     if (b && b->grad) {
         TG_DISPATCH(x->dtype,
@@ -79,15 +122,21 @@ static void weight_grad(tg_node *n, const tg_tensor *x, const void *dy, tg_tenso
 }
 
 /* ---- matmul ---------------------------------------------------------------------
- * forward:   C = A @ B        A: (M,K)  B: (K,N)  C: (M,N)
+ * forward:   C = A @ B        A: (M,K)  B: (K,N)  C: (M,N); where A ends in a one-hot
+ *            tail, its rows of B gathered and only A's dense columns multiplied
+ *            (tg_dense_cols), also in the affine and gate below
  * backward:  dA += dC @ B^T   dB += A^T @ dC    (gemm accumulates straight into grads;
  *            dA only in the columns anything reads, tg_grad_cols)
  */
 static void matmul_forward(tg_node *n)
 {
     const tg_tensor *a = n->in[0], *b = n->in[1];
-    int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1];
-    gemm_w(n->tape, a->dtype, false, M, N, K, a->data, K, b, 0.0, n->out->data, N);
+    const int32_t *hot;
+    int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1], dense = tg_dense_cols(a, &hot);
+    if (hot)
+        gather_hot_rows(b, dense, hot, NULL, n->out);
+    gemm_w(n->tape, a->dtype, false, M, N, dense, a->data, K, b, hot ? 1.0 : 0.0,
+           n->out->data, N);
 }
 
 static void matmul_backward(tg_node *n)
@@ -135,17 +184,20 @@ tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
  */
 static void affine_forward(tg_node *n)
 {
-    const tg_tensor *x = n->in[0], *w = n->in[1];
-    int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
-    if (n->nin == 3) {
+    const tg_tensor *x = n->in[0], *w = n->in[1], *bias = n->nin == 3 ? n->in[2] : NULL;
+    const int32_t *hot;
+    int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1], dense = tg_dense_cols(x, &hot);
+    if (hot) {
+        gather_hot_rows(w, dense, hot, bias, n->out);
+    } else if (bias) {
         TG_DISPATCH(x->dtype,
-            const T *b = n->in[2]->data;
+            const T *b = bias->data;
             T *y = n->out->data;
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j = 0; j < N; j++)
                     y[i * N + j] = b[j];);
     }
-    gemm_w(n->tape, x->dtype, false, M, N, K, x->data, K, w, n->nin == 3 ? 1.0 : 0.0,
+    gemm_w(n->tape, x->dtype, false, M, N, dense, x->data, K, w, hot || bias ? 1.0 : 0.0,
            n->out->data, N);
 }
 
@@ -188,15 +240,20 @@ tg_tensor *tg_affine(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b)
  * backward:  dZ = dY * act'(Y), then affine's backward with dZ
  * Z = X @ W + b is never stored: the product lands in Y and the bias and activation are
  * applied there row by row while it is in cache. Bit-identical to act(tg_affine(...)):
- * the same product, the same single rounding of acc + b, the same activation kernels.
+ * the same product, the same single rounding of acc + b (or of acc + (b + the gathered
+ * row) for a one-hot tail), the same activation kernels.
  */
 static void gate_forward(tg_node *n)
 {
-    const tg_tensor *x = n->in[0], *w = n->in[1];
-    int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1];
+    const tg_tensor *x = n->in[0], *w = n->in[1], *b_in = n->nin == 3 ? n->in[2] : NULL;
+    const int32_t *hot;
+    int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1], dense = tg_dense_cols(x, &hot);
     bool tanh_act = n->arg[0];
-    gemm_w(n->tape, x->dtype, false, M, N, K, x->data, K, w, 0.0, n->out->data, N);
-    const void *bias = n->nin == 3 ? n->in[2]->data : NULL;
+    if (hot)   /* b + the gathered rows first, as affine adds them */
+        gather_hot_rows(w, dense, hot, b_in, n->out);
+    gemm_w(n->tape, x->dtype, false, M, N, dense, x->data, K, w, hot ? 1.0 : 0.0,
+           n->out->data, N);
+    const void *bias = b_in && !hot ? b_in->data : NULL;
     if (x->dtype == TG_F32) {
         float *y = n->out->data;
         const float *b = bias;

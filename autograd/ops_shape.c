@@ -136,6 +136,17 @@ tg_tensor *tg_concat_n(tg_tape *tape, tg_tensor *const *xs, int count, int dim)
             ((tg_tape_owned *)(void *)y)->grad_cols = lead;
         }
     }
+    /* a 2-D join whose last input ends in a one-hot block ends in it too (tg_dense_cols):
+       the combine = [h, x] of a cell fed one-hot characters */
+    const int32_t *hot;
+    const tg_tensor *last = xs[count - 1];
+    int64_t last_dense = tg_dense_cols(last, &hot);
+    if (y && y->ndim == 2 && dim == 1 && hot) {
+        tg_tape_owned *tt = (tg_tape_owned *)(void *)y;
+        tt->hot_col = y->shape[1] - last->shape[1] + last_dense;
+        tt->hot = hot;
+        y->flags |= TG_FLAG_HOT_TAIL;
+    }
     return y;
 }
 

@@ -20,6 +20,8 @@ typedef struct wgrad {
     tg_tensor    *w, *b;         /* b: the bias whose db += column sums of dY, or NULL */
     const void   *x, *dy;        /* (rows, w->shape[0]) and (rows, w->shape[1]) */
     int64_t       rows;
+    int64_t       dense;         /* x's columns before its one-hot tail, */
+    const int32_t *hot;          /* and the tail's 1s (tg_dense_cols)    */
     bool          done;
     struct wgrad *next;          /* queued after this one */
 } wgrad;
@@ -28,6 +30,7 @@ typedef struct wgrad {
 typedef struct wpack {
     const tg_tensor *w;
     bool             tb;
+    int64_t          rows;      /* W's leading rows packed */
     const float     *packed;
     struct wpack    *next;
 } wpack;
@@ -459,15 +462,16 @@ tg_tensor *tg_node_finish(tg_node *n)
  * walk (recycled: a buffer serves several tensors in turn) and are gone afterwards;
  * gradients of caller-owned tensors (parameters) accumulate across calls.
  */
-const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb)
+const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb, int64_t rows)
 {
     if (!tape->grad_enabled || w->dtype != TG_F32 || w->ndim != 2 ||
-        (w->flags & TG_FLAG_TAPE) || !(w->flags & TG_FLAG_REQUIRES_GRAD))
+        (w->flags & TG_FLAG_TAPE) || !(w->flags & TG_FLAG_REQUIRES_GRAD) ||
+        (tb && rows != w->shape[0]))
         return NULL;
     for (wpack *e = tape->packs; e; e = e->next)
-        if (e->w == w && e->tb == tb)
+        if (e->w == w && e->tb == tb && e->rows == rows)
             return e->packed;
-    int64_t K = tb ? w->shape[1] : w->shape[0], N = tb ? w->shape[0] : w->shape[1];
+    int64_t K = tb ? w->shape[1] : rows, N = tb ? w->shape[0] : w->shape[1];
     int64_t n = tg_sgemm_packed_size(K, N);
     if (n <= 0 || tape->status != TG_OK)
         return NULL;
@@ -477,7 +481,7 @@ const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb)
     if (!packed)
         return NULL;
     tg_sgemm_pack(tb, K, N, w->data, w->shape[1], packed);
-    *e = (wpack){ .w = w, .tb = tb, .packed = packed, .next = tape->packs };
+    *e = (wpack){ .w = w, .tb = tb, .rows = rows, .packed = packed, .next = tape->packs };
     tape->packs = e;
     return packed;
 }
@@ -489,6 +493,7 @@ bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, tg_tensor *b, const tg_te
     if (!q)
         return false;
     *q = (wgrad){ .w = w, .b = b, .x = x->data, .dy = dy, .rows = x->shape[0] };
+    q->dense = tg_dense_cols(x, &q->hot);
     if (tape->wq_last)
         tape->wq_last->next = q;
     else
@@ -497,26 +502,37 @@ bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, tg_tensor *b, const tg_te
     return true;
 }
 
-/* db[j] += rows[k][j] for k in order (the order the ops would have added them), columns
-   in blocks of 64 split over threads. */
-static void add_column_sums(tg_tensor *b, const char *const *rows, int64_t nrows)
+void tg_add_rows_at(tg_tensor *w, const int64_t *at, const char *const *rows, int64_t nrows)
 {
     enum { BLOCK = 64 };
-    int64_t N = b->numel, nblocks = (N + BLOCK - 1) / BLOCK;
-    TG_DISPATCH(b->dtype,
-        T *db = b->grad;
+    int64_t N = w->shape[w->ndim - 1], nblocks = (N + BLOCK - 1) / BLOCK;
+    TG_DISPATCH(w->dtype,
+        T *dw = w->grad;
         TG_FOR(nrows * N, blk, nblocks,
             int64_t j0 = blk * BLOCK, j1 = j0 + BLOCK < N ? j0 + BLOCK : N;
             for (int64_t k = 0; k < nrows; k++) {
                 const T *g = (const T *)(const void *)rows[k];
+                T *d = dw + (at ? at[k] * N : 0);
                 for (int64_t j = j0; j < j1; j++)
-                    db[j] += g[j];
+                    d[j] += g[j];
             }););
+}
+
+/* The columns of the X queued for W from q on that the product reads: all of them, or,
+   when every X ends in a one-hot tail at the same column, those before it. */
+static int64_t queued_dense_cols(const wgrad *q)
+{
+    for (const wgrad *r = q; r; r = r->next)
+        if (r->w == q->w && (!r->hot || r->dense != q->dense))
+            return q->w->shape[0];
+    return q->dense;
 }
 
 /* Runs the queued weight gradients: for each W (in order of first appearance), one
    dW += A^T @ B whose rows are the rows of every X queued for W, in queue order (tape
-   order reversed), against the matching rows of dY; and the biases queued with them. */
+   order reversed), against the matching rows of dY; and the biases queued with them.
+   When every such X ends in a one-hot tail at the same column, the product reads the
+   columns before it and dY's rows are added to the rows of W the tail gathered. */
 static void run_weight_grads(tg_tape *tape)
 {
     for (wgrad *q = tape->wq; q; q = q->next) {
@@ -524,13 +540,16 @@ static void run_weight_grads(tg_tape *tape)
             continue;
         tg_tensor *w = q->w;
         int64_t K = w->shape[0], N = w->shape[1], rows = 0, k = 0;
+        int64_t dense = queued_dense_cols(q);
         size_t es = tg_dtype_size(w->dtype);
         for (wgrad *r = q; r; r = r->next)
             if (r->w == w)
                 rows += r->rows;
         const char **arows = tg_arena_alloc(tape, 2 * (size_t)rows * sizeof *arows, false,
                                             "backward");
-        if (!arows)
+        int64_t *at = dense < K ? tg_arena_alloc(tape, (size_t)rows * sizeof *at, false,
+                                                 "backward") : NULL;
+        if (!arows || (dense < K && !at))
             break;              /* TG_ERR_NOMEM is recorded */
         const char **brows = arows + rows;
         for (wgrad *r = q; r; r = r->next) {
@@ -540,14 +559,18 @@ static void run_weight_grads(tg_tape *tape)
             for (int64_t i = 0; i < r->rows; i++, k++) {
                 arows[k] = (const char *)r->x + (size_t)(i * K) * es;
                 brows[k] = (const char *)r->dy + (size_t)(i * N) * es;
+                if (at)
+                    at[k] = dense + r->hot[i];
             }
         }
         if (w->dtype == TG_F64)
-            tg_dgemm_rows(K, N, rows, 1.0, (const double *const *)arows,
+            tg_dgemm_rows(dense, N, rows, 1.0, (const double *const *)arows,
                           (const double *const *)brows, 1.0, w->grad, N);
         else
-            tg_sgemm_rows(K, N, rows, 1.0f, (const float *const *)arows,
+            tg_sgemm_rows(dense, N, rows, 1.0f, (const float *const *)arows,
                           (const float *const *)brows, 1.0f, w->grad, N);
+        if (at)
+            tg_add_rows_at(w, at, brows, rows);
         /* the biases, one sum per run of consecutive products that share one (usually a
            single run: all of W's) */
         tg_tensor *b = NULL;
@@ -558,13 +581,13 @@ static void run_weight_grads(tg_tape *tape)
                 continue;
             if (r->b != b) {
                 if (b)
-                    add_column_sums(b, brows + k0, k - k0);
+                    tg_add_rows_at(b, NULL, brows + k0, k - k0);
                 b = r->b, k0 = k;
             }
             k += r->rows;
         }
         if (b)
-            add_column_sums(b, brows + k0, k - k0);
+            tg_add_rows_at(b, NULL, brows + k0, k - k0);
     }
     tape->wq = tape->wq_last = NULL;
 }

@@ -68,12 +68,7 @@ static tg_tensor *step_input(tg_tape *tape, const tg_charlm *m, const int32_t *t
 {
     if (m->embedding)
         return tg_embedding(tape, m->embedding, tokens, B);
-    int64_t V = m->cfg.vocab;
-    tg_tensor *x = tg_tape_tensor(tape, m->head.w->dtype, 2, (const int64_t[]){ B, V });
-    if (x)
-        for (int64_t b = 0; b < B; b++)
-            tg_tensor_set(x, b * V + tokens[b], 1.0);
-    return x;
+    return tg_one_hot(tape, m->head.w->dtype, tokens, B, m->cfg.vocab);
 }
 
 /* Checks a state against the model for batch B: layers, and each of the cell type's

@@ -141,7 +141,9 @@ done
 run reg_gradcheck 0 gradcheck --data "$D" --hidden 5 $R --max-per-tensor 8
 run reg_resume_same 0 train $TINY $R --steps 21 --resume "$TMP/reg20.ckpt"
 # a metadata version 2 checkpoint (before the regularisers; tests/fixtures/charlm_v2.ckpt,
-# 6 steps on this text) loads with them 0 and resumes bit-exactly
+# 6 steps on this text) loads with them 0 and resumes bit-exactly: as the same state saved
+# in today's format does (it was written before products gathered one-hot rows, so a
+# straight run today differs from it in the last bits)
 for i in $(seq 1 120); do printf 'abba cab bad dab\n'; done > "$TMP/abc.txt"
 V2="--data $TMP/abc.txt --hidden 4 --layers 1 --seq 4 --batch 2 --eval-every 3 --quiet"
 OLD=$(dirname "$0")/fixtures/charlm_v2.ckpt
@@ -149,9 +151,11 @@ run v2_eval 0 eval --model "$OLD" --data "$TMP/abc.txt"
 grep -q "^model: .*, lstm 1 x 4, vocabulary 6" "$TMP/v2_eval.out" && ok ||
     bad "the version 2 checkpoint: $(head -n 1 "$TMP/v2_eval.out")"
 run v2_resume 0 train $V2 --steps 12 --resume "$OLD" --save "$TMP/v2_resumed.ckpt"
-run v2_straight 0 train $V2 --steps 12 --save "$TMP/v2_straight.ckpt"
-cmp -s "$TMP/v2_resumed.ckpt" "$TMP/v2_straight.ckpt" && ok ||
-    bad "the version 2 checkpoint resumed differently from a straight run"
+run v2_resave 0 train $V2 --steps 6 --resume "$OLD" --save "$TMP/v2_resaved.ckpt"
+run v2_resave_resume 0 train $V2 --steps 12 --resume "$TMP/v2_resaved.ckpt" \
+    --save "$TMP/v2_resave_resumed.ckpt"
+cmp -s "$TMP/v2_resumed.ckpt" "$TMP/v2_resave_resumed.ckpt" && ok ||
+    bad "the version 2 checkpoint resumed differently from its state saved again"
 
 # time limit: stops cleanly, saves, summarises
 run timelimit 0 train $TINY --steps 100000000 --time-limit 1 --save "$TMP/tl.ckpt"

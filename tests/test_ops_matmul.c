@@ -209,6 +209,199 @@ START_TEST(test_queued_weight_grad_survives_recycling)
 }
 END_TEST
 
+/* ---- one-hot tails: products gather W's rows instead of multiplying zeros ---------- */
+
+enum { HOT_STEPS = 3 };
+
+/* One run of HOT_STEPS products of x_t = [h, one_hot(idx_t)] (M, H+V) with a shared W (and
+   bias), loss = sum(y_t * y_t) over the steps; x_t dense (a caller-owned one-hot, so no
+   tail) when dense, W a tape copy of w (its gradient added at once) when w_on_tape. Op:
+   0 matmul, 1 affine, 2 affine without bias, 3 sigmoid gate, 4 tanh gate. Returns the
+   last y (on tape); gradients land in h, w, b. */
+static tg_tensor *hot_run(tg_tape *t, int op, bool dense, bool w_on_tape, tg_tensor *h,
+                          tg_tensor *w, tg_tensor *b, const int32_t *idx, int64_t V)
+{
+    int64_t M = h->shape[0];
+    tg_tensor *loss = NULL, *y = NULL;
+    tg_tensor *wt = w_on_tape ? tg_scale(t, w, 1.0) : w;
+    for (int s = 0; s < HOT_STEPS; s++) {
+        tg_tensor *oh = NULL;
+        if (dense) {
+            oh = tg_tape_tensor(t, h->dtype, 2, (int64_t[]){ M, V });
+            for (int64_t i = 0; i < M; i++)
+                tg_tensor_set(oh, i * V + idx[s * M + i], 1.0);
+        } else {
+            oh = tg_one_hot(t, h->dtype, idx + s * M, M, V);
+        }
+        tg_tensor *x = tg_concat(t, h, oh, 1);
+        const int32_t *hot;
+        ck_assert_int_eq(tg_dense_cols(x, &hot), dense ? h->shape[1] + V : h->shape[1]);
+        y = op == 0 ? tg_matmul(t, x, wt)
+          : op == 1 ? tg_affine(t, x, wt, b)
+          : op == 2 ? tg_affine(t, x, wt, NULL)
+                    : tg_affine_act_op(t, x, wt, b, op == 4);
+        tg_tensor *l = tg_sum(t, tg_mul(t, y, y));
+        loss = loss ? tg_add(t, loss, l) : l;
+    }
+    ck_assert_int_eq(tg_backward(t, loss), TG_OK);
+    return y;
+}
+
+/* A copy of src (any dtype) as dtype dt. */
+static tg_tensor *as_dtype(const tg_tensor *src, tg_dtype dt)
+{
+    tg_tensor *c = mk(dt, src->ndim, src->shape, NULL);
+    for (int64_t i = 0; i < src->numel; i++)
+        tg_tensor_set(c, i, tg_tensor_get(src, i));
+    return c;
+}
+
+/* max |a_i - b_i| over the gradients (grad) or values of two same-shaped tensors */
+static double worst_diff(const tg_tensor *a, const tg_tensor *b, bool grad)
+{
+    double worst = 0;
+    for (int64_t i = 0; i < a->numel; i++) {
+        double d = grad ? tg_tensor_grad_get(a, i) - tg_tensor_grad_get(b, i)
+                        : tg_tensor_get(a, i) - tg_tensor_get(b, i);
+        worst = fabs(d) > worst ? fabs(d) : worst;
+    }
+    return worst;
+}
+
+/* Products of [h, one_hot] give what the same products of a dense [h, one-hot] give,
+   values and the gradients of h, W (queued, or added at once for a W on the tape) and b,
+   in both dtypes, for every product op; N = 70 puts W's rows in two column blocks. */
+START_TEST(test_one_hot_tail_products)
+{
+    int64_t M = 6, H = 5, V = 7, N = 70;
+    int32_t idx[HOT_STEPS * 6];
+    for (int i = 0; i < HOT_STEPS * 6; i++)
+        idx[i] = (int32_t)((i * 5 + 3) % V);
+    idx[1] = idx[2];           /* two rows gathering the same row of W */
+    tg_tensor *h64 = rnd(2, (int64_t[]){ M, H }, -1, 1, 21);
+    tg_tensor *w64 = rnd(2, (int64_t[]){ H + V, N }, -1, 1, 22);
+    tg_tensor *b64 = rnd(1, (int64_t[]){ N }, -1, 1, 23);
+    for (int d = 0; d < 2; d++) {
+        tg_dtype dt = d ? TG_F64 : TG_F32;
+        double tol = d ? 1e-13 : 2e-5;
+        for (int op = 0; op < 5; op++) {
+            for (int on_tape = 0; on_tape < 2; on_tape++) {
+                tg_tensor *h[2], *w[2], *b[2], *y[2];
+                tg_tape *t[2];
+                for (int v = 0; v < 2; v++) {
+                    h[v] = as_dtype(h64, dt), w[v] = as_dtype(w64, dt), b[v] = as_dtype(b64, dt);
+                    tg_tensor_requires_grad(h[v]);
+                    tg_tensor_requires_grad(w[v]);
+                    tg_tensor_requires_grad(b[v]);
+                    t[v] = tg_tape_new();
+                    y[v] = hot_run(t[v], op, v == 1, on_tape, h[v], w[v], b[v], idx, V);
+                }
+                ck_assert_msg(worst_diff(y[0], y[1], false) <= tol &&
+                              worst_diff(h[0], h[1], true) <= tol &&
+                              worst_diff(w[0], w[1], true) <= tol &&
+                              worst_diff(b[0], b[1], true) <= tol,
+                              "dtype %d op %d w on tape %d: y %g dh %g dw %g db %g", d, op,
+                              on_tape, worst_diff(y[0], y[1], false),
+                              worst_diff(h[0], h[1], true), worst_diff(w[0], w[1], true),
+                              worst_diff(b[0], b[1], true));
+                for (int v = 0; v < 2; v++) {
+                    tg_tensor_free(h[v]), tg_tensor_free(w[v]), tg_tensor_free(b[v]);
+                    tg_tape_free(t[v]);
+                }
+            }
+        }
+    }
+    tg_tensor *own[] = { h64, w64, b64 };
+    free_all(own, 3);
+}
+END_TEST
+
+/* The tail is where it is: a one-hot first (concat(one_hot, h)) or a reshaped one gives a
+   dense product; a one-hot alone is all tail; one W used with and without a tail queues one
+   dense weight gradient. */
+START_TEST(test_one_hot_tail_where)
+{
+    tg_tape *t = tg_tape_new();
+    const int32_t *hot;
+    tg_tensor *h = rnd(2, (int64_t[]){ 2, 3 }, -1, 1, 31);
+    tg_tensor *oh = tg_one_hot(t, TG_F64, (int32_t[]){ 2, 0 }, 2, 4);
+    ck_assert_int_eq(tg_dense_cols(oh, &hot), 0);
+    ck_assert_int_eq(hot[0], 2);
+    ck_assert_int_eq(tg_dense_cols(tg_concat(t, h, oh, 1), &hot), 3);
+    ck_assert_int_eq(tg_dense_cols(tg_concat(t, oh, h, 1), &hot), 7);
+    ck_assert_ptr_null(hot);
+    ck_assert_int_eq(tg_dense_cols(tg_reshape(t, oh, 2, (int64_t[]){ 4, 2 }), &hot), 2);
+    ck_assert_ptr_null(hot);
+    tg_tensor *x3 = tg_concat_n(t, (tg_tensor *[]){ h, h, oh }, 3, 1);
+    ck_assert_int_eq(tg_dense_cols(x3, &hot), 6);
+    /* all tail: y = W's rows 2 and 0 plus b */
+    tg_tensor *w = mk(TG_F64, 2, (int64_t[]){ 4, 2 }, (double[]){ 1, 2, 3, 4, 5, 6, 7, 8 });
+    tg_tensor *b = mk(TG_F64, 1, (int64_t[]){ 2 }, (double[]){ 0.5, -1 });
+    tg_tensor_requires_grad(w);
+    expect_values(tg_affine(t, oh, w, b), (double[]){ 5.5, 5, 1.5, 1 }, 0);
+    /* W used with a tail and without: dW = oh^T 1 + x^T 1 */
+    tg_tape_reset(t);
+    oh = tg_one_hot(t, TG_F64, (int32_t[]){ 2, 2 }, 2, 4);
+    tg_tensor *x = mk(TG_F64, 2, (int64_t[]){ 2, 4 }, (double[]){ 1, 0, 0, 1, 0, 0, 1, 0 });
+    tg_tensor *loss = tg_add(t, tg_sum(t, tg_matmul(t, oh, w)), tg_sum(t, tg_matmul(t, x, w)));
+    ck_assert_int_eq(tg_backward(t, loss), TG_OK);
+    const double want[8] = { 1, 1, 0, 0, 3, 3, 1, 1 };
+    for (int i = 0; i < 8; i++)
+        ck_assert_double_eq(tg_tensor_grad_get(w, i), want[i]);
+    tg_tensor *own[] = { h, w, b, x };
+    free_all(own, 4);
+    tg_tape_free(t);
+}
+END_TEST
+
+/* The gathered weight gradient is the same bits on 1 and 2 threads (rows large enough
+   for its column blocks to split). */
+START_TEST(test_one_hot_tail_threads)
+{
+    int64_t M = 400, V = 9, N = 130;
+    int32_t idx[400];
+    for (int i = 0; i < M; i++)
+        idx[i] = (int32_t)((i * 7) % V);
+    tg_tensor *w64 = rnd(2, (int64_t[]){ V, N }, -1, 1, 41);
+    float *grads[2];
+    for (int threads = 1; threads <= 2; threads++) {
+        set_threads(threads);
+        tg_tape *t = tg_tape_new();
+        tg_tensor *w = as_dtype(w64, TG_F32);
+        tg_tensor_requires_grad(w);
+        tg_tensor *y = tg_matmul(t, tg_one_hot(t, TG_F32, idx, M, V), w);
+        ck_assert_int_eq(tg_backward(t, tg_sum(t, tg_mul(t, y, y))), TG_OK);
+        grads[threads - 1] = malloc((size_t)(V * N) * sizeof(float));
+        memcpy(grads[threads - 1], w->grad, (size_t)(V * N) * sizeof(float));
+        tg_tensor_free(w);
+        tg_tape_free(t);
+    }
+    set_threads(2);
+    ck_assert(memcmp(grads[0], grads[1], (size_t)(V * N) * sizeof(float)) == 0);
+    free(grads[0]), free(grads[1]);
+    tg_tensor_free(w64);
+}
+END_TEST
+
+static const int32_t gc_hot_idx[4] = { 3, 0, 3, 1 };
+static tg_tensor *build_gate_hot(tg_tape *t, tg_tensor **in, double s)
+{
+    (void)s;
+    tg_tensor *x = tg_concat(t, in[0], tg_one_hot(t, TG_F64, gc_hot_idx, 4, 4), 1);
+    return tg_affine_act_op(t, x, in[1], in[2], false);
+}
+
+START_TEST(test_one_hot_tail_gradcheck)
+{
+    tg_tensor *in[3] = { rnd(2, (int64_t[]){ 4, 3 }, -1, 1, 51),
+                         rnd(2, (int64_t[]){ 7, 5 }, -1, 1, 52),
+                         rnd(1, (int64_t[]){ 5 }, -1, 1, 53) };
+    printf("gradcheck gate over [h, one_hot] max_rel_err=%.3g\n",
+           gradcheck_case(build_gate_hot, in, 3, 0));
+    free_all(in, 3);
+}
+END_TEST
+
 Suite *ops_matmul_suite(void)
 {
     const tg_test_row rows[] = {
@@ -219,6 +412,10 @@ Suite *ops_matmul_suite(void)
         TG_TEST(test_gate_op_matches_composition),
         TG_TEST(test_matmul_f32_f64_agree_odd_shapes),
         TG_TEST(test_queued_weight_grad_survives_recycling),
+        TG_TEST(test_one_hot_tail_products),
+        TG_TEST(test_one_hot_tail_where),
+        TG_TEST(test_one_hot_tail_threads),
+        TG_TEST(test_one_hot_tail_gradcheck),
     };
     return TG_TEST_SUITE("ops_matmul", rows);
 }
