@@ -150,6 +150,26 @@ tg_tensor *tg_affine_act_op(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor
    no error is recorded). */
 const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb, int64_t rows);
 
+/* ---- products that share an input (ops_groups.c) ----------------------------------- */
+typedef struct tg_groups tg_groups;
+
+/* The tape's slot for what ops_groups.c learns while recording (in the arena, so NULL
+   again after a reset); NULL when products must run alone: gradients off (a weight may
+   change between products) or grouping switched off. */
+tg_groups **tg_tape_groups(tg_tape *tape);
+/* Tests: false makes every product on the tape run alone (the default is true). */
+void tg_tape_set_grouping(tg_tape *tape, bool on);
+/* Tests: how many products since the reset took their result from a group's block. */
+int64_t tg_tape_grouped_products(tg_tape *tape);
+
+/* For the affine or gate product x @ w (+ b) being recorded: notes it, and returns its
+   (M, N) block of the one product that computed x @ [... | w | ...] for every product of
+   its group at once, row stride *ld; NULL when it must run alone (see ops_groups.c).
+   The block holds x @ w over x's columns, and for an x with a one-hot tail the gathered
+   row and b too (*with_bias true). */
+const float *tg_group_product(tg_tape *tape, const tg_tensor *x, const tg_tensor *w,
+                              const tg_tensor *b, int64_t *ld, bool *with_bias);
+
 /* Backward of a product X @ W whose W is caller-owned (a parameter, not a tape tensor):
    queues dW += X^T @ dY (X (M,K) and dY (M,N) stay valid until the tape is reset: dY
    must not be a gradient buffer, which is recycled during backward) for the

@@ -182,23 +182,53 @@ tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
  * forward:   Y = X @ W + b     X: (M,K)  W: (K,N)  b: (N) added to every row  Y: (M,N)
  * backward:  dX += dY @ W^T   dW += X^T @ dY   db[j] += sum_i dY[i,j] (rows in order)
  */
-static void affine_forward(tg_node *n)
+/* Z = X @ W (M,N) of an affine or gate node n with bias b (or NULL), over X's dense
+   columns; for a one-hot tail started from the gathered rows plus b, as also when
+   bias_first (Z = b + acc). Computed in n's output, or taken from the block that computed
+   the products of n's group at once (tg_group_product, float only). Returns Z, with its
+   row stride *ld and whether b is in it *has_bias. */
+static const void *product_z(tg_node *n, const tg_tensor *b, bool bias_first, int64_t *ld,
+                             bool *has_bias)
 {
-    const tg_tensor *x = n->in[0], *w = n->in[1], *bias = n->nin == 3 ? n->in[2] : NULL;
+    const tg_tensor *x = n->in[0], *w = n->in[1];
     const int32_t *hot;
     int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1], dense = tg_dense_cols(x, &hot);
+    if (x->dtype == TG_F32) {
+        const float *block = tg_group_product(n->tape, x, w, b, ld, has_bias);
+        if (block)
+            return block;
+    }
+    *ld = N;
+    *has_bias = b && (hot || bias_first);
     if (hot) {
-        gather_hot_rows(w, dense, hot, bias, n->out);
-    } else if (bias) {
+        gather_hot_rows(w, dense, hot, b, n->out);
+    } else if (*has_bias) {
         TG_DISPATCH(x->dtype,
-            const T *b = bias->data;
+            const T *bd = b->data;
             T *y = n->out->data;
             for (int64_t i = 0; i < M; i++)
                 for (int64_t j = 0; j < N; j++)
-                    y[i * N + j] = b[j];);
+                    y[i * N + j] = bd[j];);
     }
-    gemm_w(n->tape, x->dtype, false, M, N, dense, x->data, K, w, hot || bias ? 1.0 : 0.0,
+    gemm_w(n->tape, x->dtype, false, M, N, dense, x->data, K, w, hot || *has_bias ? 1.0 : 0.0,
            n->out->data, N);
+    return n->out->data;
+}
+
+static void affine_forward(tg_node *n)
+{
+    const tg_tensor *bias = n->nin == 3 ? n->in[2] : NULL;
+    int64_t M = n->out->shape[0], N = n->out->shape[1], ld;
+    bool has_bias;
+    const float *z = product_z(n, bias, true, &ld, &has_bias);
+    if (z == n->out->data)
+        return;
+    /* from the group's block (float): Y = Z (+ b) */
+    const float *b = bias && !has_bias ? bias->data : NULL;
+    float *y = n->out->data;
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++)
+            y[i * N + j] = b ? z[i * ld + j] + b[j] : z[i * ld + j];
 }
 
 static void affine_backward(tg_node *n)
@@ -245,30 +275,29 @@ tg_tensor *tg_affine(tg_tape *tape, tg_tensor *x, tg_tensor *w, tg_tensor *b)
  */
 static void gate_forward(tg_node *n)
 {
-    const tg_tensor *x = n->in[0], *w = n->in[1], *b_in = n->nin == 3 ? n->in[2] : NULL;
-    const int32_t *hot;
-    int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1], dense = tg_dense_cols(x, &hot);
-    bool tanh_act = n->arg[0];
-    if (hot)   /* b + the gathered rows first, as affine adds them */
-        gather_hot_rows(w, dense, hot, b_in, n->out);
-    gemm_w(n->tape, x->dtype, false, M, N, dense, x->data, K, w, hot ? 1.0 : 0.0,
-           n->out->data, N);
-    const void *bias = b_in && !hot ? b_in->data : NULL;
-    if (x->dtype == TG_F32) {
+    const tg_tensor *b_in = n->nin == 3 ? n->in[2] : NULL;
+    int64_t M = n->out->shape[0], N = n->out->shape[1], ld;
+    bool tanh_act = n->arg[0], has_bias;
+    const void *z = product_z(n, b_in, false, &ld, &has_bias);
+    const void *bias = b_in && !has_bias ? b_in->data : NULL;
+    if (n->out->dtype == TG_F32) {
         float *y = n->out->data;
         const float *b = bias;
         TG_FOR(M * N * 8, i, M,
             float *yr = y + i * N;
-            if (b)
+            const float *zr = (const float *)z + i * ld;
+            if (b) {
                 for (int64_t j = 0; j < N; j++)
-                    yr[j] = yr[j] + b[j];
+                    yr[j] = zr[j] + b[j];
+                zr = yr;
+            }
             if (tanh_act)
-                tg_vtanhf(yr, yr, N);
+                tg_vtanhf(zr, yr, N);
             else
-                tg_vsigmoidf(yr, yr, N););
+                tg_vsigmoidf(zr, yr, N););
         return;
     }
-    TG_DISPATCH(x->dtype,
+    TG_DISPATCH(n->out->dtype,     /* z is the output (ld N): only floats share products */
         T *y = n->out->data;
         const T *b = bias;
         TG_FOR(M * N * 8, i, M,

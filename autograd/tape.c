@@ -46,6 +46,8 @@ struct tg_tape {
     chunk   *first, *cur;
     wgrad   *wq, *wq_last;  /* queued weight gradients, oldest first */
     wpack   *packs;         /* packed weights */
+    tg_groups *groups;      /* products that share an input (ops_groups.c), in the arena */
+    bool     no_groups;     /* tests: every product runs alone */
     tg_node *last;          /* newest recorded node */
     bool     grad_enabled;
     tg_status status;
@@ -77,6 +79,7 @@ void tg_tape_reset(tg_tape *tape)
     tape->last = NULL;
     tape->wq = tape->wq_last = NULL;
     tape->packs = NULL;
+    tape->groups = NULL;
     tape->used = 0;
     tape->epoch++;
     tape->status = TG_OK;
@@ -484,6 +487,16 @@ const float *tg_packed_weight(tg_tape *tape, const tg_tensor *w, bool tb, int64_
     *e = (wpack){ .w = w, .tb = tb, .rows = rows, .packed = packed, .next = tape->packs };
     tape->packs = e;
     return packed;
+}
+
+tg_groups **tg_tape_groups(tg_tape *tape)
+{
+    return tape->no_groups || !tape->grad_enabled ? NULL : &tape->groups;
+}
+
+void tg_tape_set_grouping(tg_tape *tape, bool on)
+{
+    tape->no_groups = !on;
 }
 
 bool tg_defer_weight_grad(tg_tape *tape, tg_tensor *w, tg_tensor *b, const tg_tensor *x,

@@ -350,6 +350,15 @@ static bool have_avx2_fma(void)
 }
 #endif
 
+int64_t tg_sgemm_column_unit(void)
+{
+#ifdef TG_USE_OPENBLAS
+    return 0;
+#else
+    return have_avx2_fma() ? tg_sgemm_avx2_tiling.nr : tg_sgemm_portable_tiling.nr;
+#endif
+}
+
 const char *tg_gemm_backend(void)
 {
 #ifdef TG_USE_OPENBLAS

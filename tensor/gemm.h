@@ -44,6 +44,12 @@ void tg_sgemm_prepacked(bool trans_b, int64_t M, int64_t N, int64_t K, float alp
                         const float *A, int64_t lda, const float *B, int64_t ldb,
                         const float *Bp, float beta, float *C, int64_t ldc);
 
+/* The width w at which a float product's columns may be cut: for M >= 3 rows, columns
+ * [j, j+n) of op(A) @ op(B), j and n multiples of w, are the same bits as the product
+ * with only those columns of op(B) (every micro-tile covers the same columns either
+ * way). 0 when there is none (OpenBLAS). */
+int64_t tg_sgemm_column_unit(void);
+
 /* Which implementation runs: "avx2-fma", "portable" or "openblas". */
 const char *tg_gemm_backend(void);
 

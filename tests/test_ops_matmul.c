@@ -5,6 +5,7 @@
 #include <tgmath.h>
 
 #include "autograd/autograd_internal.h"
+#include "tensor/gemm.h"
 #include "tests/ops_harness.h"
 #include "tests/tests.h"
 
@@ -402,6 +403,122 @@ START_TEST(test_one_hot_tail_gradcheck)
 }
 END_TEST
 
+/* ---- products that share an input (autograd/ops_groups.c) --------------------------- */
+
+enum { SHARE_STEPS = 4, SHARE_W = 4 };
+
+/* The parameters of test_shared_products: h (M,H), weights (K,N_k) and biases. */
+typedef struct share_params {
+    tg_tensor *h, *w[SHARE_W], *b[SHARE_W];
+} share_params;
+
+/* SHARE_STEPS steps of a cell-like recording over x_t = [h*s_t, one_hot] (hot) or h*s_t:
+   a sigmoid gate, a tanh gate, an op between, an affine, a gate without bias, all of
+   x_t; the last step leaves out the tanh gate and the affine. Backward of the sum of
+   squares. Copies every step's outputs to out (floats, in order) and returns how many;
+   *grouped: the tape's count of products taken from a group's block. */
+static int64_t share_run(const share_params *p, bool hot, bool grouping, float *out,
+                         int64_t *grouped)
+{
+    tg_tape *t = tg_tape_new();
+    tg_tape_set_grouping(t, grouping);
+    int64_t M = p->h->shape[0], V = 6, n = 0;
+    int32_t idx[64];
+    tg_tensor *loss = NULL;
+    for (int s = 0; s < SHARE_STEPS; s++) {
+        for (int64_t i = 0; i < M; i++)
+            idx[i] = (int32_t)((i * 3 + s) % V);
+        tg_tensor *xh = tg_scale(t, p->h, 1.0 + 0.25 * s);
+        tg_tensor *x = hot ? tg_concat(t, xh, tg_one_hot(t, TG_F32, idx, M, V), 1) : xh;
+        bool last = s == SHARE_STEPS - 1;
+        tg_tensor *y[4] = {
+            tg_affine_act_op(t, x, p->w[0], p->b[0], false),
+            last ? NULL : tg_affine_act_op(t, x, p->w[1], p->b[1], true),
+            last ? NULL : tg_affine(t, x, p->w[2], p->b[2]),
+            tg_affine_act_op(t, x, p->w[3], NULL, false),
+        };
+        for (int k = 0; k < 4; k++) {
+            if (!y[k])
+                continue;
+            memcpy(out + n, y[k]->data, (size_t)y[k]->numel * sizeof(float));
+            n += y[k]->numel;
+            tg_tensor *l = tg_sum(t, tg_mul(t, y[k], y[k]));
+            loss = loss ? tg_add(t, loss, l) : l;
+        }
+    }
+    ck_assert_int_eq(tg_backward(t, loss), TG_OK);
+    *grouped = tg_tape_grouped_products(t);
+    tg_tape_free(t);
+    return n;
+}
+
+/* Products grouped by their shared input give the same bits as products run alone:
+   values and every gradient, with and without a one-hot tail; a group's product that
+   does not come, one of another input, or one too narrow for the GEMM's column unit or
+   with too few rows runs alone. */
+START_TEST(test_shared_products_same_bits)
+{
+    int64_t unit = tg_sgemm_column_unit();
+    if (unit == 0)
+        return;   /* OpenBLAS: nothing is grouped */
+    for (int shape = 0; shape < 3; shape++) {
+        /* 0: widths of 2 and 3 units; 1: two rows; 2: a width off the unit */
+        int64_t M = shape == 1 ? 2 : 7, H = 5, extra = shape == 2 ? 1 : 0;
+        for (int hot = 0; hot < 2; hot++) {
+            int64_t K = H + (hot ? 6 : 0);
+            share_params p;
+            p.h = mk(TG_F32, 2, (int64_t[]){ M, H }, NULL);
+            tg_rng r;
+            tg_rng_seed(&r, 61);
+            tg_tensor_fill_uniform(p.h, &r, -1, 1);
+            tg_tensor_requires_grad(p.h);
+            for (int k = 0; k < SHARE_W; k++) {
+                int64_t N = (k == 2 ? 3 : 2) * unit + (k == 1 ? extra : 0);
+                p.w[k] = mk(TG_F32, 2, (int64_t[]){ K, N }, NULL);
+                p.b[k] = mk(TG_F32, 1, (int64_t[]){ N }, NULL);
+                tg_tensor_fill_uniform(p.w[k], &r, -1, 1);
+                tg_tensor_fill_uniform(p.b[k], &r, -1, 1);
+                tg_tensor_requires_grad(p.w[k]);
+                tg_tensor_requires_grad(p.b[k]);
+            }
+            float *out[2];
+            tg_tensor *grads[2][1 + 2 * SHARE_W];
+            int64_t n[2], grouped[2];
+            for (int on = 0; on < 2; on++) {
+                out[on] = malloc((size_t)(SHARE_STEPS * 4 * M * 4 * unit) * sizeof(float));
+                n[on] = share_run(&p, hot, on, out[on], &grouped[on]);
+                tg_tensor *own[] = { p.h, p.w[0], p.w[1], p.w[2], p.w[3],
+                                     p.b[0], p.b[1], p.b[2], p.b[3] };
+                for (int i = 0; i < 1 + 2 * SHARE_W; i++) {
+                    grads[on][i] = mk(TG_F32, own[i]->ndim, own[i]->shape, NULL);
+                    memcpy(grads[on][i]->data, own[i]->grad, (size_t)own[i]->numel * 4);
+                    tg_tensor_zero_grad(own[i]);
+                }
+            }
+            ck_assert_int_eq(grouped[0], 0);
+            /* steps 2 and 3 take 4 products each from blocks, step 4 two; a width off
+               the unit runs alone and leaves the others grouped */
+            ck_assert_msg(grouped[1] == (shape == 0 ? 10 : shape == 1 ? 0 : 8), "shape %d hot %d: %lld grouped",
+                          shape, hot, (long long)grouped[1]);
+            ck_assert_int_eq(n[0], n[1]);
+            ck_assert_msg(memcmp(out[0], out[1], (size_t)n[0] * sizeof(float)) == 0,
+                          "shape %d hot %d: values differ", shape, hot);
+            for (int i = 0; i < 1 + 2 * SHARE_W; i++)
+                ck_assert_msg(memcmp(grads[0][i]->data, grads[1][i]->data,
+                                     (size_t)grads[0][i]->numel * 4) == 0,
+                              "shape %d hot %d: gradient %d differs", shape, hot, i);
+            for (int on = 0; on < 2; on++) {
+                free(out[on]);
+                free_all(grads[on], 1 + 2 * SHARE_W);
+            }
+            tg_tensor_free(p.h);
+            free_all(p.w, SHARE_W);
+            free_all(p.b, SHARE_W);
+        }
+    }
+}
+END_TEST
+
 Suite *ops_matmul_suite(void)
 {
     const tg_test_row rows[] = {
@@ -416,6 +533,7 @@ Suite *ops_matmul_suite(void)
         TG_TEST(test_one_hot_tail_where),
         TG_TEST(test_one_hot_tail_threads),
         TG_TEST(test_one_hot_tail_gradcheck),
+        TG_TEST(test_shared_products_same_bits),
     };
     return TG_TEST_SUITE("ops_matmul", rows);
 }
