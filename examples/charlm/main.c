@@ -15,15 +15,22 @@ void set_error_prefix(const char *cmd)
     error_prefix = cmd;
 }
 
+/* The line goes out in one write. stderr is unbuffered: written piece by piece, output of
+   another stream could land inside it (under mpirun, rank 0's stdout is read apart from
+   its stderr, and the newline ending a progress line split an error line in two). A
+   message longer than the buffer is cut short. */
 void errorf(const char *fmt, ...)
 {
     fflush(stdout);
-    fprintf(stderr, "charlm %s: ", error_prefix);
+    char line[4608];
+    int prefix = snprintf(line, sizeof line, "charlm %.64s: ", error_prefix);
     va_list ap;
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(line + prefix, sizeof line - (size_t)prefix - 1, fmt, ap);   /* room for \n */
     va_end(ap);
-    fputc('\n', stderr);
+    size_t n = strlen(line);
+    line[n++] = '\n';
+    fwrite(line, 1, n, stderr);
 }
 
 int main(int argc, char **argv)
