@@ -32,7 +32,10 @@
 #include "autograd/autograd_internal.h"
 #include "tensor/gemm.h"
 
-enum { GROUP_MAX = 8, GROUPS_MAX = 16 };
+/* GROUP_FLOATS: the most weight elements a group joins. Larger weights split well over
+   threads on their own, and copying and packing them side by side once per step, and
+   the wider block, cost more than the joins saved (hidden 512: 3% slower per step). */
+enum { GROUP_MAX = 8, GROUPS_MAX = 16, GROUP_FLOATS = 1 << 18 };
 
 /* Weights whose products with one input were recorded one after another. */
 typedef struct group {
@@ -82,7 +85,10 @@ static void close_run(tg_groups *g)
             break;
         n++;
     }
-    if (n < 2 || g->ngroups == GROUPS_MAX)
+    int64_t floats = 0;
+    for (int k = 0; k < n; k++)
+        floats += g->run_w[k]->numel;
+    if (n < 2 || g->ngroups == GROUPS_MAX || floats > GROUP_FLOATS)
         return;
     for (int i = 0; i < g->ngroups; i++)
         if (g->groups[i].w[0] == g->run_w[0])
