@@ -35,23 +35,26 @@ typedef struct shape {
 } shape;
 
 /* The products one training step of the char-LM runs (batch 50, seq 50, vocab 65):
- * per gate layer and time step x@W (M=50, K=H+I, N=H) and its backward dX = dY@W^T; the
- * gate's dW = X^T@dY once over all 50 steps (2500 rows: backward queues the weight
- * gradients and runs each W's as one product); the output head over all B*T = 2500 rows,
- * forward and backward. */
+ * per layer and time step x@W (M=50, K=H+I, N=H for each gate) and its backward dX =
+ * dY@W^T; the gate's dW = X^T@dY once over all 50 steps (2500 rows: backward queues the
+ * weight gradients and runs each W's as one product); the output head over all B*T =
+ * 2500 rows, forward and backward. The first layer's one-hot input is gathered, not
+ * multiplied (K = H instead of H+65, the dW over H rows); at hidden 128 the four gates of
+ * a layer run as one product of 4H columns (autograd/ops_groups.c), at hidden 512 one by
+ * one. Generation runs the same products with one row. */
 static const shape shapes[] = {
-    {50, 193, 128, 0, 0, "h128 layer1 forward"},
-    {50, 128, 193, 0, 1, "h128 layer1 backward dX"},
-    {193, 2500, 128, 1, 0, "h128 layer1 backward dW, 50 steps"},
-    {50, 256, 128, 0, 0, "h128 layer2 forward"},
+    {50, 128, 512, 0, 0, "h128 layer1 forward, 4 gates"},
+    {50, 128, 128, 0, 1, "h128 layer1 backward dX"},
+    {128, 2500, 128, 1, 0, "h128 layer1 backward dW, 50 steps"},
+    {50, 256, 512, 0, 0, "h128 layer2 forward, 4 gates"},
     {50, 128, 256, 0, 1, "h128 layer2 backward dX"},
     {256, 2500, 128, 1, 0, "h128 layer2 backward dW, 50 steps"},
     {2500, 128, 65, 0, 0, "h128 head forward"},
     {2500, 65, 128, 0, 1, "h128 head backward dX"},
     {128, 2500, 65, 1, 0, "h128 head backward dW"},
-    {50, 577, 512, 0, 0, "h512 layer1 forward"},
-    {50, 512, 577, 0, 1, "h512 layer1 backward dX"},
-    {577, 2500, 512, 1, 0, "h512 layer1 backward dW, 50 steps"},
+    {50, 512, 512, 0, 0, "h512 layer1 forward"},
+    {50, 512, 512, 0, 1, "h512 layer1 backward dX"},
+    {512, 2500, 512, 1, 0, "h512 layer1 backward dW, 50 steps"},
     {50, 1024, 512, 0, 0, "h512 layer2 forward"},
     {50, 512, 1024, 0, 1, "h512 layer2 backward dX"},
     {1024, 2500, 512, 1, 0, "h512 layer2 backward dW, 50 steps"},
@@ -59,10 +62,10 @@ static const shape shapes[] = {
     {2500, 65, 512, 0, 1, "h512 head backward dX"},
     {512, 2500, 65, 1, 0, "h512 head backward dW"},
     /* generation (batch 1, no tape to pre-pack the weights) */
-    {1, 193, 128, 0, 0, "h128 layer1 generation"},
+    {1, 128, 128, 0, 0, "h128 layer1 generation"},
     {1, 256, 128, 0, 0, "h128 layer2 generation"},
     {1, 128, 65, 0, 0, "h128 head generation"},
-    {1, 577, 512, 0, 0, "h512 layer1 generation"},
+    {1, 512, 512, 0, 0, "h512 layer1 generation"},
     {1, 1024, 512, 0, 0, "h512 layer2 generation"},
     {1, 512, 65, 0, 0, "h512 head generation"},
     {1024, 1024, 1024, 0, 0, "square"},
