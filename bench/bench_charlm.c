@@ -13,9 +13,10 @@
  * (B*T, H) @ (H, V), 2*B*T*H*V; backward counts twice the forward (dX and dW), so a step is
  * 3x the forward matmul FLOPs. gflops = flops_per_step / time per step, and
  * fraction_of_gemm_peak = gflops / the 1024^3 tg_sgemm rate measured in the same run.
- * fraction_performed is the same for the FLOPs the step runs: backward skips the first
- * layer's dX columns of the one-hot input (nothing reads them), T*2*B*V*out for each of
- * that layer's weights.
+ * fraction_performed is the same for the FLOPs the step runs: the first layer's products
+ * gather the weight rows of the one-hot input instead of multiplying by it (forward and
+ * weight gradient), and backward skips its dX columns (nothing reads them): 3*T*2*B*V*out
+ * for each of that layer's weights.
  * ms_per_step is the median of the timed steps (after 3 warm-up steps); tape_peak_growth
  * is the change of tg_tape_bytes_peak over the timed steps, mallocs_per_step the tape's
  * malloc calls per timed step (both 0 when the arena is reused as designed).
@@ -66,9 +67,9 @@ static double gemm_peak(int batches, bool print)
 
 /* FLOPs of one training step's matmuls (see the header comment): every 2-D parameter of
    the stack is a weight that multiplies B rows at each of the T steps, plus the head;
-   backward costs twice the forward. *skipped: the FLOPs of the first layer's dX columns
-   for its one-hot input, which backward does not compute (nothing reads them:
-   tg_grad_cols), the V input rows of each of its weights. */
+   backward costs twice the forward. *skipped: the FLOPs of the V one-hot input rows of
+   each first-layer weight, which the step gathers (tg_dense_cols) or does not compute
+   (tg_grad_cols) in all three products. */
 static double step_flops(tg_params *ps, int64_t B, int64_t T, int hidden, int V,
                          double *skipped)
 {
@@ -81,7 +82,7 @@ static double step_flops(tg_params *ps, int64_t B, int64_t T, int hidden, int V,
             continue;
         fwd += (double)T * 2.0 * (double)B * (double)w->numel;
         if (strncmp(name, "rnn.0.", 6) == 0 && w->shape[0] >= V)
-            *skipped += (double)T * 2.0 * (double)B * V * (double)w->shape[1];
+            *skipped += 3.0 * (double)T * 2.0 * (double)B * V * (double)w->shape[1];
     }
     fwd += 2.0 * (double)B * (double)T * hidden * V;
     return 3.0 * fwd;
