@@ -19,13 +19,15 @@
  * Groups are learned anew after every reset (the first time step of a char-LM step
  * records the runs, the other 49 use them), so a step never depends on what an earlier
  * one recorded. Each element of the block is summed as the lone product would sum it
- * (the GEMM sums an element in an order that depends on K alone, and the gathered rows
+ * (every member's width is a whole number of the GEMM's column unit, so its columns fall
+ * in the same micro-tiles, summed in an order that depends on K alone; the gathered rows
  * and bias of a one-hot tail are added first, as affine adds them), so the results are
  * the same bits either way; tests/test_ops_matmul.c checks it.
  *
  * Only float products while gradients are recorded, of a tape tensor x (it cannot change)
- * and caller-owned trained weights and biases (they must not change before the reset,
- * as for tg_packed_weight). Memory here is optional: without it products run alone.
+ * with at least 3 rows, and caller-owned trained weights and biases (they must not change
+ * before the reset, as for tg_packed_weight), GROUP_FLOATS weight elements at most.
+ * Memory here is optional: without it products run alone.
  */
 #include <string.h>
 
@@ -34,7 +36,7 @@
 
 /* GROUP_FLOATS: the most weight elements a group joins. Larger weights split well over
    threads on their own, and copying and packing them side by side once per step, and
-   the wider block, cost more than the joins saved (hidden 512: 3% slower per step). */
+   the wider block, cost more than the joins saved (bench/README.md). */
 enum { GROUP_MAX = 8, GROUPS_MAX = 16, GROUP_FLOATS = 1 << 18 };
 
 /* Weights whose products with one input were recorded one after another. */
