@@ -165,10 +165,16 @@ int64_t tg_tape_grouped_products(tg_tape *tape);
 /* For the affine or gate product x @ w (+ b) being recorded: notes it, and returns its
    (M, N) block of the one product that computed x @ [... | w | ...] for every product of
    its group at once, row stride *ld; NULL when it must run alone (see ops_groups.c).
-   The block holds x @ w over x's columns, and for an x with a one-hot tail the gathered
-   row and b too (*with_bias true). */
+   The block holds x @ w over x's dense columns, started as tg_product_start starts a lone
+   product with a one-hot tail (the gathered row plus b); without a tail b is not in it. */
 const float *tg_group_product(tg_tape *tape, const tg_tensor *x, const tg_tensor *w,
-                              const tg_tensor *b, int64_t *ld, bool *with_bias);
+                              const tg_tensor *b, int64_t *ld);
+
+/* Rows 0..M-1 of y (row stride ldy, W's width and dtype) as x @ W (+ b) starts before the
+   product over x's dense columns adds to it: W's row dense + hot[i] for a one-hot tail
+   (tg_dense_cols), plus b; b alone when hot is NULL (then b must be given). */
+void tg_product_start(const tg_tensor *w, const int32_t *hot, int64_t dense,
+                      const tg_tensor *b, int64_t M, void *y, int64_t ldy);
 
 /* Backward of a product X @ W whose W is caller-owned (a parameter, not a tape tensor):
    queues dW += X^T @ dY (X (M,K) and dY (M,N) stay valid until the tape is reset: dY

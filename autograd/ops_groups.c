@@ -156,15 +156,8 @@ static bool run_group(tg_tape *tape, group *grp, const tg_tensor *x)
         if (!grp->block)
             return false;
     }
-    for (int k = 0; hot && k < grp->n; k++) {
-        int64_t n = grp->w[k]->shape[1];
-        const float *w = grp->w[k]->data, *b = grp->b[k] ? grp->b[k]->data : NULL;
-        TG_FOR(M * n, i, M,
-            const float *wr = w + (dense + hot[i]) * n;
-            float *yr = grp->block + i * cols + grp->off[k];
-            for (int64_t j = 0; j < n; j++)
-                yr[j] = b ? b[j] + wr[j] : wr[j];);
-    }
+    for (int k = 0; hot && k < grp->n; k++)
+        tg_product_start(grp->w[k], hot, dense, grp->b[k], M, grp->block + grp->off[k], cols);
     if (dense > 0)
         tg_sgemm_prepacked(false, M, cols, dense, 1.0f, x->data, K, grp->wcat, cols,
                            grp->packed, hot ? 1.0f : 0.0f, grp->block, cols);
@@ -181,7 +174,7 @@ static int member(const group *grp, const tg_tensor *w, const tg_tensor *b)
 }
 
 const float *tg_group_product(tg_tape *tape, const tg_tensor *x, const tg_tensor *w,
-                              const tg_tensor *b, int64_t *ld, bool *with_bias)
+                              const tg_tensor *b, int64_t *ld)
 {
     tg_groups **slot = tg_tape_groups(tape);
     if (!slot || !may_group(x, w, b))
@@ -202,10 +195,8 @@ const float *tg_group_product(tg_tape *tape, const tg_tensor *x, const tg_tensor
         if (k < 0)
             return NULL;
     }
-    const int32_t *hot;
     g->served++;
     *ld = g->ready->off[g->ready->n];
-    *with_bias = tg_dense_cols(x, &hot) < x->shape[1];
     return g->ready->block + g->ready->off[k];
 }
 

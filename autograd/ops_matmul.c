@@ -48,22 +48,18 @@ static tg_tensor *keep_grad_for_weight(tg_tensor *y, const tg_tensor *w)
     return y;
 }
 
-/* Y (M,N) = the rows of W (K,N) that x's one-hot tail picks, row dense + hot[i] for row
-   i, plus b when given: what x @ W + b is before the product over x's dense columns is
-   added (tg_dense_cols). */
-static void gather_hot_rows(const tg_tensor *w, int64_t dense, const int32_t *hot,
-                            const tg_tensor *b, tg_tensor *y)
+void tg_product_start(const tg_tensor *w, const int32_t *hot, int64_t dense,
+                      const tg_tensor *b, int64_t M, void *y, int64_t ldy)
 {
-    int64_t M = y->shape[0], N = y->shape[1];
-    TG_DISPATCH(y->dtype,
+    int64_t N = w->shape[1];
+    TG_DISPATCH(w->dtype,
         const T *wd = w->data;
         const T *bias = b ? b->data : NULL;
-        T *yd = y->data;
         TG_FOR(M * N, i, M,
-            const T *wr = wd + (dense + hot[i]) * N;
-            T *yr = yd + i * N;
+            const T *wr = hot ? wd + (dense + hot[i]) * N : NULL;
+            T *yr = (T *)y + i * ldy;
             for (int64_t j = 0; j < N; j++)
-                yr[j] = bias ? bias[j] + wr[j] : wr[j];););
+                yr[j] = !wr ? bias[j] : bias ? bias[j] + wr[j] : wr[j];););
 }
 
 /* dW += X^T @ dY at once, for X (M,K) whose columns from dense on are a one-hot tail: the
@@ -134,7 +130,7 @@ static void matmul_forward(tg_node *n)
     const int32_t *hot;
     int64_t M = a->shape[0], K = a->shape[1], N = b->shape[1], dense = tg_dense_cols(a, &hot);
     if (hot)
-        gather_hot_rows(b, dense, hot, NULL, n->out);
+        tg_product_start(b, hot, dense, NULL, M, n->out->data, N);
     gemm_w(n->tape, a->dtype, false, M, N, dense, a->data, K, b, hot ? 1.0 : 0.0,
            n->out->data, N);
 }
@@ -185,31 +181,21 @@ tg_tensor *tg_matmul(tg_tape *tape, tg_tensor *a, tg_tensor *b)
 /* Z = X @ W (M,N) of an affine or gate node n with bias b (or NULL), over X's dense
    columns; for a one-hot tail started from the gathered rows plus b, as also when
    bias_first (Z = b + acc). Computed in n's output, or taken from the block that computed
-   the products of n's group at once (tg_group_product, float only). Returns Z, with its
-   row stride *ld and whether b is in it *has_bias. */
+   the products of n's group at once (tg_group_product, float only, which starts from b
+   only for a tail). Returns Z, with its row stride *ld and whether b is in it *has_bias. */
 static const void *product_z(tg_node *n, const tg_tensor *b, bool bias_first, int64_t *ld,
                              bool *has_bias)
 {
     const tg_tensor *x = n->in[0], *w = n->in[1];
     const int32_t *hot;
     int64_t M = x->shape[0], K = x->shape[1], N = w->shape[1], dense = tg_dense_cols(x, &hot);
-    if (x->dtype == TG_F32) {
-        const float *block = tg_group_product(n->tape, x, w, b, ld, has_bias);
-        if (block)
-            return block;
-    }
+    const float *block = x->dtype == TG_F32 ? tg_group_product(n->tape, x, w, b, ld) : NULL;
+    *has_bias = b && (hot || (bias_first && !block));
+    if (block)
+        return block;
     *ld = N;
-    *has_bias = b && (hot || bias_first);
-    if (hot) {
-        gather_hot_rows(w, dense, hot, b, n->out);
-    } else if (*has_bias) {
-        TG_DISPATCH(x->dtype,
-            const T *bd = b->data;
-            T *y = n->out->data;
-            for (int64_t i = 0; i < M; i++)
-                for (int64_t j = 0; j < N; j++)
-                    y[i * N + j] = bd[j];);
-    }
+    if (hot || *has_bias)
+        tg_product_start(w, hot, dense, b, M, n->out->data, N);
     gemm_w(n->tape, x->dtype, false, M, N, dense, x->data, K, w, hot || *has_bias ? 1.0 : 0.0,
            n->out->data, N);
     return n->out->data;
